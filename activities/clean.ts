@@ -1,0 +1,114 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { withDb, lit } from '../lib/duckdb';
+import * as sql from '../analytics/clean.sql';
+import type { CleanResult, RunPlan } from '../workflows/types';
+import { limitsOf, log, progress } from './context';
+
+/** Where the dataset's stable id maps live between runs (updated only when a run publishes). */
+export function stateDir(plan: Pick<RunPlan, 'config' | 'datasetId'>): string {
+  return path.join(plan.config.dataDir, 'state', plan.datasetId);
+}
+
+export interface QualityCheck {
+  name: string;
+  value: number;
+  threshold: number;
+  passed: boolean;
+}
+
+/** Pure: the quality gate over the cleaning counts. */
+export function qualityChecks(plan: RunPlan, kept: number, total: number): QualityCheck[] {
+  const q = plan.config.quality;
+  const share = total === 0 ? 1 : (total - kept) / total;
+  return [
+    { name: 'min_rows', value: kept, threshold: q.minRows, passed: kept >= q.minRows },
+    { name: 'max_quarantine_share', value: share, threshold: q.maxQuarantineShare, passed: share <= q.maxQuarantineShare },
+  ];
+}
+
+/**
+ * Types, validates, deduplicates and de-bots the raw rows in DuckDB; writes every rejected row with its reason
+ * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
+ * gate. Idempotent: all tables are recreated from raw_events.
+ */
+export async function clean(plan: RunPlan): Promise<CleanResult> {
+  const quarantinePath = path.join(plan.runDir, 'quarantine.parquet');
+  const result = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+    await db.run(`SET TimeZone = 'UTC'`);
+    progress({ stage: 'clean', step: 'classify' });
+    const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
+    await db.run(
+      sql.classifySql({
+        eventTypes: plan.config.schema.eventTypes,
+        ratingMin: plan.config.schema.rating.min,
+        ratingMax: plan.config.schema.rating.max,
+        timestampFloor: plan.config.schema.timestampFloor,
+        futureLimit,
+        botMadK: plan.config.cleaning.botMadK,
+        botMinEventsPerDay: plan.config.cleaning.botMinEventsPerDay,
+      }),
+    );
+    progress({ stage: 'clean', step: 'quarantine' });
+    await db.run(
+      `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(quarantinePath)} (FORMAT parquet, COMPRESSION zstd)`,
+    );
+    const byReason: Record<string, number> = {};
+    for (const r of await db.all<{ reason: string; n: number }>(sql.REASON_COUNTS_SQL)) byReason[r.reason] = r.n;
+
+    progress({ stage: 'clean', step: 'id maps' });
+    const state = stateDir(plan);
+    const prevUsers = path.join(state, 'user_ids.parquet');
+    const prevItems = path.join(state, 'item_ids.parquet');
+    await db.run(sql.idMapSql(fs.existsSync(prevUsers) ? prevUsers : undefined, fs.existsSync(prevItems) ? prevItems : undefined));
+    await db.run(`COPY user_ids TO ${lit(path.join(plan.runDir, 'user_ids.parquet'))} (FORMAT parquet)`);
+    await db.run(`COPY item_ids TO ${lit(path.join(plan.runDir, 'item_ids.parquet'))} (FORMAT parquet)`);
+
+    progress({ stage: 'clean', step: 'split' });
+    await db.run(sql.splitSql(plan.config.evaluation.holdoutDays));
+    await db.run('CHECKPOINT');
+    const c = await db.one<{
+      kept: number;
+      quarantined: number;
+      train: number;
+      holdout: number;
+      holdout_start: string | null;
+      users: number;
+      items: number;
+    }>(`SELECT (SELECT count(*) FROM events) AS kept, (SELECT count(*) FROM quarantine) AS quarantined,
+               (SELECT count(*) FROM train_events) AS train, (SELECT count(*) FROM holdout_events) AS holdout,
+               (SELECT strftime(holdout_start, '%Y-%m-%dT%H:%M:%SZ') FROM split_info) AS holdout_start,
+               (SELECT count(DISTINCT user_id) FROM events) AS users, (SELECT count(DISTINCT item_id) FROM events) AS items`);
+    const out: CleanResult = {
+      kept: c.kept,
+      quarantined: c.quarantined,
+      byReason,
+      quarantinePath,
+      trainRows: c.train,
+      holdoutRows: c.holdout,
+      holdoutStart: c.holdout_start ?? '',
+      users: c.users,
+      items: c.items,
+    };
+    return out;
+  });
+  log('cleaned', { kept: result.kept, quarantined: result.quarantined, byReason: result.byReason });
+
+  const failed = qualityChecks(plan, result.kept, result.kept + result.quarantined).filter((c) => !c.passed);
+  if (failed.length) {
+    const what = failed
+      .map((c) => `${c.name}: measured ${Number.isInteger(c.value) ? c.value : c.value.toFixed(4)}, threshold ${c.threshold}`)
+      .join('; ');
+    throw ApplicationFailure.nonRetryable(`quality gate failed (${what}); quarantine: ${quarantinePath}`, 'QualityGateFailed', result);
+  }
+  if (result.trainRows === 0 || result.holdoutRows === 0) {
+    throw ApplicationFailure.nonRetryable(
+      `time split left ${result.trainRows} training and ${result.holdoutRows} holdout rows (holdoutDays=${plan.config.evaluation.holdoutDays}); ` +
+        'the data must span more than the holdout period',
+      'QualityGateFailed',
+      result,
+    );
+  }
+  return result;
+}

@@ -1,0 +1,38 @@
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { RunPlan } from '../workflows/types';
+import type { DuckdbLimits } from '../lib/duckdb';
+import * as path from 'node:path';
+import { setProgress } from './heartbeat';
+
+/** What activities need from the process hosting them: the project root and a Temporal client (for locks). */
+export interface ActivityDeps {
+  root: string;
+  client?: Client;
+}
+
+/** Heartbeat with progress details when running inside an activity; a no-op elsewhere (unit tests). */
+export function progress(details: Record<string, unknown>): void {
+  setProgress(details);
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Not inside an activity context.
+  }
+}
+
+export function log(message: string, attrs: Record<string, unknown> = {}): void {
+  try {
+    Context.current().log.info(message, attrs);
+  } catch {
+    console.log(message, attrs);
+  }
+}
+
+export function limitsOf(plan: RunPlan): DuckdbLimits {
+  return {
+    memoryLimit: plan.config.duckdb.memoryLimit,
+    threads: plan.config.duckdb.threads,
+    tempDirectory: path.join(plan.runDir, 'duckdb-tmp'),
+  };
+}

@@ -1,0 +1,40 @@
+import type { RetrainInput, RunPlan } from '../workflows/types';
+import type { ActivityDeps } from './context';
+import { withHeartbeat } from './heartbeat';
+import { planRun, releaseLock } from './plan';
+import { ingest } from './ingest';
+import { profile } from './profile';
+import { clean } from './clean';
+import { trainBaselines } from './train';
+import { evaluate } from './evaluate';
+import { publish } from './publish';
+import { Context } from '@temporalio/activity';
+
+export type { ActivityDeps } from './context';
+
+/** Activities served on the CPU task queue. */
+export function createCpuActivities(deps: ActivityDeps) {
+  return {
+    planRun: withHeartbeat('plan', async (input: RetrainInput, startedAt: string) => {
+      const execution = Context.current().info.workflowExecution;
+      if (!execution) throw new Error('planRun must be called from a workflow');
+      return planRun(deps, input, { workflowId: execution.workflowId, runId: execution.runId, startedAt });
+    }),
+    ingest: withHeartbeat('ingest', ingest),
+    profile: withHeartbeat('profile', profile),
+    clean: withHeartbeat('clean', clean),
+    evaluate: withHeartbeat('evaluate', evaluate),
+    publish: withHeartbeat('publish', publish),
+    releaseLock: async (plan: RunPlan) => releaseLock(plan),
+  };
+}
+
+/** Activities served on the training task queue (GPU workers in production). */
+export function createTrainingActivities(_deps: ActivityDeps) {
+  return {
+    trainBaselines: withHeartbeat('train', trainBaselines),
+  };
+}
+
+export type CpuActivities = ReturnType<typeof createCpuActivities>;
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

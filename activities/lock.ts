@@ -1,0 +1,71 @@
+import { ApplicationFailure } from '@temporalio/common';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { readJsonIfExists } from '../lib/fs-atomic';
+
+/**
+ * One retrain per dataset at a time. Workflow ids already make the CLI's and the schedule's runs unique, but a
+ * run started from the Web UI may use any id, so the dataset itself is locked with an exclusive-create file.
+ * A lock whose holder workflow is no longer running is stale and taken over.
+ */
+export interface LockHolder {
+  workflowId: string;
+  runId: string;
+  acquiredAt: string;
+}
+
+export function lockFile(dataDir: string, datasetId: string): string {
+  return path.join(dataDir, 'locks', `${datasetId}.lock.json`);
+}
+
+async function holderIsRunning(client: Client | undefined, holder: LockHolder): Promise<boolean> {
+  if (!client) return true; // Without a client we cannot prove it stale: refuse rather than risk two writers.
+  try {
+    const d = await client.workflow.getHandle(holder.workflowId, holder.runId).describe();
+    return d.status.name === 'RUNNING';
+  } catch {
+    return false; // Unknown to the server (e.g. history deleted): stale.
+  }
+}
+
+export async function acquireDatasetLock(
+  dataDir: string,
+  datasetId: string,
+  me: LockHolder,
+  client: Client | undefined,
+): Promise<void> {
+  const file = lockFile(dataDir, datasetId);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = readJsonIfExists<LockHolder>(file);
+    if (!holder) continue; // Released between our attempts.
+    if (holder.workflowId === me.workflowId && holder.runId === me.runId) return; // Activity retry.
+    if (await holderIsRunning(client, holder)) {
+      throw ApplicationFailure.nonRetryable(
+        `dataset '${datasetId}' is already being retrained by workflow ${holder.workflowId} (run ${holder.runId}, ` +
+          `since ${holder.acquiredAt}); wait for it to finish or cancel it in the Temporal UI`,
+        'DatasetBusy',
+      );
+    }
+    // Stale: remove it and race for the exclusive create again.
+    fs.rmSync(file, { force: true });
+  }
+  throw ApplicationFailure.retryable(`could not acquire the lock for dataset '${datasetId}'`, 'LockContention');
+}
+
+export function releaseDatasetLock(dataDir: string, datasetId: string, me: { workflowId: string; runId: string }): boolean {
+  const file = lockFile(dataDir, datasetId);
+  const holder = readJsonIfExists<LockHolder>(file);
+  if (holder && holder.workflowId === me.workflowId && holder.runId === me.runId) {
+    fs.rmSync(file, { force: true });
+    return true;
+  }
+  return false;
+}

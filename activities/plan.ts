@@ -1,0 +1,97 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { loadConfig, dataPath, ConfigError } from '../lib/config';
+import type { RetrainInput, RunPlan } from '../workflows/types';
+import { resolveInputFiles } from './files';
+import { acquireDatasetLock, releaseDatasetLock } from './lock';
+import type { ActivityDeps } from './context';
+import { log } from './context';
+
+export interface PlanContext {
+  workflowId: string;
+  runId: string;
+  /** Workflow start time (deterministic in the workflow) — names the model version. */
+  startedAt: string;
+}
+
+function compactTime(iso: string): string {
+  return iso.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/**
+ * Resolves the run: config (defaults + overlay + overrides), input files, run folder, model version, and the
+ * dataset lock. Input and config errors are non-retryable: retrying cannot fix them.
+ */
+export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: PlanContext): Promise<RunPlan> {
+  let loaded;
+  try {
+    loaded = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
+  } catch (err) {
+    if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
+    throw err;
+  }
+  const config = loaded.config;
+  const datasetId = input.datasetId ?? config.dataset.id;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(datasetId)) {
+    throw ApplicationFailure.nonRetryable(`datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`, 'BadInput');
+  }
+  const interactionsSpec = dataPath(config, input.interactions ?? config.dataset.interactions);
+  const itemsSpec = input.items ?? config.dataset.items;
+
+  // The bundled dataset is generated (deterministically) the first time the default input is missing.
+  let generatedData = false;
+  const usingDefault = input.interactions === undefined;
+  if (usingDefault && !fs.existsSync(interactionsSpec)) {
+    const g = config.dataset.generate;
+    log('generating the bundled synthetic dataset', { out: path.dirname(interactionsSpec) });
+    const { generateDataset } = await import('../lib/datagen');
+    await generateDataset({
+      users: g.users,
+      items: g.items,
+      events: g.events,
+      seed: g.seed,
+      dirtyRate: g.dirtyRate,
+      botUsers: g.botUsers,
+      out: path.dirname(interactionsSpec),
+    });
+    generatedData = true;
+  }
+
+  let interactionFiles: string[];
+  try {
+    interactionFiles = await resolveInputFiles(interactionsSpec);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
+  }
+  let itemsFile: string | undefined;
+  if (itemsSpec) {
+    const p = dataPath(config, itemsSpec);
+    if (fs.existsSync(p)) itemsFile = p;
+    else if (input.items !== undefined) throw ApplicationFailure.nonRetryable(`items '${p}': no such file`, 'BadInput');
+  }
+
+  const runDir = path.join(config.dataDir, 'runs', datasetId, ctx.runId);
+  fs.mkdirSync(runDir, { recursive: true });
+  await acquireDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId, acquiredAt: ctx.startedAt }, deps.client);
+
+  const plan: RunPlan = {
+    workflowId: ctx.workflowId,
+    runId: ctx.runId,
+    datasetId,
+    runDir,
+    dbPath: path.join(runDir, 'run.duckdb'),
+    interactionFiles,
+    itemsFile,
+    modelVersion: `${datasetId}-${compactTime(ctx.startedAt)}-${ctx.runId.slice(0, 8)}`,
+    config,
+    startedAt: ctx.startedAt,
+    generatedData,
+  };
+  fs.writeFileSync(path.join(runDir, 'plan.json'), JSON.stringify(plan, null, 2));
+  return plan;
+}
+
+export async function releaseLock(plan: Pick<RunPlan, 'config' | 'datasetId' | 'workflowId' | 'runId'>): Promise<boolean> {
+  return releaseDatasetLock(plan.config.dataDir, plan.datasetId, plan);
+}

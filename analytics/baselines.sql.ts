@@ -1,0 +1,109 @@
+import { lit } from '../lib/duckdb';
+
+/**
+ * Baseline recommenders trained in DuckDB SQL. Each writes one Parquet file the scoring SQL reads back, so a
+ * model is a file in the registry, not state in a database.
+ */
+
+/** MostPop: number of distinct users per item, weighted by their strongest event type on it. */
+export function mostPopSql(source: string, outFile: string): string {
+  return `
+COPY (
+  SELECT item_id, sum(weight) AS score, count(*) AS users
+  FROM (SELECT user_id, item_id, max(weight) AS weight FROM ${source} GROUP BY ALL)
+  GROUP BY item_id ORDER BY score DESC, item_id
+) TO ${lit(outFile)} (FORMAT parquet, COMPRESSION zstd);`;
+}
+
+/**
+ * Item-item co-occurrence with cosine normalisation: sim(i, j) = co(i, j) / sqrt(n_i * n_j) over users'
+ * most recent `maxHistory` distinct items (the bound keeps the self-join linear in users).
+ */
+export function itemItemSql(source: string, outFile: string, maxHistory: number, neighbours: number): string {
+  return `
+COPY (
+  WITH ui AS (SELECT user_id, item_id, max(ts) AS last_ts FROM ${source} GROUP BY ALL),
+  hist AS (
+    SELECT user_id, item_id FROM (
+      SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY last_ts DESC, item_id) AS rn FROM ui)
+    WHERE rn <= ${maxHistory}),
+  cnt AS (SELECT item_id, count(*) AS n FROM hist GROUP BY item_id),
+  pairs AS (
+    SELECT a.item_id AS i, b.item_id AS j, count(*) AS co
+    FROM hist a JOIN hist b ON a.user_id = b.user_id AND a.item_id <> b.item_id
+    GROUP BY ALL),
+  sims AS (
+    SELECT i, j, co / sqrt(ci.n * cj.n) AS sim
+    FROM pairs JOIN cnt ci ON ci.item_id = i JOIN cnt cj ON cj.item_id = j)
+  SELECT i AS item_id, j AS neighbour_id, sim FROM (
+    SELECT *, row_number() OVER (PARTITION BY i ORDER BY sim DESC, j) AS rn FROM sims)
+  WHERE rn <= ${neighbours}
+  ORDER BY item_id, sim DESC
+) TO ${lit(outFile)} (FORMAT parquet, COMPRESSION zstd);`;
+}
+
+export interface RecommendParams {
+  kind: 'mostpop' | 'itemitem';
+  /** The model file (for itemitem: its neighbour table). */
+  modelFile: string;
+  /** MostPop file used as backfill when a personalised model has fewer than k candidates. */
+  mostPopFile: string;
+  /** Table with the users to recommend for (column user_id). */
+  targets: string;
+  /** Table of events whose items count as seen (columns user_id, item_id, ts). */
+  history: string;
+  k: number;
+  /** Most recent distinct items per user that drive item-item scoring. */
+  maxHistory: number;
+  /** Result table: (user_id, rank, item_id, score). */
+  into: string;
+  /** Optional table of item ids that must never be recommended (e.g. out of stock). */
+  excludeItems?: string;
+}
+
+/**
+ * Top-k per target user, seen items excluded, backfilled with popular unseen items. Popularity candidates
+ * are limited to k + (most items any target has seen), which is exactly enough for every user.
+ */
+export function recommendSql(p: RecommendParams, maxSeen: number): string {
+  const exclude = p.excludeItems ? `AND c.item_id NOT IN (SELECT item_id FROM ${p.excludeItems})` : '';
+  const personal =
+    p.kind === 'itemitem'
+      ? `
+  hist AS (
+    SELECT user_id, item_id FROM (
+      SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn
+      FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets}) GROUP BY user_id, item_id)
+    WHERE rn <= ${p.maxHistory}),
+  personal AS (
+    SELECT h.user_id, n.neighbour_id AS item_id, sum(n.sim) AS score, 0 AS tier
+    FROM hist h JOIN read_parquet(${lit(p.modelFile)}) n ON n.item_id = h.item_id
+    GROUP BY ALL),`
+      : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
+  return `
+CREATE OR REPLACE TEMP TABLE ${p.into} AS
+WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets})),
+  ${personal}
+  pop AS (
+    SELECT item_id, score / (SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})) AS score
+    FROM read_parquet(${lit(p.mostPopFile)}) ORDER BY score DESC, item_id LIMIT ${p.k + maxSeen}),
+  popular AS (SELECT t.user_id, pop.item_id, pop.score, 1 AS tier FROM ${p.targets} t CROSS JOIN pop),
+  candidates AS (SELECT * FROM personal UNION ALL SELECT * FROM popular),
+  unseen AS (
+    SELECT c.* FROM candidates c
+    WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.user_id = c.user_id AND s.item_id = c.item_id) ${exclude}),
+  best AS (
+    SELECT user_id, item_id, arg_min(score, tier) AS score, min(tier) AS tier FROM unseen GROUP BY ALL),
+  ranked AS (
+    SELECT user_id, item_id, score,
+           row_number() OVER (PARTITION BY user_id ORDER BY tier, score DESC, item_id) AS rank
+    FROM best)
+SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score
+FROM ranked WHERE rank <= ${p.k};`;
+}
+
+export function maxSeenSql(history: string, targets: string): string {
+  return `SELECT coalesce(max(n), 0) AS n FROM (
+    SELECT user_id, count(DISTINCT item_id) AS n FROM ${history}
+    WHERE user_id IN (SELECT user_id FROM ${targets}) GROUP BY user_id)`;
+}

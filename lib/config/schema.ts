@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/** Byte sizes as DuckDB accepts them (e.g. `2GB`, `512MiB`). */
+const byteSize = z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 2GB or 512MiB');
+/** Temporal-style durations (`30s`, `5m`, `1h`, `2d`). */
+export const durationString = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 5m, 1h or 2d');
+const identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected letters, digits, dot, dash or underscore');
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  temporal: z.strictObject({
+    address: z.string(),
+    namespace: identifier,
+    devServer: z.strictObject({
+      port: z.number().int().min(1).max(65535),
+      uiPort: z.number().int().min(1).max(65535),
+      dbFile: z.string().min(1),
+    }),
+    taskQueues: z
+      .strictObject({ cpu: identifier, training: identifier })
+      .refine((q) => q.cpu !== q.training, { message: 'cpu and training task queues must differ' }),
+  }),
+  dataset: z.strictObject({
+    id: identifier,
+    interactions: z.string().min(1),
+    items: z.string().optional(),
+    generate: z.strictObject({
+      users: z.number().int().min(10),
+      items: z.number().int().min(10),
+      events: z.number().int().min(100),
+      seed: z.number().int(),
+      dirtyRate: z.number().min(0).max(0.5),
+      botUsers: z.number().int().min(0),
+    }),
+  }),
+  schema: z.strictObject({
+    eventTypes: z
+      .record(z.string().regex(/^[a-z_]+$/, 'event types are lowercase words'), z.number().positive())
+      .refine((m) => Object.keys(m).length > 0, { message: 'at least one event type' }),
+    rating: z
+      .strictObject({ min: z.number(), max: z.number() })
+      .refine((r) => r.min < r.max, { message: 'rating.min must be below rating.max' }),
+    timestampFloor: z.iso.datetime({ offset: true }),
+  }),
+  duckdb: z.strictObject({
+    memoryLimit: byteSize,
+    threads: z.number().int().min(1).max(256),
+  }),
+  cleaning: z.strictObject({
+    botMadK: z.number().positive(),
+    botMinEventsPerDay: z.number().positive(),
+  }),
+  quality: z.strictObject({
+    minRows: z.number().int().min(0),
+    maxQuarantineShare: z.number().min(0).max(1),
+  }),
+  evaluation: z.strictObject({
+    holdoutDays: z.number().positive().max(365),
+    k: z.number().int().min(1).max(1000),
+  }),
+  training: z.strictObject({
+    backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
+    itemItem: z.strictObject({
+      maxHistoryPerUser: z.number().int().min(1).max(10000),
+      neighbours: z.number().int().min(1).max(10000),
+    }),
+  }),
+  publish: z.strictObject({
+    topN: z.number().int().min(1).max(1000),
+    outputDir: z.string().min(1),
+    keepVersions: z.number().int().min(1),
+  }),
+  schedule: z.strictObject({
+    id: identifier,
+    cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'expected a 5-field cron expression'),
+    timezone: z.string().min(1),
+    overlap: z.enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']),
+    catchupWindow: durationString,
+  }),
+});
+
+export type RecforgeConfig = z.infer<typeof configSchema>;

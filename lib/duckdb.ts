@@ -1,0 +1,102 @@
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * DuckDB access for activities: one short-lived instance per activity call (a DuckDB file allows one writing
+ * process, and an activity may be retried on another worker), with the memory and thread limits from config.
+ */
+
+export interface DuckdbLimits {
+  memoryLimit: string;
+  threads: number;
+  /** Spill folder for larger-than-memory operators. */
+  tempDirectory?: string;
+}
+
+/** A SQL string literal. DuckDB string literals have no backslash escapes: doubling quotes is complete. */
+export function lit(value: string): string {
+  if (value.includes('\0')) throw new Error('NUL byte in SQL literal');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** A quoted SQL identifier. */
+export function ident(name: string): string {
+  if (name.includes('\0')) throw new Error('NUL byte in SQL identifier');
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A list literal of strings, e.g. for read_csv([...]). */
+export function litList(values: string[]): string {
+  return `[${values.map(lit).join(', ')}]`;
+}
+
+export type Row = Record<string, unknown>;
+
+/** Converts DuckDB JS values to plain JSON-friendly ones (BIGINT → number when safe, DECIMAL → number). */
+function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') {
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
+  }
+  if (v instanceof Date) return v.toISOString();
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if ('toDouble' in o && typeof o.toDouble === 'function') return (o.toDouble as () => number)();
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)]));
+  }
+  return v;
+}
+
+export class Db {
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    readonly conn: DuckDBConnection,
+  ) {}
+
+  static async open(file: string, limits: DuckdbLimits): Promise<Db> {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    const instance = await DuckDBInstance.create(file, {
+      memory_limit: limits.memoryLimit,
+      threads: String(limits.threads),
+      ...(limits.tempDirectory ? { temp_directory: limits.tempDirectory } : {}),
+    });
+    const conn = await instance.connect();
+    return new Db(instance, conn);
+  }
+
+  async run(sql: string): Promise<void> {
+    await this.conn.run(sql);
+  }
+
+  async all<T extends Row = Row>(sql: string): Promise<T[]> {
+    const reader = await this.conn.runAndReadAll(sql);
+    return reader.getRowObjectsJS().map((r) => plain(r) as T);
+  }
+
+  async one<T extends Row = Row>(sql: string): Promise<T> {
+    const rows = await this.all<T>(sql);
+    if (rows.length !== 1) throw new Error(`expected one row, got ${rows.length}: ${sql.slice(0, 200)}`);
+    return rows[0];
+  }
+
+  async scalar<T = unknown>(sql: string): Promise<T> {
+    const row = await this.one(sql);
+    return Object.values(row)[0] as T;
+  }
+
+  close(): void {
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+/** Opens, runs `fn`, and always closes, so a failed activity never keeps the file locked. */
+export async function withDb<T>(file: string, limits: DuckdbLimits, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await Db.open(file, limits);
+  try {
+    return await fn(db);
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,85 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import type { RecforgeConfig } from '../lib/config';
+import { createCpuActivities, createTrainingActivities } from '../activities';
+
+export type QueueRole = 'cpu' | 'training';
+
+export interface WorkerSetOptions {
+  root: string;
+  config: RecforgeConfig;
+  address: string;
+  roles: QueueRole[];
+  /** Prebuilt workflow bundle (tests share one); otherwise bundled from workflows/. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Extra options per worker (e.g. a smaller concurrency in tests). */
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  run(): Promise<void>;
+  shutdown(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the workers one process serves: the CPU queue (workflows + data activities) and/or the training
+ * queue. Production runs them as separate pools (RECFORGE_WORKER_QUEUES); development runs both in one process.
+ */
+export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
+  const nativeConnection = await NativeConnection.connect({ address: o.address });
+  const clientConnection = await Connection.connect({ address: o.address });
+  const client = new Client({ connection: clientConnection, namespace: o.config.temporal.namespace });
+  const deps = { root: o.root, client };
+  const workers: Worker[] = [];
+  const workflowSource = o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: require.resolve('../workflows') };
+  if (o.roles.includes('cpu')) {
+    workers.push(
+      await Worker.create({
+        connection: nativeConnection,
+        namespace: o.config.temporal.namespace,
+        taskQueue: o.config.temporal.taskQueues.cpu,
+        ...workflowSource,
+        activities: createCpuActivities(deps),
+        // DuckDB already uses every core for one query; parallel activities would only contend.
+        maxConcurrentActivityTaskExecutions: 2,
+        ...o.workerOptions,
+      }),
+    );
+  }
+  if (o.roles.includes('training')) {
+    workers.push(
+      await Worker.create({
+        connection: nativeConnection,
+        namespace: o.config.temporal.namespace,
+        taskQueue: o.config.temporal.taskQueues.training,
+        activities: createTrainingActivities(deps),
+        maxConcurrentActivityTaskExecutions: 1,
+        ...o.workerOptions,
+      }),
+    );
+  }
+  return {
+    workers,
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    close: async () => {
+      await nativeConnection.close();
+      await clientConnection.close();
+    },
+  };
+}
+
+export function parseRoles(value: string | undefined): QueueRole[] {
+  if (!value) return ['cpu', 'training'];
+  const roles = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const r of roles) {
+    if (r !== 'cpu' && r !== 'training') throw new Error(`RECFORGE_WORKER_QUEUES: unknown queue role '${r}' (expected cpu, training)`);
+  }
+  return roles as QueueRole[];
+}

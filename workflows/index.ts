@@ -1,0 +1,1 @@
+export { retrainPipeline, progressQuery } from './retrain';

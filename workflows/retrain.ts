@@ -1,0 +1,112 @@
+import {
+  proxyActivities,
+  workflowInfo,
+  upsertSearchAttributes,
+  upsertMemo,
+  defineQuery,
+  setHandler,
+  CancellationScope,
+  log,
+} from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
+import type { CpuActivities, TrainingActivities } from '../activities';
+import type { RetrainInput, RunSummary, StageTiming, RunPlan } from './types';
+import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
+
+/** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */
+export const NON_RETRYABLE = ['BadInput', 'ConfigError', 'QualityGateFailed', 'DatasetBusy', 'PrivacyBudgetExceeded'];
+
+const retry: RetryPolicy = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
+
+export interface ProgressState {
+  stage: string;
+  stages: StageTiming[];
+  modelVersion?: string;
+}
+
+export const progressQuery = defineQuery<ProgressState>('progress');
+
+/**
+ * The nightly retrain: plan → ingest → profile → clean → train → evaluate → publish. Activities exchange
+ * artifact references only. CPU stages run on this workflow's task queue; training runs on the training
+ * queue named in the run's resolved config, so GPU workers scale as their own pool.
+ */
+export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSummary> {
+  const info = workflowInfo();
+  const cpuQueue = info.taskQueue;
+  const cpu = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: '2h',
+    heartbeatTimeout: '2m',
+    retry,
+  });
+  const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '1m', retry });
+
+  const state: ProgressState = { stage: 'plan', stages: [] };
+  setHandler(progressQuery, () => state);
+  const startedAt = info.startTime.toISOString();
+
+  async function stage<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    state.stage = name;
+    upsertSearchAttributes([{ key: SA_STAGE, value: name }]);
+    const t0 = Date.now();
+    const out = await fn();
+    state.stages.push({ name, seconds: (Date.now() - t0) / 1000 });
+    log.info('stage finished', { stage: name, seconds: (Date.now() - t0) / 1000 });
+    return out;
+  }
+
+  const plan: RunPlan = await stage('plan', () => cpu.planRun(input, startedAt));
+  state.modelVersion = plan.modelVersion;
+  const training = proxyActivities<TrainingActivities>({
+    taskQueue: plan.config.temporal.taskQueues.training,
+    startToCloseTimeout: '6h',
+    heartbeatTimeout: '2m',
+    retry,
+  });
+  upsertSearchAttributes([
+    { key: SA_DATASET, value: plan.datasetId },
+    { key: SA_MODEL_VERSION, value: plan.modelVersion },
+  ]);
+  try {
+    const ingested = await stage('ingest', () => cpu.ingest(plan));
+    upsertSearchAttributes([{ key: SA_ROWS, value: ingested.rows + ingested.rejectedLines }]);
+    await stage('profile', () => cpu.profile(plan));
+    const cleaned = await stage('clean', () => cpu.clean(plan));
+    const trained = await stage('train', () => training.trainBaselines(plan));
+    const evaluation = await stage('evaluate', () => cpu.evaluate(plan, trained));
+    const published = evaluation.gate.decision === 'promote' ? await stage('publish', () => cpu.publish(plan, trained, evaluation)) : null;
+
+    const summary: RunSummary = {
+      runId: info.runId,
+      workflowId: info.workflowId,
+      datasetId: plan.datasetId,
+      status: published ? 'completed' : 'rejected',
+      modelVersion: plan.modelVersion,
+      outputDir: published?.outputDir ?? null,
+      backend: trained.backend,
+      stages: state.stages,
+      rows: {
+        ingested: ingested.rows + ingested.rejectedLines,
+        kept: cleaned.kept,
+        quarantined: cleaned.quarantined,
+        byReason: cleaned.byReason,
+      },
+      metrics: evaluation.metrics,
+      gate: evaluation.gate,
+      privacy: null,
+      published,
+    };
+    state.stage = 'done';
+    upsertSearchAttributes([
+      { key: SA_STAGE, value: 'done' },
+      { key: SA_GATE, value: evaluation.gate.decision },
+      { key: SA_NDCG, value: evaluation.metrics[evaluation.chosenModel]?.[`ndcg@${evaluation.k}`] ?? 0 },
+    ]);
+    upsertMemo({ summary: { status: summary.status, modelVersion: summary.modelVersion, rows: summary.rows, metrics: summary.metrics, outputDir: summary.outputDir } });
+    return summary;
+  } finally {
+    // Release the dataset even when the run fails or is cancelled.
+    await CancellationScope.nonCancellable(() => quick.releaseLock(plan));
+  }
+}

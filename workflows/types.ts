@@ -1,0 +1,137 @@
+/**
+ * Types shared by workflows and activities. Pure declarations: safe to import into the workflow sandbox.
+ * Activities exchange artifact references (paths, counts, checksums), never bulk data.
+ */
+
+/** Input of `retrainPipeline`; every field is optional and defaults from config. */
+export interface RetrainInput {
+  /** Dataset id: names the run lock, the registry and the output; default `dataset.id`. */
+  datasetId?: string;
+  /** Interaction file, folder or glob; default `dataset.interactions`. */
+  interactions?: string;
+  /** Item metadata file; default `dataset.items`. */
+  items?: string;
+  /** Config overlay file merged over configs/default.yaml (path on the worker). */
+  config?: string;
+  /** Config keys overriding everything else, e.g. `{"publish": {"topN": 50}}`. */
+  overrides?: Record<string, unknown>;
+}
+
+export interface RunPlan {
+  workflowId: string;
+  runId: string;
+  datasetId: string;
+  /** Per-run artifact folder; the run's DuckDB file lives inside. */
+  runDir: string;
+  dbPath: string;
+  interactionFiles: string[];
+  itemsFile?: string;
+  modelVersion: string;
+  /** The resolved, validated configuration every activity of this run uses (small; no data). */
+  config: import('../lib/config/schema').RecforgeConfig;
+  startedAt: string;
+  /** Whether the bundled dataset had to be generated for this run. */
+  generatedData: boolean;
+}
+
+export interface IngestedFile {
+  path: string;
+  format: 'csv' | 'parquet' | 'jsonl';
+  bytes: number;
+  sha256: string;
+  rows: number;
+  rejectedLines: number;
+}
+
+export interface IngestResult {
+  rows: number;
+  rejectedLines: number;
+  files: IngestedFile[];
+  itemRows: number;
+}
+
+export interface ProfileResult {
+  profilePath: string;
+  rows: number;
+  users: number;
+  items: number;
+  density: number;
+  minTimestamp: string | null;
+  maxTimestamp: string | null;
+  nulls: Record<string, number>;
+}
+
+export interface CleanResult {
+  kept: number;
+  quarantined: number;
+  byReason: Record<string, number>;
+  quarantinePath: string;
+  trainRows: number;
+  holdoutRows: number;
+  holdoutStart: string;
+  users: number;
+  items: number;
+}
+
+export interface ModelArtifact {
+  name: string;
+  kind: 'mostpop' | 'itemitem';
+  /** Parquet file holding what the model needs to score. */
+  path: string;
+  rows: number;
+}
+
+export interface TrainResult {
+  backend: string;
+  models: ModelArtifact[];
+}
+
+export type MetricName = 'precision@k' | 'recall@k' | 'ndcg@k' | 'hitrate@k' | 'coverage';
+export type ModelMetrics = Record<string, number>;
+
+export interface GateCheck {
+  name: string;
+  value: number;
+  threshold: number;
+  passed: boolean;
+}
+
+export interface EvaluateResult {
+  k: number;
+  evaluatedUsers: number;
+  metrics: Record<string, ModelMetrics>;
+  chosenModel: string;
+  gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
+  reportPath: string;
+}
+
+export interface PublishResult {
+  outputDir: string;
+  versionDir: string;
+  currentPath: string;
+  rows: number;
+  users: number;
+  manifestPath: string;
+  sha256: string;
+}
+
+export interface StageTiming {
+  name: string;
+  seconds: number;
+}
+
+export interface RunSummary {
+  runId: string;
+  workflowId: string;
+  datasetId: string;
+  status: 'completed' | 'failed' | 'rejected';
+  modelVersion: string;
+  outputDir: string | null;
+  backend: string;
+  stages: StageTiming[];
+  rows: { ingested: number; kept: number; quarantined: number; byReason: Record<string, number> };
+  metrics: Record<string, ModelMetrics>;
+  gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
+  privacy: { epsilon: number; delta: number } | null;
+  published: PublishResult | null;
+}
