@@ -3,7 +3,11 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  transform: {
+    '^.+\\.(t|j)s$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  // hyparquet (the independent Parquet reader the tests use) ships ES modules only.
+  transformIgnorePatterns: ['/node_modules/(?!hyparquet/)'],
   // Integration tests start real Temporal servers and DuckDB files; two cores, so keep parallelism modest.
   maxWorkers: 2,
   testTimeout: 120000,

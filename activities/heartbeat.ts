@@ -10,7 +10,7 @@ export function setProgress(details: Record<string, unknown>): void {
   latest = details;
 }
 
-export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>, everyMs = 5000) {
+export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) {
   return async (...args: A): Promise<R> => {
     let ctx: Context | undefined;
     try {
@@ -20,6 +20,8 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
     }
     if (!ctx) return fn(...args);
     const started = Date.now();
+    // A third of the heartbeat timeout leaves room for two missed beats before Temporal gives up on us.
+    const everyMs = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
     latest = { stage: name };
     ctx.heartbeat({ ...latest, elapsedSeconds: 0 });
     const timer = setInterval(() => {

@@ -131,12 +131,13 @@ export async function publish(plan: RunPlan, trained: TrainResult, evaluation: E
         ),
       );
       progress({ stage: 'publish', step: 'write' });
+      // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
       await db.run(`
         COPY (
           SELECT user_id, rank, item_id, score, ${lit(plan.modelVersion)} AS model_version,
                  CAST(${lit(plan.startedAt)} AS TIMESTAMPTZ) AS generated_at
           FROM publish_recs ORDER BY user_id, rank
-        ) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
+        ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
       // Read back what was written: the manifest states what a reader will actually get.
       return db.one<{ rows: number; users: number }>(
         `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,

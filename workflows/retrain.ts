@@ -8,7 +8,7 @@ import {
   CancellationScope,
   log,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
+import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
 import type { RetrainInput, RunSummary, StageTiming, RunPlan } from './types';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
@@ -34,12 +34,8 @@ export const progressQuery = defineQuery<ProgressState>('progress');
 export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSummary> {
   const info = workflowInfo();
   const cpuQueue = info.taskQueue;
-  const cpu = proxyActivities<CpuActivities>({
-    taskQueue: cpuQueue,
-    startToCloseTimeout: '2h',
-    heartbeatTimeout: '2m',
-    retry,
-  });
+  // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
+  const planning = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '15m', heartbeatTimeout: '1m', retry });
   const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '1m', retry });
 
   const state: ProgressState = { stage: 'plan', stages: [] };
@@ -56,13 +52,21 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     return out;
   }
 
-  const plan: RunPlan = await stage('plan', () => cpu.planRun(input, startedAt));
+  const plan: RunPlan = await stage('plan', () => planning.planRun(input, startedAt));
   state.modelVersion = plan.modelVersion;
+  const a = plan.config.temporal.activities;
+  const stageRetry: RetryPolicy = { ...retry, maximumAttempts: a.maximumAttempts };
+  const cpu = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: a.startToCloseTimeout as Duration,
+    heartbeatTimeout: a.heartbeatTimeout as Duration,
+    retry: stageRetry,
+  });
   const training = proxyActivities<TrainingActivities>({
     taskQueue: plan.config.temporal.taskQueues.training,
-    startToCloseTimeout: '6h',
-    heartbeatTimeout: '2m',
-    retry,
+    startToCloseTimeout: a.trainingStartToCloseTimeout as Duration,
+    heartbeatTimeout: a.heartbeatTimeout as Duration,
+    retry: stageRetry,
   });
   upsertSearchAttributes([
     { key: SA_DATASET, value: plan.datasetId },

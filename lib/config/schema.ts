@@ -16,6 +16,14 @@ export const configSchema = z.strictObject({
       uiPort: z.number().int().min(1).max(65535),
       dbFile: z.string().min(1),
     }),
+    activities: z.strictObject({
+      /** Longest a data stage may run before Temporal retries it elsewhere. */
+      startToCloseTimeout: durationString,
+      /** A worker that stops heartbeating this long is presumed dead and the activity is retried. */
+      heartbeatTimeout: durationString,
+      trainingStartToCloseTimeout: durationString,
+      maximumAttempts: z.number().int().min(1).max(100),
+    }),
     taskQueues: z
       .strictObject({ cpu: identifier, training: identifier })
       .refine((q) => q.cpu !== q.training, { message: 'cpu and training task queues must differ' }),

@@ -1,0 +1,84 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
+import { loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
+import { requireTemporalCli } from '../../lib/temporal/cli-locator';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { createWorkers, type QueueRole, type WorkerSet } from '../../worker/workers';
+
+export const ROOT = findProjectRoot(__dirname);
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+  } catch {
+    // Already installed by another helper in this test file.
+  }
+}
+
+/** A real Temporal dev server (the project's CLI binary via existing-path), never a download. */
+export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: requireTemporalCli(ROOT).path },
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/** One workflow bundle per test file: bundling is the slow part of starting a worker. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('ERROR') });
+  return bundle;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `recforge-${prefix}-`));
+}
+
+/** Config overrides that keep a test's state in its own folder and its timeouts short. */
+export function testOverrides(dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    dataDir,
+    ...extra,
+    temporal: {
+      activities: { heartbeatTimeout: '5s', startToCloseTimeout: '10m', trainingStartToCloseTimeout: '10m', maximumAttempts: 3 },
+      ...((extra.temporal as Record<string, unknown>) ?? {}),
+    },
+  };
+}
+
+export function testConfig(dataDir: string): RecforgeConfig {
+  return loadConfig({ root: ROOT, overrides: testOverrides(dataDir), env: {} }).config;
+}
+
+export async function startWorkers(
+  env: TestWorkflowEnvironment,
+  config: RecforgeConfig,
+  roles: QueueRole[] = ['cpu', 'training'],
+): Promise<{ set: WorkerSet; running: Promise<void> }> {
+  const set = await createWorkers({ root: ROOT, config, address: env.address, roles, workflowBundle: await workflowBundle() });
+  const running = set.run();
+  return { set, running };
+}
+
+export async function stopWorkers(w: { set: WorkerSet; running: Promise<void> }): Promise<void> {
+  w.set.shutdown();
+  await w.running.catch(() => undefined);
+  await w.set.close();
+}
+
+/** A small, seeded synthetic dataset (the bundled generator at test scale). */
+export async function smallDataset(dir: string, events = 20000): Promise<{ interactions: string; items: string }> {
+  const { generateDataset } = await import('../../lib/datagen');
+  await generateDataset({ users: 300, items: 200, events, seed: 7, out: dir, dirtyRate: 0.02, botUsers: 2, days: 28 });
+  return { interactions: path.join(dir, 'interactions.csv'), items: path.join(dir, 'items.csv') };
+}

@@ -1,0 +1,178 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
+import { requireTemporalCli } from '../../lib/temporal/cli-locator';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { asyncBufferFromFile, parquetReadObjects, parquetMetadataAsync } from 'hyparquet';
+import { startTemporal, startWorkers, stopWorkers, tempDir, testConfig, testOverrides, smallDataset, ROOT } from '../helpers/env';
+import type { RunSummary } from '../../workflows/types';
+import type { Manifest } from '../../activities/publish';
+
+jest.setTimeout(240_000);
+
+let env: TestWorkflowEnvironment;
+let workers: Awaited<ReturnType<typeof startWorkers>>;
+const dataDir = tempDir('pipeline');
+let data: { interactions: string; items: string };
+
+beforeAll(async () => {
+  data = await smallDataset(path.join(dataDir, 'input'));
+  env = await startTemporal();
+  workers = await startWorkers(env, testConfig(dataDir));
+});
+
+afterAll(async () => {
+  if (workers) await stopWorkers(workers);
+  if (env) await env.teardown();
+});
+
+async function query(sql: string): Promise<Record<string, unknown>[]> {
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+function runPipeline(workflowId: string, input: Record<string, unknown>) {
+  return env.client.workflow.start('retrainPipeline', {
+    taskQueue: 'recforge-cpu',
+    workflowId,
+    args: [{ overrides: testOverrides(dataDir), ...input }],
+  });
+}
+
+describe('retrainPipeline end to end', () => {
+  let summary: RunSummary;
+
+  beforeAll(async () => {
+    const handle = await runPipeline('it-pipeline-1', { interactions: data.interactions, items: data.items });
+    summary = (await handle.result()) as RunSummary;
+    if (process.env.RECORD_HISTORIES) {
+      // The CLI's JSON is the format Worker.runReplayHistory reads back (see test/integration/replay.test.ts).
+      const json = execFileSync(requireTemporalCli(ROOT).path, ['workflow', 'show', '--address', env.address, '-w', 'it-pipeline-1', '-o', 'json']);
+      fs.writeFileSync(path.join(ROOT, 'test', 'histories', 'retrain-completed.json'), json);
+    }
+  });
+
+  test('completes and reports every stage, rows and metrics', () => {
+    expect(summary.status).toBe('completed');
+    expect(summary.stages.map((s) => s.name)).toEqual(['plan', 'ingest', 'profile', 'clean', 'train', 'evaluate', 'publish']);
+    expect(summary.rows.ingested).toBeGreaterThan(20000);
+    expect(summary.rows.quarantined).toBeGreaterThan(0);
+    expect(summary.rows.kept + summary.rows.quarantined).toBe(summary.rows.ingested);
+    expect(Object.keys(summary.rows.byReason)).toEqual(expect.arrayContaining(['duplicate', 'malformed_line', 'bot_user']));
+    expect(summary.metrics.mostpop['ndcg@10']).toBeGreaterThan(0);
+    expect(summary.metrics.itemitem['recall@10']).toBeGreaterThan(0);
+  });
+
+  test('publishes Parquet with the documented schema, N per user, no seen items', async () => {
+    const current = path.join(summary.outputDir!, 'current');
+    const manifest = JSON.parse(fs.readFileSync(path.join(current, '_manifest.json'), 'utf8')) as Manifest;
+    expect(manifest.modelVersion).toBe(summary.modelVersion);
+    expect(manifest.runId).toBe(summary.runId);
+    const file = path.join(current, manifest.files[0].path);
+    const sha = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    expect(sha).toBe(manifest.files[0].sha256);
+
+    const schema = await query(`DESCRIBE SELECT * FROM read_parquet('${file}')`);
+    expect(schema.map((r) => [r.column_name, r.column_type])).toEqual([
+      ['user_id', 'VARCHAR'],
+      ['rank', 'INTEGER'],
+      ['item_id', 'VARCHAR'],
+      ['score', 'DOUBLE'],
+      ['model_version', 'VARCHAR'],
+      ['generated_at', 'TIMESTAMP WITH TIME ZONE'],
+    ]);
+    const [counts] = await query(`SELECT count(*)::INT AS n, count(DISTINCT user_id)::INT AS users,
+        max(rank)::INT AS max_rank, count(DISTINCT (user_id, rank))::INT AS distinct_ranks
+      FROM read_parquet('${file}')`);
+    expect(counts.n).toBe(manifest.rowCount);
+    expect(counts.distinct_ranks).toBe(counts.n);
+    expect(counts.max_rank).toBe(20);
+    const perUser = await query(`SELECT count(*)::INT AS n FROM read_parquet('${file}') GROUP BY user_id HAVING count(*) <> 20`);
+    expect(perUser).toEqual([]);
+
+    // Seen items: every (user, item) of the clean input must be absent from that user's list.
+    const seen = await query(`
+      WITH recs AS (SELECT * FROM read_parquet('${file}')),
+      raw AS (SELECT * FROM read_csv('${data.interactions}', all_varchar = true, header = true, ignore_errors = true))
+      SELECT count(*)::INT AS n FROM recs JOIN raw ON raw.user_id = recs.user_id AND raw.item_id = recs.item_id`);
+    expect(seen[0].n).toBe(0);
+
+    // A second, independent Parquet reader agrees with DuckDB.
+    const buffer = await asyncBufferFromFile(file);
+    const meta = await parquetMetadataAsync(buffer);
+    expect(Number(meta.num_rows)).toBe(manifest.rowCount);
+    const rows = (await parquetReadObjects({ file: buffer, columns: ['user_id', 'rank', 'item_id'] })) as {
+      user_id: string;
+      rank: number;
+    }[];
+    expect(rows.length).toBe(manifest.rowCount);
+    expect(rows[0].rank).toBe(1);
+  });
+
+  test('quarantine keeps every rejected row with its reason, file and line', async () => {
+    const runDir = path.join(dataDir, 'runs', 'synthetic', summary.runId);
+    const q = await query(`SELECT reason, count(*)::INT AS n, min(source_line)::INT AS first_line,
+        count(*) FILTER (WHERE source_file IS NULL OR source_line IS NULL)::INT AS unlocated
+      FROM read_parquet('${runDir}/quarantine.parquet') GROUP BY reason`);
+    const total = q.reduce((s, r) => s + Number(r.n), 0);
+    expect(total).toBe(summary.rows.quarantined);
+    for (const r of q) expect(r.unlocated).toBe(0);
+  });
+
+  test('records search attributes and memo for the UI', async () => {
+    const d = await env.client.workflow.getHandle('it-pipeline-1').describe();
+    expect(d.searchAttributes.RecforgeGateDecision).toEqual(['promote']);
+    expect(d.searchAttributes.RecforgeDataset).toEqual(['synthetic']);
+    expect((d.memo as { summary: { status: string } }).summary.status).toBe('completed');
+  });
+});
+
+describe('bad input publishes nothing', () => {
+  test('a missing input file fails with a clear, non-retried error', async () => {
+    const dir = tempDir('missing');
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: 'it-missing',
+      args: [{ datasetId: 'missing', interactions: path.join(dir, 'nope.csv'), overrides: testOverrides(dir) }],
+    });
+    const err = await handle.result().catch((e) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String((err as WorkflowFailedError).cause?.cause?.message ?? err.cause?.message)).toMatch(/nope\.csv.*no such file/);
+    expect(fs.existsSync(path.join(dir, 'output'))).toBe(false);
+  });
+
+  test('a garbled (binary) file fails naming the file; the previous output stays current', async () => {
+    const garbled = path.join(dataDir, 'garbled.csv');
+    fs.writeFileSync(garbled, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0xff, 0xfe]));
+    const before = fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'));
+    const handle = await runPipeline('it-garbled', { interactions: garbled });
+    const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String(err.cause?.cause?.message ?? err.cause?.message)).toMatch(/garbled\.csv/);
+    expect(fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'))).toBe(before);
+  });
+
+  test('a second run on the same dataset while one is running is refused', async () => {
+    const first = await runPipeline('it-concurrent-a', { interactions: data.interactions, items: data.items });
+    // Wait until the first run holds the dataset (it has finished planning).
+    for (let i = 0; i < 100; i++) {
+      const p = await first.query<{ stages: unknown[] }>('progress').catch(() => ({ stages: [] }));
+      if (p.stages.length > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const second = await runPipeline('it-concurrent-b', { interactions: data.interactions });
+    const err = (await second.result().catch((e) => e)) as WorkflowFailedError;
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String(err.cause?.cause?.message ?? err.cause?.message)).toMatch(/already being retrained by workflow it-concurrent-a/);
+    expect(((await first.result()) as RunSummary).status).toBe('completed');
+  });
+});
