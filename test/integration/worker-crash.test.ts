@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startTemporal, tempDir, testOverrides, smallDataset, ROOT } from '../helpers/env';
+import type { RunSummary } from '../../workflows/types';
+
+jest.setTimeout(300_000);
+
+/**
+ * A worker process killed (SIGKILL, no cleanup) in the middle of the pipeline: a new worker picks the run up
+ * and it completes, because activities are idempotent and heartbeat timeouts expose the dead worker quickly.
+ */
+let env: TestWorkflowEnvironment;
+const dataDir = tempDir('crash');
+const workerLog: string[] = [];
+
+function startWorkerProcess(): ChildProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'worker', 'main.js')], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.address, RECFORGE_DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Kept for the failure message only: worker logs are noise when the test passes.
+  child.stderr!.on('data', (d) => workerLog.push(String(d)));
+  child.stdout!.on('data', (d) => workerLog.push(String(d)));
+  return child;
+}
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+beforeAll(async () => {
+  env = await startTemporal();
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+test('killing the worker mid-run and starting another: the run completes', async () => {
+  const data = await smallDataset(path.join(dataDir, 'input'), 300_000);
+  let worker = startWorkerProcess();
+  const handle = await env.client.workflow.start('retrainPipeline', {
+    taskQueue: 'recforge-cpu',
+    workflowId: 'it-crash',
+    args: [{ interactions: data.interactions, items: data.items, overrides: testOverrides(dataDir) }],
+  });
+  // Kill it while a data stage is running.
+  let killedDuring = '';
+  for (let i = 0; i < 600 && !killedDuring; i++) {
+    const p = await handle.query<{ stage: string }>('progress').catch(() => ({ stage: 'plan' }));
+    if (['ingest', 'profile', 'clean'].includes(p.stage)) {
+      worker.kill('SIGKILL');
+      killedDuring = p.stage;
+    } else await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(killedDuring).not.toBe('');
+  await waitForExit(worker);
+
+  worker = startWorkerProcess();
+  try {
+    const summary = (await handle.result().catch((err) => {
+      throw new Error(`${(err as Error).message}\nworker log:\n${workerLog.join('').slice(-4000)}`);
+    })) as RunSummary;
+    expect(summary.status).toBe('completed');
+    expect(fs.existsSync(path.join(summary.outputDir!, 'current', '_manifest.json'))).toBe(true);
+    // The stage that was interrupted ran more than once.
+    const history = await handle.fetchHistory();
+    const attempts = (history.events ?? [])
+      .filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+    expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+  } finally {
+    worker.kill('SIGTERM');
+    await waitForExit(worker);
+  }
+});
