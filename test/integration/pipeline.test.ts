@@ -6,7 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { asyncBufferFromFile, parquetReadObjects, parquetMetadataAsync } from 'hyparquet';
+import { parquetReadObjects, parquetMetadata } from 'hyparquet';
 import { startTemporal, startWorkers, stopWorkers, tempDir, testConfig, testOverrides, smallDataset, ROOT } from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 import type { Manifest } from '../../activities/publish';
@@ -38,6 +38,17 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
     c.closeSync();
     db.closeSync();
   }
+}
+
+/** The innermost failure message: WorkflowFailedError → ActivityFailure → ApplicationFailure. */
+function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  let msg = '';
+  while (e) {
+    msg = e.message ?? msg;
+    e = e.cause as typeof e;
+  }
+  return msg;
 }
 
 function runPipeline(workflowId: string, input: Record<string, unknown>) {
@@ -107,8 +118,9 @@ describe('retrainPipeline end to end', () => {
     expect(seen[0].n).toBe(0);
 
     // A second, independent Parquet reader agrees with DuckDB.
-    const buffer = await asyncBufferFromFile(file);
-    const meta = await parquetMetadataAsync(buffer);
+    const bytes = fs.readFileSync(file);
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const meta = parquetMetadata(buffer);
     expect(Number(meta.num_rows)).toBe(manifest.rowCount);
     const rows = (await parquetReadObjects({ file: buffer, columns: ['user_id', 'rank', 'item_id'] })) as {
       user_id: string;
@@ -146,7 +158,7 @@ describe('bad input publishes nothing', () => {
     });
     const err = await handle.result().catch((e) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(String((err as WorkflowFailedError).cause?.cause?.message ?? err.cause?.message)).toMatch(/nope\.csv.*no such file/);
+    expect(rootMessage(err)).toMatch(/nope\.csv.*no such file/);
     expect(fs.existsSync(path.join(dir, 'output'))).toBe(false);
   });
 
@@ -157,7 +169,7 @@ describe('bad input publishes nothing', () => {
     const handle = await runPipeline('it-garbled', { interactions: garbled });
     const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(String(err.cause?.cause?.message ?? err.cause?.message)).toMatch(/garbled\.csv/);
+    expect(rootMessage(err)).toMatch(/garbled\.csv/);
     expect(fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'))).toBe(before);
   });
 
@@ -172,7 +184,7 @@ describe('bad input publishes nothing', () => {
     const second = await runPipeline('it-concurrent-b', { interactions: data.interactions });
     const err = (await second.result().catch((e) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(String(err.cause?.cause?.message ?? err.cause?.message)).toMatch(/already being retrained by workflow it-concurrent-a/);
+    expect(rootMessage(err)).toMatch(/already being retrained by workflow it-concurrent-a/);
     expect(((await first.result()) as RunSummary).status).toBe('completed');
   });
 });

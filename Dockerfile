@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Two worker images from one build: `cpu-worker` (data stages; wasm/cpu tfjs) and `gpu-worker` (training on
+# @tensorflow/tfjs-node-gpu, which needs CUDA 11.x + cuDNN 8 and downloads libtensorflow when installed).
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY . .
+RUN npm run build && npm prune --omit=dev --ignore-scripts
+
+FROM node:20-bookworm-slim AS cpu-worker
+WORKDIR /app
+ENV NODE_ENV=production RECFORGE_WORKER_QUEUES=cpu RECFORGE_DATA_DIR=/data
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/configs ./configs
+COPY --from=build /app/package.json ./
+USER node
+CMD ["node", "dist/worker/main.js"]
+
+FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 AS gpu-worker
+RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates build-essential python3 \
+ && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - && apt-get install -y --no-install-recommends nodejs \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production RECFORGE_WORKER_QUEUES=training RECFORGE_DATA_DIR=/data
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/configs ./configs
+COPY --from=build /app/package.json ./
+# The optional GPU backend: its install script downloads libtensorflow (needs internet at image build time).
+RUN npm install --no-save --foreground-scripts @tensorflow/tfjs-node-gpu@4.22.0
+CMD ["node", "dist/worker/main.js"]
