@@ -24,7 +24,12 @@ export function qualityChecks(plan: RunPlan, kept: number, total: number): Quali
   const share = total === 0 ? 1 : (total - kept) / total;
   return [
     { name: 'min_rows', value: kept, threshold: q.minRows, passed: kept >= q.minRows },
-    { name: 'max_quarantine_share', value: share, threshold: q.maxQuarantineShare, passed: share <= q.maxQuarantineShare },
+    {
+      name: 'max_quarantine_share',
+      value: share,
+      threshold: q.maxQuarantineShare,
+      passed: share <= q.maxQuarantineShare,
+    },
   ];
 }
 
@@ -55,13 +60,19 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
       `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(quarantinePath)} (FORMAT parquet, COMPRESSION zstd)`,
     );
     const byReason: Record<string, number> = {};
-    for (const r of await db.all<{ reason: string; n: number }>(sql.REASON_COUNTS_SQL)) byReason[r.reason] = r.n;
+    for (const r of await db.all<{ reason: string; n: number }>(sql.REASON_COUNTS_SQL))
+      byReason[r.reason] = r.n;
 
     progress({ stage: 'clean', step: 'id maps' });
     const state = stateDir(plan);
     const prevUsers = path.join(state, 'user_ids.parquet');
     const prevItems = path.join(state, 'item_ids.parquet');
-    await db.run(sql.idMapSql(fs.existsSync(prevUsers) ? prevUsers : undefined, fs.existsSync(prevItems) ? prevItems : undefined));
+    await db.run(
+      sql.idMapSql(
+        fs.existsSync(prevUsers) ? prevUsers : undefined,
+        fs.existsSync(prevItems) ? prevItems : undefined,
+      ),
+    );
     await db.run(`COPY user_ids TO ${lit(path.join(plan.runDir, 'user_ids.parquet'))} (FORMAT parquet)`);
     await db.run(`COPY item_ids TO ${lit(path.join(plan.runDir, 'item_ids.parquet'))} (FORMAT parquet)`);
 
@@ -98,9 +109,16 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
   const failed = qualityChecks(plan, result.kept, result.kept + result.quarantined).filter((c) => !c.passed);
   if (failed.length) {
     const what = failed
-      .map((c) => `${c.name}: measured ${Number.isInteger(c.value) ? c.value : c.value.toFixed(4)}, threshold ${c.threshold}`)
+      .map(
+        (c) =>
+          `${c.name}: measured ${Number.isInteger(c.value) ? c.value : c.value.toFixed(4)}, threshold ${c.threshold}`,
+      )
       .join('; ');
-    throw ApplicationFailure.nonRetryable(`quality gate failed (${what}); quarantine: ${quarantinePath}`, 'QualityGateFailed', result);
+    throw ApplicationFailure.nonRetryable(
+      `quality gate failed (${what}); quarantine: ${quarantinePath}`,
+      'QualityGateFailed',
+      result,
+    );
   }
   if (result.trainRows === 0 || result.holdoutRows === 0) {
     throw ApplicationFailure.nonRetryable(

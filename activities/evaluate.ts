@@ -20,7 +20,10 @@ function withK(row: Record<string, unknown>, k: number): ModelMetrics {
  * Pure: picks the model to publish and records the checks. The personalised model must not be worse than
  * MostPop on NDCG@K; otherwise MostPop is published (issue #7 adds champion-based gates).
  */
-export function decide(metrics: Record<string, ModelMetrics>, k: number): EvaluateResult['gate'] & { chosen: string } {
+export function decide(
+  metrics: Record<string, ModelMetrics>,
+  k: number,
+): EvaluateResult['gate'] & { chosen: string } {
   const ndcg = `ndcg@${k}`;
   const pop = metrics['mostpop']?.[ndcg] ?? 0;
   const ii = metrics['itemitem']?.[ndcg] ?? 0;

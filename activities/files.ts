@@ -51,7 +51,10 @@ export async function resolveInputFiles(spec: string): Promise<string[]> {
     }
   }
   for (const f of files) {
-    if (!formatOf(f)) throw new Error(`input '${f}': unsupported file type (expected .csv, .parquet, .jsonl, optionally .gz)`);
+    if (!formatOf(f))
+      throw new Error(
+        `input '${f}': unsupported file type (expected .csv, .parquet, .jsonl, optionally .gz)`,
+      );
   }
   return [...new Set(files.map((f) => path.resolve(f)))].sort();
 }

@@ -48,7 +48,8 @@ async function ingestOne(db: Db, file: string, tag: string): Promise<{ rows: num
     if (err instanceof ApplicationFailure) throw err;
     const msg = (err as Error).message;
     // A vanished file is an infrastructure hiccup worth a retry; anything else about the content is not.
-    if (!fs.existsSync(file)) throw ApplicationFailure.retryable(`${file}: the file disappeared while reading`, 'InputVanished');
+    if (!fs.existsSync(file))
+      throw ApplicationFailure.retryable(`${file}: the file disappeared while reading`, 'InputVanished');
     throw badInput(`${file}: cannot read as ${format}: ${msg.split('\n')[0]}`);
   }
   const after = await db.one<{ r: number; j: number }>(
@@ -71,7 +72,10 @@ export async function ingest(plan: RunPlan): Promise<IngestResult> {
       try {
         stat = fs.statSync(file);
       } catch {
-        throw ApplicationFailure.retryable(`${file}: the file disappeared before it was read`, 'InputVanished');
+        throw ApplicationFailure.retryable(
+          `${file}: the file disappeared before it was read`,
+          'InputVanished',
+        );
       }
       const { rows, rejected } = await ingestOne(db, file, `f${i}`);
       files.push({
@@ -96,7 +100,9 @@ export async function ingest(plan: RunPlan): Promise<IngestResult> {
               (SELECT count(*) FROM raw_items) AS items`,
     );
     if (totals.rows === 0) {
-      throw badInput(`no readable interaction rows in ${plan.interactionFiles.join(', ')} (${totals.rejected} malformed lines)`);
+      throw badInput(
+        `no readable interaction rows in ${plan.interactionFiles.join(', ')} (${totals.rejected} malformed lines)`,
+      );
     }
     return { rows: totals.rows, rejectedLines: totals.rejected, files, itemRows: totals.items };
   });

@@ -57,10 +57,17 @@ export async function acquireDatasetLock(
     // Stale: remove it and race for the exclusive create again.
     fs.rmSync(file, { force: true });
   }
-  throw ApplicationFailure.retryable(`could not acquire the lock for dataset '${datasetId}'`, 'LockContention');
+  throw ApplicationFailure.retryable(
+    `could not acquire the lock for dataset '${datasetId}'`,
+    'LockContention',
+  );
 }
 
-export function releaseDatasetLock(dataDir: string, datasetId: string, me: { workflowId: string; runId: string }): boolean {
+export function releaseDatasetLock(
+  dataDir: string,
+  datasetId: string,
+  me: { workflowId: string; runId: string },
+): boolean {
   const file = lockFile(dataDir, datasetId);
   const holder = readJsonIfExists<LockHolder>(file);
   if (holder && holder.workflowId === me.workflowId && holder.runId === me.runId) {

@@ -34,7 +34,10 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   const config = loaded.config;
   const datasetId = input.datasetId ?? config.dataset.id;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(datasetId)) {
-    throw ApplicationFailure.nonRetryable(`datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`, 'BadInput');
+    throw ApplicationFailure.nonRetryable(
+      `datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`,
+      'BadInput',
+    );
   }
   const interactionsSpec = dataPath(config, input.interactions ?? config.dataset.interactions);
   const itemsSpec = input.items ?? config.dataset.items;
@@ -68,12 +71,18 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   if (itemsSpec) {
     const p = dataPath(config, itemsSpec);
     if (fs.existsSync(p)) itemsFile = p;
-    else if (input.items !== undefined) throw ApplicationFailure.nonRetryable(`items '${p}': no such file`, 'BadInput');
+    else if (input.items !== undefined)
+      throw ApplicationFailure.nonRetryable(`items '${p}': no such file`, 'BadInput');
   }
 
   const runDir = path.join(config.dataDir, 'runs', datasetId, ctx.runId);
   fs.mkdirSync(runDir, { recursive: true });
-  await acquireDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId, acquiredAt: ctx.startedAt }, deps.client);
+  await acquireDatasetLock(
+    config.dataDir,
+    datasetId,
+    { workflowId: ctx.workflowId, runId: ctx.runId, acquiredAt: ctx.startedAt },
+    deps.client,
+  );
 
   const plan: RunPlan = {
     workflowId: ctx.workflowId,
@@ -92,6 +101,8 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   return plan;
 }
 
-export async function releaseLock(plan: Pick<RunPlan, 'config' | 'datasetId' | 'workflowId' | 'runId'>): Promise<boolean> {
+export async function releaseLock(
+  plan: Pick<RunPlan, 'config' | 'datasetId' | 'workflowId' | 'runId'>,
+): Promise<boolean> {
   return releaseDatasetLock(plan.config.dataDir, plan.datasetId, plan);
 }

@@ -33,7 +33,12 @@ export async function profile(plan: RunPlan): Promise<ProfileResult> {
         timestamp: Number(p.null_timestamp),
       },
     };
-    writeJsonAtomic(result.profilePath, { ...result, eventTypes, eventsPerDay: perDay, eventsPerUser: perUser });
+    writeJsonAtomic(result.profilePath, {
+      ...result,
+      eventTypes,
+      eventsPerDay: perDay,
+      eventsPerUser: perUser,
+    });
     return result;
   });
 }

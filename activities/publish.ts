@@ -46,7 +46,11 @@ export function switchCurrent(root: string, version: string): string {
   const tmp = path.join(root, `.current-${process.pid}-${Date.now()}`);
   fs.symlinkSync(path.join('versions', version), tmp);
   fs.renameSync(tmp, link);
-  writeJsonAtomic(path.join(root, '_current.json'), { version, path: path.join('versions', version), switchedAt: new Date().toISOString() });
+  writeJsonAtomic(path.join(root, '_current.json'), {
+    version,
+    path: path.join('versions', version),
+    switchedAt: new Date().toISOString(),
+  });
   fsyncDir(root);
   return link;
 }
@@ -89,7 +93,11 @@ export function pruneVersions(root: string, keep: number): string[] {
  * writes the manifest, renames the folder into versions/, then switches `current`. A crash at any point leaves
  * the previous version current; a retry of the same run reuses a completed version folder.
  */
-export async function publish(plan: RunPlan, trained: TrainResult, evaluation: EvaluateResult): Promise<PublishResult> {
+export async function publish(
+  plan: RunPlan,
+  trained: TrainResult,
+  evaluation: EvaluateResult,
+): Promise<PublishResult> {
   const root = outputRoot(plan);
   const versionsDir = path.join(root, 'versions');
   const finalDir = path.join(versionsDir, plan.modelVersion);
@@ -156,7 +164,14 @@ export async function publish(plan: RunPlan, trained: TrainResult, evaluation: E
       rowCount: stats.rows,
       users: stats.users,
       schema: OUTPUT_SCHEMA,
-      files: [{ path: 'part-00000.parquet', rows: stats.rows, bytes: fs.statSync(file).size, sha256: await sha256File(file) }],
+      files: [
+        {
+          path: 'part-00000.parquet',
+          rows: stats.rows,
+          bytes: fs.statSync(file).size,
+          sha256: await sha256File(file),
+        },
+      ],
       metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
       privacy: null,
     };

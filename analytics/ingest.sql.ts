@@ -15,7 +15,9 @@ CREATE OR REPLACE TABLE raw_rejects (
 
 /** Picks each contract column if the file has it, NULL otherwise. */
 function projection(present: Set<string>, source: (c: string) => string): string {
-  return INTERACTION_COLUMNS.map((c) => `${present.has(c) ? `CAST(${source(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${ident(c)}`).join(', ');
+  return INTERACTION_COLUMNS.map(
+    (c) => `${present.has(c) ? `CAST(${source(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${ident(c)}`,
+  ).join(', ');
 }
 
 /**

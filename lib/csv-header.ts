@@ -10,7 +10,10 @@ export function readCsvHeader(file: string, maxBytes = 1 << 20): string[] {
   let text: string;
   if (file.endsWith('.gz')) {
     try {
-      text = zlib.gunzipSync(raw, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, maxBytes).toString('utf8');
+      text = zlib
+        .gunzipSync(raw, { finishFlush: zlib.constants.Z_SYNC_FLUSH })
+        .subarray(0, maxBytes)
+        .toString('utf8');
     } catch (err) {
       throw new Error(`${file}: not a readable gzip file (${(err as Error).message})`);
     }

@@ -36,7 +36,9 @@ export type Row = Record<string, unknown>;
 /** Converts DuckDB JS values to plain JSON-friendly ones (BIGINT → number when safe, DECIMAL → number). */
 function plain(v: unknown): unknown {
   if (typeof v === 'bigint') {
-    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(v)
+      : v.toString();
   }
   if (v instanceof Date) return v.toISOString();
   if (Array.isArray(v)) return v.map(plain);

@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   const server = await ensureServer(root, config, log);
   const workers = await createWorkers({ root, config, address: server.address, roles: ['cpu', 'training'] });
   log(`Temporal ${server.address} — Web UI ${server.uiUrl}`);
-  log(`worker serving ${config.temporal.taskQueues.cpu} + ${config.temporal.taskQueues.training}; start retrainPipeline from the UI or \`npm run pipeline\``);
+  log(
+    `worker serving ${config.temporal.taskQueues.cpu} + ${config.temporal.taskQueues.training}; start retrainPipeline from the UI or \`npm run pipeline\``,
+  );
   log('Ctrl-C to stop');
   await workers.run();
   await workers.close();

@@ -1,7 +1,12 @@
 import * as dotenv from 'dotenv';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  WorkflowExecutionAlreadyStartedError,
+} from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { loadConfig, findProjectRoot, ConfigError } from '../lib/config';
 import { createWorkers } from '../worker/workers';
@@ -33,10 +38,17 @@ function printSummary(s: RunSummary): void {
   console.log(`  rows: ${s.rows.ingested} ingested, ${s.rows.kept} kept, ${s.rows.quarantined} quarantined`);
   for (const [reason, n] of Object.entries(s.rows.byReason)) console.log(`    ${reason}: ${n}`);
   for (const [model, m] of Object.entries(s.metrics)) {
-    console.log(`  ${model.padEnd(10)} ${Object.entries(m).map(([k, v]) => `${k}=${fmt(v)}`).join('  ')}`);
+    console.log(
+      `  ${model.padEnd(10)} ${Object.entries(m)
+        .map(([k, v]) => `${k}=${fmt(v)}`)
+        .join('  ')}`,
+    );
   }
   console.log(`  gate: ${s.gate.decision}`);
-  for (const c of s.gate.checks) console.log(`    ${c.passed ? 'ok  ' : 'FAIL'} ${c.name}: ${fmt(c.value)} (threshold ${fmt(c.threshold)})`);
+  for (const c of s.gate.checks)
+    console.log(
+      `    ${c.passed ? 'ok  ' : 'FAIL'} ${c.name}: ${fmt(c.value)} (threshold ${fmt(c.threshold)})`,
+    );
   if (s.published) {
     console.log(`  published ${s.published.rows} rows for ${s.published.users} users`);
     console.log(`  output: ${s.published.currentPath} -> ${s.published.versionDir}`);
@@ -94,7 +106,9 @@ async function main(): Promise<number> {
       });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new Error(`a retrain of dataset '${datasetId}' is already running (workflow ${workflowId}); wait for it or cancel it in the Temporal UI`);
+        throw new Error(
+          `a retrain of dataset '${datasetId}' is already running (workflow ${workflowId}); wait for it or cancel it in the Temporal UI`,
+        );
       }
       throw err;
     }
@@ -114,7 +128,9 @@ async function main(): Promise<number> {
       const summary = (await handle.result()) as RunSummary;
       clearInterval(poll);
       for (; printed < summary.stages.length; printed++) {
-        log(`stage ${summary.stages[printed].name.padEnd(9)} done in ${summary.stages[printed].seconds.toFixed(1)}s`);
+        log(
+          `stage ${summary.stages[printed].name.padEnd(9)} done in ${summary.stages[printed].seconds.toFixed(1)}s`,
+        );
       }
       printSummary(summary);
       log(`wall time ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -141,7 +157,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(`[pipeline] ${err instanceof ConfigError ? err.message : (err as Error).stack ?? err}`);
+    console.error(`[pipeline] ${err instanceof ConfigError ? err.message : ((err as Error).stack ?? err)}`);
     process.exit(1);
   },
 );

@@ -14,7 +14,10 @@ async function main(files: string[]): Promise<number> {
   }
   Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
   let failed = 0;
-  const histories = files.map((f) => ({ workflowId: path.basename(f, '.json'), history: JSON.parse(fs.readFileSync(f, 'utf8')) }));
+  const histories = files.map((f) => ({
+    workflowId: path.basename(f, '.json'),
+    history: JSON.parse(fs.readFileSync(f, 'utf8')),
+  }));
   for await (const result of Worker.runReplayHistories(
     { workflowsPath: require.resolve('../workflows') },
     histories,

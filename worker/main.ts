@@ -16,7 +16,13 @@ async function main(): Promise<void> {
   const roles = parseRoles(process.env.RECFORGE_WORKER_QUEUES);
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   await ensureSearchAttributes(address, config.temporal.namespace);
-  const set = await createWorkers({ root, config, address, roles, workerOptions: { shutdownGraceTime: '30s' } });
+  const set = await createWorkers({
+    root,
+    config,
+    address,
+    roles,
+    workerOptions: { shutdownGraceTime: '30s' },
+  });
   console.log(`[worker] serving ${roles.join(' + ')} on ${address} (namespace ${config.temporal.namespace})`);
   await set.run();
   await set.close();

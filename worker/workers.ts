@@ -33,7 +33,9 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
   const client = new Client({ connection: clientConnection, namespace: o.config.temporal.namespace });
   const deps = { root: o.root, client };
   const workers: Worker[] = [];
-  const workflowSource = o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: require.resolve('../workflows') };
+  const workflowSource = o.workflowBundle
+    ? { workflowBundle: o.workflowBundle }
+    : { workflowsPath: require.resolve('../workflows') };
   if (o.roles.includes('cpu')) {
     workers.push(
       await Worker.create({
@@ -77,9 +79,13 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
 
 export function parseRoles(value: string | undefined): QueueRole[] {
   if (!value) return ['cpu', 'training'];
-  const roles = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const roles = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const r of roles) {
-    if (r !== 'cpu' && r !== 'training') throw new Error(`RECFORGE_WORKER_QUEUES: unknown queue role '${r}' (expected cpu, training)`);
+    if (r !== 'cpu' && r !== 'training')
+      throw new Error(`RECFORGE_WORKER_QUEUES: unknown queue role '${r}' (expected cpu, training)`);
   }
   return roles as QueueRole[];
 }

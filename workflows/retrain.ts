@@ -14,9 +14,21 @@ import type { RetrainInput, RunSummary, StageTiming, RunPlan } from './types';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
 
 /** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */
-export const NON_RETRYABLE = ['BadInput', 'ConfigError', 'QualityGateFailed', 'DatasetBusy', 'PrivacyBudgetExceeded'];
+export const NON_RETRYABLE = [
+  'BadInput',
+  'ConfigError',
+  'QualityGateFailed',
+  'DatasetBusy',
+  'PrivacyBudgetExceeded',
+];
 
-const retry: RetryPolicy = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
+const retry: RetryPolicy = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  maximumAttempts: 5,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+};
 
 export interface ProgressState {
   stage: string;
@@ -35,7 +47,12 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   const info = workflowInfo();
   const cpuQueue = info.taskQueue;
   // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
-  const planning = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '15m', heartbeatTimeout: '1m', retry });
+  const planning = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '1m',
+    retry,
+  });
   const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '1m', retry });
 
   const state: ProgressState = { stage: 'plan', stages: [] };
@@ -79,7 +96,10 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     const cleaned = await stage('clean', () => cpu.clean(plan));
     const trained = await stage('train', () => training.trainBaselines(plan));
     const evaluation = await stage('evaluate', () => cpu.evaluate(plan, trained));
-    const published = evaluation.gate.decision === 'promote' ? await stage('publish', () => cpu.publish(plan, trained, evaluation)) : null;
+    const published =
+      evaluation.gate.decision === 'promote'
+        ? await stage('publish', () => cpu.publish(plan, trained, evaluation))
+        : null;
 
     const summary: RunSummary = {
       runId: info.runId,
@@ -107,7 +127,15 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       { key: SA_GATE, value: evaluation.gate.decision },
       { key: SA_NDCG, value: evaluation.metrics[evaluation.chosenModel]?.[`ndcg@${evaluation.k}`] ?? 0 },
     ]);
-    upsertMemo({ summary: { status: summary.status, modelVersion: summary.modelVersion, rows: summary.rows, metrics: summary.metrics, outputDir: summary.outputDir } });
+    upsertMemo({
+      summary: {
+        status: summary.status,
+        modelVersion: summary.modelVersion,
+        rows: summary.rows,
+        metrics: summary.metrics,
+        outputDir: summary.outputDir,
+      },
+    });
     return summary;
   } finally {
     // Release the dataset even when the run fails or is cancelled.

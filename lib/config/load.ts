@@ -48,13 +48,17 @@ function readConfigFile(file: string): Plain {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    throw new ConfigError(
+      `${file}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+    throw new ConfigError(
+      `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (!isPlain(parsed)) throw new ConfigError(`${file}: the top level must be a mapping of keys`);
@@ -84,7 +88,8 @@ export function findProjectRoot(start = __dirname): string {
 function envOverrides(env: NodeJS.ProcessEnv): Plain {
   const out: Plain = {};
   if (env.TEMPORAL_ADDRESS !== undefined) out.temporal = { address: env.TEMPORAL_ADDRESS };
-  if (env.TEMPORAL_NAMESPACE) out.temporal = { ...(out.temporal as Plain), namespace: env.TEMPORAL_NAMESPACE };
+  if (env.TEMPORAL_NAMESPACE)
+    out.temporal = { ...(out.temporal as Plain), namespace: env.TEMPORAL_NAMESPACE };
   if (env.RECFORGE_DATA_DIR) out.dataDir = env.RECFORGE_DATA_DIR;
   return out;
 }
@@ -123,7 +128,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       // Blame the last layer that set the offending key (or its parent for unknown keys).
-      const blamed = [...layers].reverse().find((l) => hasPath(l.data, issue.path)) ?? layers[layers.length - 1];
+      const blamed =
+        [...layers].reverse().find((l) => hasPath(l.data, issue.path)) ?? layers[layers.length - 1];
       if (issue.code === 'unrecognized_keys') {
         const owner = [...layers]
           .reverse()

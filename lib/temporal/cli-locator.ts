@@ -82,7 +82,9 @@ function downloadOfficial(root: string, log: (s: string) => void): void {
   fs.mkdirSync(bin, { recursive: true });
   const archive = path.join(toolsDir(root), 'temporal-cli.tar.gz');
   log(`downloading ${OFFICIAL_DOWNLOAD}`);
-  const curl = spawnSync('curl', ['-fsSL', '--max-time', '120', '-o', archive, OFFICIAL_DOWNLOAD], { stdio: 'inherit' });
+  const curl = spawnSync('curl', ['-fsSL', '--max-time', '120', '-o', archive, OFFICIAL_DOWNLOAD], {
+    stdio: 'inherit',
+  });
   if (curl.status !== 0) throw new Error('download of the Temporal CLI failed');
   execFileSync('tar', ['-xzf', archive, '-C', bin, 'temporal'], { stdio: 'inherit' });
   fs.rmSync(archive, { force: true });

@@ -40,13 +40,27 @@ function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-const SA_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', DOUBLE: 'Double', INT: 'Int', TEXT: 'Text', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList' };
+const SA_TYPE_NAMES: Record<string, string> = {
+  KEYWORD: 'Keyword',
+  DOUBLE: 'Double',
+  INT: 'Int',
+  TEXT: 'Text',
+  BOOL: 'Bool',
+  DATETIME: 'Datetime',
+  KEYWORD_LIST: 'KeywordList',
+};
 
-async function waitForServer(address: string, namespace: string, child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
+async function waitForServer(
+  address: string,
+  namespace: string,
+  child: ChildProcess | undefined,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`temporal dev server exited with code ${child.exitCode}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`temporal dev server exited with code ${child.exitCode}`);
     try {
       const conn = await Connection.connect({ address, connectTimeout: 2000 });
       try {
@@ -102,13 +116,20 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const cli = ensureTemporalCli(o.root, log);
   fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--db-filename', o.dbFile,
-    '--ip', '127.0.0.1',
-    '--port', String(o.port),
-    '--ui-port', String(o.uiPort),
-    '--namespace', o.namespace,
-    '--log-level', 'error',
+    'server',
+    'start-dev',
+    '--db-filename',
+    o.dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(o.port),
+    '--ui-port',
+    String(o.uiPort),
+    '--namespace',
+    o.namespace,
+    '--log-level',
+    'error',
     ...ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${SA_TYPE_NAMES[k.type]}`]),
   ];
   log(`starting ${cli.path} ${args.slice(0, 2).join(' ')} (db ${o.dbFile}, UI ${uiUrl})`);

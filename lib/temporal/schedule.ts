@@ -1,4 +1,9 @@
-import { Client, ScheduleOverlapPolicy, ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
+import {
+  Client,
+  ScheduleOverlapPolicy,
+  ScheduleNotFoundError,
+  type ScheduleOptions,
+} from '@temporalio/client';
 import type { RecforgeConfig } from '../config';
 import type { RetrainInput } from '../../workflows/types';
 
@@ -26,7 +31,11 @@ export function scheduleOptions(config: RecforgeConfig, input: RetrainInput = {}
 export type ApplyResult = 'created' | 'updated';
 
 /** Creates the schedule or updates it in place: running it twice changes nothing the second time. */
-export async function applySchedule(client: Client, config: RecforgeConfig, input: RetrainInput = {}): Promise<ApplyResult> {
+export async function applySchedule(
+  client: Client,
+  config: RecforgeConfig,
+  input: RetrainInput = {},
+): Promise<ApplyResult> {
   const options = scheduleOptions(config, input);
   const handle = client.schedule.getHandle(options.scheduleId);
   try {

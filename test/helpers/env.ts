@@ -36,7 +36,10 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
 let bundle: Promise<WorkflowBundle> | undefined;
 /** One workflow bundle per test file: bundling is the slow part of starting a worker. */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('ERROR') });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: new DefaultLogger('ERROR'),
+  });
   return bundle;
 }
 
@@ -50,7 +53,12 @@ export function testOverrides(dataDir: string, extra: Record<string, unknown> = 
     dataDir,
     ...extra,
     temporal: {
-      activities: { heartbeatTimeout: '5s', startToCloseTimeout: '10m', trainingStartToCloseTimeout: '10m', maximumAttempts: 3 },
+      activities: {
+        heartbeatTimeout: '5s',
+        startToCloseTimeout: '10m',
+        trainingStartToCloseTimeout: '10m',
+        maximumAttempts: 3,
+      },
       ...((extra.temporal as Record<string, unknown>) ?? {}),
     },
   };
@@ -65,7 +73,13 @@ export async function startWorkers(
   config: RecforgeConfig,
   roles: QueueRole[] = ['cpu', 'training'],
 ): Promise<{ set: WorkerSet; running: Promise<void> }> {
-  const set = await createWorkers({ root: ROOT, config, address: env.address, roles, workflowBundle: await workflowBundle() });
+  const set = await createWorkers({
+    root: ROOT,
+    config,
+    address: env.address,
+    roles,
+    workflowBundle: await workflowBundle(),
+  });
   const running = set.run();
   return { set, running };
 }
@@ -77,8 +91,20 @@ export async function stopWorkers(w: { set: WorkerSet; running: Promise<void> })
 }
 
 /** A small, seeded synthetic dataset (the bundled generator at test scale). */
-export async function smallDataset(dir: string, events = 20000): Promise<{ interactions: string; items: string }> {
+export async function smallDataset(
+  dir: string,
+  events = 20000,
+): Promise<{ interactions: string; items: string }> {
   const { generateDataset } = await import('../../lib/datagen');
-  await generateDataset({ users: 300, items: 200, events, seed: 7, out: dir, dirtyRate: 0.02, botUsers: 2, days: 28 });
+  await generateDataset({
+    users: 300,
+    items: 200,
+    events,
+    seed: 7,
+    out: dir,
+    dirtyRate: 0.02,
+    botUsers: 2,
+    days: 28,
+  });
   return { interactions: path.join(dir, 'interactions.csv'), items: path.join(dir, 'items.csv') };
 }

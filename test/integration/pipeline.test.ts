@@ -7,7 +7,16 @@ import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetReadObjects, parquetMetadata } from 'hyparquet';
-import { startTemporal, startWorkers, stopWorkers, tempDir, testConfig, testOverrides, smallDataset, ROOT } from '../helpers/env';
+import {
+  startTemporal,
+  startWorkers,
+  stopWorkers,
+  tempDir,
+  testConfig,
+  testOverrides,
+  smallDataset,
+  ROOT,
+} from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 import type { Manifest } from '../../activities/publish';
 
@@ -67,18 +76,37 @@ describe('retrainPipeline end to end', () => {
     summary = (await handle.result()) as RunSummary;
     if (process.env.RECORD_HISTORIES) {
       // The CLI's JSON is the format Worker.runReplayHistory reads back (see test/integration/replay.test.ts).
-      const json = execFileSync(requireTemporalCli(ROOT).path, ['workflow', 'show', '--address', env.address, '-w', 'it-pipeline-1', '-o', 'json']);
+      const json = execFileSync(requireTemporalCli(ROOT).path, [
+        'workflow',
+        'show',
+        '--address',
+        env.address,
+        '-w',
+        'it-pipeline-1',
+        '-o',
+        'json',
+      ]);
       fs.writeFileSync(path.join(ROOT, 'test', 'histories', 'retrain-completed.json'), json);
     }
   });
 
   test('completes and reports every stage, rows and metrics', () => {
     expect(summary.status).toBe('completed');
-    expect(summary.stages.map((s) => s.name)).toEqual(['plan', 'ingest', 'profile', 'clean', 'train', 'evaluate', 'publish']);
+    expect(summary.stages.map((s) => s.name)).toEqual([
+      'plan',
+      'ingest',
+      'profile',
+      'clean',
+      'train',
+      'evaluate',
+      'publish',
+    ]);
     expect(summary.rows.ingested).toBeGreaterThan(20000);
     expect(summary.rows.quarantined).toBeGreaterThan(0);
     expect(summary.rows.kept + summary.rows.quarantined).toBe(summary.rows.ingested);
-    expect(Object.keys(summary.rows.byReason)).toEqual(expect.arrayContaining(['duplicate', 'malformed_line', 'bot_user']));
+    expect(Object.keys(summary.rows.byReason)).toEqual(
+      expect.arrayContaining(['duplicate', 'malformed_line', 'bot_user']),
+    );
     expect(summary.metrics.mostpop['ndcg@10']).toBeGreaterThan(0);
     expect(summary.metrics.itemitem['recall@10']).toBeGreaterThan(0);
   });
@@ -107,7 +135,9 @@ describe('retrainPipeline end to end', () => {
     expect(counts.n).toBe(manifest.rowCount);
     expect(counts.distinct_ranks).toBe(counts.n);
     expect(counts.max_rank).toBe(20);
-    const perUser = await query(`SELECT count(*)::INT AS n FROM read_parquet('${file}') GROUP BY user_id HAVING count(*) <> 20`);
+    const perUser = await query(
+      `SELECT count(*)::INT AS n FROM read_parquet('${file}') GROUP BY user_id HAVING count(*) <> 20`,
+    );
     expect(perUser).toEqual([]);
 
     // Seen items: every (user, item) of the clean input must be absent from that user's list.
@@ -154,7 +184,9 @@ describe('bad input publishes nothing', () => {
     const handle = await env.client.workflow.start('retrainPipeline', {
       taskQueue: 'recforge-cpu',
       workflowId: 'it-missing',
-      args: [{ datasetId: 'missing', interactions: path.join(dir, 'nope.csv'), overrides: testOverrides(dir) }],
+      args: [
+        { datasetId: 'missing', interactions: path.join(dir, 'nope.csv'), overrides: testOverrides(dir) },
+      ],
     });
     const err = await handle.result().catch((e) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -164,17 +196,25 @@ describe('bad input publishes nothing', () => {
 
   test('a garbled (binary) file fails naming the file; the previous output stays current', async () => {
     const garbled = path.join(dataDir, 'garbled.csv');
-    fs.writeFileSync(garbled, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0xff, 0xfe]));
+    fs.writeFileSync(
+      garbled,
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0xff, 0xfe]),
+    );
     const before = fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'));
     const handle = await runPipeline('it-garbled', { interactions: garbled });
     const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(rootMessage(err)).toMatch(/garbled\.csv/);
-    expect(fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'))).toBe(before);
+    expect(fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'))).toBe(
+      before,
+    );
   });
 
   test('a second run on the same dataset while one is running is refused', async () => {
-    const first = await runPipeline('it-concurrent-a', { interactions: data.interactions, items: data.items });
+    const first = await runPipeline('it-concurrent-a', {
+      interactions: data.interactions,
+      items: data.items,
+    });
     // Wait until the first run holds the dataset (it has finished planning).
     for (let i = 0; i < 100; i++) {
       const p = await first.query<{ stages: unknown[] }>('progress').catch(() => ({ stages: [] }));

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT } from '../helpers/env';
@@ -33,7 +34,7 @@ test('a workflow change that alters the command sequence is caught', () => {
   const idx = events.findIndex((e) => String(e.eventType).includes('ACTIVITY_TASK_SCHEDULED'));
   expect(idx).toBeGreaterThan(0);
   const tampered = { ...history, events: events.slice(0, idx).concat(events.slice(idx + 3)) };
-  const tmp = path.join(require('node:os').tmpdir(), `tampered-${process.pid}.json`);
+  const tmp = path.join(os.tmpdir(), `tampered-${process.pid}.json`);
   fs.writeFileSync(tmp, JSON.stringify(tampered));
   const r = spawnSync(process.execPath, [replay, tmp], { encoding: 'utf8' });
   expect(r.status).toBe(1);

@@ -11,7 +11,13 @@ import { ROOT } from '../helpers/env';
 const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'));
 
 test('the stack has Temporal on PostgreSQL, the UI, and CPU and GPU worker pools', () => {
-  expect(Object.keys(compose.services).sort()).toEqual(['cpu-worker', 'gpu-worker', 'postgresql', 'temporal', 'temporal-ui']);
+  expect(Object.keys(compose.services).sort()).toEqual([
+    'cpu-worker',
+    'gpu-worker',
+    'postgresql',
+    'temporal',
+    'temporal-ui',
+  ]);
   expect(compose.services.temporal.environment.DB).toBe('postgres12');
   expect(compose.services['cpu-worker'].environment.RECFORGE_WORKER_QUEUES).toBe('cpu');
   expect(compose.services['gpu-worker'].environment.RECFORGE_WORKER_QUEUES).toBe('training');
@@ -31,7 +37,9 @@ test('Dockerfile defines the build targets compose uses', () => {
 
 const hasCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
 (hasCompose ? test : test.skip)('docker compose config accepts the file', () => {
-  const r = spawnSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8' });
+  const r = spawnSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], {
+    encoding: 'utf8',
+  });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
 });

@@ -44,42 +44,56 @@ describe('config loading', () => {
   test('a wrong type names the key and the file', () => {
     const file = overlay('evaluation:\n  k: ten\n');
     const msg = errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: file }));
-    expect(msg).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: evaluation\\.k: .*number`));
+    expect(msg).toMatch(
+      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: evaluation\\.k: .*number`),
+    );
   });
 
   test('impossible values are refused with the key named', () => {
-    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: overlay('quality:\n  maxQuarantineShare: 1.5\n') }))).toContain(
-      'quality.maxQuarantineShare',
-    );
     expect(
-      errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: overlay('schema:\n  rating:\n    min: 5\n    max: 1\n') })),
+      errorOf(() =>
+        loadConfig({ root: ROOT, env: {}, overlay: overlay('quality:\n  maxQuarantineShare: 1.5\n') }),
+      ),
+    ).toContain('quality.maxQuarantineShare');
+    expect(
+      errorOf(() =>
+        loadConfig({ root: ROOT, env: {}, overlay: overlay('schema:\n  rating:\n    min: 5\n    max: 1\n') }),
+      ),
     ).toContain('schema.rating');
     expect(
       errorOf(() =>
-        loadConfig({ root: ROOT, env: {}, overlay: overlay('temporal:\n  taskQueues:\n    cpu: same\n    training: same\n') }),
+        loadConfig({
+          root: ROOT,
+          env: {},
+          overlay: overlay('temporal:\n  taskQueues:\n    cpu: same\n    training: same\n'),
+        }),
       ),
     ).toContain('task queues must differ');
-    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: overlay('duckdb:\n  memoryLimit: lots\n') }))).toContain(
-      'duckdb.memoryLimit',
-    );
+    expect(
+      errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: overlay('duckdb:\n  memoryLimit: lots\n') })),
+    ).toContain('duckdb.memoryLimit');
   });
 
   test('environment overrides are validated and blamed on the environment', () => {
     const { config } = loadConfig({ root: ROOT, env: { TEMPORAL_ADDRESS: 'temporal:7233' } });
     expect(config.temporal.address).toBe('temporal:7233');
-    expect(errorOf(() => loadConfig({ root: ROOT, env: { TEMPORAL_NAMESPACE: 'bad namespace!' } }))).toContain(
-      'environment: temporal.namespace',
-    );
+    expect(
+      errorOf(() => loadConfig({ root: ROOT, env: { TEMPORAL_NAMESPACE: 'bad namespace!' } })),
+    ).toContain('environment: temporal.namespace');
   });
 
   test('unreadable and malformed files give clear errors', () => {
-    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: '/nonexistent/recforge.yaml' }))).toContain(
-      '/nonexistent/recforge.yaml: cannot read config file (ENOENT)',
-    );
+    expect(
+      errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: '/nonexistent/recforge.yaml' })),
+    ).toContain('/nonexistent/recforge.yaml: cannot read config file (ENOENT)');
     const bad = overlay('publish: [unclosed\n');
-    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: bad }))).toContain(`${bad}: not valid YAML`);
+    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: bad }))).toContain(
+      `${bad}: not valid YAML`,
+    );
     const list = overlay('- a\n- b\n');
-    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: list }))).toContain('top level must be a mapping');
+    expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: list }))).toContain(
+      'top level must be a mapping',
+    );
     const json = overlay('{"publish": {"topN": 0}}', 'json');
     expect(errorOf(() => loadConfig({ root: ROOT, env: {}, overlay: json }))).toContain('publish.topN');
   });
