@@ -1,10 +1,18 @@
 import * as path from 'node:path';
-import { withDb } from '../lib/duckdb';
+import { withDb, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
-import { recommendSql, maxSeenSql } from '../analytics/baselines.sql';
-import { metricsSql } from '../analytics/metrics.sql';
-import type { EvaluateResult, GateCheck, ModelMetrics, RunPlan, TrainResult } from '../workflows/types';
+import { dataPath } from '../lib/config';
+import { Registry } from '../lib/registry';
+import { pairedDifferenceInterval } from '../lib/bootstrap';
+import { decideGates } from '../lib/gates';
+import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/baselines.sql';
+import { perUserMetricsSql, aggregateMetricsSql, PER_USER_NDCG_SQL } from '../analytics/metrics.sql';
+import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../workflows/types';
 import { limitsOf, progress } from './context';
+
+export function registryFor(plan: Pick<RunPlan, 'config' | 'datasetId'>): Registry {
+  return new Registry(path.join(dataPath(plan.config, plan.config.registry.dir), plan.datasetId));
+}
 
 /** Renames `…@k` metric keys to the configured K, e.g. `ndcg@k` → `ndcg@10`. */
 function withK(row: Record<string, unknown>, k: number): ModelMetrics {
@@ -16,32 +24,44 @@ function withK(row: Record<string, unknown>, k: number): ModelMetrics {
   return out;
 }
 
-/**
- * Pure: picks the model to publish and records the checks. The personalised model must not be worse than
- * MostPop on NDCG@K; otherwise MostPop is published (issue #7 adds champion-based gates).
- */
-export function decide(
-  metrics: Record<string, ModelMetrics>,
-  k: number,
-): EvaluateResult['gate'] & { chosen: string } {
-  const ndcg = `ndcg@${k}`;
-  const pop = metrics['mostpop']?.[ndcg] ?? 0;
-  const ii = metrics['itemitem']?.[ndcg] ?? 0;
-  const checks: GateCheck[] = [
-    { name: `itemitem ${ndcg} >= mostpop ${ndcg}`, value: ii, threshold: pop, passed: ii >= pop },
-    { name: `chosen ${ndcg} > 0`, value: Math.max(ii, pop), threshold: 0, passed: Math.max(ii, pop) > 0 },
-  ];
-  const chosen = checks[0].passed ? 'itemitem' : 'mostpop';
-  return { decision: checks[1].passed ? 'promote' : 'reject', checks, chosen };
+interface Candidate {
+  name: string;
+  kind: RecommendParams['kind'];
+  modelFile: string;
+  mostPopFile: string;
+}
+
+async function recommendInto(db: Db, plan: RunPlan, c: Candidate, maxSeen: number): Promise<void> {
+  await db.run(
+    recommendSql(
+      {
+        kind: c.kind,
+        modelFile: c.modelFile,
+        mostPopFile: c.mostPopFile,
+        targets: 'eval_targets',
+        history: 'train_events',
+        k: plan.config.evaluation.k,
+        maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
+        into: 'model_recs',
+      },
+      maxSeen,
+    ),
+  );
+  await db.run(`INSERT INTO recs SELECT '${c.name}', user_id, rank, item_id, score FROM model_recs`);
 }
 
 /**
- * Evaluates every trained model on the time-based holdout: users active in the holdout period who have
- * training history; relevant items are their holdout items not already seen in training.
+ * Evaluates the challenger beside the baselines and the current champion on the same time-based holdout:
+ * users active in the holdout period who have training history; relevant items are their holdout items not
+ * already seen in training. The champion is scored from its registry artifact trained on its own training
+ * split, so a re-run on the same data does not hand it the holdout.
  */
 export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<EvaluateResult> {
   const k = plan.config.evaluation.k;
   const mostPop = trained.models.find((m) => m.name === 'mostpop')!;
+  const registry = registryFor(plan);
+  const championVersion = registry.aliases().champion;
+  const champion = championVersion ? registry.get(championVersion) : undefined;
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
     await db.run(`
       CREATE OR REPLACE TEMP TABLE eval_users AS
@@ -53,33 +73,70 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       CREATE OR REPLACE TEMP TABLE eval_targets AS SELECT DISTINCT user_id FROM relevant;
       CREATE OR REPLACE TEMP TABLE recs (model VARCHAR, user_id VARCHAR, rank INTEGER, item_id VARCHAR, score DOUBLE);`);
     const maxSeen = await db.scalar<number>(maxSeenSql('train_events', 'eval_targets'));
-    for (const m of trained.models.filter((x) => !x.name.endsWith('-full'))) {
-      progress({ stage: 'evaluate', model: m.name });
-      await db.run(
-        recommendSql(
-          {
-            kind: m.kind,
-            modelFile: m.path,
-            mostPopFile: mostPop.path,
-            targets: 'eval_targets',
-            history: 'train_events',
-            k,
-            maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
-            into: 'model_recs',
-          },
-          maxSeen,
-        ),
-      );
-      await db.run(`INSERT INTO recs SELECT '${m.name}', user_id, rank, item_id, score FROM model_recs`);
+    const candidates: Candidate[] = trained.models
+      .filter((m) => !m.name.endsWith('-full'))
+      .map((m) => ({ name: m.name, kind: m.kind, modelFile: m.path, mostPopFile: mostPop.path }));
+    if (champion) {
+      candidates.push({
+        name: 'champion',
+        kind: champion.model as RecommendParams['kind'],
+        modelFile: registry.artifactPath(champion, 'eval'),
+        mostPopFile: registry.artifactPath(champion, 'mostPopEval'),
+      });
+    }
+    for (const c of candidates) {
+      progress({ stage: 'evaluate', model: c.name });
+      await recommendInto(db, plan, c, maxSeen);
     }
     const catalogue = await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`);
-    const rows = await db.all(metricsSql(k, Math.max(1, catalogue)));
+    await db.run(perUserMetricsSql(k));
     const metrics: Record<string, ModelMetrics> = {};
-    for (const r of rows) metrics[String(r.model)] = withK(r, k);
+    for (const r of await db.all(aggregateMetricsSql(k, Math.max(1, catalogue))))
+      metrics[String(r.model)] = withK(r, k);
+
+    const challenger = plan.config.training.challenger;
+    let vsChampion;
+    if (champion) {
+      progress({ stage: 'evaluate', step: 'bootstrap' });
+      const rows = await db.all<{ model: string; user_id: string; ndcg: number }>(PER_USER_NDCG_SQL);
+      const byModel = (m: string) => Float64Array.from(rows.filter((r) => r.model === m).map((r) => r.ndcg));
+      vsChampion = {
+        version: champion.version,
+        ndcg: metrics['champion']?.[`ndcg@${k}`] ?? 0,
+        diff: pairedDifferenceInterval(
+          byModel(challenger),
+          byModel('champion'),
+          plan.config.gates.bootstrapSamples,
+        ),
+      };
+    }
+    const gate: { decision: 'promote' | 'reject'; checks: GateCheck[] } = decideGates({
+      k,
+      challenger,
+      metrics,
+      vsChampion,
+      gates: plan.config.gates,
+    });
     const evaluatedUsers = await db.scalar<number>(`SELECT count(*) FROM eval_targets`);
-    const { chosen, ...gate } = decide(metrics, k);
     const reportPath = path.join(plan.runDir, 'evaluation.json');
-    writeJsonAtomic(reportPath, { k, evaluatedUsers, catalogue, metrics, gate, chosen });
-    return { k, evaluatedUsers, metrics, chosenModel: chosen, gate, reportPath };
+    writeJsonAtomic(reportPath, {
+      k,
+      evaluatedUsers,
+      catalogue,
+      metrics,
+      gate,
+      challenger,
+      champion: championVersion,
+      vsChampion,
+    });
+    return {
+      k,
+      evaluatedUsers,
+      metrics,
+      chosenModel: challenger,
+      championVersion: championVersion ?? null,
+      gate,
+      reportPath,
+    };
   });
 }

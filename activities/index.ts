@@ -8,9 +8,21 @@ import { clean } from './clean';
 import { trainBaselines } from './train';
 import { evaluate } from './evaluate';
 import { publish } from './publish';
+import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
+import type {
+  AliasInput,
+  EvaluateResult,
+  IngestResult,
+  ProfileResult,
+  TrainResult,
+} from '../workflows/types';
 import { Context } from '@temporalio/activity';
 
 export type { ActivityDeps } from './context';
+
+function workflowIdOf(): string {
+  return Context.current().info.workflowExecution?.workflowId ?? 'unknown';
+}
 
 /** Activities served on the CPU task queue. */
 export function createCpuActivities(deps: ActivityDeps) {
@@ -26,6 +38,18 @@ export function createCpuActivities(deps: ActivityDeps) {
     evaluate: withHeartbeat('evaluate', evaluate),
     publish: withHeartbeat('publish', publish),
     releaseLock: async (plan: RunPlan) => releaseLock(plan),
+    registerCandidate: async (
+      plan: RunPlan,
+      ingested: IngestResult,
+      profiled: ProfileResult,
+      trained: TrainResult,
+      evaluation: EvaluateResult,
+    ) => {
+      await registerCandidate(deps, plan, ingested, profiled, trained, evaluation);
+    },
+    promoteCandidate,
+    setChampion: async (input: AliasInput) => setChampion(deps, input, workflowIdOf()),
+    rollbackChampion: async (input: AliasInput) => rollbackChampion(deps, input, workflowIdOf()),
   };
 }
 

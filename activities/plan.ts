@@ -42,23 +42,30 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   const interactionsSpec = dataPath(config, input.interactions ?? config.dataset.interactions);
   const itemsSpec = input.items ?? config.dataset.items;
 
-  // The bundled dataset is generated (deterministically) the first time the default input is missing.
+  // The bundled dataset is generated (deterministically) when the default input is missing or incomplete
+  // (e.g. a crash during generation); its manifest records the options, so a config change regenerates it.
   let generatedData = false;
   const usingDefault = input.interactions === undefined;
-  if (usingDefault && !fs.existsSync(interactionsSpec)) {
+  if (usingDefault) {
+    const { generateDataset, isGeneratedDatasetComplete } = await import('../lib/datagen');
     const g = config.dataset.generate;
-    log('generating the bundled synthetic dataset', { out: path.dirname(interactionsSpec) });
-    const { generateDataset } = await import('../lib/datagen');
-    await generateDataset({
+    const out = path.dirname(interactionsSpec);
+    const want = {
       users: g.users,
       items: g.items,
       events: g.events,
       seed: g.seed,
       dirtyRate: g.dirtyRate,
       botUsers: g.botUsers,
-      out: path.dirname(interactionsSpec),
-    });
-    generatedData = true;
+    };
+    if (
+      !fs.existsSync(interactionsSpec) ||
+      (fs.existsSync(path.join(out, 'generation.json')) && !isGeneratedDatasetComplete(out, want))
+    ) {
+      log('generating the bundled synthetic dataset', { out });
+      await generateDataset({ ...want, out });
+      generatedData = true;
+    }
   }
 
   let interactionFiles: string[];
@@ -92,7 +99,8 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
     dbPath: path.join(runDir, 'run.duckdb'),
     interactionFiles,
     itemsFile,
-    modelVersion: `${datasetId}-${compactTime(ctx.startedAt)}-${ctx.runId.slice(0, 8)}`,
+    // The run id's tail: UUIDv7 run ids share their (time-based) head.
+    modelVersion: `${datasetId}-${compactTime(ctx.startedAt)}-${ctx.runId.replace(/-/g, '').slice(-8)}`,
     config,
     startedAt: ctx.startedAt,
     generatedData,

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, lit } from '../lib/duckdb';
+import { withDb, lit, type DuckdbLimits } from '../lib/duckdb';
 import { dataPath } from '../lib/config';
 import { fsyncDir, sha256File, writeJsonAtomic, readJsonIfExists } from '../lib/fs-atomic';
-import { recommendSql, maxSeenSql } from '../analytics/baselines.sql';
+import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/baselines.sql';
 import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
@@ -88,10 +88,115 @@ export function pruneVersions(root: string, keep: number): string[] {
   return removed;
 }
 
+export interface VersionSpec {
+  root: string;
+  dbPath: string;
+  limits: DuckdbLimits;
+  datasetId: string;
+  version: string;
+  runId: string;
+  workflowId: string;
+  model: string;
+  kind: RecommendParams['kind'];
+  modelFile: string;
+  mostPopFile: string;
+  topN: number;
+  maxHistory: number;
+  generatedAt: string;
+  metrics: Record<string, number>;
+  privacy: Manifest['privacy'];
+}
+
 /**
- * Writes top-N recommendations for every known user into a temporary folder, verifies them by reading back,
- * writes the manifest, renames the folder into versions/, then switches `current`. A crash at any point leaves
- * the previous version current; a retry of the same run reuses a completed version folder.
+ * Writes one immutable version folder: top-N for every user of the run's clean events, seen and out-of-stock
+ * items excluded, into a temporary folder; reads it back; writes the manifest; renames it into versions/.
+ * A crash at any point leaves at most a `.tmp-*` folder that readers never see. Idempotent per run.
+ */
+export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manifest: Manifest }> {
+  const versionsDir = path.join(v.root, 'versions');
+  const finalDir = path.join(versionsDir, v.version);
+  fs.mkdirSync(versionsDir, { recursive: true });
+  const existing = readJsonIfExists<Manifest>(path.join(finalDir, '_manifest.json'));
+  if (existing) {
+    if (existing.runId !== v.runId)
+      throw new Error(`${finalDir} already holds version ${v.version} from run ${existing.runId}`);
+    return { dir: finalDir, manifest: existing };
+  }
+  const tmpDir = path.join(versionsDir, `.tmp-${v.version}-${process.pid}-${Date.now()}`);
+  fs.mkdirSync(tmpDir, { recursive: true });
+  const file = path.join(tmpDir, 'part-00000.parquet');
+  const stats = await withDb(v.dbPath, v.limits, async (db) => {
+    await db.run(`SET TimeZone = 'UTC'`);
+    progress({ stage: 'publish', step: 'score' });
+    await db.run(`
+      CREATE OR REPLACE TEMP TABLE publish_users AS SELECT DISTINCT user_id FROM events;
+      CREATE OR REPLACE TEMP TABLE unavailable_items AS
+        SELECT DISTINCT item_id FROM raw_items WHERE lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
+    const maxSeen = await db.scalar<number>(maxSeenSql('events', 'publish_users'));
+    await db.run(
+      recommendSql(
+        {
+          kind: v.kind,
+          modelFile: v.modelFile,
+          mostPopFile: v.mostPopFile,
+          targets: 'publish_users',
+          history: 'events',
+          k: v.topN,
+          maxHistory: v.maxHistory,
+          into: 'publish_recs',
+          excludeItems: 'unavailable_items',
+        },
+        maxSeen,
+      ),
+    );
+    progress({ stage: 'publish', step: 'write' });
+    // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
+    await db.run(`
+      COPY (
+        SELECT user_id, rank, item_id, score, ${lit(v.version)} AS model_version,
+               CAST(${lit(v.generatedAt)} AS TIMESTAMPTZ) AS generated_at
+        FROM publish_recs ORDER BY user_id, rank
+      ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
+    // Read back what was written: the manifest states what a reader will actually get.
+    return db.one<{ rows: number; users: number }>(
+      `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,
+    );
+  });
+  const manifest: Manifest = {
+    formatVersion: 1,
+    datasetId: v.datasetId,
+    modelVersion: v.version,
+    model: v.model,
+    runId: v.runId,
+    workflowId: v.workflowId,
+    createdAt: new Date().toISOString(),
+    generatedAt: v.generatedAt,
+    topN: v.topN,
+    rowCount: stats.rows,
+    users: stats.users,
+    schema: OUTPUT_SCHEMA,
+    files: [
+      {
+        path: 'part-00000.parquet',
+        rows: stats.rows,
+        bytes: fs.statSync(file).size,
+        sha256: await sha256File(file),
+      },
+    ],
+    metrics: v.metrics,
+    privacy: v.privacy,
+  };
+  writeJsonAtomic(path.join(tmpDir, '_manifest.json'), manifest);
+  fsyncDir(tmpDir);
+  fs.rmSync(finalDir, { recursive: true, force: true }); // Only a partial, manifest-less folder can be here.
+  fs.renameSync(tmpDir, finalDir);
+  fsyncDir(versionsDir);
+  return { dir: finalDir, manifest };
+}
+
+/**
+ * Publishes the run's challenger: writes its version folder, then switches `current`. A crash at any point
+ * leaves the previous version current; a retry of the same run reuses a completed version folder.
  */
 export async function publish(
   plan: RunPlan,
@@ -99,88 +204,26 @@ export async function publish(
   evaluation: EvaluateResult,
 ): Promise<PublishResult> {
   const root = outputRoot(plan);
-  const versionsDir = path.join(root, 'versions');
-  const finalDir = path.join(versionsDir, plan.modelVersion);
-  fs.mkdirSync(versionsDir, { recursive: true });
   const model = trained.models.find((m) => m.name === `${evaluation.chosenModel}-full`)!;
   const mostPop = trained.models.find((m) => m.name === 'mostpop-full')!;
-  const topN = plan.config.publish.topN;
-
-  let manifest = readJsonIfExists<Manifest>(path.join(finalDir, '_manifest.json'));
-  if (manifest && manifest.runId !== plan.runId) {
-    throw new Error(`${finalDir} already holds version ${plan.modelVersion} from run ${manifest.runId}`);
-  }
-  if (!manifest) {
-    const tmpDir = path.join(versionsDir, `.tmp-${plan.modelVersion}-${process.pid}-${Date.now()}`);
-    fs.mkdirSync(tmpDir, { recursive: true });
-    const file = path.join(tmpDir, 'part-00000.parquet');
-    const stats = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
-      await db.run(`SET TimeZone = 'UTC'`);
-      progress({ stage: 'publish', step: 'score' });
-      await db.run(`
-        CREATE OR REPLACE TEMP TABLE publish_users AS SELECT DISTINCT user_id FROM events;
-        CREATE OR REPLACE TEMP TABLE unavailable_items AS
-          SELECT DISTINCT item_id FROM raw_items WHERE lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
-      const maxSeen = await db.scalar<number>(maxSeenSql('events', 'publish_users'));
-      await db.run(
-        recommendSql(
-          {
-            kind: model.kind,
-            modelFile: model.path,
-            mostPopFile: mostPop.path,
-            targets: 'publish_users',
-            history: 'events',
-            k: topN,
-            maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
-            into: 'publish_recs',
-            excludeItems: 'unavailable_items',
-          },
-          maxSeen,
-        ),
-      );
-      progress({ stage: 'publish', step: 'write' });
-      // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
-      await db.run(`
-        COPY (
-          SELECT user_id, rank, item_id, score, ${lit(plan.modelVersion)} AS model_version,
-                 CAST(${lit(plan.startedAt)} AS TIMESTAMPTZ) AS generated_at
-          FROM publish_recs ORDER BY user_id, rank
-        ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
-      // Read back what was written: the manifest states what a reader will actually get.
-      return db.one<{ rows: number; users: number }>(
-        `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,
-      );
-    });
-    manifest = {
-      formatVersion: 1,
-      datasetId: plan.datasetId,
-      modelVersion: plan.modelVersion,
-      model: evaluation.chosenModel,
-      runId: plan.runId,
-      workflowId: plan.workflowId,
-      createdAt: new Date().toISOString(),
-      generatedAt: plan.startedAt,
-      topN,
-      rowCount: stats.rows,
-      users: stats.users,
-      schema: OUTPUT_SCHEMA,
-      files: [
-        {
-          path: 'part-00000.parquet',
-          rows: stats.rows,
-          bytes: fs.statSync(file).size,
-          sha256: await sha256File(file),
-        },
-      ],
-      metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
-      privacy: null,
-    };
-    writeJsonAtomic(path.join(tmpDir, '_manifest.json'), manifest);
-    fsyncDir(tmpDir);
-    fs.rmSync(finalDir, { recursive: true, force: true }); // Only a partial, manifest-less folder can be here.
-    fs.renameSync(tmpDir, finalDir);
-    fsyncDir(versionsDir);
-  }
+  const { dir: finalDir, manifest } = await writeVersion({
+    root,
+    dbPath: plan.dbPath,
+    limits: limitsOf(plan),
+    datasetId: plan.datasetId,
+    version: plan.modelVersion,
+    runId: plan.runId,
+    workflowId: plan.workflowId,
+    model: evaluation.chosenModel,
+    kind: model.kind,
+    modelFile: model.path,
+    mostPopFile: mostPop.path,
+    topN: plan.config.publish.topN,
+    maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
+    generatedAt: plan.startedAt,
+    metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
+    privacy: null,
+  });
   const currentPath = switchCurrent(root, plan.modelVersion);
   const pruned = pruneVersions(root, plan.config.publish.keepVersions);
   // The id maps become the dataset's state only once a run has published with them.

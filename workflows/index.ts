@@ -1,1 +1,2 @@
 export { retrainPipeline, progressQuery } from './retrain';
+export { promoteModel, rollbackModel } from './aliases';

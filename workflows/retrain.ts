@@ -10,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
-import type { RetrainInput, RunSummary, StageTiming, RunPlan } from './types';
+import type { RetrainInput, RunSummary, StageTiming, RunPlan, PublishResult } from './types';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
 
 /** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */
@@ -92,14 +92,19 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   try {
     const ingested = await stage('ingest', () => cpu.ingest(plan));
     upsertSearchAttributes([{ key: SA_ROWS, value: ingested.rows + ingested.rejectedLines }]);
-    await stage('profile', () => cpu.profile(plan));
+    const profiled = await stage('profile', () => cpu.profile(plan));
     const cleaned = await stage('clean', () => cpu.clean(plan));
     const trained = await stage('train', () => training.trainBaselines(plan));
     const evaluation = await stage('evaluate', () => cpu.evaluate(plan, trained));
-    const published =
-      evaluation.gate.decision === 'promote'
-        ? await stage('publish', () => cpu.publish(plan, trained, evaluation))
-        : null;
+    await cpu.registerCandidate(plan, ingested, profiled, trained, evaluation);
+    // A rejected challenger publishes nothing: the champion's output stays current.
+    let published: PublishResult | null = null;
+    let registry: RunSummary['registry'] = null;
+    if (evaluation.gate.decision === 'promote') {
+      published = await stage('publish', () => cpu.publish(plan, trained, evaluation));
+      const aliases = await cpu.promoteCandidate(plan, evaluation, published);
+      registry = { champion: aliases.champion, previous: aliases.previous };
+    }
 
     const summary: RunSummary = {
       runId: info.runId,
@@ -120,6 +125,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       gate: evaluation.gate,
       privacy: null,
       published,
+      registry,
     };
     state.stage = 'done';
     upsertSearchAttributes([

@@ -94,13 +94,18 @@ export interface GateCheck {
   value: number;
   threshold: number;
   passed: boolean;
+  /** 95% bootstrap interval of the value, where the check uses one. */
+  ci?: [number, number];
 }
 
 export interface EvaluateResult {
   k: number;
   evaluatedUsers: number;
   metrics: Record<string, ModelMetrics>;
+  /** The challenger: the model this run proposes (and publishes if the gates pass). */
   chosenModel: string;
+  /** The champion's version at evaluation time (null for the first model of a dataset). */
+  championVersion: string | null;
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
   reportPath: string;
 }
@@ -134,4 +139,25 @@ export interface RunSummary {
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
   privacy: { epsilon: number; delta: number } | null;
   published: PublishResult | null;
+  /** Registry aliases after the run. */
+  registry: { champion: string | null; previous: string | null } | null;
+}
+
+/** Input of `promoteModel` and `rollbackModel`; every field optional except `version` for promotion. */
+export interface AliasInput {
+  datasetId?: string;
+  /** The version to make champion (promoteModel only). */
+  version?: string;
+  reason?: string;
+  /** Promote even a version its gates rejected. */
+  force?: boolean;
+  config?: string;
+  overrides?: Record<string, unknown>;
+}
+
+export interface AliasResult {
+  champion: string | null;
+  previous: string | null;
+  /** The output's `current` pointer, now at the champion's recommendations. */
+  currentPath: string;
 }

@@ -72,7 +72,25 @@ export const configSchema = z.strictObject({
     holdoutDays: z.number().positive().max(365),
     k: z.number().int().min(1).max(1000),
   }),
+  gates: z.strictObject({
+    /** Absolute floors for the challenger, by metric name without @K (e.g. ndcg, recall, coverage). */
+    minimums: z.partialRecord(
+      z.enum(['ndcg', 'recall', 'precision', 'hitrate', 'map', 'mrr', 'coverage']),
+      z.number().min(0).max(1),
+    ),
+    /** Largest tolerated drop vs the champion (relative); fails only when the whole 95% CI is below it. */
+    maxRegression: z.number().min(0).max(1),
+    /** The challenger's NDCG must exceed MostPop's by this relative margin. */
+    mostPopMargin: z.number().min(-1).max(10),
+    bootstrapSamples: z.number().int().min(50).max(100000),
+  }),
+  registry: z.strictObject({
+    /** Relative to dataDir. */
+    dir: z.string().min(1),
+  }),
   training: z.strictObject({
+    /** The model each run proposes as challenger (the other models are baselines beside it). */
+    challenger: z.enum(['itemitem']),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
     itemItem: z.strictObject({
       maxHistoryPerUser: z.number().int().min(1).max(10000),

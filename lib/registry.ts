@@ -1,0 +1,227 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readJsonIfExists, writeJsonAtomic, fsyncDir } from './fs-atomic';
+
+/**
+ * The model registry of a dataset: every model version with its lineage, and the `champion` / `previous`
+ * aliases (as MLflow's). Files only, so it lives on the shared data volume beside the runs:
+ *   <registry>/<dataset>/models/<version>/{model.json, *.parquet}
+ *   <registry>/<dataset>/aliases.json          (moved atomically, under an exclusive lock)
+ */
+export type ModelStatus = 'candidate' | 'champion' | 'retired' | 'rejected';
+
+export interface ModelRecord {
+  version: string;
+  datasetId: string;
+  /** Model family, e.g. itemitem or mf. */
+  model: string;
+  status: ModelStatus;
+  createdAt: string;
+  runId: string;
+  workflowId: string;
+  /** The champion it was evaluated against / warm-started from. */
+  parentVersion: string | null;
+  configHash: string;
+  codeVersion: string;
+  backend: string;
+  data: { files: { path: string; sha256: string; rows: number }[]; rows: number; profilePath: string };
+  metrics: Record<string, Record<string, number>>;
+  gate: { decision: 'promote' | 'reject'; checks: unknown[] } | null;
+  privacy: { epsilon: number; delta: number } | null;
+  /** Artifact files inside the version folder: `eval` (trained on the training split) and `full` (all data). */
+  artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
+  /** Where this version's recommendations were published (kept while the output retains that version). */
+  publishedVersionDir: string | null;
+  /** The run's DuckDB file, to republish this version if its output was pruned. */
+  runDbPath: string;
+}
+
+export interface AliasMove {
+  at: string;
+  champion: string | null;
+  previous: string | null;
+  reason: string;
+  by: string;
+}
+
+export interface Aliases {
+  champion: string | null;
+  previous: string | null;
+  updatedAt: string | null;
+  history: AliasMove[];
+}
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'NotFound' | 'Conflict' | 'Locked' | 'Invalid',
+  ) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+export class Registry {
+  constructor(readonly dir: string) {}
+
+  versionDir(version: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(version))
+      throw new RegistryError(`invalid model version '${version}'`, 'Invalid');
+    return path.join(this.dir, 'models', version);
+  }
+
+  aliases(): Aliases {
+    return (
+      readJsonIfExists<Aliases>(path.join(this.dir, 'aliases.json')) ?? {
+        champion: null,
+        previous: null,
+        updatedAt: null,
+        history: [],
+      }
+    );
+  }
+
+  get(version: string): ModelRecord | undefined {
+    return readJsonIfExists<ModelRecord>(path.join(this.versionDir(version), 'model.json'));
+  }
+
+  require(version: string): ModelRecord {
+    const r = this.get(version);
+    if (!r)
+      throw new RegistryError(`model version '${version}' is not in the registry ${this.dir}`, 'NotFound');
+    return r;
+  }
+
+  list(): ModelRecord[] {
+    const dir = path.join(this.dir, 'models');
+    if (!fs.existsSync(dir)) return [];
+    return fs
+      .readdirSync(dir)
+      .map((v) => readJsonIfExists<ModelRecord>(path.join(dir, v, 'model.json')))
+      .filter((r): r is ModelRecord => !!r)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /**
+   * Registers a version: copies its artifact files into the version folder, then writes model.json last, so a
+   * crash leaves no half-registered version. Idempotent for the same run.
+   */
+  register(record: Omit<ModelRecord, 'artifacts'>, files: ModelRecord['artifacts']): ModelRecord {
+    const dir = this.versionDir(record.version);
+    const existing = this.get(record.version);
+    if (existing) {
+      if (existing.runId !== record.runId) {
+        throw new RegistryError(
+          `version ${record.version} is already registered by run ${existing.runId}`,
+          'Conflict',
+        );
+      }
+      return existing;
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    const artifacts = {} as ModelRecord['artifacts'];
+    for (const [key, src] of Object.entries(files) as [keyof ModelRecord['artifacts'], string][]) {
+      const name = `${key}-${path.basename(src)}`;
+      fs.copyFileSync(src, path.join(dir, name));
+      artifacts[key] = name;
+    }
+    const full: ModelRecord = { ...record, artifacts };
+    writeJsonAtomic(path.join(dir, 'model.json'), full);
+    fsyncDir(dir);
+    return full;
+  }
+
+  update(version: string, patch: Partial<ModelRecord>): ModelRecord {
+    const r = { ...this.require(version), ...patch };
+    writeJsonAtomic(path.join(this.versionDir(version), 'model.json'), r);
+    return r;
+  }
+
+  artifactPath(record: ModelRecord, key: keyof ModelRecord['artifacts']): string {
+    return path.join(this.versionDir(record.version), record.artifacts[key]);
+  }
+
+  /**
+   * Moves the aliases under an exclusive lock. `expectChampion` makes it a compare-and-swap: a promotion
+   * evaluated against champion A must not silently replace a champion B installed meanwhile.
+   */
+  async moveAliases(
+    change: { champion: string | null; previous: string | null; expectChampion?: string | null },
+    reason: string,
+    by: string,
+  ): Promise<Aliases> {
+    return this.updateAliases(() => change, reason, by);
+  }
+
+  /**
+   * Read-modify-write of the aliases inside the lock: `decide` sees the aliases as they are now (not as they
+   * were before waiting for the lock) and returns the move, or null for no change.
+   */
+  async updateAliases(
+    decide: (
+      current: Aliases,
+    ) =>
+      | { champion: string | null; previous: string | null; expectChampion?: string | null }
+      | null
+      | Promise<{ champion: string | null; previous: string | null; expectChampion?: string | null } | null>,
+    reason: string,
+    by: string,
+  ): Promise<Aliases> {
+    return this.withLock(async () => {
+      const current = this.aliases();
+      const change = await decide(current);
+      if (!change) return current;
+      if (change.expectChampion !== undefined && current.champion !== change.expectChampion) {
+        throw new RegistryError(
+          `champion changed while this run was evaluated (expected ${change.expectChampion ?? 'none'}, found ${current.champion ?? 'none'})`,
+          'Conflict',
+        );
+      }
+      const now = new Date().toISOString();
+      const next: Aliases = {
+        champion: change.champion,
+        previous: change.previous,
+        updatedAt: now,
+        history: [
+          ...current.history,
+          { at: now, champion: change.champion, previous: change.previous, reason, by },
+        ].slice(-200),
+      };
+      writeJsonAtomic(path.join(this.dir, 'aliases.json'), next);
+      return next;
+    });
+  }
+
+  /**
+   * An exclusive lock file (O_EXCL); a lock older than `staleMs` is from a dead process and is broken (the
+   * longest holder is a republish, well under it).
+   */
+  async withLock<T>(fn: () => T | Promise<T>, timeoutMs = 120_000, staleMs = 15 * 60_000): Promise<T> {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const lock = path.join(this.dir, 'aliases.lock');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }), {
+          flag: 'wx',
+        });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        try {
+          if (Date.now() - fs.statSync(lock).mtimeMs > staleMs) fs.rmSync(lock, { force: true });
+        } catch {
+          // Removed by its holder meanwhile.
+        }
+        if (Date.now() > deadline)
+          throw new RegistryError(`registry ${this.dir} is locked (${lock})`, 'Locked');
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
+  }
+}

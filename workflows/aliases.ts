@@ -1,0 +1,32 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { CpuActivities } from '../activities';
+import type { AliasInput, AliasResult } from './types';
+
+const registry = proxyActivities<CpuActivities>({
+  startToCloseTimeout: '5m',
+  retry: {
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [
+      'BadInput',
+      'ConfigError',
+      'VersionRejected',
+      'VersionNotPublished',
+      'NothingToRollBack',
+      'RegistryNotFound',
+      'RegistryConflict',
+    ],
+  },
+});
+
+/**
+ * Makes a registered model version champion and points the published recommendations at it, without
+ * retraining. Input: `{"version": "<model version>", "datasetId"?, "reason"?, "force"?}`.
+ */
+export async function promoteModel(input: AliasInput): Promise<AliasResult> {
+  return registry.setChampion(input);
+}
+
+/** Rolls the champion back to `previous` and re-points the published output. Input: `{"datasetId"?, "reason"?}`. */
+export async function rollbackModel(input: AliasInput = {}): Promise<AliasResult> {
+  return registry.rollbackChampion(input);
+}
