@@ -51,6 +51,7 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
         ratingMax: plan.config.schema.rating.max,
         timestampFloor: plan.config.schema.timestampFloor,
         futureLimit,
+        detectBots: plan.config.cleaning.detectBots,
         botMadK: plan.config.cleaning.botMadK,
         botMinEventsPerDay: plan.config.cleaning.botMinEventsPerDay,
       }),

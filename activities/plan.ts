@@ -46,7 +46,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   // (e.g. a crash during generation); its manifest records the options, so a config change regenerates it.
   let generatedData = false;
   const usingDefault = input.interactions === undefined;
-  if (usingDefault) {
+  if (usingDefault && config.dataset.source === 'synthetic') {
     const { generateDataset, isGeneratedDatasetComplete } = await import('../lib/datagen');
     const g = config.dataset.generate;
     const out = path.dirname(interactionsSpec);
@@ -72,7 +72,11 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   try {
     interactionFiles = await resolveInputFiles(interactionsSpec);
   } catch (err) {
-    throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
+    const hint =
+      usingDefault && datasetId === 'movielens'
+        ? ' (fetch it first: npm run datasets -- fetch movielens)'
+        : '';
+    throw ApplicationFailure.nonRetryable((err as Error).message + hint, 'BadInput');
   }
   let itemsFile: string | undefined;
   if (itemsSpec) {

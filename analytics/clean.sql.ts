@@ -11,6 +11,7 @@ export interface CleanParams {
   timestampFloor: string;
   /** Rows later than this are from the future (run start + 1 day of clock skew). */
   futureLimit: string;
+  detectBots: boolean;
   botMadK: number;
   botMinEventsPerDay: number;
 }
@@ -75,7 +76,7 @@ CREATE OR REPLACE TEMP TABLE bot_threshold AS
 SELECT greatest(${p.botMinEventsPerDay}, median(per_day) + ${p.botMadK} * coalesce(mad(per_day), 0)) AS threshold
 FROM user_rate;
 CREATE OR REPLACE TEMP TABLE bots AS
-SELECT user_id FROM user_rate WHERE per_day > (SELECT threshold FROM bot_threshold);
+SELECT user_id FROM user_rate WHERE ${p.detectBots} AND per_day > (SELECT threshold FROM bot_threshold);
 
 CREATE OR REPLACE TEMP TABLE final AS
 SELECT *, CASE WHEN reason2 IS NULL AND user_id IN (SELECT user_id FROM bots) THEN 'bot_user' ELSE reason2 END AS final_reason

@@ -38,6 +38,8 @@ export const configSchema = z.strictObject({
     id: identifier,
     interactions: z.string().min(1),
     items: z.string().optional(),
+    /** `synthetic`: generate the interactions file from `generate` when it is missing; `file`: it must exist. */
+    source: z.enum(['synthetic', 'file']),
     generate: z.strictObject({
       users: z.number().int().min(10),
       items: z.number().int().min(10),
@@ -61,6 +63,8 @@ export const configSchema = z.strictObject({
     threads: z.number().int().min(1).max(256),
   }),
   cleaning: z.strictObject({
+    /** Explicit-rating datasets have legitimate power users; bot detection is for implicit click logs. */
+    detectBots: z.boolean(),
     botMadK: z.number().positive(),
     botMinEventsPerDay: z.number().positive(),
   }),
