@@ -118,7 +118,7 @@ SELECT id, CAST((SELECT coalesce(max(idx), -1) FROM prev) + row_number() OVER (O
 export function splitSql(holdoutDays: number): string {
   return `
 CREATE OR REPLACE TABLE split_info AS
-SELECT max(ts) - to_milliseconds(CAST(${holdoutDays} * 86400000 AS BIGINT)) AS holdout_start, max(ts) AS max_ts FROM events;
+SELECT max(ts) - to_milliseconds(CAST(${Math.round(holdoutDays * 86_400_000)} AS BIGINT)) AS holdout_start, max(ts) AS max_ts FROM events;
 CREATE OR REPLACE TABLE train_events AS SELECT * FROM events WHERE ts < (SELECT holdout_start FROM split_info);
 CREATE OR REPLACE TABLE holdout_events AS SELECT * FROM events WHERE ts >= (SELECT holdout_start FROM split_info);`;
 }
