@@ -73,7 +73,7 @@ export const configSchema = z.strictObject({
     maxQuarantineShare: z.number().min(0).max(1),
   }),
   evaluation: z.strictObject({
-    holdoutDays: z.number().positive().max(365),
+    holdoutDays: z.number().positive().max(3650),
     k: z.number().int().min(1).max(1000),
   }),
   gates: z.strictObject({
