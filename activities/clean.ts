@@ -78,7 +78,8 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
     await db.run(`COPY item_ids TO ${lit(path.join(plan.runDir, 'item_ids.parquet'))} (FORMAT parquet)`);
 
     progress({ stage: 'clean', step: 'split' });
-    await db.run(sql.splitSql(plan.config.evaluation.holdoutDays));
+    const e = plan.config.evaluation;
+    await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction));
     await db.run('CHECKPOINT');
     const c = await db.one<{
       kept: number;

@@ -114,8 +114,25 @@ SELECT id, CAST((SELECT coalesce(max(idx), -1) FROM prev) + row_number() OVER (O
   return one('user_ids', 'user_id', prevUsers) + one('item_ids', 'item_id', prevItems);
 }
 
-/** Time-based holdout: the last `holdoutDays` of clean events form the test period. */
-export function splitSql(holdoutDays: number): string {
+/**
+ * The holdout. `time`: the last `holdoutDays` of clean events form the test period (a global cut: nothing
+ * after it is seen in training). `user-time`: each user's latest `holdoutFraction` of events (users with at
+ * least 3 events), which leaks other users' later events into training — the usual leave-last-out trade-off.
+ */
+export function splitSql(split: 'time' | 'user-time', holdoutDays: number, holdoutFraction: number): string {
+  if (split === 'user-time') {
+    return `
+CREATE OR REPLACE TEMP TABLE ranked_events AS
+SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts, item_id) AS rn, count(*) OVER (PARTITION BY user_id) AS n
+FROM events;
+CREATE OR REPLACE TABLE train_events AS
+SELECT * EXCLUDE (rn, n) FROM ranked_events WHERE n < 3 OR rn <= n - ceil(n * ${holdoutFraction});
+CREATE OR REPLACE TABLE holdout_events AS
+SELECT * EXCLUDE (rn, n) FROM ranked_events WHERE n >= 3 AND rn > n - ceil(n * ${holdoutFraction});
+CREATE OR REPLACE TABLE split_info AS
+SELECT (SELECT min(ts) FROM holdout_events) AS holdout_start, max(ts) AS max_ts FROM events;
+DROP TABLE ranked_events;`;
+  }
   return `
 CREATE OR REPLACE TABLE split_info AS
 SELECT max(ts) - to_milliseconds(CAST(${Math.round(holdoutDays * 86_400_000)} AS BIGINT)) AS holdout_start, max(ts) AS max_ts FROM events;

@@ -73,6 +73,13 @@ export const configSchema = z.strictObject({
     maxQuarantineShare: z.number().min(0).max(1),
   }),
   evaluation: z.strictObject({
+    /**
+     * `time`: one global cut, the last `holdoutDays` are the test period (no leakage; the default).
+     * `user-time`: each user's most recent `holdoutFraction` of events (leave-last-out style), for logs
+     * like MovieLens where users come in bursts and few are active on both sides of a global cut.
+     */
+    split: z.enum(['time', 'user-time']),
+    holdoutFraction: z.number().gt(0).lt(1),
     holdoutDays: z.number().positive().max(3650),
     k: z.number().int().min(1).max(1000),
   }),
