@@ -5,6 +5,7 @@ import { withDb, lit } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
 import type { CleanResult, RunPlan } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
+import { buildBoundingSql, createSecureRng } from '../privacy';
 
 /** Where the dataset's stable id maps live between runs (updated only when a run publishes). */
 export function stateDir(plan: Pick<RunPlan, 'config' | 'datasetId'>): string {
@@ -80,6 +81,30 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
     progress({ stage: 'clean', step: 'split' });
     const e = plan.config.evaluation;
     await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction));
+    // Per-user contribution bounding of the training inputs (the holdout is judged as it is).
+    let privacyCapped = 0;
+    if (plan.config.privacy.enabled) {
+      progress({ stage: 'clean', step: 'contribution bounding' });
+      const secret = createSecureRng().secretHex();
+      for (const [source, target] of [
+        ['train_events', 'train_bounded'],
+        ['events', 'all_bounded'],
+      ]) {
+        const b = buildBoundingSql({
+          source,
+          userColumn: 'user_id',
+          itemColumn: 'item_id',
+          caps: plan.config.privacy.caps,
+          secret,
+        });
+        await db.run(b.createTableSql(target));
+        if (target === 'all_bounded') {
+          privacyCapped = await db.scalar<number>(
+            `SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM all_bounded)`,
+          );
+        }
+      }
+    }
     await db.run('CHECKPOINT');
     const c = await db.one<{
       kept: number;
@@ -103,6 +128,7 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
       holdoutStart: c.holdout_start ?? '',
       users: c.users,
       items: c.items,
+      privacyCapped,
     };
     return out;
   });

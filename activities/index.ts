@@ -8,6 +8,7 @@ import { clean } from './clean';
 import { trainBaselines } from './train';
 import { evaluate } from './evaluate';
 import { publish } from './publish';
+import { settleBudget } from './privacy';
 import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
 import type {
   AliasInput,
@@ -48,6 +49,10 @@ export function createCpuActivities(deps: ActivityDeps) {
       await registerCandidate(deps, plan, ingested, profiled, trained, evaluation);
     },
     promoteCandidate,
+    /** Commit the run's privacy reservation once noise was released, or give it back if nothing was. */
+    settlePrivacy: async (plan: RunPlan, outcome: 'commit' | 'release') => {
+      if (plan.privacy) await settleBudget(plan.config, plan.runId, outcome);
+    },
     setChampion: async (input: AliasInput) => setChampion(deps, input, workflowIdOf()),
     rollbackChampion: async (input: AliasInput) => rollbackChampion(deps, input, workflowIdOf()),
   };

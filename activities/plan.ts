@@ -6,6 +6,7 @@ import type { RetrainInput, RunPlan } from '../workflows/types';
 import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
 import type { ActivityDeps } from './context';
+import { reserveBudget } from './privacy';
 import { log } from './context';
 
 export interface PlanContext {
@@ -95,6 +96,11 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
     deps.client,
   );
 
+  // The privacy budget is checked before any data is read (ingest is the next stage).
+  const privacy = config.privacy.enabled
+    ? await reserveBudget(config, datasetId, ctx.runId, ctx.startedAt)
+    : null;
+
   const plan: RunPlan = {
     workflowId: ctx.workflowId,
     runId: ctx.runId,
@@ -108,6 +114,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
     config,
     startedAt: ctx.startedAt,
     generatedData,
+    privacy,
   };
   fs.writeFileSync(path.join(runDir, 'plan.json'), JSON.stringify(plan, null, 2));
   return plan;

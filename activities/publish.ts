@@ -33,7 +33,30 @@ export interface Manifest {
   schema: typeof OUTPUT_SCHEMA;
   files: { path: string; rows: number; bytes: number; sha256: string }[];
   metrics: Record<string, number>;
-  privacy: { epsilon: number; delta: number } | null;
+  privacy: ManifestPrivacy | null;
+}
+
+/** The differential-privacy spend of the run that produced a version. */
+export interface ManifestPrivacy {
+  epsilon: number;
+  delta: number;
+  rho: number | null;
+  mechanism: string;
+  window: string;
+  params: Record<string, number | string | boolean>;
+}
+
+export function manifestPrivacy(plan: RunPlan): ManifestPrivacy | null {
+  const p = plan.privacy;
+  if (!p) return null;
+  return {
+    epsilon: p.spend.epsilon,
+    delta: p.spend.delta,
+    rho: p.spend.rho ?? null,
+    mechanism: p.spend.mechanism,
+    window: p.window,
+    params: { ...p.spend.params },
+  };
 }
 
 export function outputRoot(plan: RunPlan): string {
@@ -222,7 +245,7 @@ export async function publish(
     maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
     generatedAt: plan.startedAt,
     metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
-    privacy: null,
+    privacy: manifestPrivacy(plan),
   });
   const currentPath = switchCurrent(root, plan.modelVersion);
   const pruned = pruneVersions(root, plan.config.publish.keepVersions);

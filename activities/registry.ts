@@ -17,7 +17,7 @@ import type {
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { registryFor } from './evaluate';
-import { switchCurrent, writeVersion } from './publish';
+import { switchCurrent, writeVersion, manifestPrivacy, type ManifestPrivacy } from './publish';
 import type { RecommendParams } from '../analytics/baselines.sql';
 import type { RecforgeConfig } from '../lib/config';
 
@@ -87,7 +87,7 @@ export async function registerCandidate(
         },
         metrics: evaluation.metrics,
         gate: evaluation.gate,
-        privacy: null,
+        privacy: manifestPrivacy(plan),
         publishedVersionDir: null,
         runDbPath: plan.dbPath,
       },
@@ -178,7 +178,7 @@ async function repoint(
       maxHistory: config.training.itemItem.maxHistoryPerUser,
       generatedAt: record.createdAt,
       metrics: record.metrics[record.model] ?? {},
-      privacy: record.privacy,
+      privacy: record.privacy as ManifestPrivacy | null,
     });
     registry.update(record.version, { publishedVersionDir: dir });
   }

@@ -4,6 +4,7 @@ import { withDb, lit } from '../lib/duckdb';
 import * as sql from '../analytics/baselines.sql';
 import type { ModelArtifact, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, progress } from './context';
+import { trainDpVariant } from './train-dp';
 
 export function modelsDir(plan: RunPlan): string {
   return path.join(plan.runDir, 'models');
@@ -18,6 +19,11 @@ export async function trainBaselines(plan: RunPlan): Promise<TrainResult> {
   fs.mkdirSync(dir, { recursive: true });
   const { maxHistoryPerUser, neighbours } = plan.config.training.itemItem;
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
+    if (plan.config.privacy.enabled) {
+      const evalVariant = await trainDpVariant(db, plan, 'train_bounded', '', dir);
+      const fullVariant = await trainDpVariant(db, plan, 'all_bounded', '-full', dir);
+      return { backend: 'duckdb-sql+dp', models: [...evalVariant.models, ...fullVariant.models] };
+    }
     const models: ModelArtifact[] = [];
     const variants: [string, string][] = [
       ['train_events', ''],

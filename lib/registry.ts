@@ -27,7 +27,14 @@ export interface ModelRecord {
   data: { files: { path: string; sha256: string; rows: number }[]; rows: number; profilePath: string };
   metrics: Record<string, Record<string, number>>;
   gate: { decision: 'promote' | 'reject'; checks: unknown[] } | null;
-  privacy: { epsilon: number; delta: number } | null;
+  privacy: {
+    epsilon: number;
+    delta: number;
+    rho: number | null;
+    mechanism: string;
+    window: string;
+    params: Record<string, number | string | boolean>;
+  } | null;
   /** Artifact files inside the version folder: `eval` (trained on the training split) and `full` (all data). */
   artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
   /** Where this version's recommendations were published (kept while the output retains that version). */

@@ -114,7 +114,11 @@ async function main(): Promise<number> {
     }
     log(`started workflow ${workflowId} run ${handle.firstExecutionRunId}`);
     let printed = 0;
-    const poll = setInterval(async () => {
+    let inflight: Promise<void> = Promise.resolve();
+    const poll = setInterval(() => {
+      inflight = pollOnce();
+    }, 500);
+    const pollOnce = async () => {
       try {
         const p = await handle.query<ProgressState>('progress');
         for (; printed < p.stages.length; printed++) {
@@ -123,7 +127,7 @@ async function main(): Promise<number> {
       } catch {
         // The workflow may be between tasks; the next poll catches up.
       }
-    }, 500);
+    };
     try {
       const summary = (await handle.result()) as RunSummary;
       clearInterval(poll);
@@ -138,6 +142,7 @@ async function main(): Promise<number> {
       exitCode = summary.status === 'completed' ? 0 : 2;
     } finally {
       clearInterval(poll);
+      await inflight; // Never close the connection under a query still in flight.
     }
   } catch (err) {
     const message = err instanceof WorkflowFailedError ? rootCause(err) : (err as Error).message;

@@ -89,12 +89,20 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     { key: SA_DATASET, value: plan.datasetId },
     { key: SA_MODEL_VERSION, value: plan.modelVersion },
   ]);
+  let privacySettled = false;
+  let trainingStarted = false;
   try {
     const ingested = await stage('ingest', () => cpu.ingest(plan));
     upsertSearchAttributes([{ key: SA_ROWS, value: ingested.rows + ingested.rejectedLines }]);
     const profiled = await stage('profile', () => cpu.profile(plan));
     const cleaned = await stage('clean', () => cpu.clean(plan));
+    trainingStarted = true;
     const trained = await stage('train', () => training.trainBaselines(plan));
+    // Noise has been drawn from the data: from here on the spend is final, whatever happens next.
+    if (plan.privacy) {
+      await quick.settlePrivacy(plan, 'commit');
+      privacySettled = true;
+    }
     const evaluation = await stage('evaluate', () => cpu.evaluate(plan, trained));
     await cpu.registerCandidate(plan, ingested, profiled, trained, evaluation);
     // A rejected challenger publishes nothing: the champion's output stays current.
@@ -123,7 +131,17 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       },
       metrics: evaluation.metrics,
       gate: evaluation.gate,
-      privacy: null,
+      privacy: plan.privacy
+        ? {
+            epsilon: plan.privacy.spend.epsilon,
+            delta: plan.privacy.spend.delta,
+            rho: plan.privacy.spend.rho ?? null,
+            mechanism: plan.privacy.spend.mechanism,
+            window: plan.privacy.window,
+            rowsRemovedByCaps: cleaned.privacyCapped,
+            params: { ...plan.privacy.spend.params },
+          }
+        : null,
       published,
       registry,
     };
@@ -144,7 +162,13 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     });
     return summary;
   } finally {
-    // Release the dataset even when the run fails or is cancelled.
-    await CancellationScope.nonCancellable(() => quick.releaseLock(plan));
+    // Release the dataset even when the run fails or is cancelled; a run that failed before training gives
+    // its privacy reservation back.
+    await CancellationScope.nonCancellable(async () => {
+      // Once training started, noise may have been drawn and seen: the spend stands.
+      if (plan.privacy && !privacySettled)
+        await quick.settlePrivacy(plan, trainingStarted ? 'commit' : 'release');
+      await quick.releaseLock(plan);
+    });
   }
 }

@@ -32,6 +32,8 @@ export interface RunPlan {
   startedAt: string;
   /** Whether the bundled dataset had to be generated for this run. */
   generatedData: boolean;
+  /** The privacy spend reserved in the ledger for this run (null when differential privacy is off). */
+  privacy: import('../activities/privacy').PrivacyReservation | null;
 }
 
 export interface IngestedFile {
@@ -71,6 +73,8 @@ export interface CleanResult {
   holdoutStart: string;
   users: number;
   items: number;
+  /** Rows the per-user contribution caps removed from the training inputs (0 when DP is off). */
+  privacyCapped: number;
 }
 
 export interface ModelArtifact {
@@ -120,6 +124,17 @@ export interface PublishResult {
   sha256: string;
 }
 
+/** The privacy spend as reported in the summary, the registry and the manifest. */
+export interface RunPrivacy {
+  epsilon: number;
+  delta: number;
+  rho: number | null;
+  mechanism: string;
+  window: string;
+  rowsRemovedByCaps: number;
+  params: Record<string, number | string | boolean>;
+}
+
 export interface StageTiming {
   name: string;
   seconds: number;
@@ -137,7 +152,7 @@ export interface RunSummary {
   rows: { ingested: number; kept: number; quarantined: number; byReason: Record<string, number> };
   metrics: Record<string, ModelMetrics>;
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
-  privacy: { epsilon: number; delta: number } | null;
+  privacy: RunPrivacy | null;
   published: PublishResult | null;
   /** Registry aliases after the run. */
   registry: { champion: string | null; previous: string | null } | null;

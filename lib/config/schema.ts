@@ -83,6 +83,28 @@ export const configSchema = z.strictObject({
     holdoutDays: z.number().positive().max(3650),
     k: z.number().int().min(1).max(1000),
   }),
+  privacy: z.strictObject({
+    /** Differential privacy for everything learned from other users' behaviour (see docs/privacy.md). */
+    enabled: z.boolean(),
+    /** Per-run target (ε, δ) over all releases, composed in zCDP. */
+    epsilon: z.number().positive().max(100),
+    delta: z.number().gt(0).lt(1e-2),
+    caps: z.strictObject({
+      maxEventsPerUser: z.number().int().min(1),
+      maxEventsPerUserItem: z.number().int().min(1),
+      maxItemsPerUser: z.number().int().min(1),
+    }),
+    /** Share of the run's zCDP budget ρ spent on item popularity; the rest goes to co-occurrence counts. */
+    popularityShare: z.number().gt(0).lt(1),
+    /** Items (top by noisy popularity) whose pairwise co-occurrence counts are released, zeros included. */
+    cooccurrenceItems: z.number().int().min(2).max(2000),
+    budget: z.strictObject({
+      epsilon: z.number().positive(),
+      delta: z.number().gt(0).lt(1),
+      /** Budget window: spends compose within a calendar month or day (UTC) of the run's start. */
+      window: z.enum(['month', 'day']),
+    }),
+  }),
   gates: z.strictObject({
     /** Absolute floors for the challenger, by metric name without @K (e.g. ndcg, recall, coverage). */
     minimums: z.partialRecord(

@@ -160,6 +160,32 @@ describe('retrainPipeline end to end', () => {
     expect(rows[0].rank).toBe(1);
   });
 
+  test('differential privacy: the spend is in the summary, the manifest and the registry, and was committed', () => {
+    expect(summary.privacy).toMatchObject({ epsilon: 8, delta: 1e-6, mechanism: 'discrete-gaussian' });
+    expect(summary.privacy!.rowsRemovedByCaps).toBeGreaterThan(0);
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(summary.outputDir!, 'current', '_manifest.json'), 'utf8'),
+    ) as Manifest;
+    expect(manifest.privacy).toMatchObject({
+      epsilon: 8,
+      delta: 1e-6,
+      mechanism: 'discrete-gaussian',
+      window: summary.privacy!.window,
+    });
+    const model = JSON.parse(
+      fs.readFileSync(
+        path.join(dataDir, 'registry', 'synthetic', 'models', summary.modelVersion, 'model.json'),
+        'utf8',
+      ),
+    );
+    expect(model.privacy.epsilon).toBe(8);
+    const ledger = JSON.parse(
+      fs.readFileSync(path.join(dataDir, 'privacy-ledger', 'privacy-ledger.json'), 'utf8'),
+    );
+    expect(JSON.stringify(ledger)).toContain(summary.runId);
+    expect(JSON.stringify(ledger)).toContain('committed');
+  });
+
   test('quarantine keeps every rejected row with its reason, file and line', async () => {
     const runDir = path.join(dataDir, 'runs', 'synthetic', summary.runId);
     const q = await query(`SELECT reason, count(*)::INT AS n, min(source_line)::INT AS first_line,
@@ -208,6 +234,29 @@ describe('bad input publishes nothing', () => {
     expect(fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'synthetic', 'current'))).toBe(
       before,
     );
+  });
+
+  test('a run whose privacy spend would exceed the budget is refused before reading data', async () => {
+    const dir = tempDir('budget');
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: 'it-budget',
+      args: [
+        {
+          interactions: data.interactions,
+          overrides: testOverrides(dir, { privacy: { budget: { epsilon: 5, delta: 1e-5, window: 'day' } } }),
+        },
+      ],
+    });
+    const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(rootMessage(err)).toMatch(/budget.*5.*requested.*8|requested.*8.*budget.*5/is);
+    // Refused in planning: nothing was ingested.
+    const runs = path.join(dir, 'runs', 'synthetic');
+    const dbs = fs.existsSync(runs)
+      ? fs.readdirSync(runs).filter((r) => fs.existsSync(path.join(runs, r, 'run.duckdb')))
+      : [];
+    expect(dbs).toEqual([]);
   });
 
   test('a second run on the same dataset while one is running is refused', async () => {
