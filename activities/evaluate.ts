@@ -3,10 +3,18 @@ import { withDb, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 import { dataPath } from '../lib/config';
 import { Registry } from '../lib/registry';
-import { pairedDifferenceInterval } from '../lib/bootstrap';
+import { pairedDifferenceInterval, meanInterval } from '../lib/bootstrap';
+
+/** Users with fewer training events than this form the "new users" segment. */
+const NEW_USER_EVENTS = 5;
 import { decideGates } from '../lib/gates';
 import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/baselines.sql';
-import { perUserMetricsSql, aggregateMetricsSql, PER_USER_NDCG_SQL } from '../analytics/metrics.sql';
+import {
+  perUserMetricsSql,
+  aggregateMetricsSql,
+  segmentMetricsSql,
+  PER_USER_NDCG_SQL,
+} from '../analytics/metrics.sql';
 import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../workflows/types';
 import { limitsOf, progress } from './context';
 
@@ -89,17 +97,34 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       await recommendInto(db, plan, c, maxSeen);
     }
     const catalogue = await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`);
-    await db.run(perUserMetricsSql(k));
+    await db.run(perUserMetricsSql(k, Math.max(1, catalogue)));
     const metrics: Record<string, ModelMetrics> = {};
-    for (const r of await db.all(aggregateMetricsSql(k, Math.max(1, catalogue))))
+    for (const r of await db.all(aggregateMetricsSql(k, Math.max(1, catalogue)))) {
       metrics[String(r.model)] = withK(r, k);
+    }
+    // Segments and popularity bias go to the report (not the summary's headline metrics); a segment
+    // without users has no value.
+    const segments: Record<string, ModelMetrics> = {};
+    for (const r of await db.all(segmentMetricsSql(k, NEW_USER_EVENTS))) {
+      segments[String(r.model)] = Object.fromEntries(
+        Object.entries(withK(r, k)).filter(([, v]) => Number.isFinite(v) && v !== null),
+      );
+    }
+    // 95% bootstrap intervals of the headline metric per model, for the report.
+    const perUser = await db.all<{ model: string; user_id: string; ndcg: number }>(PER_USER_NDCG_SQL);
+    const intervals: Record<string, { low: number; high: number }> = {};
+    for (const model of Object.keys(metrics)) {
+      const values = Float64Array.from(perUser.filter((r) => r.model === model).map((r) => r.ndcg));
+      const iv = meanInterval(values, plan.config.gates.bootstrapSamples);
+      intervals[model] = { low: iv.low, high: iv.high };
+    }
 
     const challenger = plan.config.training.challenger;
     let vsChampion;
     if (champion) {
       progress({ stage: 'evaluate', step: 'bootstrap' });
-      const rows = await db.all<{ model: string; user_id: string; ndcg: number }>(PER_USER_NDCG_SQL);
-      const byModel = (m: string) => Float64Array.from(rows.filter((r) => r.model === m).map((r) => r.ndcg));
+      const byModel = (m: string) =>
+        Float64Array.from(perUser.filter((r) => r.model === m).map((r) => r.ndcg));
       vsChampion = {
         version: champion.version,
         ndcg: metrics['champion']?.[`ndcg@${k}`] ?? 0,
@@ -124,6 +149,8 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       evaluatedUsers,
       catalogue,
       metrics,
+      ndcgInterval95: intervals,
+      segments,
       gate,
       challenger,
       champion: championVersion,

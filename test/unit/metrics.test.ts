@@ -15,7 +15,7 @@ async function metrics(
   await c.run(`CREATE TABLE relevant (user_id VARCHAR, item_id VARCHAR)`);
   for (const r of recs) await c.run(`INSERT INTO recs VALUES ('${r[0]}', '${r[1]}', ${r[2]}, '${r[3]}')`);
   for (const r of relevant) await c.run(`INSERT INTO relevant VALUES ('${r[0]}', '${r[1]}')`);
-  await c.run(perUserMetricsSql(k));
+  await c.run(perUserMetricsSql(k, catalogue));
   const rows = (await c.runAndReadAll(aggregateMetricsSql(k, catalogue))).getRowObjectsJson();
   c.closeSync();
   db.closeSync();
@@ -50,6 +50,9 @@ describe('ranking metrics (hand-computed)', () => {
     expect(Number(m['map@k'])).toBeCloseTo((1 + 2 / 3) / 2 / 2, 10);
     expect(Number(m['mrr@k'])).toBeCloseTo(0.5, 10);
     expect(Number(m.coverage)).toBeCloseTo(6 / 10, 10);
+    // AUC over a catalogue of 10. u1: rel {a, c}, 8 non-relevant; a beats all 8, c beats 7 (b is above it):
+    // 15/16. u2: rel {z} unranked, 9 non-relevant of which 3 ranked above it and 6 tied: 0.5 * 6 / 9.
+    expect(Number(m.auc)).toBeCloseTo((15 / 16 + (0.5 * 6) / 9) / 2, 10);
   });
 
   test('k cuts the list: at k=1 only rank 1 counts', async () => {
