@@ -1,0 +1,119 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfig } from '../lib/config';
+import { Db, lit } from '../lib/duckdb';
+import { generateDataset, isGeneratedDatasetComplete } from '../lib/datagen';
+import { ingest } from '../activities/ingest';
+import { profile } from '../activities/profile';
+import { clean } from '../activities/clean';
+import type { RunPlan } from '../workflows/types';
+import { RssSampler, timed, writeResults, type BenchResult } from './common';
+
+/**
+ * Data-quality stage throughput: ingest + profile + clean of N synthetic events (default 20M) against a bare
+ * DuckDB COPY of the same CSV to Parquet, measured in the same run with the same memory and thread limits.
+ * Target: the stage within 3x the bare copy, peak RSS under 4 GiB.
+ */
+export async function benchIngest(root: string, events: number): Promise<string> {
+  const work = path.join(os.tmpdir(), `recforge-bench-ingest-${events}`);
+  const dataDir = path.join(work, 'data');
+  const input = path.join(work, 'input');
+  const users = Math.max(100, Math.round(events / 100));
+  const items = Math.max(100, Math.round(events / 500));
+  const gen = { users, items, events, seed: 1, dirtyRate: 0.01, botUsers: 10 };
+  if (!isGeneratedDatasetComplete(input, gen)) {
+    console.log(`[bench ingest] generating ${events} events (${users} users, ${items} items)`);
+    await generateDataset({ ...gen, out: input });
+  }
+  const csv = path.join(input, 'interactions.csv');
+  const bytes = fs.statSync(csv).size;
+  const { config } = loadConfig({
+    root,
+    env: {},
+    overrides: { dataDir, quality: { minRows: 0, maxQuarantineShare: 1 }, privacy: { enabled: false } },
+  });
+  const limits = { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads };
+
+  // Baseline: the bare copy, typed by DuckDB's own sniffer, to Parquet.
+  fs.rmSync(path.join(work, 'baseline.parquet'), { force: true });
+  const base = await timed(async () => {
+    const db = await Db.open(':memory:', limits);
+    try {
+      await db.run(
+        `COPY (SELECT * FROM read_csv(${lit(csv)}, ignore_errors = true)) TO ${lit(path.join(work, 'baseline.parquet'))} (FORMAT parquet)`,
+      );
+    } finally {
+      db.close();
+    }
+  });
+  console.log(`[bench ingest] bare COPY: ${base.seconds.toFixed(1)} s`);
+
+  const runDir = path.join(dataDir, 'runs', 'bench', 'run');
+  fs.rmSync(runDir, { recursive: true, force: true });
+  fs.mkdirSync(runDir, { recursive: true });
+  const plan: RunPlan = {
+    workflowId: 'bench',
+    runId: 'bench-run',
+    datasetId: 'bench',
+    runDir,
+    dbPath: path.join(runDir, 'run.duckdb'),
+    interactionFiles: [csv],
+    itemsFile: path.join(input, 'items.csv'),
+    modelVersion: 'bench-1',
+    config,
+    startedAt: new Date().toISOString(),
+    generatedData: false,
+    privacy: null,
+  };
+  const rss = new RssSampler();
+  const tIngest = await timed(() => ingest(plan));
+  const tProfile = await timed(() => profile(plan));
+  const tClean = await timed(() => clean(plan));
+  const peak = rss.stop();
+  const rows = tIngest.value.rows + tIngest.value.rejectedLines;
+  const stage = tIngest.seconds + tProfile.seconds + tClean.seconds;
+  console.log(
+    `[bench ingest] ingest ${tIngest.seconds.toFixed(1)} s, profile ${tProfile.seconds.toFixed(1)} s, clean ${tClean.seconds.toFixed(1)} s; peak RSS ${(peak / 2 ** 30).toFixed(2)} GiB`,
+  );
+  const results: BenchResult[] = [
+    { metric: 'rows', value: rows, unit: 'rows' },
+    { metric: 'input_size', value: bytes / 2 ** 20, unit: 'MiB' },
+    { metric: 'bare_copy_seconds', value: base.seconds, unit: 's' },
+    { metric: 'ingest_seconds', value: tIngest.seconds, unit: 's' },
+    { metric: 'profile_seconds', value: tProfile.seconds, unit: 's' },
+    { metric: 'clean_seconds', value: tClean.seconds, unit: 's' },
+    {
+      metric: 'ingest_profile_clean_seconds',
+      value: stage,
+      unit: 's',
+      baseline: 'bare DuckDB COPY csv->parquet',
+      baselineValue: base.seconds,
+      ratio: stage / base.seconds,
+    },
+    {
+      metric: 'throughput',
+      value: rows / stage,
+      unit: 'rows/s',
+      baseline: 'bare DuckDB COPY csv->parquet',
+      baselineValue: rows / base.seconds,
+      ratio: base.seconds / stage,
+    },
+    {
+      metric: 'peak_rss',
+      value: peak / 2 ** 20,
+      unit: 'MiB',
+      baseline: 'target',
+      baselineValue: 4096,
+      ratio: peak / 2 ** 20 / 4096,
+    },
+    { metric: 'quarantined', value: tClean.value.quarantined, unit: 'rows' },
+  ];
+  return writeResults(root, 'ingest', results, {
+    events,
+    users,
+    items,
+    memoryLimit: limits.memoryLimit,
+    threads: limits.threads,
+  });
+}
