@@ -10,6 +10,7 @@ import {
   testConfig,
   testOverrides,
   smallDataset,
+  ROOT,
 } from '../helpers/env';
 import type { AliasResult, RunSummary } from '../../workflows/types';
 import { Registry } from '../../lib/registry';
