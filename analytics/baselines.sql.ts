@@ -43,8 +43,11 @@ COPY (
 }
 
 export interface RecommendParams {
-  kind: 'mostpop' | 'itemitem';
-  /** The model file (for itemitem: its neighbour table). */
+  kind: 'mostpop' | 'itemitem' | 'recs';
+  /**
+   * The model file: for itemitem its neighbour table; for `recs` (learned models scored in tfjs) a table of
+   * (user_id, item_id, score) candidates per user, already excluding what the model saw as history.
+   */
   modelFile: string;
   /** MostPop file used as backfill when a personalised model has fewer than k candidates. */
   mostPopFile: string;
@@ -79,7 +82,12 @@ export function recommendSql(p: RecommendParams, maxSeen: number): string {
     SELECT h.user_id, n.neighbour_id AS item_id, sum(n.sim) AS score, 0 AS tier
     FROM hist h JOIN read_parquet(${lit(p.modelFile)}) n ON n.item_id = h.item_id
     GROUP BY ALL),`
-      : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
+      : p.kind === 'recs'
+        ? `
+  personal AS (
+    SELECT r.user_id, r.item_id, r.score, 0 AS tier FROM read_parquet(${lit(p.modelFile)}) r
+    WHERE r.user_id IN (SELECT user_id FROM ${p.targets})),`
+        : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
   return `
 CREATE OR REPLACE TEMP TABLE ${p.into} AS
 WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets})),

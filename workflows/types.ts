@@ -79,7 +79,9 @@ export interface CleanResult {
 
 export interface ModelArtifact {
   name: string;
-  kind: 'mostpop' | 'itemitem';
+  kind: 'mostpop' | 'itemitem' | 'recs';
+  /** Saved model folder of learned models (weights + id maps), for warm starts and re-scoring. */
+  modelDir?: string;
   /** Parquet file holding what the model needs to score. */
   path: string;
   rows: number;
