@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { withDb, lit } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
-import type { CleanResult, RunPlan } from '../workflows/types';
+import type { CleanResult, ProfileResult, RunPlan } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { buildBoundingSql, createSecureRng } from '../privacy';
 
@@ -19,11 +19,16 @@ export interface QualityCheck {
   passed: boolean;
 }
 
-/** Pure: the quality gate over the cleaning counts. */
-export function qualityChecks(plan: RunPlan, kept: number, total: number): QualityCheck[] {
+/** Pure: the quality gate over the cleaning counts, the drift against the last good run and freshness. */
+export function qualityChecks(
+  plan: RunPlan,
+  counts: { kept: number; total: number; byReason: Record<string, number>; newest: string | null },
+  drift: ProfileResult['drift'],
+): QualityCheck[] {
   const q = plan.config.quality;
+  const { kept, total } = counts;
   const share = total === 0 ? 1 : (total - kept) / total;
-  return [
+  const checks: QualityCheck[] = [
     { name: 'min_rows', value: kept, threshold: q.minRows, passed: kept >= q.minRows },
     {
       name: 'max_quarantine_share',
@@ -32,6 +37,37 @@ export function qualityChecks(plan: RunPlan, kept: number, total: number): Quali
       passed: share <= q.maxQuarantineShare,
     },
   ];
+  for (const [reason, max] of Object.entries(q.maxQuarantineShareByReason)) {
+    const v = total === 0 ? 0 : (counts.byReason[reason] ?? 0) / total;
+    checks.push({ name: `max_quarantine_share[${reason}]`, value: v, threshold: max, passed: v <= max });
+  }
+  if (drift) {
+    checks.push({
+      name: 'max_drift_psi',
+      value: drift.maxPsi,
+      threshold: q.maxDriftPsi,
+      passed: drift.maxPsi <= q.maxDriftPsi,
+    });
+    const change = Math.abs(drift.volumeChange);
+    checks.push({
+      name: 'max_volume_change',
+      value: change,
+      threshold: q.maxVolumeChange,
+      passed: change <= q.maxVolumeChange,
+    });
+  }
+  if (q.maxStalenessDays !== undefined) {
+    const age = counts.newest
+      ? (Date.parse(plan.startedAt) - Date.parse(counts.newest)) / 86_400_000
+      : Infinity;
+    checks.push({
+      name: 'max_staleness_days',
+      value: age,
+      threshold: q.maxStalenessDays,
+      passed: age <= q.maxStalenessDays,
+    });
+  }
+  return checks;
 }
 
 /**
@@ -39,7 +75,7 @@ export function qualityChecks(plan: RunPlan, kept: number, total: number): Quali
  * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
  * gate. Idempotent: all tables are recreated from raw_events.
  */
-export async function clean(plan: RunPlan): Promise<CleanResult> {
+export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<CleanResult> {
   const quarantinePath = path.join(plan.runDir, 'quarantine.parquet');
   const result = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
     await db.run(`SET TimeZone = 'UTC'`);
@@ -112,11 +148,13 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
       train: number;
       holdout: number;
       holdout_start: string | null;
+      newest: string | null;
       users: number;
       items: number;
     }>(`SELECT (SELECT count(*) FROM events) AS kept, (SELECT count(*) FROM quarantine) AS quarantined,
                (SELECT count(*) FROM train_events) AS train, (SELECT count(*) FROM holdout_events) AS holdout,
                (SELECT strftime(holdout_start, '%Y-%m-%dT%H:%M:%SZ') FROM split_info) AS holdout_start,
+               (SELECT strftime(max(ts), '%Y-%m-%dT%H:%M:%SZ') FROM events) AS newest,
                (SELECT count(DISTINCT user_id) FROM events) AS users, (SELECT count(DISTINCT item_id) FROM events) AS items`);
     const out: CleanResult = {
       kept: c.kept,
@@ -126,6 +164,7 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
       trainRows: c.train,
       holdoutRows: c.holdout,
       holdoutStart: c.holdout_start ?? '',
+      newestEvent: c.newest,
       users: c.users,
       items: c.items,
       privacyCapped,
@@ -134,7 +173,16 @@ export async function clean(plan: RunPlan): Promise<CleanResult> {
   });
   log('cleaned', { kept: result.kept, quarantined: result.quarantined, byReason: result.byReason });
 
-  const failed = qualityChecks(plan, result.kept, result.kept + result.quarantined).filter((c) => !c.passed);
+  const failed = qualityChecks(
+    plan,
+    {
+      kept: result.kept,
+      total: result.kept + result.quarantined,
+      byReason: result.byReason,
+      newest: result.newestEvent,
+    },
+    profiled?.drift ?? null,
+  ).filter((c) => !c.passed);
   if (failed.length) {
     const what = failed
       .map(

@@ -1,109 +1,211 @@
 import * as fs from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
 import { withDb, type Db } from '../lib/duckdb';
-import { sha256File } from '../lib/fs-atomic';
-import { readCsvHeader } from '../lib/csv-header';
+import {
+  compressionOf,
+  CsvHeaderError,
+  delimiterOf,
+  parseHeaderBytes,
+  readCsvHeader,
+  type Compression,
+} from '../lib/csv-header';
+import type { InteractionColumn } from '../lib/interactions';
 import * as sql from '../analytics/ingest.sql';
+import { ContractError, resolveColumns, resolveItemColumns } from '../analytics/input-contract';
 import type { IngestResult, IngestedFile, RunPlan } from '../workflows/types';
-import { formatOf } from './files';
+import { CorruptCompressionError, digestFile, formatOf, type InputFormat } from './files';
 import { limitsOf, log, progress } from './context';
-
-const REQUIRED = ['user_id', 'item_id', 'timestamp'];
 
 function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
 }
 
-/** Schema contract at the file level: the required columns, and a type for events (event_type or rating). */
-function checkColumns(file: string, columns: string[]): void {
-  const present = new Set(columns);
-  for (const c of REQUIRED) {
-    if (!present.has(c)) {
-      throw badInput(`${file}: missing required column '${c}' (found: ${columns.join(', ') || 'none'})`);
+/** A file that disappeared or changed under us is an infrastructure hiccup (a sync in progress): retry. */
+function vanished(file: string, when: string): ApplicationFailure {
+  return ApplicationFailure.retryable(`${file}: the file disappeared ${when}`, 'InputVanished');
+}
+
+const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0];
+
+/** The column names a CSV file declares: Node reads plain and gzip headers, DuckDB reads zstd ones. */
+async function csvHeader(db: Db, file: string, compression: Compression): Promise<string[]> {
+  if (compression !== 'zstd') return readCsvHeader(file);
+  const rows = await db.all<{ line: string | null }>(sql.firstLineSql(file, compression));
+  if (rows.length === 0) throw new CsvHeaderError('the file is empty (expected a header line)');
+  return parseHeaderBytes(Buffer.from(rows[0].line ?? '', 'utf8'), true, delimiterOf(file));
+}
+
+/** Loads one file's rows into raw_events / raw_rejects. Throws ContractError / CsvHeaderError for bad files. */
+async function loadFile(db: Db, file: string, format: InputFormat, tag: string): Promise<void> {
+  const compression = compressionOf(file);
+  if (format === 'csv') {
+    const { names, source } = resolveColumns(await csvHeader(db, file, compression));
+    const dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
+    try {
+      await db.run(sql.scanCsv(file, names, source, tag, dialect));
+    } catch (err) {
+      // Mixed CRLF/LF line endings trip strict mode for the whole file; non-strict reads them fine.
+      if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
+      await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
     }
-  }
-  if (!present.has('event_type') && !present.has('rating')) {
-    throw badInput(`${file}: needs an 'event_type' or a 'rating' column (found: ${columns.join(', ')})`);
+    await db.run(sql.insertCsv(file, tag));
+  } else if (format === 'parquet') {
+    const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));
+    const declared = cols.map((c) => c.name);
+    const { source } = resolveColumns(declared);
+    // resolveColumns names contract columns canonically; Parquet columns keep their own (case may differ).
+    const actual: Partial<Record<InteractionColumn, string>> = {};
+    for (const [c, i] of Object.entries(source)) {
+      actual[c as InteractionColumn] = declared.find((d) => d.trim().toLowerCase() === i);
+    }
+    await db.run(sql.loadParquet(file, actual));
+  } else {
+    await db.run(sql.loadJsonl(file, tag, compression));
+    // JSON Lines has no header: a required field that no line carries is the same contract violation.
+    const present = await db.one<Record<InteractionColumn, number>>(sql.fieldPresenceSql(file));
+    const rows = present.user_id + present.item_id + present.timestamp + present.event_type + present.rating;
+    if (rows > 0) {
+      for (const c of ['user_id', 'item_id', 'timestamp'] as const) {
+        if (present[c] === 0)
+          throw new ContractError(`missing required field '${c}': no line has a value for it`);
+      }
+      if (present.event_type === 0 && present.rating === 0) {
+        throw new ContractError(`needs an 'event_type' or a 'rating' field: no line has a value for either`);
+      }
+    }
   }
 }
 
-async function ingestOne(db: Db, file: string, tag: string): Promise<{ rows: number; rejected: number }> {
+async function counts(db: Db): Promise<{ r: number; j: number }> {
+  return db.one<{ r: number; j: number }>(
+    `SELECT (SELECT count(*) FROM raw_events) AS r, (SELECT count(*) FROM raw_rejects) AS j`,
+  );
+}
+
+/**
+ * One file: load and checksum concurrently (the checksum pass also verifies gzip, which DuckDB does not),
+ * then classify any failure: gone → retryable; bad content → non-retryable, naming the file and the problem.
+ */
+async function ingestOne(db: Db, file: string, tag: string): Promise<IngestedFile> {
   const format = formatOf(file);
-  const before = await db.one<{ r: number; j: number }>(
-    `SELECT (SELECT count(*) FROM raw_events) AS r, (SELECT count(*) FROM raw_rejects) AS j`,
-  );
+  if (!format) throw badInput(`${file}: unsupported file type`);
+  let before: fs.Stats;
   try {
-    if (format === 'csv') {
-      const header = readCsvHeader(file);
-      checkColumns(file, header);
-      await db.run(sql.loadCsv(file, header, tag));
-    } else if (format === 'parquet') {
-      const cols = (await db.all<{ name: string }>(sql.describeParquetColumns(file))).map((r) => r.name);
-      checkColumns(file, cols);
-      await db.run(sql.loadParquet(file, new Set(cols)));
-    } else {
-      await db.run(sql.loadJsonl(file));
-    }
-  } catch (err) {
-    if (err instanceof ApplicationFailure) throw err;
-    const msg = (err as Error).message;
-    // A vanished file is an infrastructure hiccup worth a retry; anything else about the content is not.
-    if (!fs.existsSync(file))
-      throw ApplicationFailure.retryable(`${file}: the file disappeared while reading`, 'InputVanished');
-    throw badInput(`${file}: cannot read as ${format}: ${msg.split('\n')[0]}`);
+    before = fs.statSync(file);
+  } catch {
+    throw vanished(file, 'before it was read');
   }
-  const after = await db.one<{ r: number; j: number }>(
-    `SELECT (SELECT count(*) FROM raw_events) AS r, (SELECT count(*) FROM raw_rejects) AS j`,
-  );
-  return { rows: after.r - before.r, rejected: after.j - before.j };
+  if (!before.isFile()) throw badInput(`${file}: not a regular file`);
+  const start = await counts(db);
+  const abort = new AbortController();
+  const digest = digestFile(file, abort.signal);
+  digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
+  try {
+    await loadFile(db, file, format, tag);
+  } catch (err) {
+    if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
+    // A corrupt gzip stream is the root cause of whatever DuckDB made of it: report that.
+    if (compressionOf(file) === 'gzip') {
+      const d = await digest.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (d instanceof CorruptCompressionError) throw badInput(`${file}: ${d.message}`);
+    } else {
+      abort.abort();
+    }
+    if (err instanceof ApplicationFailure) throw err;
+    if (err instanceof ContractError || err instanceof CsvHeaderError)
+      throw badInput(`${file}: ${err.message}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(file, 'while it was read');
+    throw badInput(`${file}: cannot read as ${format}: ${firstLine(err)}`);
+  }
+  let sha256: string;
+  try {
+    sha256 = (await digest).sha256;
+  } catch (err) {
+    if (err instanceof CorruptCompressionError) throw badInput(`${file}: ${err.message}`);
+    throw vanished(file, `while it was read (${firstLine(err)})`);
+  }
+  const after = fs.statSync(file, { throwIfNoEntry: false });
+  if (!after) throw vanished(file, 'while it was read');
+  if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+    throw ApplicationFailure.retryable(`${file}: the file changed while it was read`, 'InputChanged');
+  }
+  const end = await counts(db);
+  return {
+    path: file,
+    format,
+    bytes: before.size,
+    sha256,
+    rows: end.r - start.r,
+    rejectedLines: end.j - start.j,
+  };
+}
+
+async function loadItems(db: Db, file: string): Promise<void> {
+  try {
+    const names = resolveItemColumns(await csvHeader(db, file, compressionOf(file)));
+    await db.run(
+      sql.loadItemsCsv(file, names, {
+        delim: delimiterOf(file),
+        compression: compressionOf(file),
+        strict: false,
+      }),
+    );
+  } catch (err) {
+    if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
+    if (err instanceof ContractError || err instanceof CsvHeaderError)
+      throw badInput(`${file}: ${err.message}`);
+    throw badInput(`${file}: cannot read the item file: ${firstLine(err)}`);
+  }
+}
+
+/** Why a file gave no rows, for the "nothing readable" error. */
+async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
+  if (f.rejectedLines === 0) return `${f.path}: no data rows (header only or empty)`;
+  const r = await db.one<{ line: number; detail: string }>(sql.firstRejectSql(f.path));
+  return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${r.detail})`;
 }
 
 /**
  * Loads every input file into the run's DuckDB file as text columns with source file and line. Idempotent:
- * the raw tables are recreated, so a retry after a crash starts clean.
+ * the raw tables are recreated, so a retry after a crash starts clean; a failure drops them, so no later
+ * stage can mistake a half-loaded table for the input.
  */
 export async function ingest(plan: RunPlan): Promise<IngestResult> {
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
-    await db.run(sql.CREATE_RAW_TABLES);
-    const files: IngestedFile[] = [];
-    for (const [i, file] of plan.interactionFiles.entries()) {
-      progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
-      let stat: fs.Stats;
-      try {
-        stat = fs.statSync(file);
-      } catch {
-        throw ApplicationFailure.retryable(
-          `${file}: the file disappeared before it was read`,
-          'InputVanished',
-        );
-      }
-      const { rows, rejected } = await ingestOne(db, file, `f${i}`);
-      files.push({
-        path: file,
-        format: formatOf(file)!,
-        bytes: stat.size,
-        sha256: await sha256File(file),
-        rows,
-        rejectedLines: rejected,
-      });
-      log('ingested file', { file, rows, rejected });
+    try {
+      return await ingestAll(db, plan);
+    } catch (err) {
+      await db.run(sql.DROP_RAW_TABLES).catch(() => undefined);
+      throw err;
     }
-    await db.run(sql.CREATE_RAW_ITEMS);
-    if (plan.itemsFile) {
-      const header = readCsvHeader(plan.itemsFile);
-      if (!header.includes('item_id')) throw badInput(`${plan.itemsFile}: missing required column 'item_id'`);
-      await db.run(sql.loadItemsCsv(plan.itemsFile, header));
-    }
-    await db.run('CHECKPOINT');
-    const totals = await db.one<{ rows: number; rejected: number; items: number }>(
-      `SELECT (SELECT count(*) FROM raw_events) AS rows, (SELECT count(*) FROM raw_rejects) AS rejected,
-              (SELECT count(*) FROM raw_items) AS items`,
-    );
-    if (totals.rows === 0) {
-      throw badInput(
-        `no readable interaction rows in ${plan.interactionFiles.join(', ')} (${totals.rejected} malformed lines)`,
-      );
-    }
-    return { rows: totals.rows, rejectedLines: totals.rejected, files, itemRows: totals.items };
   });
+}
+
+async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
+  // Typed Parquet timestamps are rendered as text; in UTC they carry '+00', which the cleaner reads correctly.
+  await db.run(`SET TimeZone = 'UTC'`);
+  await db.run(sql.CREATE_RAW_TABLES);
+  const files: IngestedFile[] = [];
+  for (const [i, file] of plan.interactionFiles.entries()) {
+    progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
+    const f = await ingestOne(db, file, `f${i}`);
+    files.push(f);
+    log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
+  }
+  await db.run(sql.CREATE_RAW_ITEMS);
+  if (plan.itemsFile) await loadItems(db, plan.itemsFile);
+  await db.run('CHECKPOINT');
+  const totals = await db.one<{ rows: number; rejected: number; items: number }>(
+    `SELECT (SELECT count(*) FROM raw_events) AS rows, (SELECT count(*) FROM raw_rejects) AS rejected,
+            (SELECT count(*) FROM raw_items) AS items`,
+  );
+  if (totals.rows === 0) {
+    const why: string[] = [];
+    for (const f of files) why.push(await whyEmpty(db, f));
+    throw badInput(`no readable interaction rows: ${why.join('; ')}`);
+  }
+  return { rows: totals.rows, rejectedLines: totals.rejected, files, itemRows: totals.items };
 }

@@ -7,6 +7,7 @@ import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/bas
 import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
+import { recordSuccessfulProfile } from './profile';
 
 /** The Parquet contract downstream readers rely on (also written into every manifest). */
 export const OUTPUT_SCHEMA = [
@@ -259,6 +260,8 @@ export async function publish(
       fs.renameSync(path.join(state, `${f}.tmp`), path.join(state, f));
     }
   }
+  // This run's profile becomes the baseline the next run's drift is measured against.
+  await recordSuccessfulProfile(plan);
   log('published', { version: plan.modelVersion, rows: manifest.rowCount, pruned });
   return {
     outputDir: root,

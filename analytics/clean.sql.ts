@@ -1,4 +1,5 @@
 import { lit } from '../lib/duckdb';
+import { parsedTimestamp } from './profile.sql';
 
 /**
  * Cleaning, fully in DuckDB: every raw row gets the first reason it fails (or none); rows with a reason are
@@ -40,9 +41,7 @@ SELECT source_file, source_line, user_id AS raw_user_id, item_id AS raw_item_id,
        -- An explicit rating without an event type is a rating event.
        coalesce(nullif(lower(trim(event_type)), ''), CASE WHEN nullif(trim(rating), '') IS NOT NULL THEN 'rating' END) AS event_type,
        TRY_CAST(nullif(trim(rating), '') AS DOUBLE) AS rating,
-       coalesce(TRY_CAST(trim("timestamp") AS TIMESTAMP),
-                CASE WHEN regexp_full_match(trim("timestamp"), '-?[0-9]{1,11}')
-                     THEN to_timestamp(CAST(trim("timestamp") AS BIGINT))::TIMESTAMP END) AS ts
+       ${parsedTimestamp()} AS ts
 FROM raw_events;
 
 CREATE OR REPLACE TEMP TABLE classified AS

@@ -1,9 +1,11 @@
 import { lit, ident } from '../lib/duckdb';
-import { INTERACTION_COLUMNS } from '../lib/interactions';
+import { INTERACTION_COLUMNS, type InteractionColumn } from '../lib/interactions';
+import type { Compression } from '../lib/csv-header';
 
 /**
  * SQL for loading raw interaction files into the run database. Everything lands as VARCHAR with its source
- * file and line, so that typing errors become quarantine reasons later instead of load failures.
+ * file and line, so that typing errors become quarantine reasons later instead of load failures. Every value
+ * that comes from outside (paths, column names) goes through lit()/ident(); data values never enter SQL text.
  */
 
 export const CREATE_RAW_TABLES = `
@@ -13,89 +15,221 @@ CREATE OR REPLACE TABLE raw_events (
 CREATE OR REPLACE TABLE raw_rejects (
   source_file VARCHAR, source_line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR);`;
 
-/** Picks each contract column if the file has it, NULL otherwise. */
-function projection(present: Set<string>, source: (c: string) => string): string {
-  return INTERACTION_COLUMNS.map(
-    (c) => `${present.has(c) ? `CAST(${source(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${ident(c)}`,
-  ).join(', ');
+/** Removes everything ingest creates, so a failed ingest never leaves half-loaded tables behind. */
+export const DROP_RAW_TABLES = `
+DROP TABLE IF EXISTS raw_events; DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items;`;
+
+/** Longest physical line we read (DuckDB buffers a whole line); longer lines are quarantined, not loaded. */
+export const MAX_LINE_BYTES = 2 * 1024 * 1024;
+/** How much of a rejected line is kept in the quarantine (enough to see what went wrong, bounded). */
+const RAW_KEEP = 4096;
+
+export interface CsvDialect {
+  delim: ',' | '\t';
+  compression: Compression;
+  /**
+   * DuckDB's strict mode reports quoting errors precisely but fails a whole file with mixed CRLF/LF line
+   * endings; the caller retries such a file non-strict.
+   */
+  strict: boolean;
+}
+
+function dialectOptions(d: CsvDialect): string {
+  return `delim = ${lit(d.delim)}, quote = '"', escape = '"', compression = ${lit(d.compression)},
+          strict_mode = ${d.strict}, max_line_size = ${MAX_LINE_BYTES}`;
+}
+
+/** Every physical line as one text value: the 0x1F separator cannot appear in CSV headers or valid JSON. */
+function rawLines(file: string, compression: Compression, rejects: string): string {
+  return `read_csv(${lit(file)}, header = false, auto_detect = false, columns = {'line': 'VARCHAR'},
+                delim = '\x1f', quote = '', escape = '', compression = ${lit(compression)}, strict_mode = false,
+                max_line_size = ${MAX_LINE_BYTES}, store_rejects = true, rejects_table = '${rejects}',
+                rejects_scan = '${rejects}_scan')`;
+}
+
+/** Picks each contract column from its source expression if the file has it, NULL otherwise. */
+function projection(
+  source: Partial<Record<InteractionColumn, string>>,
+  expr: (col: string) => string,
+): string {
+  return INTERACTION_COLUMNS.map((c) => {
+    const from = source[c];
+    return `${from !== undefined ? `CAST(${expr(from)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${ident(c)}`;
+  }).join(', ');
 }
 
 /**
- * CSV: explicit dialect and all-VARCHAR columns from the header we parsed ourselves; malformed lines go to
- * DuckDB's rejects table, from which we also recover the line number of every good row (ordinality counts
- * emitted rows only, so good row n is the n-th line not rejected).
+ * Physical line numbers for emitted rows, as (ord, line) from the rows' ordinals. A reader's ordinality counts
+ * emitted rows only; each excluded line (rejected, or blank and skipped) shifts the rows after it by one. With
+ * excluded lines e_1 < e_2 < ..., row k comes after e_j iff fewer than k rows precede e_j, i.e.
+ * e_j - first - j + 1 < k; an ASOF join finds the largest such j in one sorted pass, so this stays linear
+ * however many lines are excluded. Narrow on purpose: joining the wide rows through the ASOF join is slower
+ * than an integer hash join back onto them.
  */
-export function loadCsv(file: string, header: string[], tag: string): string {
-  const columns = `{${header.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
-  const present = new Set(header);
-  const rej = `rej_${tag}`;
-  const scan = `rejscan_${tag}`;
-  return `
-DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${scan};
-CREATE OR REPLACE TEMP TABLE good_${tag} AS
-  SELECT ordinality AS ord, ${projection(present, (c) => ident(c))}
-  FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns},
-                delim = ',', quote = '"', escape = '"', store_rejects = true,
-                rejects_table = '${rej}', rejects_scan = '${scan}', max_line_size = 2097152) WITH ORDINALITY;
-CREATE OR REPLACE TEMP TABLE rejlines_${tag} AS
-  SELECT DISTINCT line, first(error_type) OVER (PARTITION BY line) AS error_type,
-         first(error_message) OVER (PARTITION BY line) AS error_message,
-         first(csv_line) OVER (PARTITION BY line) AS csv_line
-  FROM ${rej};
-INSERT INTO raw_rejects
-  SELECT ${lit(file)}, line, 'malformed_line', error_type || ': ' || error_message, left(csv_line, 4096) FROM rejlines_${tag};
-INSERT INTO raw_events
-  WITH lines AS (
-    SELECT l.range AS line, row_number() OVER (ORDER BY l.range) AS ord
-    FROM range(2, 2 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag})) l
-    WHERE l.range NOT IN (SELECT line FROM rejlines_${tag}))
-  SELECT ${lit(file)}, lines.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
-  FROM good_${tag} g JOIN lines USING (ord);
-DROP TABLE good_${tag}; DROP TABLE rejlines_${tag}; DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${scan};`;
+function lineMap(ords: string, excluded: string, first: number): string {
+  return `(
+    SELECT r.ord, r.ord + ${first - 1} + coalesce(s.j, 0) AS line
+    FROM (SELECT ord FROM ${ords}) r ASOF LEFT JOIN (
+      SELECT line - ${first} - j + 1 AS before, max(j) AS j
+      FROM (SELECT line, row_number() OVER (ORDER BY line) AS j FROM ${excluded}) GROUP BY 1) s
+    ON r.ord > s.before)`;
 }
 
-/** Parquet: typed columns are cast to text; the row number stands in for the line. */
-export function loadParquet(file: string, present: Set<string>): string {
+/** DuckDB's reject details, one row per rejected line (a line can fail on several columns). */
+function rejectedLines(rejects: string, into: string, withColumn: boolean): string {
+  const column = withColumn ? `coalesce(' in column ' || column_name, '')` : `''`;
+  return `
+CREATE OR REPLACE TEMP TABLE ${into} AS
+  SELECT line, arg_min(error_type || ${column} || ': ' || error_message, coalesce(column_idx, -1)) AS detail,
+         left(arg_min(csv_line, coalesce(column_idx, -1)), ${RAW_KEEP}) AS raw
+  FROM ${rejects} GROUP BY line;`;
+}
+
+/**
+ * CSV, step 1: typed-as-text good rows from the header we parsed ourselves (explicit dialect, no sniffing);
+ * malformed lines go to DuckDB's rejects table with their line number and the failing column. A second,
+ * cheap pass reads raw lines to find blank lines, which DuckDB skips silently but counts in its line numbers.
+ */
+export function scanCsv(
+  file: string,
+  names: string[],
+  source: Partial<Record<InteractionColumn, string>>,
+  tag: string,
+  dialect: CsvDialect,
+): string {
+  const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
+  const rej = `rej_${tag}`;
+  return `
+DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan; DROP TABLE IF EXISTS raw${rej}; DROP TABLE IF EXISTS raw${rej}_scan;
+CREATE OR REPLACE TEMP TABLE good_${tag} AS
+  SELECT ordinality AS ord, ${projection(source, ident)}
+  FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
+                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan') WITH ORDINALITY;
+${rejectedLines(rej, `rejlines_${tag}`, true)}
+CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
+  SELECT count(*) AS n, list(ordinality) FILTER (WHERE line IS NULL) AS blanks
+  FROM ${rawLines(file, dialect.compression, `raw${rej}`)} WITH ORDINALITY;
+CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
+  SELECT b.line FROM ${lineMap(
+    `(SELECT unnest(coalesce(blanks, [])) AS ord FROM rawstat_${tag})`,
+    `(SELECT DISTINCT line FROM raw${rej})`,
+    1,
+  )} b;`;
+}
+
+/**
+ * CSV, step 2: rejects and good rows into the raw tables with their physical line numbers. Blank-line
+ * positions come from the raw pass, whose lines match DuckDB's records only when no quoted field spans lines;
+ * when the counts disagree the blank correction is skipped and numbers follow DuckDB's record count.
+ */
+export function insertCsv(file: string, tag: string): string {
+  return `
+CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
+  SELECT line FROM rejlines_${tag}
+  UNION
+  SELECT line FROM blanks_${tag}
+  WHERE line >= 2 AND (SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
+        + (SELECT count(DISTINCT line) FROM rawrej_${tag})
+      = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag});
+INSERT INTO raw_rejects
+  SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
+INSERT INTO raw_events
+  SELECT ${lit(file)}, m.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
+  FROM good_${tag} g JOIN ${lineMap(`good_${tag}`, `excluded_${tag}`, 2)} m USING (ord);
+${dropTemp(tag)}`;
+}
+
+function dropTemp(tag: string): string {
+  return [
+    `good_${tag}`,
+    `rejlines_${tag}`,
+    `rawstat_${tag}`,
+    `blanks_${tag}`,
+    `excluded_${tag}`,
+    `rej_${tag}`,
+    `rej_${tag}_scan`,
+    `rawrej_${tag}`,
+    `rawrej_${tag}_scan`,
+    `jl_${tag}`,
+  ]
+    .map((t) => `DROP TABLE IF EXISTS ${t};`)
+    .join(' ');
+}
+
+/** The first line of a (zstd-compressed) file, which Node cannot decompress itself. */
+export function firstLineSql(file: string, compression: Compression): string {
+  return `SELECT line FROM read_csv(${lit(file)}, header = false, auto_detect = false,
+    columns = {'line': 'VARCHAR'}, delim = '\x1f', quote = '', escape = '', compression = ${lit(compression)},
+    strict_mode = false, max_line_size = ${MAX_LINE_BYTES}) LIMIT 1`;
+}
+
+/** Parquet: typed columns are cast to text (in UTC: the caller sets TimeZone); the row number stands in for the line. */
+export function loadParquet(file: string, source: Partial<Record<InteractionColumn, string>>): string {
   return `
 INSERT INTO raw_events
-  SELECT ${lit(file)}, file_row_number + 1, ${projection(present, (c) => ident(c))}
+  SELECT ${lit(file)}, file_row_number + 1, ${projection(source, ident)}
   FROM read_parquet(${lit(file)}, file_row_number = true);`;
 }
 
-/**
- * JSON Lines: each line is read as one text value (the 0x1F separator cannot appear unescaped in valid JSON),
- * so a malformed line is quarantined with its number instead of failing the whole file.
- */
-export function loadJsonl(file: string): string {
-  const field = (c: string) => `json_extract_string(line, ${lit('$.' + c)})`;
-  return `
-CREATE OR REPLACE TEMP TABLE jl AS
-  SELECT ordinality AS line_no, line
-  FROM read_csv(${lit(file)}, header = false, auto_detect = false, columns = {'line': 'VARCHAR'},
-                delim = '\x1f', quote = '', escape = '', max_line_size = 2097152) WITH ORDINALITY;
-INSERT INTO raw_rejects
-  SELECT ${lit(file)}, line_no, 'malformed_line', 'not a JSON object', left(line, 4096)
-  FROM jl WHERE line IS NOT NULL AND (NOT json_valid(line) OR json_type(line) <> 'OBJECT');
-INSERT INTO raw_events
-  SELECT ${lit(file)}, line_no, ${INTERACTION_COLUMNS.map(field).join(', ')}
-  FROM jl WHERE line IS NOT NULL AND json_valid(line) AND json_type(line) = 'OBJECT';
-DROP TABLE jl;`;
+/** Top-level column names and types (parquet_schema would also list nested fields). */
+export function describeParquetColumns(file: string): string {
+  return `SELECT column_name AS name, column_type AS type FROM (DESCRIBE SELECT * FROM read_parquet(${lit(file)}))`;
 }
 
-export function describeParquetColumns(file: string): string {
-  return `SELECT name FROM parquet_schema(${lit(file)}) WHERE name <> 'schema'`;
+/**
+ * JSON Lines: each physical line is read as one text value, so a malformed line (invalid JSON, invalid UTF-8,
+ * too long) is quarantined with its number instead of failing the whole file. Blank lines are skipped.
+ */
+export function loadJsonl(file: string, tag: string, compression: Compression): string {
+  const field = (c: string) => `json_extract_string(text, ${lit(`$."${c}"`)})`;
+  const rej = `rawrej_${tag}`;
+  // The rejects table exists only once the scan has run, so the line mapping is a separate statement.
+  const lines = `jl_${tag} JOIN ${lineMap(`jl_${tag}`, `(SELECT DISTINCT line FROM ${rej})`, 1)} USING (ord)`;
+  return `
+DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan;
+CREATE OR REPLACE TEMP TABLE jl_${tag} AS
+  SELECT ord, text, kind = 'OBJECT' AS ok, kind
+  FROM (SELECT ordinality AS ord, line AS text,
+               -- json_type fails on invalid JSON, and DuckDB may evaluate it before a CASE guard: feed it 'null'.
+               CASE WHEN json_valid(line) THEN json_type(CASE WHEN json_valid(line) THEN line ELSE 'null' END)
+                    ELSE 'invalid' END AS kind
+        FROM ${rawLines(file, compression, rej)} WITH ORDINALITY);
+${rejectedLines(rej, `rejlines_${tag}`, false)}
+INSERT INTO raw_rejects
+  SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag}
+  UNION ALL
+  SELECT ${lit(file)}, line, 'malformed_line',
+         CASE WHEN kind = 'invalid' THEN 'invalid JSON' ELSE 'not a JSON object: ' || kind END,
+         left(text, ${RAW_KEEP})
+  FROM ${lines} WHERE text IS NOT NULL AND NOT ok;
+INSERT INTO raw_events
+  SELECT ${lit(file)}, line, ${INTERACTION_COLUMNS.map(field).join(', ')}
+  FROM ${lines} WHERE ok;
+${dropTemp(tag)}`;
+}
+
+/** Which contract fields the file's rows carry at all (JSON Lines has no header to check up front). */
+export function fieldPresenceSql(file: string): string {
+  return `SELECT ${INTERACTION_COLUMNS.map((c) => `count(${ident(c)}) AS ${ident(c)}`).join(', ')}
+          FROM raw_events WHERE source_file = ${lit(file)}`;
+}
+
+/** The first malformed line of a file, to say why a file yielded no rows. */
+export function firstRejectSql(file: string): string {
+  return `SELECT source_line AS line, detail FROM raw_rejects WHERE source_file = ${lit(file)}
+          ORDER BY source_line LIMIT 1`;
 }
 
 export const CREATE_RAW_ITEMS = `
 CREATE OR REPLACE TABLE raw_items (item_id VARCHAR, category VARCHAR, price VARCHAR, title VARCHAR, in_stock VARCHAR);`;
 
-export function loadItemsCsv(file: string, header: string[]): string {
-  const columns = `{${header.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
-  const present = new Set(header);
+export function loadItemsCsv(file: string, names: string[], dialect: CsvDialect): string {
+  const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
+  const present = new Set(names);
   const pick = (c: string) => (present.has(c) ? ident(c) : 'NULL::VARCHAR');
   return `
 INSERT INTO raw_items
   SELECT ${['item_id', 'category', 'price', 'title', 'in_stock'].map(pick).join(', ')}
-  FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns},
-                delim = ',', quote = '"', escape = '"', ignore_errors = true);`;
+  FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
+                ignore_errors = true);`;
 }

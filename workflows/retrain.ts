@@ -95,7 +95,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     const ingested = await stage('ingest', () => cpu.ingest(plan));
     upsertSearchAttributes([{ key: SA_ROWS, value: ingested.rows + ingested.rejectedLines }]);
     const profiled = await stage('profile', () => cpu.profile(plan));
-    const cleaned = await stage('clean', () => cpu.clean(plan));
+    const cleaned = await stage('clean', () => cpu.clean(plan, profiled));
     trainingStarted = true;
     const trained = await stage('train', () => training.trainBaselines(plan));
     // Noise has been drawn from the data: from here on the spend is final, whatever happens next.
@@ -143,6 +143,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
           }
         : null,
       published,
+      profile: { reportPath: profiled.reportPath, drift: profiled.drift },
       registry,
     };
     state.stage = 'done';

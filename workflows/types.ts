@@ -61,6 +61,10 @@ export interface ProfileResult {
   minTimestamp: string | null;
   maxTimestamp: string | null;
   nulls: Record<string, number>;
+  /** Self-contained HTML report beside profile.json. */
+  reportPath: string;
+  /** Drift against the previous successful run's profile of this dataset; null on a first run. */
+  drift: import('../analytics/profile-model').DriftSummary | null;
 }
 
 export interface CleanResult {
@@ -71,6 +75,8 @@ export interface CleanResult {
   trainRows: number;
   holdoutRows: number;
   holdoutStart: string;
+  /** Newest clean event (freshness). */
+  newestEvent: string | null;
   users: number;
   items: number;
   /** Rows the per-user contribution caps removed from the training inputs (0 when DP is off). */
@@ -156,6 +162,8 @@ export interface RunSummary {
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
   privacy: RunPrivacy | null;
   published: PublishResult | null;
+  /** Data profile: the HTML report and drift against the previous successful run. */
+  profile: { reportPath: string; drift: ProfileResult['drift'] } | null;
   /** Registry aliases after the run. */
   registry: { champion: string | null; previous: string | null } | null;
 }

@@ -71,6 +71,14 @@ export const configSchema = z.strictObject({
   quality: z.strictObject({
     minRows: z.number().int().min(0),
     maxQuarantineShare: z.number().min(0).max(1),
+    /** Per quarantine reason (e.g. bad_timestamp: 0.01); reasons not listed are bounded only by the total. */
+    maxQuarantineShareByReason: z.record(z.string().regex(/^[a-z_]+$/), z.number().min(0).max(1)),
+    /** Largest PSI against the previous successful run's profile on any key distribution. */
+    maxDriftPsi: z.number().positive(),
+    /** Largest relative change of the row count against the previous successful run (0.5 = ±50%). */
+    maxVolumeChange: z.number().positive(),
+    /** Freshness: the newest clean event may be at most this many days before the run's start (omit: no check). */
+    maxStalenessDays: z.number().positive().optional(),
   }),
   evaluation: z.strictObject({
     /**

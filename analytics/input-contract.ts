@@ -1,0 +1,111 @@
+import { INTERACTION_COLUMNS, ITEM_COLUMNS, type InteractionColumn } from '../lib/interactions';
+
+/**
+ * The file-level schema contract for interaction files, as a pure function over the column names a file
+ * declares (CSV header or Parquet schema). Messages say what is wrong and what would fix it; the caller
+ * prefixes the file name.
+ */
+
+export const REQUIRED_COLUMNS: readonly InteractionColumn[] = ['user_id', 'item_id', 'timestamp'];
+
+export interface ResolvedColumns {
+  /** One unique name per declared column, in order: contract columns canonical (lower case), others kept. */
+  names: string[];
+  /** For each contract column the file has, the declared column it comes from. */
+  source: Partial<Record<InteractionColumn, string>>;
+}
+
+export class ContractError extends Error {
+  override name = 'ContractError';
+}
+
+const CONTRACT = new Set<string>(INTERACTION_COLUMNS);
+
+const show = (names: string[]) =>
+  names.length === 0 ? 'none' : names.map((n) => (n === '' ? "''" : n)).join(', ');
+
+/**
+ * Matches contract columns case-insensitively, gives unknown columns unique names (DuckDB names are
+ * case-insensitive, and an empty or repeated name would fail its binder), and fails on a duplicated contract
+ * column (which one is meant is ambiguous) or a missing required one.
+ */
+export function resolveColumns(declared: string[]): ResolvedColumns {
+  const names: string[] = [];
+  const source: Partial<Record<InteractionColumn, string>> = {};
+  const firstSeen = new Map<string, number>();
+  const used = new Set<string>();
+  declared.forEach((raw, i) => {
+    const name = raw.trim();
+    const key = name.toLowerCase();
+    if (CONTRACT.has(key)) {
+      const prev = firstSeen.get(key);
+      if (prev !== undefined) {
+        throw new ContractError(
+          `duplicate column '${key}' (columns ${prev + 1} and ${i + 1}); keep one of them`,
+        );
+      }
+      firstSeen.set(key, i);
+      source[key as InteractionColumn] = key;
+      names.push(key);
+      used.add(key);
+      return;
+    }
+    let unique = name === '' ? `column_${i + 1}` : name;
+    for (let n = 2; used.has(unique.toLowerCase()) || CONTRACT.has(unique.toLowerCase()); n++) {
+      unique = `${name || 'column'}_${i + 1}_${n}`;
+    }
+    used.add(unique.toLowerCase());
+    names.push(unique);
+  });
+  checkRequired(declared, source);
+  return { names, source };
+}
+
+function checkRequired(declared: string[], source: Partial<Record<InteractionColumn, string>>): void {
+  const missing = REQUIRED_COLUMNS.filter((c) => !source[c]);
+  if (missing.length === 0) {
+    if (!source.event_type && !source.rating) {
+      throw new ContractError(`needs an 'event_type' or a 'rating' column (found: ${show(declared)})`);
+    }
+    return;
+  }
+  const found = show(declared);
+  if (declared.length === 1) {
+    const sep = [';', '\t', '|'].find((s) => declared[0].includes(s));
+    if (sep) {
+      const label = sep === '\t' ? 'tab' : `'${sep}'`;
+      throw new ContractError(
+        `the header is a single field '${declared[0]}': the file looks ${label}-separated; ` +
+          `.csv files must be comma-separated (tab-separated files: name them .tsv)`,
+      );
+    }
+  }
+  if (Object.keys(source).length === 0) {
+    throw new ContractError(
+      `missing required column '${missing[0]}': the first line (${found}) names none of the expected columns; ` +
+        `is the header line missing? The first line must name user_id, item_id, timestamp and event_type or rating`,
+    );
+  }
+  throw new ContractError(`missing required column '${missing[0]}' (found: ${found})`);
+}
+
+const ITEM_CONTRACT = new Set<string>(ITEM_COLUMNS);
+
+/** Item metadata header: contract columns matched case-insensitively, others made unique; item_id required. */
+export function resolveItemColumns(declared: string[]): string[] {
+  const used = new Set<string>();
+  const names = declared.map((raw, i) => {
+    const name = raw.trim();
+    const key = name.toLowerCase();
+    let unique = ITEM_CONTRACT.has(key) && !used.has(key) ? key : name || `column_${i + 1}`;
+    for (let n = 2; used.has(unique.toLowerCase()); n++) {
+      unique = `${name || 'column'}_${i + 1}_${n}`;
+    }
+    used.add(unique.toLowerCase());
+    return unique;
+  });
+  if (!used.has('item_id')) {
+    throw new ContractError(`missing required column 'item_id' (found: ${show(declared)})`);
+  }
+  return names;
+}

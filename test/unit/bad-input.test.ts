@@ -1,0 +1,758 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { ApplicationFailure } from '@temporalio/common';
+import { findProjectRoot, loadConfig } from '../../lib/config';
+import { Db, lit, withDb } from '../../lib/duckdb';
+import { ingest } from '../../activities/ingest';
+import { clean } from '../../activities/clean';
+import { resolveInputFiles } from '../../activities/files';
+import type { RunPlan } from '../../workflows/types';
+
+/**
+ * The bad-input corpus: every case must end in a clear error naming the file (and line/field where it
+ * applies) or in quarantined rows with the right reason — never a crash, a hang or a half-loaded table.
+ * Small cases are committed under test/fixtures/bad/; binary and large ones are generated here.
+ * Each case has a 5 s budget: bad input must fail fast.
+ */
+
+const ROOT = findProjectRoot(__dirname);
+const FIX = path.join(ROOT, 'test', 'fixtures', 'bad');
+const FAST = 5000;
+const fixture = (name: string) => path.join(FIX, name);
+
+let scratch: string;
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-bad-'));
+});
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+let runs = 0;
+/** A run plan over `files` in its own folder; thresholds relaxed so that clean() reaches its quarantine. */
+function planFor(files: string[]): RunPlan {
+  const dataDir = path.join(scratch, `data-${++runs}`);
+  const config = loadConfig({
+    root: ROOT,
+    env: {},
+    overrides: {
+      dataDir,
+      duckdb: { memoryLimit: '1GB', threads: 2 },
+      quality: { minRows: 1, maxQuarantineShare: 1 },
+      evaluation: { holdoutDays: 1, k: 10 },
+    },
+  }).config;
+  const runDir = path.join(dataDir, 'runs', 'bad', `run-${runs}`);
+  fs.mkdirSync(runDir, { recursive: true });
+  // Built by hand as the plan activity would; `as` keeps the test independent of unrelated RunPlan fields.
+  return {
+    workflowId: 'wf-bad',
+    runId: `run-${runs}`,
+    datasetId: 'bad',
+    runDir,
+    dbPath: path.join(runDir, 'run.duckdb'),
+    interactionFiles: files,
+    modelVersion: `bad-${runs}`,
+    config,
+    startedAt: '2025-06-01T00:00:00.000Z',
+    generatedData: false,
+    privacy: null,
+  } as RunPlan;
+}
+
+/** A file in the scratch folder (generated cases). */
+function scratchFile(name: string, content: string | Buffer): string {
+  const f = path.join(scratch, `${runs}-${name}`);
+  fs.mkdirSync(path.dirname(f), { recursive: true });
+  fs.writeFileSync(f, content);
+  return f;
+}
+
+async function query<T extends Record<string, unknown>>(plan: RunPlan, sql: string): Promise<T[]> {
+  return withDb(plan.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) => db.all<T>(sql));
+}
+
+async function tables(plan: RunPlan): Promise<string[]> {
+  const rows = await query<{ name: string }>(plan, `SELECT table_name AS name FROM duckdb_tables()`);
+  return rows.map((r) => r.name);
+}
+
+/** The ApplicationFailure a call ends with (fails the test if it succeeds or throws something else). */
+async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => new Error('expected a failure, got success'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
+}
+
+async function badInput(files: string[], message: RegExp): Promise<RunPlan> {
+  const plan = planFor(files);
+  const err = await failure(ingest(plan));
+  expect(err.type).toBe('BadInput');
+  expect(err.nonRetryable).toBe(true);
+  expect(err.message).toMatch(message);
+  // A failed ingest leaves no half-loaded tables for a later stage to pick up.
+  expect(await tables(plan)).not.toContain('raw_events');
+  return plan;
+}
+
+interface RawRow extends Record<string, unknown> {
+  source_line: number;
+  user_id: string | null;
+  item_id: string | null;
+  event_type: string | null;
+  timestamp: string | null;
+}
+const rawEvents = (plan: RunPlan) =>
+  query<RawRow>(
+    plan,
+    `SELECT source_line, user_id, item_id, event_type, "timestamp" FROM raw_events ORDER BY 1`,
+  );
+const rawRejects = (plan: RunPlan) =>
+  query<{ source_line: number; reason: string; detail: string; raw: string }>(
+    plan,
+    `SELECT source_line, reason, detail, raw FROM raw_rejects ORDER BY 1`,
+  );
+const quarantine = (plan: RunPlan) =>
+  query<{
+    reason: string;
+    user_id: string;
+    item_id: string;
+    rating: string;
+    timestamp: string;
+    source_line: number;
+  }>(
+    plan,
+    `SELECT reason, user_id, item_id, rating, "timestamp", source_line
+     FROM read_parquet(${lit(path.join(plan.runDir, 'quarantine.parquet'))}) ORDER BY source_line`,
+  );
+
+/** Deterministic pseudo-random bytes (a fixed LCG), so the garbage case is the same on every run. */
+function garbage(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = 12345;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** A CSV body of n valid rows (for compressed cases that need more than one deflate block). */
+function manyRows(n: number): string {
+  const lines = ['user_id,item_id,event_type,timestamp'];
+  for (let i = 0; i < n; i++) lines.push(`u${i % 97},i${i % 89},view,${1746093600 + i * 60}`);
+  return lines.join('\n') + '\n';
+}
+
+describe('truncated and empty files', () => {
+  test(
+    'a file cut mid-line keeps the good rows and quarantines the cut line',
+    async () => {
+      const plan = planFor([fixture('truncated-mid-line.csv')]);
+      const r = await ingest(plan);
+      expect(r.rows).toBe(2);
+      expect(r.rejectedLines).toBe(1);
+      const [rej] = await rawRejects(plan);
+      expect(rej).toMatchObject({ source_line: 4, reason: 'malformed_line', raw: 'u3,i3,vi' });
+      expect(rej.detail).toMatch(/MISSING COLUMNS.*Expected Number of Columns: 4 Found: 3/);
+    },
+    FAST,
+  );
+
+  test(
+    'a file cut inside a quoted field quarantines the line with the unterminated quote',
+    async () => {
+      const plan = planFor([fixture('truncated-mid-quote.csv')]);
+      const r = await ingest(plan);
+      expect(r.rows).toBe(2);
+      const [rej] = await rawRejects(plan);
+      expect(rej.source_line).toBe(4);
+      expect(rej.detail).toMatch(/UNQUOTED VALUE in column item_id: Value with unterminated quote/);
+      expect((await rawEvents(plan)).map((e) => e.source_line)).toEqual([2, 3]);
+    },
+    FAST,
+  );
+
+  test(
+    'an empty (0-byte) file is refused, naming the file',
+    async () => {
+      await badInput([fixture('empty.csv')], /empty\.csv: the file is empty \(0 bytes/);
+    },
+    FAST,
+  );
+
+  test(
+    'a header-only file is refused: no data rows',
+    async () => {
+      await badInput(
+        [fixture('header-only.csv')],
+        /no readable interaction rows: .*header-only\.csv: no data rows/,
+      );
+    },
+    FAST,
+  );
+
+  test(
+    'a header-only file next to a good one is fine (it contributes no rows)',
+    async () => {
+      const r = await ingest(planFor([fixture('good.csv'), fixture('header-only.csv')]));
+      expect(r.files.map((f) => f.rows)).toEqual([10, 0]);
+    },
+    FAST,
+  );
+});
+
+describe('header and schema contract', () => {
+  test(
+    'a missing header line (data in the first line) is named as such',
+    async () => {
+      await badInput(
+        [fixture('no-header.csv')],
+        /no-header\.csv: missing required column .*is the header line missing\?/,
+      );
+    },
+    FAST,
+  );
+
+  test(
+    'a missing required column is named with the columns found',
+    async () => {
+      await badInput(
+        [fixture('missing-column.csv')],
+        /missing-column\.csv: missing required column 'timestamp' \(found: user_id, item_id, event_type\)/,
+      );
+    },
+    FAST,
+  );
+
+  test(
+    'a file with neither event_type nor rating is refused',
+    async () => {
+      await badInput(
+        [fixture('no-type-column.csv')],
+        /no-type-column\.csv: needs an 'event_type' or a 'rating' column/,
+      );
+    },
+    FAST,
+  );
+
+  test(
+    'a semicolon-separated file is recognised as the wrong delimiter',
+    async () => {
+      await badInput([fixture('semicolon.csv')], /semicolon\.csv: .*looks ';'-separated/);
+    },
+    FAST,
+  );
+
+  test(
+    'duplicate contract columns are refused (case-insensitively), naming both positions',
+    async () => {
+      await badInput(
+        [fixture('duplicate-header.csv')],
+        /duplicate-header\.csv: duplicate column 'user_id' \(columns 1 and 3\)/,
+      );
+    },
+    FAST,
+  );
+
+  test(
+    'extra unknown, repeated and unnamed columns are ignored',
+    async () => {
+      const plan = planFor([fixture('extra-columns.csv')]);
+      expect((await ingest(plan)).rows).toBe(2);
+      expect(await rawEvents(plan)).toEqual([
+        {
+          source_line: 2,
+          user_id: 'u1',
+          item_id: 'i1',
+          event_type: 'view',
+          timestamp: '2025-05-01T10:00:00Z',
+        },
+        {
+          source_line: 3,
+          user_id: 'u2',
+          item_id: 'i2',
+          event_type: 'click',
+          timestamp: '2025-05-02T10:00:00Z',
+        },
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'a .tsv file is read tab-separated, with header names matched case-insensitively',
+    async () => {
+      const plan = planFor([fixture('tabs.tsv')]);
+      expect((await ingest(plan)).rows).toBe(2);
+      expect((await rawEvents(plan)).map((e) => [e.user_id, e.event_type])).toEqual([
+        ['u1', 'view'],
+        ['u2', 'click'],
+      ]);
+    },
+    FAST,
+  );
+});
+
+describe('encodings, line endings and binary data', () => {
+  test(
+    'binary garbage named .csv is refused as binary, naming the file',
+    async () => {
+      const f = scratchFile('garbage.csv', garbage(64 * 1024));
+      await badInput([f], /garbage\.csv: .*(binary|not valid UTF-8|control characters)/);
+    },
+    FAST,
+  );
+
+  test(
+    'gzip data under a .csv name (and plain text under .csv.gz) is recognised and named',
+    async () => {
+      const f = scratchFile('packed.csv', zlib.gzipSync(fs.readFileSync(fixture('good.csv'))));
+      await badInput([f], /packed\.csv: the file holds gzip-compressed data \(name it \.csv\.gz\)/);
+      const plain = scratchFile('plain.csv.gz', fs.readFileSync(fixture('good.csv')));
+      await badInput([plain], /plain\.csv\.gz: not a readable gzip file \(incorrect header check\)/);
+    },
+    FAST,
+  );
+
+  test(
+    'invalid UTF-8 inside a field quarantines that line, naming the column',
+    async () => {
+      const f = scratchFile(
+        'latin1.csv',
+        Buffer.concat([
+          Buffer.from('user_id,item_id,event_type,timestamp\nu1,i1,view,2025-05-01T10:00:00Z\nu2,caf'),
+          Buffer.from([0xe9, 0xff]),
+          Buffer.from(',view,2025-05-02T10:00:00Z\nu3,i3,view,2025-05-03T10:00:00Z\n'),
+        ]),
+      );
+      const plan = planFor([f]);
+      expect((await ingest(plan)).rows).toBe(2);
+      const [rej] = await rawRejects(plan);
+      expect(rej.source_line).toBe(3);
+      expect(rej.detail).toMatch(/INVALID ENCODING in column item_id/);
+      expect((await rawEvents(plan)).map((e) => e.source_line)).toEqual([2, 4]);
+    },
+    FAST,
+  );
+
+  test(
+    'a 10 MB field quarantines its line (bounded) and the file still loads',
+    async () => {
+      const f = scratchFile(
+        'huge-field.csv',
+        `user_id,item_id,event_type,timestamp\nu1,i1,view,2025-05-01T10:00:00Z\nu2,${'x'.repeat(10 * 1024 * 1024)},view,2025-05-02T10:00:00Z\nu3,i3,view,2025-05-03T10:00:00Z\n`,
+      );
+      const plan = planFor([f]);
+      const r = await ingest(plan);
+      expect(r.rows).toBe(2);
+      const [rej] = await rawRejects(plan);
+      expect(rej.source_line).toBe(3);
+      expect(rej.detail).toMatch(/LINE SIZE OVER MAXIMUM/);
+      expect(rej.raw.length).toBeLessThanOrEqual(4096);
+      expect((await rawEvents(plan)).map((e) => e.source_line)).toEqual([2, 4]);
+    },
+    FAST,
+  );
+
+  test(
+    'CRLF line endings: no carriage returns in values, exact line numbers',
+    async () => {
+      const plan = planFor([fixture('crlf.csv')]);
+      expect((await ingest(plan)).rows).toBe(3);
+      const rows = await rawEvents(plan);
+      expect(rows.map((e) => e.source_line)).toEqual([2, 3, 4]);
+      expect(rows.every((e) => !/\r/.test(String(e.timestamp)))).toBe(true);
+    },
+    FAST,
+  );
+
+  test(
+    'a UTF-8 byte-order mark does not hide the first column name (also with CRLF)',
+    async () => {
+      for (const name of ['bom.csv', 'bom-crlf.csv']) {
+        const plan = planFor([fixture(name)]);
+        await ingest(plan);
+        expect((await rawEvents(plan))[0]).toMatchObject({ source_line: 2, user_id: 'u1' });
+      }
+    },
+    FAST,
+  );
+
+  test(
+    'old-Mac CR-only line endings load with exact line numbers',
+    async () => {
+      const f = scratchFile(
+        'cr-only.csv',
+        fs.readFileSync(fixture('crlf.csv'), 'latin1').replace(/\r\n/g, '\r'),
+      );
+      const plan = planFor([f]);
+      expect((await ingest(plan)).rows).toBe(3);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id])).toEqual([
+        [2, 'u1'],
+        [3, 'u2'],
+        [4, 'u3'],
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'mixed CRLF and LF line endings load (DuckDB strict mode would fail the whole file)',
+    async () => {
+      const plan = planFor([fixture('mixed-newlines.csv')]);
+      expect((await ingest(plan)).rows).toBe(3);
+      const rows = await rawEvents(plan);
+      expect(rows.map((e) => [e.source_line, e.user_id])).toEqual([
+        [2, 'u1'],
+        [3, 'u2'],
+        [5, 'u4'],
+      ]);
+      expect(rows.every((e) => !/\r/.test(String(e.timestamp)))).toBe(true);
+      expect((await rawRejects(plan)).map((r) => r.source_line)).toEqual([4]);
+    },
+    FAST,
+  );
+
+  test(
+    'blank lines are skipped without shifting the line numbers of later rows',
+    async () => {
+      const plan = planFor([fixture('blank-lines.csv')]);
+      expect((await ingest(plan)).rows).toBe(3);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id])).toEqual([
+        [2, 'u1'],
+        [6, 'u3'],
+        [8, 'u4'],
+      ]);
+      expect((await rawRejects(plan)).map((r) => r.source_line)).toEqual([5]);
+    },
+    FAST,
+  );
+});
+
+describe('compressed input', () => {
+  test(
+    'a gzip CSV loads like the plain file, checksummed over the compressed bytes',
+    async () => {
+      const gz = zlib.gzipSync(fs.readFileSync(fixture('good.csv')));
+      const f = scratchFile('good.csv.gz', gz);
+      const plan = planFor([f]);
+      const r = await ingest(plan);
+      expect(r.rows).toBe(10);
+      expect(r.files[0]).toMatchObject({ format: 'csv', bytes: gz.length });
+      expect((await rawEvents(plan)).map((e) => e.source_line)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    },
+    FAST,
+  );
+
+  test(
+    'a corrupt gzip stream is refused (DuckDB alone would load part of it silently)',
+    async () => {
+      const gz = Buffer.from(zlib.gzipSync(manyRows(50_000)));
+      for (let i = 4000; i < 4100; i++) gz[i] ^= 0x5a;
+      await badInput([scratchFile('corrupt.csv.gz', gz)], /corrupt\.csv\.gz: corrupt or truncated gzip data/);
+    },
+    FAST,
+  );
+
+  test(
+    'a truncated gzip file is refused, not loaded short',
+    async () => {
+      const gz = zlib.gzipSync(manyRows(50_000));
+      const f = scratchFile('cut.csv.gz', gz.subarray(0, Math.floor(gz.length * 0.7)));
+      await badInput([f], /cut\.csv\.gz: corrupt or truncated gzip data.*unexpected end of file/);
+    },
+    FAST,
+  );
+});
+
+describe('JSON Lines', () => {
+  test(
+    'malformed lines are quarantined with their numbers; good lines keep theirs',
+    async () => {
+      const plan = planFor([fixture('malformed.jsonl')]);
+      const r = await ingest(plan);
+      expect(r.rows).toBe(3);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id, e.timestamp])).toEqual([
+        [1, 'u1', '2025-05-01T10:00:00Z'],
+        [4, '3', '1746180000'],
+        [7, 'u5', '2025-05-04T10:00:00Z'],
+      ]);
+      expect((await rawRejects(plan)).map((x) => [x.source_line, x.detail])).toEqual([
+        [2, 'invalid JSON'],
+        [5, 'not a JSON object: ARRAY'],
+        [6, 'invalid JSON'],
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'invalid UTF-8 and over-long lines are quarantined without shifting later line numbers',
+    async () => {
+      const row = (u: string) =>
+        `{"user_id":"${u}","item_id":"i1","event_type":"view","timestamp":"2025-05-01T10:00:00Z"}\n`;
+      const f = scratchFile(
+        'dirty.jsonl',
+        Buffer.concat([
+          Buffer.from(row('u1')),
+          Buffer.from('{"user_id":"'),
+          Buffer.from([0xc3, 0x28]),
+          Buffer.from('"}\n'),
+          Buffer.from(row('u3')),
+          Buffer.from(`{"user_id":"${'y'.repeat(3 * 1024 * 1024)}"}\n`),
+          Buffer.from(row('u5')),
+        ]),
+      );
+      const plan = planFor([f]);
+      expect((await ingest(plan)).rows).toBe(3);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id])).toEqual([
+        [1, 'u1'],
+        [3, 'u3'],
+        [5, 'u5'],
+      ]);
+      const rej = await rawRejects(plan);
+      expect(rej.map((x) => x.source_line)).toEqual([2, 4]);
+      expect(rej[0].detail).toMatch(/INVALID ENCODING/);
+      expect(rej[1].detail).toMatch(/LINE SIZE OVER MAXIMUM/);
+    },
+    FAST,
+  );
+
+  test(
+    'a JSON Lines file where no line has user_id is refused like a missing column',
+    async () => {
+      await badInput([fixture('no-user.jsonl')], /no-user\.jsonl: missing required field 'user_id'/);
+    },
+    FAST,
+  );
+});
+
+describe('Parquet', () => {
+  async function writeParquet(name: string, select: string): Promise<string> {
+    const f = path.join(scratch, `${++runs}-${name}`);
+    const db = await Db.open(':memory:', { memoryLimit: '256MB', threads: 1 });
+    try {
+      await db.run(`COPY (${select}) TO ${lit(f)} (FORMAT parquet)`);
+    } finally {
+      db.close();
+    }
+    return f;
+  }
+
+  test(
+    'wrong column types (INT ids, TIMESTAMP / TIMESTAMPTZ / DATE times) load and clean correctly',
+    async () => {
+      const f = await writeParquet(
+        'typed.parquet',
+        `SELECT * FROM (VALUES
+           (42, 7::BIGINT, 'view', NULL::DOUBLE, TIMESTAMP '2025-05-01 10:00:00', TIMESTAMPTZ '2025-05-01 10:00:00+02'),
+           (43, 8::BIGINT, 'rating', 4.5, TIMESTAMP '2025-05-05 12:30:00', TIMESTAMPTZ '2025-05-05 12:30:00+00'))
+         AS t(user_id, item_id, event_type, rating, "timestamp", tz)`,
+      );
+      const g = await writeParquet(
+        'tz.parquet',
+        `SELECT 44::INT AS USER_ID, 'i9' AS item_id, 'click' AS event_type,
+                TIMESTAMPTZ '2025-05-03 10:00:00+02' AS "timestamp"`,
+      );
+      const plan = planFor([f, g]);
+      expect((await ingest(plan)).rows).toBe(3);
+      await clean(plan);
+      const events = await query<{ user_id: string; item_id: string; rating: number | null; ts: string }>(
+        plan,
+        `SELECT user_id, item_id, rating, strftime(ts, '%Y-%m-%dT%H:%M:%SZ') AS ts FROM events ORDER BY ts`,
+      );
+      expect(events).toEqual([
+        { user_id: '42', item_id: '7', rating: null, ts: '2025-05-01T10:00:00Z' },
+        // A zone-aware time is converted to UTC, not read as local wall-clock time.
+        { user_id: '44', item_id: 'i9', rating: null, ts: '2025-05-03T08:00:00Z' },
+        { user_id: '43', item_id: '8', rating: 4.5, ts: '2025-05-05T12:30:00Z' },
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'a truncated Parquet file is refused, naming the file',
+    async () => {
+      const f = await writeParquet(
+        'whole.parquet',
+        `SELECT 'u' || i AS user_id, 'i1' AS item_id, 'view' AS event_type, '2025-05-01T00:00:00Z' AS "timestamp"
+         FROM range(1000) t(i)`,
+      );
+      const cut = scratchFile('cut.parquet', fs.readFileSync(f).subarray(0, 300));
+      await badInput([cut], /cut\.parquet: cannot read as parquet: .*(magic bytes|too small)/i);
+    },
+    FAST,
+  );
+
+  test(
+    'a Parquet file without a required column is refused like a CSV one',
+    async () => {
+      const f = await writeParquet(
+        'noitem.parquet',
+        `SELECT 'u1' AS user_id, 'view' AS event_type, now() AS "timestamp"`,
+      );
+      await badInput([f], /noitem\.parquet: missing required column 'item_id'/);
+    },
+    FAST,
+  );
+});
+
+describe('values the cleaner must quarantine', () => {
+  test(
+    'NaN and Infinity ratings are quarantined as bad_rating',
+    async () => {
+      const plan = planFor([fixture('bad-ratings.csv')]);
+      await ingest(plan);
+      const r = await clean(plan);
+      expect(r.kept).toBe(2);
+      expect((await quarantine(plan)).map((q) => [q.source_line, q.reason, q.rating])).toEqual([
+        [3, 'bad_rating', 'NaN'],
+        [4, 'bad_rating', 'Infinity'],
+        [5, 'bad_rating', '-inf'],
+        [6, 'bad_rating', 'nan'],
+        [8, 'bad_rating', 'NaN'],
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'negative epochs, far-future and infinite timestamps get their reasons',
+    async () => {
+      const plan = planFor([fixture('epochs.csv')]);
+      await ingest(plan);
+      const r = await clean(plan);
+      expect(r.kept).toBe(2);
+      expect((await quarantine(plan)).map((q) => [q.timestamp, q.reason])).toEqual([
+        ['-86400', 'timestamp_before_floor'],
+        ['-99999999999', 'timestamp_before_floor'],
+        ['99999999999', 'future_timestamp'],
+        ['9999-12-31T23:59:59Z', 'future_timestamp'],
+        ['infinity', 'future_timestamp'],
+        ['-infinity', 'timestamp_before_floor'],
+        ['99999999999999999999', 'bad_timestamp'],
+        ['2100-01-01T00:00:00Z', 'future_timestamp'],
+      ]);
+    },
+    FAST,
+  );
+
+  test(
+    'ids with quotes, semicolons and SQL fragments round-trip verbatim; nothing is executed',
+    async () => {
+      const plan = planFor([fixture('sql-ids.csv')]);
+      await ingest(plan);
+      await clean(plan);
+      const evil = "u1'); DROP TABLE raw_events; --";
+      const events = await query<{ user_id: string; item_id: string }>(
+        plan,
+        `SELECT user_id, item_id FROM events ORDER BY user_id, item_id`,
+      );
+      expect(events).toEqual([
+        { user_id: evil, item_id: 'i1' },
+        { user_id: 'u2";DROP TABLE raw_rejects;--', item_id: "i'2; SELECT 1" },
+        { user_id: 'u3', item_id: "i3'',''x'')--" },
+        { user_id: 'u4', item_id: '$$; DROP TABLE events; $$' },
+      ]);
+      expect(await quarantine(plan)).toEqual([
+        expect.objectContaining({ user_id: evil, item_id: 'i2', reason: 'bad_rating', source_line: 5 }),
+      ]);
+      expect(await tables(plan)).toEqual(expect.arrayContaining(['raw_events', 'raw_rejects', 'events']));
+      const ids = await query<{ id: string }>(plan, `SELECT id FROM user_ids ORDER BY id`);
+      expect(ids.map((i) => i.id)).toContain(evil);
+    },
+    FAST,
+  );
+});
+
+describe('paths, folders and globs', () => {
+  test(
+    'paths with spaces, quotes and non-ASCII characters work as file, folder and glob',
+    async () => {
+      const dir = path.join(scratch, `${++runs}`, 'dir with spaces');
+      fs.mkdirSync(dir, { recursive: true });
+      const a = path.join(dir, 'данные ✓.csv');
+      const b = path.join(dir, "it's [1].csv");
+      fs.copyFileSync(fixture('good.csv'), a);
+      fs.copyFileSync(fixture('crlf.csv'), b);
+      expect(await resolveInputFiles(dir)).toEqual([a, b].sort());
+      expect(await resolveInputFiles(path.join(dir, '*.csv'))).toEqual([a, b].sort());
+      // An existing path is literal even though `[1]` is glob syntax.
+      expect(await resolveInputFiles(b)).toEqual([b]);
+      const plan = planFor(await resolveInputFiles(dir));
+      expect((await ingest(plan)).rows).toBe(13);
+      const files = await query<{ f: string }>(
+        plan,
+        `SELECT DISTINCT source_file AS f FROM raw_events ORDER BY 1`,
+      );
+      expect(files.map((x) => x.f)).toEqual([a, b].sort());
+    },
+    FAST,
+  );
+
+  test(
+    'a folder with no data files is refused, naming the folder',
+    async () => {
+      const dir = path.join(scratch, `${++runs}-empty folder`);
+      fs.mkdirSync(path.join(dir, 'sub.csv'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
+      fs.writeFileSync(path.join(dir, '.hidden.csv'), 'x');
+      fs.writeFileSync(path.join(dir, '_SUCCESS.csv'), 'x');
+      await expect(resolveInputFiles(dir)).rejects.toThrow(/empty folder': the folder holds no \.csv/);
+    },
+    FAST,
+  );
+
+  test(
+    'a glob that matches nothing is refused, naming the glob',
+    async () => {
+      const spec = path.join(scratch, 'nowhere', '*.csv');
+      await expect(resolveInputFiles(spec)).rejects.toThrow(`input '${spec}': the glob matches no files`);
+    },
+    FAST,
+  );
+
+  test(
+    'a FIFO is refused instead of blocking the reader forever',
+    async () => {
+      const dir = path.join(scratch, `${++runs}-fifo`);
+      fs.mkdirSync(dir);
+      const fifo = path.join(dir, 'pipe.csv');
+      execFileSync('mkfifo', [fifo]);
+      await expect(resolveInputFiles(fifo)).rejects.toThrow(/pipe\.csv': not a regular file/);
+      await expect(resolveInputFiles(dir)).rejects.toThrow(/the folder holds no/);
+      await badInput([fifo], /pipe\.csv: not a regular file/);
+    },
+    FAST,
+  );
+
+  test(
+    'a file that vanishes between plan and ingest is a retryable InputVanished',
+    async () => {
+      const f = scratchFile('vanishing.csv', fs.readFileSync(fixture('good.csv')));
+      const plan = planFor([fixture('good.csv'), f]);
+      fs.unlinkSync(f);
+      const err = await failure(ingest(plan));
+      expect(err.type).toBe('InputVanished');
+      expect(err.nonRetryable).toBe(false);
+      expect(err.message).toMatch(/vanishing\.csv: the file disappeared/);
+      // The first file had loaded; the failure removes it again rather than leaving half the input.
+      expect(await tables(plan)).not.toContain('raw_events');
+    },
+    FAST,
+  );
+
+  test(
+    'a bad second file fails the ingest without leaving the first file loaded',
+    async () => {
+      await badInput([fixture('good.csv'), fixture('semicolon.csv')], /semicolon\.csv/);
+    },
+    FAST,
+  );
+});
