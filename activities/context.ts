@@ -25,7 +25,8 @@ export function log(message: string, attrs: Record<string, unknown> = {}): void 
   try {
     Context.current().log.info(message, attrs);
   } catch {
-    console.log(message, attrs);
+    // Outside an activity (unit tests, benchmarks): quiet unless asked for.
+    if (process.env.RECFORGE_LOG) console.log(message, attrs);
   }
 }
 

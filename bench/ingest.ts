@@ -31,7 +31,15 @@ export async function benchIngest(root: string, events: number): Promise<string>
   const { config } = loadConfig({
     root,
     env: {},
-    overrides: { dataDir, quality: { minRows: 0, maxQuarantineShare: 1 }, privacy: { enabled: false } },
+    overrides: {
+      dataDir,
+      quality: {
+        minRows: 0,
+        maxQuarantineShare: 1,
+        maxQuarantineShareByReason: { malformed_line: 1, bad_timestamp: 1 },
+      },
+      privacy: { enabled: false },
+    },
   });
   const limits = { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads };
 

@@ -39,7 +39,11 @@ function planFor(files: string[]): RunPlan {
     overrides: {
       dataDir,
       duckdb: { memoryLimit: '1GB', threads: 2 },
-      quality: { minRows: 1, maxQuarantineShare: 1 },
+      quality: {
+        minRows: 1,
+        maxQuarantineShare: 1,
+        maxQuarantineShareByReason: { malformed_line: 1, bad_timestamp: 1 },
+      },
       evaluation: { holdoutDays: 1, k: 10 },
     },
   }).config;
