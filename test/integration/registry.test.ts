@@ -127,9 +127,9 @@ test('a failing gate publishes nothing: champion and current output stay', async
 });
 
 test('rollbackModel re-points champion and output to the previous version without retraining', async () => {
-  const r = (await (
-    await aliasWorkflow('rollbackModel', { reason: 'bad metrics in production' })
-  ).result()) as AliasResult;
+  const handle = await aliasWorkflow('rollbackModel', { reason: 'bad metrics in production' });
+  const r = (await handle.result()) as AliasResult;
+  record(handle.workflowId, 'rollback-completed');
   expect(r.champion).toBe(versions[0]);
   expect(r.previous).toBe(versions[1]);
   expect(current()).toBe(versions[0]);
