@@ -1,0 +1,285 @@
+/**
+ * Training/scoring throughput benchmark for models/.
+ *
+ *   npx tsc -p tsconfig.build.json && node dist/bench/training.js [--out bench/results/training.json] [--quick]
+ *
+ * Measures (synthetic data, 70k users x 10k items, 1M interactions, dim 64, batch 8192):
+ * - BPR examples/s: host-table lazy Adam (models/mf.ts) on wasm and cpu, dense-Adam mode on wasm, and the baseline
+ *   it replaces: tf.Variable tables + tf.train.adam (dense) with the same loss, on wasm.
+ * - two-tower examples/s on wasm.
+ * - scoring GFLOP/s (matmul + exclusion + top-N) vs plain tf.matMul GFLOP/s of one block's shape, same backend.
+ * - peak RSS.
+ * Timings are best-of-N where cheap; the machine may be shared, so treat them as indicative.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
+import { getTf, selectBackend } from '../models/backend';
+import { buildUserItemsCSR, initMF, trainMF } from '../models/mf';
+import { matmulGflops, scoreAll } from '../models/score';
+import { randomInteractions } from '../models/synthetic';
+import { hashTitleTokens, trainTwoTower } from '../models/two-tower';
+
+interface Result {
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: string;
+  baselineValue?: number;
+  ratio?: number;
+}
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const outIdx = args.indexOf('--out');
+const outPath = outIdx >= 0 ? args[outIdx + 1] : path.join('bench', 'results', 'training.json');
+
+const NUM_USERS = 70_000;
+const NUM_ITEMS = 10_000;
+const N = quick ? 200_000 : 1_000_000;
+const DIM = 64;
+const BATCH = 8192;
+
+const results: Result[] = [];
+function record(r: Result): void {
+  results.push(r);
+  console.log(JSON.stringify(r));
+}
+
+function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Trains BPR for at most maxSeconds and returns steady-state examples/s (first step excluded as warm-up). */
+async function bprThroughput(
+  data: ReturnType<typeof randomInteractions>,
+  maxSeconds: number,
+  lazy: boolean,
+): Promise<number> {
+  const ac = new AbortController();
+  let examples = 0;
+  let t0 = 0;
+  let t1 = 0;
+  let steps = 0;
+  const stop = setTimeout(() => ac.abort(new Error('time budget reached')), maxSeconds * 1000);
+  try {
+    await trainMF(
+      { ...data, numUsers: NUM_USERS, numItems: NUM_ITEMS },
+      {
+        dim: DIM,
+        batchSize: BATCH,
+        epochs: 1,
+        negatives: 1,
+        adam: { lazy },
+        progressIntervalMs: 0,
+        patience: Infinity,
+      },
+      {
+        signal: ac.signal,
+        onProgress: (p) => {
+          steps++;
+          const now = performance.now();
+          if (steps === 1) {
+            t0 = now;
+            return;
+          }
+          examples += Math.min(BATCH, N - (p.step - 1) * BATCH);
+          t1 = now;
+        },
+      },
+    );
+  } catch (e) {
+    if (!ac.signal.aborted) throw e;
+  } finally {
+    clearTimeout(stop);
+  }
+  return (examples * 1000) / Math.max(1, t1 - t0);
+}
+
+/** The approach models/ replaces: tf.Variable tables, gather-based BPR loss, tf.train.adam (dense). */
+function variableAdamThroughput(data: ReturnType<typeof randomInteractions>, steps: number): number {
+  const tf = getTf();
+  const init = initMF(NUM_USERS, NUM_ITEMS, { dim: DIM, initStd: 0.1, seed: 1, itemBias: false });
+  const U = tf.variable(tf.tensor2d(init.userFactors, [NUM_USERS, DIM]));
+  const I = tf.variable(tf.tensor2d(init.itemFactors, [NUM_ITEMS, DIM]));
+  const opt = tf.train.adam(0.01);
+  let t0 = 0;
+  for (let s = 0; s <= steps; s++) {
+    if (s === 1) t0 = performance.now(); // step 0 is warm-up (creates Adam slots)
+    const lo = (s * BATCH) % (N - BATCH);
+    const u = tf.tensor1d(data.userIdx.subarray(lo, lo + BATCH), 'int32');
+    const i = tf.tensor1d(data.itemIdx.subarray(lo, lo + BATCH), 'int32');
+    const j = tf.tensor1d(
+      Int32Array.from({ length: BATCH }, (_, k) => (k * 7919 + s) % NUM_ITEMS),
+      'int32',
+    );
+    const cost = opt.minimize(
+      () => {
+        const pu = tf.gather(U, u);
+        const x = tf.sub(tf.sum(tf.mul(pu, tf.gather(I, i)), 1), tf.sum(tf.mul(pu, tf.gather(I, j)), 1));
+        return tf.mean(tf.softplus(tf.neg(x))) as Scalar;
+      },
+      true,
+      [U, I],
+    ) as Tensor;
+    cost.dataSync();
+    tf.dispose([cost, u, i, j]);
+  }
+  const dt = performance.now() - t0;
+  opt.dispose();
+  tf.dispose([U, I]);
+  return (steps * BATCH * 1000) / dt;
+}
+
+/** Plain matmuls of one scoring block's shape, `blocks` times in a row (fresh user block each time, no read-back). */
+function sustainedMatmulGflops(m: number, k: number, n: number, blocks: number): number {
+  const tf = getTf();
+  const b = tf.randomNormal([k, n], 0, 1, 'float32', 3);
+  const a = tf.randomNormal([m, k], 0, 1, 'float32', 4);
+  const t0 = performance.now();
+  for (let i = 0; i < blocks; i++) tf.matMul(a, b).dispose();
+  const ms = performance.now() - t0;
+  tf.dispose([a, b]);
+  return (2 * m * k * n * blocks) / (ms * 1e6);
+}
+
+async function main(): Promise<void> {
+  const sel = await selectBackend('wasm');
+  console.log('backend', JSON.stringify(sel));
+  const data = randomInteractions(N, NUM_USERS, NUM_ITEMS, 1);
+  const base = { unit: 'examples/s' };
+  const maxSeconds = quick ? 8 : 25;
+
+  // --- BPR on wasm (trainer first, so its peak RSS is not inflated by the baseline's tensors)
+  const lazyWasm = await bprThroughput(data, maxSeconds, true);
+  record({ metric: 'peak_rss_after_bpr_wasm_trainer', value: peakRssMiB(), unit: 'MiB' });
+  const baselineSteps = quick ? 3 : 8;
+  const variableWasm = variableAdamThroughput(data, baselineSteps);
+  // The baseline's dense tf.Variable/Adam tensors grow the wasm heap, which never shrinks: attribute RSS separately.
+  record({ metric: 'peak_rss_after_variable_adam_baseline', value: peakRssMiB(), unit: 'MiB' });
+  record({
+    metric: 'bpr_examples_per_sec_wasm',
+    value: lazyWasm,
+    ...base,
+    baseline: 'tf.Variable tables + tf.train.adam (dense), same loss, wasm',
+    baselineValue: variableWasm,
+    ratio: lazyWasm / variableWasm,
+  });
+  const denseWasm = await bprThroughput(data, maxSeconds / 2, false);
+  record({ metric: 'bpr_examples_per_sec_wasm_dense_adam_mode', value: denseWasm, ...base });
+
+  // --- two-tower on wasm (in-batch softmax, batch 1024, H=20, T=8)
+  {
+    const numCat = 200;
+    const titles = Array.from(
+      { length: NUM_ITEMS },
+      (_, i) => `brand${i % 97} model ${i % 1013} colour${i % 11}`,
+    );
+    const items = {
+      category: Int32Array.from({ length: NUM_ITEMS }, (_, i) => i % numCat),
+      numCategories: numCat,
+      priceBucket: Int32Array.from({ length: NUM_ITEMS }, (_, i) => 1 + (i % 15)),
+      numPriceBuckets: 16,
+      titleTokens: hashTitleTokens(titles, 1 << 14, 8),
+      maxTitleTokens: 8,
+      numTokenBuckets: 1 << 14,
+    };
+    const ac = new AbortController();
+    const stop = setTimeout(() => ac.abort(new Error('time budget reached')), (quick ? 6 : 15) * 1000);
+    const rates: number[] = [];
+    try {
+      await trainTwoTower(
+        { ...data, numUsers: NUM_USERS, numItems: NUM_ITEMS, items },
+        { batchSize: 1024, epochs: 1, progressIntervalMs: 2000, patience: Infinity },
+        { signal: ac.signal, onProgress: (p) => void rates.push(p.examplesPerSec) },
+      );
+    } catch (e) {
+      if (!ac.signal.aborted) throw e;
+    } finally {
+      clearTimeout(stop);
+    }
+    record({
+      metric: 'two_tower_examples_per_sec_wasm',
+      value: rates.length > 1 ? rates[rates.length - 1] : NaN,
+      ...base,
+    });
+    record({ metric: 'peak_rss_after_two_tower_wasm', value: peakRssMiB(), unit: 'MiB' });
+  }
+
+  // --- scoring on wasm
+  {
+    const model = initMF(NUM_USERS, NUM_ITEMS, { dim: DIM, initStd: 0.1, seed: 2, itemBias: true });
+    const users = Int32Array.from({ length: quick ? 5000 : 20000 }, (_, i) => i);
+    const seen = buildUserItemsCSR(data.userIdx, data.itemIdx, NUM_USERS);
+    for (const selector of ['js', 'tf'] as const) {
+      // Interleave scoring runs with equally long plain-matmul runs (same block shape, same number of blocks) so
+      // both sides see the same machine load; report the best of each.
+      let best = { gflops: 0, blockSize: 0 };
+      let bestPlain = 0;
+      for (let rep = 0; rep < 3; rep++) {
+        const st = await scoreAll(model, {
+          topN: 100,
+          users,
+          exclude: seen,
+          selector,
+          onBlock: () => undefined,
+        });
+        if (st.gflops > best.gflops) best = st;
+        bestPlain = Math.max(bestPlain, sustainedMatmulGflops(st.blockSize, DIM + 1, NUM_ITEMS, st.blocks));
+      }
+      record({
+        metric: `scoring_gflops_wasm_${selector}_topk`,
+        value: best.gflops,
+        unit: 'GFLOP/s',
+        baseline: `plain tf.matMul [${best.blockSize},${DIM + 1}]x[${DIM + 1},${NUM_ITEMS}], same number of blocks, wasm`,
+        baselineValue: bestPlain,
+        ratio: best.gflops / bestPlain,
+      });
+    }
+    record({
+      metric: 'matmul_gflops_wasm_single_best',
+      value: matmulGflops(209, DIM + 1, NUM_ITEMS, 5),
+      unit: 'GFLOP/s',
+    });
+  }
+  record({ metric: 'peak_rss_after_wasm_phases', value: peakRssMiB(), unit: 'MiB' });
+
+  // --- BPR on cpu (plain JS backend; last resort)
+  await selectBackend('cpu');
+  const cpu = await bprThroughput(data, quick ? 10 : 30, true);
+  record({
+    metric: 'bpr_examples_per_sec_cpu',
+    value: cpu,
+    ...base,
+    baseline: 'same trainer on wasm',
+    baselineValue: lazyWasm,
+    ratio: cpu / lazyWasm,
+  });
+  record({ metric: 'peak_rss', value: peakRssMiB(), unit: 'MiB' });
+
+  const out = {
+    name: 'training',
+    date: new Date().toISOString(),
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      tfjs: sel.tfjsVersion,
+      wasmDevice: sel.device,
+      wasmThreads: sel.threads,
+      loadAvgAtEnd: os.loadavg(),
+    },
+    config: { numUsers: NUM_USERS, numItems: NUM_ITEMS, interactions: N, dim: DIM, batch: BATCH, quick },
+    results,
+  };
+  mkdirSync(path.dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify(out, null, 2) + '\n');
+  console.log(`wrote ${outPath}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

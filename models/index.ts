@@ -1,0 +1,97 @@
+/**
+ * Public API of the recforge model package (pure tfjs; no Temporal/DuckDB).
+ * Typical use from a training activity:
+ *   const sel = await selectBackend('auto');            // once per process
+ *   const res = await trainMF(data, cfg, { evaluate, onProgress, onCheckpoint });
+ *   await saveMFModel(dir, res.model, { metrics: res.history });
+ *   await scoreAll(res.model, { topN, exclude, onBlock });
+ */
+export {
+  selectBackend,
+  ensureBackend,
+  getTf,
+  currentBackend,
+  BackendUnavailableError,
+  type BackendName,
+  type BackendPreference,
+  type BackendSelection,
+  type BackendAttempt,
+  type SelectBackendOptions,
+  type Tf,
+} from './backend';
+export { registerTrainingKernels, restoreOriginalGather } from './wasm-kernels';
+export { registerMissingGradients } from './gradients';
+export { Rng, type RngState, mixSeed, epochPermutation, AliasSampler } from './rng';
+export { type Weights, type NamedArray, cloneWeights } from './params';
+export { Adam, type AdamConfig, type AdamState } from './adam';
+export {
+  type TrainHooks,
+  type TrainProgress,
+  type TrainResult,
+  type TrainingState,
+  type EpochRecord,
+  type TrainLoopConfig,
+} from './trainer';
+export {
+  trainMF,
+  resumeMF,
+  initMF,
+  eventTypeWeights,
+  buildUserItemsCSR,
+  mfToWeights,
+  mfFromWeights,
+  DEFAULT_MF_CONFIG,
+  type MFConfig,
+  type MFModel,
+  type Interactions,
+  type TrainMFOptions,
+  type UserItemsCSR,
+} from './mf';
+export {
+  trainTwoTower,
+  twoTowerEmbeddings,
+  growTwoTower,
+  initTwoTower,
+  buildUserHistory,
+  hasHistory,
+  hashTitleTokens,
+  hashToken,
+  priceBuckets,
+  applyPriceBuckets,
+  DEFAULT_TWO_TOWER_CONFIG,
+  type TwoTowerConfig,
+  type TwoTowerModel,
+  type TwoTowerArch,
+  type TwoTowerData,
+  type TwoTowerEmbeddings,
+  type ItemFeatures,
+  type UserHistory,
+  type TrainTwoTowerOptions,
+} from './two-tower';
+export { growEmbeddings, growTable, type GrowOptions } from './warm-start';
+export {
+  scoreAll,
+  chooseBlockSize,
+  matmulGflops,
+  type ScoringFactors,
+  type ScoreOptions,
+  type ScoreBlock,
+  type ScoreStats,
+  type ExcludeCSR,
+  type ExcludeFn,
+} from './score';
+export { recallAtK, popularityRecallAtK, popularityRanking, type HeldOut } from './metrics';
+export { plantedClusters, randomInteractions, type PlantedDataset } from './synthetic';
+export {
+  saveModel,
+  loadModel,
+  saveMFModel,
+  loadMFModel,
+  saveTwoTowerModel,
+  loadTwoTowerModel,
+  saveTrainingState,
+  loadTrainingState,
+  writeBundle,
+  readBundle,
+  type SavedModel,
+} from './serialize';
