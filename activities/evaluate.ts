@@ -85,10 +85,13 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       .filter((m) => !m.name.endsWith('-full'))
       .map((m) => ({ name: m.name, kind: m.kind, modelFile: m.path, mostPopFile: mostPop.path }));
     if (champion) {
+      // Learned champions were re-scored by the training activity on this run's history; baselines are
+      // re-scored here from their registry artifact.
+      const rescored = trained.champion;
       candidates.push({
         name: 'champion',
-        kind: champion.model as RecommendParams['kind'],
-        modelFile: registry.artifactPath(champion, 'eval'),
+        kind: rescored ? 'recs' : (champion.model as RecommendParams['kind']),
+        modelFile: rescored ? rescored.path : registry.artifactPath(champion, 'eval'),
         mostPopFile: registry.artifactPath(champion, 'mostPopEval'),
       });
     }

@@ -6,7 +6,8 @@ import { ingest } from './ingest';
 import { profile } from './profile';
 import { clean } from './clean';
 import { trainBaselines } from './train';
-import { evaluate } from './evaluate';
+import { evaluate, registryFor } from './evaluate';
+import { trainLearned } from './train-mf';
 import { publish } from './publish';
 import { settleBudget } from './privacy';
 import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
@@ -62,6 +63,11 @@ export function createCpuActivities(deps: ActivityDeps) {
 export function createTrainingActivities(_deps: ActivityDeps) {
   return {
     trainBaselines: withHeartbeat('train', trainBaselines),
+    trainLearned: withHeartbeat('train', async (plan: RunPlan) => {
+      const registry = registryFor(plan);
+      const championVersion = registry.aliases().champion;
+      return trainLearned(plan, registry, championVersion ? registry.get(championVersion) : undefined);
+    }),
   };
 }
 

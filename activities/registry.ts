@@ -54,6 +54,12 @@ function asFailure(err: unknown): never {
   throw err;
 }
 
+function learnedDirs(trained: TrainResult, name: string): { eval: string; full: string } | undefined {
+  const e = trained.models.find((m) => m.name === name)?.modelDir;
+  const f = trained.models.find((m) => m.name === `${name}-full`)?.modelDir;
+  return e && f ? { eval: e, full: f } : undefined;
+}
+
 /** Registers this run's challenger (with lineage) whatever the gate decided: rejected models stay inspectable. */
 export async function registerCandidate(
   deps: ActivityDeps,
@@ -97,6 +103,7 @@ export async function registerCandidate(
         mostPopEval: file('mostpop'),
         mostPopFull: file('mostpop-full'),
       },
+      learnedDirs(trained, name),
     );
   } catch (err) {
     asFailure(err);

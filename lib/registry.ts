@@ -37,6 +37,8 @@ export interface ModelRecord {
   } | null;
   /** Artifact files inside the version folder: `eval` (trained on the training split) and `full` (all data). */
   artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
+  /** Saved learned-model folders inside the version folder (weights + metadata), for warm starts. */
+  modelDirs?: { eval: string; full: string };
   /** Where this version's recommendations were published (kept while the output retains that version). */
   publishedVersionDir: string | null;
   /** The run's DuckDB file, to republish this version if its output was pruned. */
@@ -113,7 +115,11 @@ export class Registry {
    * Registers a version: copies its artifact files into the version folder, then writes model.json last, so a
    * crash leaves no half-registered version. Idempotent for the same run.
    */
-  register(record: Omit<ModelRecord, 'artifacts'>, files: ModelRecord['artifacts']): ModelRecord {
+  register(
+    record: Omit<ModelRecord, 'artifacts' | 'modelDirs'>,
+    files: ModelRecord['artifacts'],
+    dirs?: { eval: string; full: string },
+  ): ModelRecord {
     const dir = this.versionDir(record.version);
     const existing = this.get(record.version);
     if (existing) {
@@ -132,7 +138,13 @@ export class Registry {
       fs.copyFileSync(src, path.join(dir, name));
       artifacts[key] = name;
     }
-    const full: ModelRecord = { ...record, artifacts };
+    let modelDirs: ModelRecord['modelDirs'];
+    if (dirs) {
+      modelDirs = { eval: 'eval.model', full: 'full.model' };
+      fs.cpSync(dirs.eval, path.join(dir, modelDirs.eval), { recursive: true });
+      fs.cpSync(dirs.full, path.join(dir, modelDirs.full), { recursive: true });
+    }
+    const full: ModelRecord = { ...record, artifacts, ...(modelDirs ? { modelDirs } : {}) };
     writeJsonAtomic(path.join(dir, 'model.json'), full);
     fsyncDir(dir);
     return full;

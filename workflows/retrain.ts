@@ -10,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
-import type { RetrainInput, RunSummary, StageTiming, RunPlan, PublishResult } from './types';
+import type { RetrainInput, RunSummary, StageTiming, RunPlan, PublishResult, TrainResult } from './types';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
 
 /** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */
@@ -97,7 +97,17 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     const profiled = await stage('profile', () => cpu.profile(plan));
     const cleaned = await stage('clean', () => cpu.clean(plan, profiled));
     trainingStarted = true;
-    const trained = await stage('train', () => training.trainBaselines(plan));
+    const trained = await stage('train', async () => {
+      const baselines = await training.trainBaselines(plan);
+      if (plan.config.training.challenger !== 'mf') return baselines;
+      const learned = await training.trainLearned(plan);
+      const merged: TrainResult = {
+        ...learned,
+        backend: `${baselines.backend} + ${learned.backend}`,
+        models: [...baselines.models, ...learned.models],
+      };
+      return merged;
+    });
     // Noise has been drawn from the data: from here on the spend is final, whatever happens next.
     if (plan.privacy) {
       await quick.settlePrivacy(plan, 'commit');
@@ -143,6 +153,14 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
           }
         : null,
       published,
+      training: trained.device
+        ? {
+            device: trained.device,
+            examplesPerSec: trained.examplesPerSec ?? 0,
+            epochs: trained.epochs ?? 0,
+            resumed: trained.resumed ?? [],
+          }
+        : null,
       profile: { reportPath: profiled.reportPath, drift: profiled.drift },
       registry,
     };

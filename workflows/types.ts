@@ -96,6 +96,13 @@ export interface ModelArtifact {
 export interface TrainResult {
   backend: string;
   models: ModelArtifact[];
+  /** Learned models: the champion re-scored on this run's training history. */
+  champion?: ModelArtifact | null;
+  device?: string;
+  /** Variants that resumed from a checkpoint after a retry (worker crash). */
+  resumed?: { variant: string; fromStep: number }[];
+  examplesPerSec?: number;
+  epochs?: number;
 }
 
 export type MetricName = 'precision@k' | 'recall@k' | 'ndcg@k' | 'hitrate@k' | 'coverage';
@@ -162,6 +169,13 @@ export interface RunSummary {
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
   privacy: RunPrivacy | null;
   published: PublishResult | null;
+  /** Learned-model training: device, speed, epochs, and whether it resumed from a checkpoint. */
+  training: {
+    device: string;
+    examplesPerSec: number;
+    epochs: number;
+    resumed: { variant: string; fromStep: number }[];
+  } | null;
   /** Data profile: the HTML report and drift against the previous successful run. */
   profile: { reportPath: string; drift: ProfileResult['drift'] } | null;
   /** Registry aliases after the run. */

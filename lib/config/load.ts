@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { configSchema, type RecforgeConfig } from './schema';
+import { validatedConfigSchema, type RecforgeConfig } from './schema';
 
 /** Raised for any configuration problem; the message names the file and the key. */
 export class ConfigError extends Error {
@@ -124,7 +124,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
 
   const merged = layers.reduce<Plain>((acc, l) => deepMerge(acc, l.data), {});
-  const result = configSchema.safeParse(merged);
+  const result = validatedConfigSchema.safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       // Blame the last layer that set the offending key (or its parent for unknown keys).

@@ -131,11 +131,30 @@ export const configSchema = z.strictObject({
   }),
   training: z.strictObject({
     /** The model each run proposes as challenger (the other models are baselines beside it). */
-    challenger: z.enum(['itemitem']),
+    challenger: z.enum(['itemitem', 'mf']),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
     itemItem: z.strictObject({
       maxHistoryPerUser: z.number().int().min(1).max(10000),
       neighbours: z.number().int().min(1).max(10000),
+    }),
+    /** BPR matrix factorisation (TensorFlow.js), the learned challenger. */
+    mf: z.strictObject({
+      dim: z.number().int().min(2).max(1024),
+      epochs: z.number().int().min(1).max(1000),
+      /** Epochs of fine-tuning the evaluated model on all data (the published variant). */
+      fullEpochs: z.number().int().min(0).max(100),
+      batchSize: z
+        .number()
+        .int()
+        .min(16)
+        .max(1 << 20),
+      lr: z.number().positive().max(1),
+      l2: z.number().min(0),
+      negatives: z.number().int().min(1).max(100),
+      patience: z.number().int().min(1),
+      seed: z.number().int(),
+      /** Checkpoint every N optimizer steps (0: only at the end); a retried activity resumes from it. */
+      checkpointEvery: z.number().int().min(0),
     }),
   }),
   publish: z.strictObject({
@@ -153,3 +172,15 @@ export const configSchema = z.strictObject({
 });
 
 export type RecforgeConfig = z.infer<typeof configSchema>;
+
+/** Cross-key rules, reported with the key path like any other config error. */
+export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.training.challenger === 'mf' && c.privacy.enabled) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['training', 'challenger'],
+      message:
+        "'mf' is not differentially private (DP-SGD is not implemented): set privacy.enabled: false to use it",
+    });
+  }
+});

@@ -1,0 +1,315 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { withDb, Db, lit } from '../lib/duckdb';
+import {
+  selectBackend,
+  trainMF,
+  growEmbeddings,
+  saveMFModel,
+  loadMFModel,
+  saveTrainingState,
+  loadTrainingState,
+  scoreAll,
+  recallAtK,
+  buildUserItemsCSR,
+  type MFModel,
+  type MFConfig,
+  type TrainingState,
+} from '../models';
+import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { ModelRecord, Registry } from '../lib/registry';
+import { limitsOf, log, progress } from './context';
+
+/**
+ * The learned challenger: BPR matrix factorisation in TensorFlow.js, on the training task queue.
+ *
+ * - Indices are the stable dense ids from cleaning (user_ids / item_ids), so a champion's rows line up with
+ *   this run's and new users/items are appended rows (warm start grows the tables; growEmbeddings documents
+ *   the init: N(0, 0.01) for users, the category/global mean plus noise for items).
+ * - `eval` variant: trained on the training split, early-stopped on a leave-last-out validation slice of it,
+ *   warm-started from the champion's eval model. `full` variant: the eval model fine-tuned on all clean
+ *   events for `fullEpochs`, warm-started from it; this is what gets published.
+ * - Checkpoints every `checkpointEvery` steps under the run folder; a retried activity (worker crash)
+ *   resumes from the last checkpoint and reports it.
+ * - Scores all users in blocks (seen items excluded) into a `recs` Parquet the ranking SQL consumes.
+ */
+
+export interface LearnedResult {
+  backend: string;
+  device: string;
+  models: ModelArtifact[];
+  /** The champion's eval model re-scored on this run's training history (for a like-for-like comparison). */
+  champion: ModelArtifact | null;
+  resumed: { variant: string; fromStep: number }[];
+  examplesPerSec: number;
+  epochs: number;
+}
+
+interface Data {
+  userIdx: Int32Array;
+  itemIdx: Int32Array;
+  weight: Float32Array;
+  numUsers: number;
+  numItems: number;
+  itemCategory: Int32Array;
+}
+
+async function readInteractions(db: Db, source: string): Promise<Data> {
+  const sizes = await db.one<{ users: number; items: number }>(
+    `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
+  );
+  const rows = await db.all<{ u: number; i: number; w: number }>(`
+    SELECT u.idx AS u, i.idx AS i, max(e.weight) AS w
+    FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
+    GROUP BY ALL ORDER BY u, i`);
+  const cats = await db.all<{ idx: number; c: number }>(`
+    SELECT i.idx, dense_rank() OVER (ORDER BY coalesce(r.category, '')) - 1 AS c
+    FROM item_ids i LEFT JOIN (SELECT item_id, any_value(category) AS category FROM raw_items GROUP BY item_id) r ON r.item_id = i.id`);
+  const itemCategory = new Int32Array(sizes.items);
+  for (const r of cats) itemCategory[r.idx] = r.c;
+  return {
+    userIdx: Int32Array.from(rows, (r) => r.u),
+    itemIdx: Int32Array.from(rows, (r) => r.i),
+    weight: Float32Array.from(rows, (r) => r.w),
+    numUsers: sizes.users,
+    numItems: sizes.items,
+    itemCategory,
+  };
+}
+
+/** Leave-last-out validation: each user's highest-index interaction (users with >= 3) is held out. */
+function splitValidation(d: Data): { train: Data; val: { userIdx: Int32Array; itemIdx: Int32Array } } {
+  const keep: number[] = [];
+  const vu: number[] = [];
+  const vi: number[] = [];
+  let start = 0;
+  for (let k = 1; k <= d.userIdx.length; k++) {
+    if (k === d.userIdx.length || d.userIdx[k] !== d.userIdx[start]) {
+      const n = k - start;
+      for (let j = start; j < k; j++) {
+        if (n >= 3 && j === k - 1 && (start * 7919) % 5 === 0) {
+          // One user in five: enough signal for early stopping without starving training.
+          vu.push(d.userIdx[j]);
+          vi.push(d.itemIdx[j]);
+        } else keep.push(j);
+      }
+      start = k;
+    }
+  }
+  const pick = <T extends Int32Array | Float32Array>(a: T): T => {
+    const out = new (a.constructor as new (n: number) => T)(keep.length);
+    keep.forEach((j, o) => (out[o] = a[j]));
+    return out;
+  };
+  return {
+    train: { ...d, userIdx: pick(d.userIdx), itemIdx: pick(d.itemIdx), weight: pick(d.weight) },
+    val: { userIdx: Int32Array.from(vu), itemIdx: Int32Array.from(vi) },
+  };
+}
+
+function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
+  const m = plan.config.training.mf;
+  return {
+    dim: m.dim,
+    epochs,
+    batchSize: m.batchSize,
+    lr: m.lr,
+    l2: m.l2,
+    negatives: m.negatives,
+    patience: m.patience,
+    seed: m.seed,
+    checkpointEvery: m.checkpointEvery,
+  };
+}
+
+function fit(model: MFModel, data: Data, seed: number): MFModel {
+  if (model.numUsers === data.numUsers && model.numItems === data.numItems) return model;
+  return growEmbeddings(model, data.numUsers, data.numItems, seed, { itemCategory: data.itemCategory });
+}
+
+/** Trains one variant with checkpoint/resume; returns the model and whether it resumed. */
+async function trainVariant(
+  plan: RunPlan,
+  name: string,
+  data: Data,
+  epochs: number,
+  warm: MFModel | undefined,
+  validation: { userIdx: Int32Array; itemIdx: Int32Array } | undefined,
+  exclude: ReturnType<typeof buildUserItemsCSR>,
+): Promise<{ model: MFModel; resumedFrom: number | null; examplesPerSec: number; epochsRun: number }> {
+  const ckpt = path.join(plan.runDir, 'models', `${name}.ckpt`);
+  let resumeFrom: TrainingState | undefined;
+  if (fs.existsSync(path.join(ckpt, 'meta.json')) || fs.existsSync(ckpt)) {
+    try {
+      resumeFrom = await loadTrainingState(ckpt);
+    } catch {
+      resumeFrom = undefined; // A checkpoint cut short by the crash: start over.
+    }
+  }
+  const config = mfConfig(plan, epochs);
+  let lastRate = 0;
+  const result = await trainMF(
+    {
+      userIdx: data.userIdx,
+      itemIdx: data.itemIdx,
+      weight: data.weight,
+      numUsers: data.numUsers,
+      numItems: data.numItems,
+    },
+    config,
+    {
+      evaluate: validation ? (m) => recallAtK(m, validation, plan.config.evaluation.k, exclude) : undefined,
+      onProgress: (p) => {
+        lastRate = p.examplesPerSec;
+        progress({
+          stage: 'train',
+          model: name,
+          epoch: p.epoch,
+          step: p.step,
+          totalSteps: p.totalSteps,
+          loss: Number(p.loss.toFixed(5)),
+          examplesPerSec: Math.round(p.examplesPerSec),
+          resumedFrom: resumeFrom?.globalStep ?? null,
+        });
+      },
+      onCheckpoint: (state) => saveTrainingState(ckpt, state),
+    },
+    resumeFrom
+      ? { resumeFrom }
+      : warm
+        ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
+        : {},
+  );
+  fs.rmSync(ckpt, { recursive: true, force: true });
+  return {
+    model: result.model,
+    resumedFrom: resumeFrom?.globalStep ?? null,
+    examplesPerSec: lastRate,
+    epochsRun: result.epochsRun,
+  };
+}
+
+/** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
+async function writeRecs(
+  plan: RunPlan,
+  model: MFModel,
+  data: Data,
+  topN: number,
+  file: string,
+): Promise<number> {
+  const exclude = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
+  const users = Int32Array.from(new Set(data.userIdx));
+  const csv = `${file}.csv`;
+  const fd = fs.openSync(csv, 'w');
+  fs.writeSync(fd, 'u,i,score\n');
+  await scoreAll(model, {
+    topN,
+    users,
+    exclude,
+    onBlock: (b) => {
+      const lines: string[] = [];
+      for (let r = 0; r < b.users.length; r++) {
+        for (let c = 0; c < b.topN; c++) {
+          const item = b.items[r * b.topN + c];
+          if (item >= 0) lines.push(`${b.users[r]},${item},${b.scores[r * b.topN + c]}`);
+        }
+      }
+      fs.writeSync(fd, lines.join('\n') + '\n');
+    },
+  });
+  fs.closeSync(fd);
+  const rows = await withDb(':memory:', limitsOf(plan), async (db) => {
+    await db.run(`COPY (
+        SELECT u.id AS user_id, i.id AS item_id, r.score
+        FROM read_csv(${lit(csv)}, header = true, columns = {'u': 'INTEGER', 'i': 'INTEGER', 'score': 'DOUBLE'}) r
+        JOIN read_parquet(${lit(path.join(plan.runDir, 'user_ids.parquet'))}) u ON u.idx = r.u
+        JOIN read_parquet(${lit(path.join(plan.runDir, 'item_ids.parquet'))}) i ON i.idx = r.i
+        ORDER BY user_id, score DESC
+      ) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd)`);
+    return db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(file)})`);
+  });
+  fs.rmSync(csv, { force: true });
+  return rows;
+}
+
+export async function trainLearned(
+  plan: RunPlan,
+  registry: Registry,
+  champion: ModelRecord | undefined,
+): Promise<LearnedResult> {
+  const selection = await selectBackend(plan.config.training.backend);
+  log('tfjs backend', { backend: selection.name, device: selection.device });
+  const dir = path.join(plan.runDir, 'models');
+  fs.mkdirSync(dir, { recursive: true });
+  // Read everything first and close the run database: training holds no DuckDB lock.
+  const { trainData, allData } = await withDb(plan.dbPath, limitsOf(plan), async (db) => ({
+    trainData: await readInteractions(db, 'train_events'),
+    allData: await readInteractions(db, 'events'),
+  }));
+  const mf = plan.config.training.mf;
+  const championModels =
+    champion?.model === 'mf' && champion.modelDirs
+      ? {
+          eval: (await loadMFModel(path.join(registry.versionDir(champion.version), champion.modelDirs.eval)))
+            .model,
+          full: (await loadMFModel(path.join(registry.versionDir(champion.version), champion.modelDirs.full)))
+            .model,
+        }
+      : undefined;
+
+  const { train, val } = splitValidation(trainData);
+  const trainExclude = buildUserItemsCSR(train.userIdx, train.itemIdx, train.numUsers);
+  const evalRun = await trainVariant(plan, 'mf', train, mf.epochs, championModels?.eval, val, trainExclude);
+  const fullRun = await trainVariant(
+    plan,
+    'mf-full',
+    allData,
+    mf.fullEpochs,
+    evalRun.model,
+    undefined,
+    buildUserItemsCSR(allData.userIdx, allData.itemIdx, allData.numUsers),
+  );
+  const candidates = Math.max(plan.config.evaluation.k, plan.config.publish.topN) * 2;
+  const models: ModelArtifact[] = [];
+  for (const [name, model, data] of [
+    ['mf', evalRun.model, trainData],
+    ['mf-full', fullRun.model, allData],
+  ] as const) {
+    progress({ stage: 'train', model: name, step: 'score' });
+    const modelDir = path.join(dir, `${name}.model`);
+    await saveMFModel(modelDir, model, {
+      runId: plan.runId,
+      modelVersion: plan.modelVersion,
+      backend: selection.name,
+      variant: name,
+    });
+    const file = path.join(dir, `${name}.parquet`);
+    const rows = await writeRecs(plan, model, data, candidates, file);
+    models.push({ name, kind: 'recs', path: file, rows, modelDir });
+  }
+  let championArtifact: ModelArtifact | null = null;
+  if (championModels) {
+    const file = path.join(dir, 'champion-rescored.parquet');
+    const rows = await writeRecs(
+      plan,
+      fit(championModels.eval, trainData, mf.seed),
+      trainData,
+      candidates,
+      file,
+    );
+    championArtifact = { name: 'champion', kind: 'recs', path: file, rows };
+  }
+  const resumed = [
+    ...(evalRun.resumedFrom !== null ? [{ variant: 'mf', fromStep: evalRun.resumedFrom }] : []),
+    ...(fullRun.resumedFrom !== null ? [{ variant: 'mf-full', fromStep: fullRun.resumedFrom }] : []),
+  ];
+  return {
+    backend: `tfjs-${selection.name}`,
+    device: selection.device,
+    models,
+    champion: championArtifact,
+    resumed,
+    examplesPerSec: evalRun.examplesPerSec,
+    epochs: evalRun.epochsRun,
+  };
+}
