@@ -15,9 +15,9 @@ let env: TestWorkflowEnvironment;
 const dataDir = tempDir('crash');
 const workerLog: string[] = [];
 
-function startWorkerProcess(): ChildProcess {
+function startWorkerProcess(dir = dataDir): ChildProcess {
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'worker', 'main.js')], {
-    env: { ...process.env, TEMPORAL_ADDRESS: env.address, RECFORGE_DATA_DIR: dataDir },
+    env: { ...process.env, TEMPORAL_ADDRESS: env.address, RECFORGE_DATA_DIR: dir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Kept for the failure message only: worker logs are noise when the test passes.
@@ -73,6 +73,53 @@ test('killing the worker mid-run and starting another: the run completes', async
       .filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
     expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+  } finally {
+    worker.kill('SIGTERM');
+    await waitForExit(worker);
+  }
+});
+
+test('killing the worker mid-training: the retried activity resumes from the last checkpoint', async () => {
+  const dir = tempDir('crash-mf');
+  const data = await smallDataset(path.join(dir, 'input'), 40_000);
+  let worker = startWorkerProcess(dir);
+  const handle = await env.client.workflow.start('retrainPipeline', {
+    taskQueue: 'recforge-cpu',
+    workflowId: 'it-crash-mf',
+    args: [
+      {
+        interactions: data.interactions,
+        items: data.items,
+        overrides: testOverrides(dir, {
+          privacy: { enabled: false },
+          training: {
+            challenger: 'mf',
+            mf: { batchSize: 256, epochs: 40, patience: 40, checkpointEvery: 20, dim: 32 },
+          },
+        }),
+      },
+    ],
+  });
+  const runDir = path.join(dir, 'runs', 'synthetic', handle.firstExecutionRunId, 'models', 'mf.ckpt');
+  let killed = false;
+  for (let i = 0; i < 1200 && !killed; i++) {
+    if (fs.existsSync(runDir)) {
+      worker.kill('SIGKILL');
+      killed = true;
+    } else await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(killed).toBe(true);
+  await waitForExit(worker);
+  worker = startWorkerProcess(dir);
+  try {
+    const summary = (await handle.result().catch((err) => {
+      throw new Error(`${(err as Error).message}\nworker log:\n${workerLog.join('').slice(-4000)}`);
+    })) as RunSummary;
+    expect(summary.status === 'completed' || summary.status === 'rejected').toBe(true);
+    expect(summary.metrics.mf).toBeDefined();
+    expect(summary.training!.resumed.length).toBeGreaterThan(0);
+    expect(summary.training!.resumed[0]).toMatchObject({ variant: 'mf' });
+    expect(summary.training!.resumed[0].fromStep).toBeGreaterThanOrEqual(20);
   } finally {
     worker.kill('SIGTERM');
     await waitForExit(worker);
