@@ -116,6 +116,7 @@ function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
     lr: m.lr,
     l2: m.l2,
     negatives: m.negatives,
+    negativeSampling: m.negativeSampling,
     patience: m.patience,
     seed: m.seed,
     checkpointEvery: m.checkpointEvery,

@@ -151,6 +151,8 @@ export const configSchema = z.strictObject({
       lr: z.number().positive().max(1),
       l2: z.number().min(0),
       negatives: z.number().int().min(1).max(100),
+      /** Negatives drawn uniformly or from popularity^0.75 (harder negatives, less popularity bias). */
+      negativeSampling: z.enum(['uniform', 'popularity']),
       patience: z.number().int().min(1),
       seed: z.number().int(),
       /** Checkpoint every N optimizer steps (0: only at the end); a retried activity resumes from it. */
