@@ -162,12 +162,12 @@ describe('retrainPipeline end to end', () => {
 
   test('differential privacy: the spend is in the summary, the manifest and the registry, and was committed', () => {
     expect(summary.privacy).toMatchObject({ delta: 1e-6, mechanism: 'discrete-gaussian' });
-    expect(summary.privacy!.epsilon).toBeCloseTo(8, 9);
+    expect(summary.privacy!.epsilon).toBeCloseTo(4, 9);
     expect(summary.privacy!.rowsRemovedByCaps).toBeGreaterThan(0);
     const manifest = JSON.parse(
       fs.readFileSync(path.join(summary.outputDir!, 'current', '_manifest.json'), 'utf8'),
     ) as Manifest;
-    expect(manifest.privacy!.epsilon).toBeCloseTo(8, 9);
+    expect(manifest.privacy!.epsilon).toBeCloseTo(4, 9);
     expect(manifest.privacy).toMatchObject({
       delta: 1e-6,
       mechanism: 'discrete-gaussian',
@@ -179,7 +179,7 @@ describe('retrainPipeline end to end', () => {
         'utf8',
       ),
     );
-    expect(model.privacy.epsilon).toBeCloseTo(8, 9);
+    expect(model.privacy.epsilon).toBeCloseTo(4, 9);
     const ledger = JSON.parse(
       fs.readFileSync(path.join(dataDir, 'privacy-ledger', 'privacy-ledger.json'), 'utf8'),
     );
@@ -245,13 +245,13 @@ describe('bad input publishes nothing', () => {
       args: [
         {
           interactions: data.interactions,
-          overrides: testOverrides(dir, { privacy: { budget: { epsilon: 5, delta: 1e-5, window: 'day' } } }),
+          overrides: testOverrides(dir, { privacy: { budget: { epsilon: 3, delta: 1e-5, window: 'day' } } }),
         },
       ],
     });
     const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(rootMessage(err)).toMatch(/budget.*5.*requested.*8|requested.*8.*budget.*5/is);
+    expect(rootMessage(err)).toMatch(/budget ε=3 .*requested ε=(4|3\.99999|4\.00000)/s);
     // Refused in planning: nothing was ingested.
     const runs = path.join(dir, 'runs', 'synthetic');
     const dbs = fs.existsSync(runs)
