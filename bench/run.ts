@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { findProjectRoot } from '../lib/config';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { benchIngest } from './ingest';
 
 /**
@@ -14,6 +16,11 @@ async function main(): Promise<void> {
   if (want('ingest')) {
     const file = await benchIngest(root, Number(values.events ?? 20_000_000));
     console.log(`[bench] wrote ${file}`);
+  }
+  if (want('training')) {
+    // A process of its own: it compares tfjs backends, whose global state must not leak into other benchmarks.
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'training.js')], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`training benchmark failed (exit ${r.status})`);
   }
 }
 
