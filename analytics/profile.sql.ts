@@ -13,8 +13,12 @@ import { INTERACTION_COLUMNS } from '../lib/interactions';
  * Needs `SET TimeZone = 'UTC'` (to_timestamp returns a zoned time).
  */
 export function parsedTimestamp(col = '"timestamp"'): string {
-  // Via TIMESTAMPTZ so an explicit offset (+02:00) is honoured; the session time zone must be UTC.
-  return `coalesce(TRY_CAST(trim(${col}) AS TIMESTAMPTZ)::TIMESTAMP,
+  // Fast path for the common exact form 'YYYY-MM-DDTHH:MM:SSZ': a plain TIMESTAMP cast gives the same value as
+  // the zoned route below (the offset is Z) at a fraction of the cost. A TIMESTAMP cast ignores other offsets,
+  // so only that exact shape takes it; anything else (or a failed fast cast) goes the general way.
+  // General: via TIMESTAMPTZ so an explicit offset (+02:00) is honoured; the session time zone must be UTC.
+  return `coalesce(CASE WHEN ${col} LIKE '____-__-__T__:__:__Z' THEN TRY_CAST(${col} AS TIMESTAMP) END,
+    TRY_CAST(trim(${col}) AS TIMESTAMPTZ)::TIMESTAMP,
     CASE WHEN regexp_full_match(trim(${col}), '-?[0-9]{1,11}')
          THEN to_timestamp(CAST(trim(${col}) AS BIGINT))::TIMESTAMP END)`;
 }
