@@ -55,7 +55,7 @@ export function tempDir(prefix: string): string {
 export function testOverrides(dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     dataDir,
-    gates: { minimums: { ndcg: 0, coverage: 0 }, mostPopMargin: -1 },
+    gates: { minimums: { ndcg: 0, coverage: 0 }, mostPopMargin: -1, maxRegression: 1 },
     ...extra,
     temporal: {
       activities: {
