@@ -151,6 +151,11 @@ export const configSchema = z.strictObject({
       lr: z.number().positive().max(1),
       l2: z.number().min(0),
       negatives: z.number().int().min(1).max(100),
+      /**
+       * Recency weighting: an interaction's loss weight halves every this many days before the newest event
+       * (tastes drift; 0 turns it off).
+       */
+      recencyHalfLifeDays: z.number().min(0),
       /** Negatives drawn uniformly or from popularity^0.75 (harder negatives, less popularity bias). */
       negativeSampling: z.enum(['uniform', 'popularity']),
       patience: z.number().int().min(1),
