@@ -91,6 +91,8 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
         detectBots: plan.config.cleaning.detectBots,
         botMadK: plan.config.cleaning.botMadK,
         botMinEventsPerDay: plan.config.cleaning.botMinEventsPerDay,
+        requireKnownItems: plan.config.cleaning.requireKnownItems,
+        nearDuplicateSeconds: plan.config.cleaning.nearDuplicateSeconds,
       }),
     );
     progress({ stage: 'clean', step: 'quarantine' });

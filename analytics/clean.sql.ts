@@ -15,6 +15,10 @@ export interface CleanParams {
   detectBots: boolean;
   botMadK: number;
   botMinEventsPerDay: number;
+  /** Quarantine events of items absent from the item metadata file (only when one was loaded). */
+  requireKnownItems: boolean;
+  /** Same user, item and event type again within this many seconds of the previous kept one (0: off). */
+  nearDuplicateSeconds: number;
 }
 
 export const REASONS = [
@@ -26,7 +30,9 @@ export const REASONS = [
   'future_timestamp',
   'unknown_event_type',
   'bad_rating',
+  'unknown_item',
   'duplicate',
+  'near_duplicate',
   'bot_user',
 ] as const;
 export type QuarantineReason = (typeof REASONS)[number];
@@ -48,6 +54,8 @@ SELECT rid, user_id, item_id, event_type, rating, ts,
     WHEN ts < TIMESTAMP ${lit(p.timestampFloor.replace('Z', ''))} THEN 'timestamp_before_floor'
     WHEN ts > TIMESTAMP ${lit(p.futureLimit.replace('Z', ''))} THEN 'future_timestamp'
     WHEN event_type IS NULL OR event_type NOT IN (${types}) THEN 'unknown_event_type'
+    WHEN ${p.requireKnownItems} AND (SELECT count(*) FROM raw_items) > 0
+         AND item_id NOT IN (SELECT trim(item_id) FROM raw_items WHERE item_id IS NOT NULL) THEN 'unknown_item'
     WHEN event_type = 'rating' AND (rating IS NULL OR NOT isfinite(rating)
          OR rating < ${p.ratingMin} OR rating > ${p.ratingMax}) THEN 'bad_rating'
     WHEN event_type <> 'rating' AND raw_rating IS NOT NULL AND trim(raw_rating) <> ''
@@ -76,10 +84,22 @@ SELECT rid FROM (
   JOIN raw_events r ON r.rowid = c.rid)
 WHERE rn > 1;
 
+-- Near-duplicates: a repeat of the same (user, item, event type) within the window of the previous one
+-- (double clicks, client retries); the first of a burst stays.
+CREATE OR REPLACE TEMP TABLE near_dups AS
+${
+  p.nearDuplicateSeconds > 0
+    ? `SELECT rid FROM (
+  SELECT rid, ts - lag(ts) OVER (PARTITION BY user_id, item_id, event_type ORDER BY ts, rid) AS gap
+  FROM cls ANTI JOIN dups USING (rid) WHERE reason IS NULL)
+WHERE gap IS NOT NULL AND gap <= to_seconds(${p.nearDuplicateSeconds})`
+    : 'SELECT NULL::BIGINT AS rid WHERE false'
+};
+
 -- Bots: events per active day far above the robust (median + k * MAD) level across users.
 CREATE OR REPLACE TEMP TABLE user_rate AS
 SELECT user_id, count(*) / count(DISTINCT date_trunc('day', ts)) AS per_day
-FROM cls ANTI JOIN dups USING (rid) WHERE reason IS NULL GROUP BY user_id;
+FROM cls ANTI JOIN dups USING (rid) ANTI JOIN near_dups USING (rid) WHERE reason IS NULL GROUP BY user_id;
 CREATE OR REPLACE TEMP TABLE bot_threshold AS
 SELECT greatest(${p.botMinEventsPerDay}, median(per_day) + ${p.botMadK} * coalesce(mad(per_day), 0)) AS threshold
 FROM user_rate;
@@ -90,7 +110,9 @@ SELECT user_id FROM user_rate WHERE ${p.detectBots} AND per_day > (SELECT thresh
 CREATE OR REPLACE TEMP TABLE dropped AS
 SELECT rid, 'duplicate' AS reason FROM dups
 UNION ALL
-SELECT rid, 'bot_user' FROM cls ANTI JOIN dups USING (rid)
+SELECT rid, 'near_duplicate' FROM near_dups
+UNION ALL
+SELECT rid, 'bot_user' FROM cls ANTI JOIN dups USING (rid) ANTI JOIN near_dups USING (rid)
 WHERE reason IS NULL AND user_id IN (SELECT user_id FROM bots);
 
 CREATE OR REPLACE TABLE quarantine AS

@@ -67,6 +67,10 @@ export const configSchema = z.strictObject({
     detectBots: z.boolean(),
     botMadK: z.number().positive(),
     botMinEventsPerDay: z.number().positive(),
+    /** Quarantine events of items missing from the item metadata file (when one is given). */
+    requireKnownItems: z.boolean(),
+    /** Repeats of the same (user, item, event type) within this many seconds are near-duplicates (0: off). */
+    nearDuplicateSeconds: z.number().min(0).max(86400),
   }),
   quality: z.strictObject({
     minRows: z.number().int().min(0),
