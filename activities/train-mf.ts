@@ -54,7 +54,7 @@ interface Data {
   itemCategory: Int32Array;
 }
 
-async function readInteractions(db: Db, source: string, halfLifeDays: number): Promise<Data> {
+async function readInteractions(db: Db, source: string, halfLifeDays: number, eventWeights: boolean): Promise<Data> {
   const sizes = await db.one<{ users: number; items: number }>(
     `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
   );
@@ -64,7 +64,7 @@ async function readInteractions(db: Db, source: string, halfLifeDays: number): P
       ? `pow(0.5, epoch(( SELECT max(ts) FROM ${source}) - e.ts) / ${halfLifeDays * 86400})`
       : '1';
   const rows = await db.all<{ u: number; i: number; w: number }>(`
-    SELECT u.idx AS u, i.idx AS i, max(e.weight * ${recency}) AS w
+    SELECT u.idx AS u, i.idx AS i, max(${eventWeights ? 'e.weight' : '1'} * ${recency}) AS w
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
     GROUP BY ALL ORDER BY u, i`);
   const cats = await db.all<{ idx: number; c: number }>(`
@@ -247,10 +247,11 @@ export async function trainLearned(
   log('tfjs backend', { backend: selection.name, device: selection.device });
   const dir = path.join(plan.runDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
+  const mfc = plan.config.training.mf;
   // Read everything first and close the run database: training holds no DuckDB lock.
   const { trainData, allData } = await withDb(plan.dbPath, limitsOf(plan), async (db) => ({
-    trainData: await readInteractions(db, 'train_events', plan.config.training.mf.recencyHalfLifeDays),
-    allData: await readInteractions(db, 'events', plan.config.training.mf.recencyHalfLifeDays),
+    trainData: await readInteractions(db, 'train_events', mfc.recencyHalfLifeDays, mfc.eventWeights),
+    allData: await readInteractions(db, 'events', mfc.recencyHalfLifeDays, mfc.eventWeights),
   }));
   const mf = plan.config.training.mf;
   const championModels =

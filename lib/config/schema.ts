@@ -160,6 +160,8 @@ export const configSchema = z.strictObject({
        * (tastes drift; 0 turns it off).
        */
       recencyHalfLifeDays: z.number().min(0),
+      /** Weight each (user, item) by its strongest event type (schema.eventTypes); false: all interactions equal. */
+      eventWeights: z.boolean(),
       /** Negatives drawn uniformly or from popularity^0.75 (harder negatives, less popularity bias). */
       negativeSampling: z.enum(['uniform', 'popularity']),
       patience: z.number().int().min(1),
