@@ -33,6 +33,8 @@ export interface Manifest {
   users: number;
   schema: typeof OUTPUT_SCHEMA;
   files: { path: string; rows: number; bytes: number; sha256: string }[];
+  /** Top-N for users without a row in `files` (cold start). */
+  fallback: { path: string; rows: number; bytes: number; sha256: string; for: string };
   metrics: Record<string, number>;
   privacy: ManifestPrivacy | null;
 }
@@ -182,10 +184,23 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
         FROM publish_recs ORDER BY user_id, rank
       ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
     // Read back what was written: the manifest states what a reader will actually get.
+    // Cold start: users unknown to this run get the most popular available items (DP-noised counts when
+    // privacy is on), in a subfolder so `current/*.parquet` globs read only the per-user file.
+    fs.mkdirSync(path.join(tmpDir, 'fallback'), { recursive: true });
+    await db.run(`
+      COPY (
+        SELECT CAST(row_number() OVER (ORDER BY score DESC, item_id) AS INTEGER) AS rank, item_id,
+               CAST(score AS DOUBLE) AS score, ${lit(v.version)} AS model_version,
+               CAST(${lit(v.generatedAt)} AS TIMESTAMPTZ) AS generated_at
+        FROM read_parquet(${lit(v.mostPopFile)})
+        WHERE item_id NOT IN (SELECT item_id FROM unavailable_items)
+        ORDER BY score DESC, item_id LIMIT ${v.topN}
+      ) TO ${lit(path.join(tmpDir, 'fallback', 'popular.parquet'))} (FORMAT parquet, COMPRESSION snappy)`);
     return db.one<{ rows: number; users: number }>(
       `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,
     );
   });
+  const fallbackFile = path.join(tmpDir, 'fallback', 'popular.parquet');
   const manifest: Manifest = {
     formatVersion: 1,
     datasetId: v.datasetId,
@@ -207,6 +222,13 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
         sha256: await sha256File(file),
       },
     ],
+    fallback: {
+      path: 'fallback/popular.parquet',
+      rows: v.topN,
+      bytes: fs.statSync(fallbackFile).size,
+      sha256: await sha256File(fallbackFile),
+      for: 'users not in part files (cold start): the most popular available items',
+    },
     metrics: v.metrics,
     privacy: v.privacy,
   };

@@ -158,6 +158,15 @@ describe('retrainPipeline end to end', () => {
     }[];
     expect(rows.length).toBe(manifest.rowCount);
     expect(rows[0].rank).toBe(1);
+
+    // The cold-start fallback: N popular items, in a subfolder that `current/*.parquet` does not match.
+    const fallback = path.join(current, manifest.fallback.path);
+    const [fb] = await query(
+      `SELECT count(*)::INT AS n, min(rank)::INT AS first FROM read_parquet('${fallback}')`,
+    );
+    expect(fb).toEqual({ n: 20, first: 1 });
+    const [glob] = await query(`SELECT count(*)::INT AS n FROM read_parquet('${current}/*.parquet')`);
+    expect(glob.n).toBe(manifest.rowCount);
   });
 
   test('differential privacy: the spend is in the summary, the manifest and the registry, and was committed', () => {
