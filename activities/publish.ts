@@ -185,8 +185,9 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
       ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
     // Read back what was written: the manifest states what a reader will actually get.
     // Cold start: users unknown to this run get the most popular available items (DP-noised counts when
-    // privacy is on), in a subfolder so `current/*.parquet` globs read only the per-user file.
-    fs.mkdirSync(path.join(tmpDir, 'fallback'), { recursive: true });
+    // privacy is on), in an underscore subfolder: `current/*.parquet` (DuckDB) does not recurse into it, and
+    // pyarrow and Spark skip paths starting with '_' when reading the version folder as a dataset.
+    fs.mkdirSync(path.join(tmpDir, '_fallback'), { recursive: true });
     await db.run(`
       COPY (
         SELECT CAST(row_number() OVER (ORDER BY score DESC, item_id) AS INTEGER) AS rank, item_id,
@@ -195,12 +196,12 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
         FROM read_parquet(${lit(v.mostPopFile)})
         WHERE item_id NOT IN (SELECT item_id FROM unavailable_items)
         ORDER BY score DESC, item_id LIMIT ${v.topN}
-      ) TO ${lit(path.join(tmpDir, 'fallback', 'popular.parquet'))} (FORMAT parquet, COMPRESSION snappy)`);
+      ) TO ${lit(path.join(tmpDir, '_fallback', 'popular.parquet'))} (FORMAT parquet, COMPRESSION snappy)`);
     return db.one<{ rows: number; users: number }>(
       `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,
     );
   });
-  const fallbackFile = path.join(tmpDir, 'fallback', 'popular.parquet');
+  const fallbackFile = path.join(tmpDir, '_fallback', 'popular.parquet');
   const manifest: Manifest = {
     formatVersion: 1,
     datasetId: v.datasetId,
@@ -223,7 +224,7 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
       },
     ],
     fallback: {
-      path: 'fallback/popular.parquet',
+      path: '_fallback/popular.parquet',
       rows: v.topN,
       bytes: fs.statSync(fallbackFile).size,
       sha256: await sha256File(fallbackFile),
