@@ -54,7 +54,12 @@ interface Data {
   itemCategory: Int32Array;
 }
 
-async function readInteractions(db: Db, source: string, halfLifeDays: number, eventWeights: boolean): Promise<Data> {
+async function readInteractions(
+  db: Db,
+  source: string,
+  halfLifeDays: number,
+  eventWeights: boolean,
+): Promise<Data> {
   const sizes = await db.one<{ users: number; items: number }>(
     `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
   );
