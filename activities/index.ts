@@ -8,6 +8,7 @@ import { clean } from './clean';
 import { trainBaselines } from './train';
 import { evaluate, registryFor } from './evaluate';
 import { trainLearned } from './train-mf';
+import { trainTwoTowerChallenger } from './train-two-tower';
 import { publish } from './publish';
 import { settleBudget } from './privacy';
 import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
@@ -66,7 +67,10 @@ export function createTrainingActivities(_deps: ActivityDeps) {
     trainLearned: withHeartbeat('train', async (plan: RunPlan) => {
       const registry = registryFor(plan);
       const championVersion = registry.aliases().champion;
-      return trainLearned(plan, registry, championVersion ? registry.get(championVersion) : undefined);
+      const champion = championVersion ? registry.get(championVersion) : undefined;
+      return plan.config.training.challenger === 'two-tower'
+        ? trainTwoTowerChallenger(plan, registry, champion)
+        : trainLearned(plan, registry, champion);
     }),
   };
 }

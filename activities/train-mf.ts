@@ -15,6 +15,7 @@ import {
   type MFModel,
   type MFConfig,
   type TrainingState,
+  type ScoringFactors,
 } from '../models';
 import type { ModelArtifact, RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
@@ -201,10 +202,10 @@ async function trainVariant(
 }
 
 /** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
-async function writeRecs(
+export async function writeRecs(
   plan: RunPlan,
-  model: MFModel,
-  data: Data,
+  model: ScoringFactors,
+  data: Pick<Data, 'userIdx' | 'itemIdx' | 'numUsers'>,
   topN: number,
   file: string,
 ): Promise<number> {

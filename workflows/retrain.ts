@@ -99,7 +99,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     trainingStarted = true;
     const trained = await stage('train', async () => {
       const baselines = await training.trainBaselines(plan);
-      if (plan.config.training.challenger !== 'mf') return baselines;
+      if (plan.config.training.challenger === 'itemitem') return baselines;
       const learned = await training.trainLearned(plan);
       const merged: TrainResult = {
         ...learned,

@@ -135,7 +135,7 @@ export const configSchema = z.strictObject({
   }),
   training: z.strictObject({
     /** The model each run proposes as challenger (the other models are baselines beside it). */
-    challenger: z.enum(['itemitem', 'mf']),
+    challenger: z.enum(['itemitem', 'mf', 'two-tower']),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
     itemItem: z.strictObject({
       maxHistoryPerUser: z.number().int().min(1).max(10000),
@@ -167,6 +167,23 @@ export const configSchema = z.strictObject({
       patience: z.number().int().min(1),
       seed: z.number().int(),
       /** Checkpoint every N optimizer steps (0: only at the end); a retried activity resumes from it. */
+      checkpointEvery: z.number().int().min(0),
+    }),
+    /** Two-tower (user id + history; item id + category + price bucket + title tokens), in-batch softmax. */
+    twoTower: z.strictObject({
+      embDim: z.number().int().min(2).max(1024),
+      outDim: z.number().int().min(2).max(1024),
+      historyLength: z.number().int().min(1).max(200),
+      temperature: z.number().positive(),
+      epochs: z.number().int().min(1).max(1000),
+      fullEpochs: z.number().int().min(0).max(100),
+      batchSize: z
+        .number()
+        .int()
+        .min(16)
+        .max(1 << 20),
+      lr: z.number().positive().max(1),
+      seed: z.number().int(),
       checkpointEvery: z.number().int().min(0),
     }),
   }),

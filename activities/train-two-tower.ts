@@ -1,0 +1,249 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { withDb, type Db } from '../lib/duckdb';
+import {
+  selectBackend,
+  trainTwoTower,
+  growTwoTower,
+  twoTowerEmbeddings,
+  buildUserHistory,
+  hashTitleTokens,
+  priceBuckets,
+  saveTwoTowerModel,
+  loadTwoTowerModel,
+  saveTrainingState,
+  loadTrainingState,
+  type ItemFeatures,
+  type TwoTowerModel,
+  type TwoTowerConfig,
+  type TrainingState,
+} from '../models';
+import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { ModelRecord, Registry } from '../lib/registry';
+import { limitsOf, log, progress } from './context';
+import { writeRecs, type LearnedResult } from './train-mf';
+
+/**
+ * The two-tower challenger (models/two-tower.ts): user tower = id embedding + mean of the last
+ * `historyLength` items; item tower = id embedding + category + price bucket + hashed title tokens, so items
+ * without interactions still get a vector from their metadata. Trained with in-batch softmax; same variants,
+ * warm start, checkpoints and scoring as the MF challenger (see train-mf.ts).
+ */
+const PRICE_BUCKETS = 8;
+const TOKEN_BUCKETS = 4096;
+const MAX_TITLE_TOKENS = 8;
+
+interface TTData {
+  userIdx: Int32Array;
+  itemIdx: Int32Array;
+  weight: Float32Array;
+  timestamps: Float64Array;
+  numUsers: number;
+  numItems: number;
+}
+
+async function readData(db: Db, source: string): Promise<TTData> {
+  const sizes = await db.one<{ users: number; items: number }>(
+    `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
+  );
+  const rows = await db.all<{ u: number; i: number; w: number; t: number }>(`
+    SELECT u.idx AS u, i.idx AS i, max(e.weight) AS w, epoch(max(e.ts)) AS t
+    FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
+    GROUP BY ALL ORDER BY u, t, i`);
+  return {
+    userIdx: Int32Array.from(rows, (r) => r.u),
+    itemIdx: Int32Array.from(rows, (r) => r.i),
+    weight: Float32Array.from(rows, (r) => r.w),
+    timestamps: Float64Array.from(rows, (r) => r.t),
+    numUsers: sizes.users,
+    numItems: sizes.items,
+  };
+}
+
+/** Item metadata by dense item index; items absent from the items file get "unknown" features. */
+async function readItemFeatures(db: Db, numItems: number): Promise<ItemFeatures> {
+  const rows = await db.all<{ idx: number; c: number; price: number | null; title: string | null }>(`
+    SELECT i.idx, dense_rank() OVER (ORDER BY coalesce(r.category, '')) - 1 AS c,
+           TRY_CAST(r.price AS DOUBLE) AS price, r.title
+    FROM item_ids i LEFT JOIN (
+      SELECT trim(item_id) AS item_id, any_value(category) AS category, any_value(price) AS price, any_value(title) AS title
+      FROM raw_items GROUP BY 1) r ON r.item_id = i.id`);
+  const category = new Int32Array(numItems);
+  const prices = new Float64Array(numItems);
+  const titles: (string | null)[] = new Array(numItems).fill(null);
+  let numCategories = 1;
+  for (const r of rows) {
+    category[r.idx] = r.c;
+    numCategories = Math.max(numCategories, r.c + 1);
+    prices[r.idx] = r.price ?? NaN;
+    titles[r.idx] = r.title;
+  }
+  return {
+    category,
+    numCategories,
+    priceBucket: priceBuckets(prices, PRICE_BUCKETS).bucket,
+    numPriceBuckets: PRICE_BUCKETS,
+    titleTokens: hashTitleTokens(titles, TOKEN_BUCKETS, MAX_TITLE_TOKENS),
+    maxTitleTokens: MAX_TITLE_TOKENS,
+    numTokenBuckets: TOKEN_BUCKETS,
+  };
+}
+
+function ttConfig(plan: RunPlan, epochs: number): Partial<TwoTowerConfig> {
+  const t = plan.config.training.twoTower;
+  return {
+    embDim: t.embDim,
+    outDim: t.outDim,
+    historyLength: t.historyLength,
+    temperature: t.temperature,
+    epochs,
+    batchSize: t.batchSize,
+    lr: t.lr,
+    seed: t.seed,
+    checkpointEvery: t.checkpointEvery,
+  };
+}
+
+function fit(model: TwoTowerModel, data: TTData, seed: number): TwoTowerModel {
+  const a = model.arch;
+  return a.numUsers === data.numUsers && a.numItems === data.numItems
+    ? model
+    : growTwoTower(model, data.numUsers, data.numItems, seed);
+}
+
+async function trainVariant(
+  plan: RunPlan,
+  name: string,
+  data: TTData,
+  items: ItemFeatures,
+  epochs: number,
+  warm: TwoTowerModel | undefined,
+): Promise<{ model: TwoTowerModel; resumedFrom: number | null; examplesPerSec: number; epochsRun: number }> {
+  const ckpt = path.join(plan.runDir, 'models', `${name}.ckpt`);
+  let resumeFrom: TrainingState | undefined;
+  if (fs.existsSync(ckpt)) {
+    try {
+      resumeFrom = await loadTrainingState(ckpt);
+    } catch {
+      resumeFrom = undefined;
+    }
+  }
+  let rate = 0;
+  const result = await trainTwoTower(
+    { ...data, items },
+    ttConfig(plan, epochs),
+    {
+      onProgress: (p) => {
+        rate = p.examplesPerSec;
+        progress({
+          stage: 'train',
+          model: name,
+          epoch: p.epoch,
+          step: p.step,
+          totalSteps: p.totalSteps,
+          loss: Number(p.loss.toFixed(5)),
+          examplesPerSec: Math.round(p.examplesPerSec),
+          resumedFrom: resumeFrom?.globalStep ?? null,
+        });
+      },
+      onCheckpoint: (state) => saveTrainingState(ckpt, state),
+    },
+    resumeFrom
+      ? { resumeFrom }
+      : warm
+        ? { initialWeights: fit(warm, data, plan.config.training.twoTower.seed) }
+        : {},
+  );
+  fs.rmSync(ckpt, { recursive: true, force: true });
+  return {
+    model: result.model,
+    resumedFrom: resumeFrom?.globalStep ?? null,
+    examplesPerSec: rate,
+    epochsRun: result.epochsRun,
+  };
+}
+
+function embeddings(model: TwoTowerModel, data: TTData, items: ItemFeatures) {
+  const history = buildUserHistory(
+    data.userIdx,
+    data.itemIdx,
+    data.numUsers,
+    model.arch.historyLength,
+    data.timestamps,
+  );
+  return twoTowerEmbeddings(model, history, items);
+}
+
+export async function trainTwoTowerChallenger(
+  plan: RunPlan,
+  registry: Registry,
+  champion: ModelRecord | undefined,
+): Promise<LearnedResult> {
+  const selection = await selectBackend(plan.config.training.backend);
+  log('tfjs backend', { backend: selection.name, device: selection.device });
+  const dir = path.join(plan.runDir, 'models');
+  fs.mkdirSync(dir, { recursive: true });
+  const { trainData, allData, items } = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+    const trainData = await readData(db, 'train_events');
+    return {
+      trainData,
+      allData: await readData(db, 'events'),
+      items: await readItemFeatures(db, trainData.numItems),
+    };
+  });
+  const t = plan.config.training.twoTower;
+  const championModels =
+    champion?.model === 'two-tower' && champion.modelDirs
+      ? {
+          eval: (
+            await loadTwoTowerModel(path.join(registry.versionDir(champion.version), champion.modelDirs.eval))
+          ).model,
+          full: (
+            await loadTwoTowerModel(path.join(registry.versionDir(champion.version), champion.modelDirs.full))
+          ).model,
+        }
+      : undefined;
+  const evalRun = await trainVariant(plan, 'two-tower', trainData, items, t.epochs, championModels?.eval);
+  const fullRun = await trainVariant(plan, 'two-tower-full', allData, items, t.fullEpochs, evalRun.model);
+  const candidates = Math.max(plan.config.evaluation.k, plan.config.publish.topN) * 2;
+  const models: ModelArtifact[] = [];
+  for (const [name, model, data] of [
+    ['two-tower', evalRun.model, trainData],
+    ['two-tower-full', fullRun.model, allData],
+  ] as const) {
+    progress({ stage: 'train', model: name, step: 'score' });
+    const modelDir = path.join(dir, `${name}.model`);
+    await saveTwoTowerModel(modelDir, model, {
+      runId: plan.runId,
+      modelVersion: plan.modelVersion,
+      backend: selection.name,
+      variant: name,
+    });
+    const file = path.join(dir, `${name}.parquet`);
+    const rows = await writeRecs(plan, embeddings(model, data, items), data, candidates, file);
+    models.push({ name, kind: 'recs', path: file, rows, modelDir });
+  }
+  let championArtifact: ModelArtifact | null = null;
+  if (championModels) {
+    const file = path.join(dir, 'champion-rescored.parquet');
+    const rescored = embeddings(fit(championModels.eval, trainData, t.seed), trainData, items);
+    championArtifact = {
+      name: 'champion',
+      kind: 'recs',
+      path: file,
+      rows: await writeRecs(plan, rescored, trainData, candidates, file),
+    };
+  }
+  return {
+    backend: `tfjs-${selection.name}`,
+    device: selection.device,
+    models,
+    champion: championArtifact,
+    resumed: [
+      ...(evalRun.resumedFrom !== null ? [{ variant: 'two-tower', fromStep: evalRun.resumedFrom }] : []),
+      ...(fullRun.resumedFrom !== null ? [{ variant: 'two-tower-full', fromStep: fullRun.resumedFrom }] : []),
+    ],
+    examplesPerSec: evalRun.examplesPerSec,
+    epochs: evalRun.epochsRun,
+  };
+}
