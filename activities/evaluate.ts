@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { withDb, type Db } from '../lib/duckdb';
+import { withDb, lit, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 import { dataPath } from '../lib/config';
 import { Registry } from '../lib/registry';
@@ -20,6 +20,16 @@ import { limitsOf, progress } from './context';
 
 export function registryFor(plan: Pick<RunPlan, 'config' | 'datasetId'>): Registry {
   return new Registry(path.join(dataPath(plan.config, plan.config.registry.dir), plan.datasetId));
+}
+
+/**
+ * How a registered model family is scored from its artifact: baselines by their own SQL, learned models
+ * (mf, two-tower) from their precomputed candidate lists.
+ */
+export function kindOfFamily(model: string): RecommendParams['kind'] {
+  if (model === 'mostpop' || model === 'itemitem') return model;
+  if (model === 'mf' || model === 'two-tower') return 'recs';
+  throw new Error(`unknown model family '${model}' in the registry`);
 }
 
 /** Renames `…@k` metric keys to the configured K, e.g. `ndcg@k` → `ndcg@10`. */
@@ -55,7 +65,7 @@ async function recommendInto(db: Db, plan: RunPlan, c: Candidate, maxSeen: numbe
       maxSeen,
     ),
   );
-  await db.run(`INSERT INTO recs SELECT '${c.name}', user_id, rank, item_id, score FROM model_recs`);
+  await db.run(`INSERT INTO recs SELECT ${lit(c.name)}, user_id, rank, item_id, score FROM model_recs`);
 }
 
 /**
@@ -90,7 +100,7 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       const rescored = trained.champion;
       candidates.push({
         name: 'champion',
-        kind: rescored ? 'recs' : (champion.model as RecommendParams['kind']),
+        kind: rescored ? 'recs' : kindOfFamily(champion.model),
         modelFile: rescored ? rescored.path : registry.artifactPath(champion, 'eval'),
         mostPopFile: registry.artifactPath(champion, 'mostPopEval'),
       });

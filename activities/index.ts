@@ -41,16 +41,19 @@ export function createCpuActivities(deps: ActivityDeps) {
     evaluate: withHeartbeat('evaluate', evaluate),
     publish: withHeartbeat('publish', publish),
     releaseLock: async (plan: RunPlan) => releaseLock(plan),
-    registerCandidate: async (
-      plan: RunPlan,
-      ingested: IngestResult,
-      profiled: ProfileResult,
-      trained: TrainResult,
-      evaluation: EvaluateResult,
-    ) => {
-      await registerCandidate(deps, plan, ingested, profiled, trained, evaluation);
-    },
-    promoteCandidate,
+    registerCandidate: withHeartbeat(
+      'register',
+      async (
+        plan: RunPlan,
+        ingested: IngestResult,
+        profiled: ProfileResult,
+        trained: TrainResult,
+        evaluation: EvaluateResult,
+      ) => {
+        await registerCandidate(deps, plan, ingested, profiled, trained, evaluation);
+      },
+    ),
+    promoteCandidate: withHeartbeat('promote', promoteCandidate),
     /** Commit the run's privacy reservation once noise was released, or give it back if nothing was. */
     settlePrivacy: async (plan: RunPlan, outcome: 'commit' | 'release') => {
       if (plan.privacy) await settleBudget(plan.config, plan.runId, outcome);

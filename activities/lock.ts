@@ -24,8 +24,10 @@ async function holderIsRunning(client: Client | undefined, holder: LockHolder): 
   try {
     const d = await client.workflow.getHandle(holder.workflowId, holder.runId).describe();
     return d.status.name === 'RUNNING';
-  } catch {
-    return false; // Unknown to the server (e.g. history deleted): stale.
+  } catch (err) {
+    // Only "not found" proves the holder gone (history deleted); a network error must not steal a live lock.
+    if ((err as Error).name === 'WorkflowNotFoundError') return false;
+    throw err;
   }
 }
 

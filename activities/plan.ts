@@ -97,9 +97,16 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   );
 
   // The privacy budget is checked before any data is read (ingest is the next stage).
-  const privacy = config.privacy.enabled
-    ? await reserveBudget(config, datasetId, ctx.runId, ctx.startedAt)
-    : null;
+  let privacy: RunPlan['privacy'] = null;
+  try {
+    privacy = config.privacy.enabled
+      ? await reserveBudget(config, datasetId, ctx.runId, ctx.startedAt)
+      : null;
+  } catch (err) {
+    // The workflow only releases the lock of a run that finished planning: give it back here.
+    releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });
+    throw err;
+  }
 
   const plan: RunPlan = {
     workflowId: ctx.workflowId,

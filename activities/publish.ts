@@ -157,7 +157,8 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
     await db.run(`
       CREATE OR REPLACE TEMP TABLE publish_users AS SELECT DISTINCT user_id FROM events;
       CREATE OR REPLACE TEMP TABLE unavailable_items AS
-        SELECT DISTINCT item_id FROM raw_items WHERE lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
+        SELECT DISTINCT trim(item_id) AS item_id FROM raw_items
+        WHERE nullif(trim(item_id), '') IS NOT NULL AND lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
     const maxSeen = await db.scalar<number>(maxSeenSql('events', 'publish_users'));
     await db.run(
       recommendSql(
@@ -194,12 +195,25 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
                CAST(score AS DOUBLE) AS score, ${lit(v.version)} AS model_version,
                CAST(${lit(v.generatedAt)} AS TIMESTAMPTZ) AS generated_at
         FROM read_parquet(${lit(v.mostPopFile)})
-        WHERE item_id NOT IN (SELECT item_id FROM unavailable_items)
+        WHERE NOT EXISTS (SELECT 1 FROM unavailable_items u WHERE u.item_id = read_parquet.item_id)
         ORDER BY score DESC, item_id LIMIT ${v.topN}
       ) TO ${lit(path.join(tmpDir, '_fallback', 'popular.parquet'))} (FORMAT parquet, COMPRESSION snappy)`);
-    return db.one<{ rows: number; users: number }>(
-      `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(file)})`,
+    const written = await db.one<{ rows: number; users: number; fallbackRows: number }>(
+      `SELECT count(*) AS rows, count(DISTINCT user_id) AS users,
+              (SELECT count(*) FROM read_parquet(${lit(path.join(tmpDir, '_fallback', 'popular.parquet'))})) AS "fallbackRows"
+       FROM read_parquet(${lit(file)})`,
     );
+    // An empty output would replace good recommendations with nothing: refuse it. (A user who has seen every
+    // available item legitimately gets no row, so fewer users is logged, not refused.)
+    const expectedUsers = await db.scalar<number>(`SELECT count(*) FROM publish_users`);
+    if (written.rows === 0) {
+      throw new Error(
+        `refusing to publish ${v.version}: no recommendations for any of ${expectedUsers} users`,
+      );
+    }
+    if (written.users < expectedUsers)
+      log('users without recommendations', { missing: expectedUsers - written.users });
+    return written;
   });
   const fallbackFile = path.join(tmpDir, '_fallback', 'popular.parquet');
   const manifest: Manifest = {
@@ -225,7 +239,7 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
     ],
     fallback: {
       path: '_fallback/popular.parquet',
-      rows: v.topN,
+      rows: stats.fallbackRows,
       bytes: fs.statSync(fallbackFile).size,
       sha256: await sha256File(fallbackFile),
       for: 'users not in part files (cold start): the most popular available items',
@@ -271,7 +285,8 @@ export async function publish(
     metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
     privacy: manifestPrivacy(plan),
   });
-  const currentPath = switchCurrent(root, plan.modelVersion);
+  // `current` is switched by promoteCandidate, under the registry lock together with the champion alias.
+  const currentPath = path.join(root, 'current');
   const pruned = pruneVersions(root, plan.config.publish.keepVersions);
   // The id maps become the dataset's state only once a run has published with them.
   const state = stateDir(plan);

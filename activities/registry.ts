@@ -16,9 +16,8 @@ import type {
   AliasResult,
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { registryFor } from './evaluate';
+import { registryFor, kindOfFamily } from './evaluate';
 import { switchCurrent, writeVersion, manifestPrivacy, type ManifestPrivacy } from './publish';
-import type { RecommendParams } from '../analytics/baselines.sql';
 import type { RecforgeConfig } from '../lib/config';
 
 let codeVersionCache: string | undefined;
@@ -120,17 +119,33 @@ export async function promoteCandidate(
   published: PublishResult,
 ): Promise<Aliases> {
   const registry = registryFor(plan);
+  const outputRoot = path.dirname(published.currentPath);
   try {
-    const current = registry.aliases();
-    registry.update(plan.modelVersion, { status: 'champion', publishedVersionDir: published.versionDir });
-    if (current.champion === plan.modelVersion) return current; // Retry after a successful move.
-    const aliases = await registry.moveAliases(
-      { champion: plan.modelVersion, previous: current.champion, expectChampion: evaluation.championVersion },
+    let previous: string | null = null;
+    // Alias and output pointer move together under the registry lock, as a compare-and-swap against the
+    // champion this challenger was evaluated against: a concurrent promote/rollback makes this run fail
+    // (RegistryConflict) with nothing switched, instead of leaving `current` and `champion` apart.
+    const aliases = await registry.updateAliases(
+      (now) => {
+        if (now.champion === plan.modelVersion) {
+          switchCurrent(outputRoot, plan.modelVersion); // Retry after a successful move: idempotent.
+          return null;
+        }
+        if (now.champion !== evaluation.championVersion) {
+          throw new RegistryError(
+            `champion changed while this run was evaluated (expected ${evaluation.championVersion ?? 'none'}, found ${now.champion ?? 'none'})`,
+            'Conflict',
+          );
+        }
+        previous = now.champion;
+        switchCurrent(outputRoot, plan.modelVersion);
+        return { champion: plan.modelVersion, previous: now.champion };
+      },
       `promoted by run ${plan.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
       plan.workflowId,
     );
-    if (current.champion && registry.get(current.champion))
-      registry.update(current.champion, { status: 'retired' });
+    registry.update(plan.modelVersion, { status: 'champion', publishedVersionDir: published.versionDir });
+    if (previous && registry.get(previous)) registry.update(previous, { status: 'retired' });
     return aliases;
   } catch (err) {
     asFailure(err);
@@ -178,7 +193,7 @@ async function repoint(
       runId: record.runId,
       workflowId: record.workflowId,
       model: record.model,
-      kind: record.model as RecommendParams['kind'],
+      kind: kindOfFamily(record.model),
       modelFile: registry.artifactPath(record, 'full'),
       mostPopFile: registry.artifactPath(record, 'mostPopFull'),
       topN: config.publish.topN,
@@ -243,6 +258,12 @@ export async function rollbackChampion(
     const aliases = await registry.updateAliases(
       async (now) => {
         before = now;
+        // A retry of a rollback whose first attempt completed (its result was lost) must not swap back.
+        const last = now.history.at(-1);
+        if (last && last.by === by && last.reason === (input.reason ?? 'rollback') && now.champion) {
+          currentPath = await repoint(outputRoot, registry, registry.require(now.champion), config);
+          return null;
+        }
         if (!now.previous) {
           throw new RegistryError(`${registry.dir} has no previous champion to roll back to`, 'NotFound');
         }

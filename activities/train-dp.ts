@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Db, lit } from '../lib/duckdb';
+import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
 import { createSecureRng, discreteGaussianMechanism, type PrivacySpend } from '../privacy';
 import type { ModelArtifact, RunPlan } from '../workflows/types';
 import { plannedReleases } from './privacy';
@@ -27,6 +28,11 @@ export async function trainDpVariant(
   suffix: string,
   dir: string,
 ): Promise<{ models: ModelArtifact[]; spends: PrivacySpend[] }> {
+  // Noise is drawn once per run and variant: a retried activity reuses the released artifacts instead of
+  // drawing (and so spending) again, which the ledger's single reservation would not cover.
+  const marker = path.join(dir, `dp-release${suffix}.json`);
+  const released = readJsonIfExists<{ models: ModelArtifact[]; spends: PrivacySpend[] }>(marker);
+  if (released && released.models.every((m) => fs.existsSync(m.path))) return released;
   const releases = plannedReleases(plan.config);
   const delta = plan.config.privacy.delta;
   const rng = createSecureRng();
@@ -59,11 +65,12 @@ export async function trainDpVariant(
     counts.map((r) => `${csvField(r.item_id)},${noisyPop.get(r.item_id)}`),
   );
   const mostPopFile = path.join(dir, `mostpop${suffix}.parquet`);
+  const mostPopTmp = `${mostPopFile}.tmp`;
   await db.run(`COPY (
       SELECT item_id, CAST(score AS DOUBLE) AS score, CAST(score AS BIGINT) AS users
       FROM read_csv(${lit(popCsv)}, header = true, columns = {'item_id': 'VARCHAR', 'score': 'DOUBLE'})
       ORDER BY score DESC, item_id
-    ) TO ${lit(mostPopFile)} (FORMAT parquet, COMPRESSION zstd)`);
+    ) TO ${lit(mostPopTmp)} (FORMAT parquet, COMPRESSION zstd)`);
 
   progress({ stage: 'train', model: `itemitem${suffix}`, step: 'noisy co-occurrence' });
   const top = [...noisyPop.entries()]
@@ -100,6 +107,7 @@ export async function trainDpVariant(
   const simCsv = path.join(tmp, 'sims.csv');
   writeCsv(simCsv, 'item_id,neighbour_id,sim', simRows);
   const itemItemFile = path.join(dir, `itemitem${suffix}.parquet`);
+  const itemItemTmp = `${itemItemFile}.tmp`;
   await db.run(`COPY (
       SELECT item_id, neighbour_id, sim FROM (
         SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY sim DESC, neighbour_id) AS rn
@@ -107,15 +115,29 @@ export async function trainDpVariant(
                       columns = {'item_id': 'VARCHAR', 'neighbour_id': 'VARCHAR', 'sim': 'DOUBLE'}))
       WHERE rn <= ${plan.config.training.itemItem.neighbours}
       ORDER BY item_id, sim DESC
-    ) TO ${lit(itemItemFile)} (FORMAT parquet, COMPRESSION zstd)`);
+    ) TO ${lit(itemItemTmp)} (FORMAT parquet, COMPRESSION zstd)`);
   fs.rmSync(tmp, { recursive: true, force: true });
+  fs.renameSync(mostPopTmp, mostPopFile);
+  fs.renameSync(itemItemTmp, itemItemFile);
 
   const count = (f: string) => db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(f)})`);
-  return {
+  const result = {
     models: [
-      { name: `mostpop${suffix}`, kind: 'mostpop', path: mostPopFile, rows: await count(mostPopFile) },
-      { name: `itemitem${suffix}`, kind: 'itemitem', path: itemItemFile, rows: await count(itemItemFile) },
+      {
+        name: `mostpop${suffix}`,
+        kind: 'mostpop' as const,
+        path: mostPopFile,
+        rows: await count(mostPopFile),
+      },
+      {
+        name: `itemitem${suffix}`,
+        kind: 'itemitem' as const,
+        path: itemItemFile,
+        rows: await count(itemItemFile),
+      },
     ],
     spends: [pop.spend, co.spend],
   };
+  writeJsonAtomic(marker, result);
+  return result;
 }

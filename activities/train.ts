@@ -22,6 +22,15 @@ export async function trainBaselines(plan: RunPlan): Promise<TrainResult> {
     if (plan.config.privacy.enabled) {
       const evalVariant = await trainDpVariant(db, plan, 'train_bounded', '', dir);
       const fullVariant = await trainDpVariant(db, plan, 'all_bounded', '-full', dir);
+      // What was released must be what the ledger reserved: zCDP composes additively.
+      const released = [...evalVariant.spends, ...fullVariant.spends].reduce(
+        (sum, sp) => sum + (sp.rho ?? NaN),
+        0,
+      );
+      const reserved = plan.privacy?.spend.rho ?? NaN;
+      if (!(Math.abs(released - reserved) <= 1e-9 * reserved)) {
+        throw new Error(`privacy accounting mismatch: released rho ${released}, reserved rho ${reserved}`);
+      }
       return { backend: 'duckdb-sql+dp', models: [...evalVariant.models, ...fullVariant.models] };
     }
     const models: ModelArtifact[] = [];

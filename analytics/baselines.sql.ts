@@ -69,7 +69,13 @@ export interface RecommendParams {
  * are limited to k + (most items any target has seen), which is exactly enough for every user.
  */
 export function recommendSql(p: RecommendParams, maxSeen: number): string {
-  const exclude = p.excludeItems ? `AND c.item_id NOT IN (SELECT item_id FROM ${p.excludeItems})` : '';
+  const exclude = p.excludeItems
+    ? `AND NOT EXISTS (SELECT 1 FROM ${p.excludeItems} x WHERE x.item_id = c.item_id)`
+    : '';
+  // Excluded items leave the popular list before it is cut, so every user still gets k candidates.
+  const popExclude = p.excludeItems
+    ? `WHERE NOT EXISTS (SELECT 1 FROM ${p.excludeItems} x WHERE x.item_id = mp.item_id)`
+    : '';
   const personal =
     p.kind === 'itemitem'
       ? `
@@ -93,8 +99,9 @@ CREATE OR REPLACE TEMP TABLE ${p.into} AS
 WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets})),
   ${personal}
   pop AS (
-    SELECT item_id, score / (SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})) AS score
-    FROM read_parquet(${lit(p.mostPopFile)}) ORDER BY score DESC, item_id LIMIT ${p.k + maxSeen}),
+    SELECT item_id, coalesce(score / nullif((SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})), 0), 0) AS score
+    FROM read_parquet(${lit(p.mostPopFile)}) mp ${popExclude}
+    ORDER BY score DESC, item_id LIMIT ${p.k + maxSeen}),
   popular AS (SELECT t.user_id, pop.item_id, pop.score, 1 AS tier FROM ${p.targets} t CROSS JOIN pop),
   candidates AS (SELECT * FROM personal UNION ALL SELECT * FROM popular),
   unseen AS (

@@ -88,9 +88,17 @@ async function main(): Promise<number> {
   const log = (s: string) => console.log(`[pipeline] ${s}`);
   const server = await ensureServer(root, config, log);
   log(`Temporal at ${server.address}; Web UI ${server.uiUrl}`);
-  const workers = await createWorkers({ root, config, address: server.address, roles: ['cpu', 'training'] });
+  let workers: Awaited<ReturnType<typeof createWorkers>>;
+  let connection: Connection;
+  try {
+    workers = await createWorkers({ root, config, address: server.address, roles: ['cpu', 'training'] });
+    connection = await Connection.connect({ address: server.address });
+  } catch (err) {
+    // Never leave the dev server this process started holding the port.
+    await server.stop();
+    throw err;
+  }
   const running = workers.run();
-  const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const t0 = Date.now();
   let exitCode = 0;

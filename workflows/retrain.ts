@@ -185,9 +185,12 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     // its privacy reservation back.
     await CancellationScope.nonCancellable(async () => {
       // Once training started, noise may have been drawn and seen: the spend stands.
-      if (plan.privacy && !privacySettled)
-        await quick.settlePrivacy(plan, trainingStarted ? 'commit' : 'release');
-      await quick.releaseLock(plan);
+      try {
+        if (plan.privacy && !privacySettled)
+          await quick.settlePrivacy(plan, trainingStarted ? 'commit' : 'release');
+      } finally {
+        await quick.releaseLock(plan);
+      }
     });
   }
 }
