@@ -1,13 +1,16 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
 
 /**
  * Keeps an activity heartbeating while a long DuckDB statement runs (a single COPY can take minutes without
  * yielding to our code). Heartbeats repeat the latest progress details, so the UI always shows how far it is.
+ * Progress is kept per activity execution (a worker runs several at once), not in a module-level variable.
  */
-let latest: Record<string, unknown> = {};
+const current = new AsyncLocalStorage<{ latest: Record<string, unknown> }>();
 
 export function setProgress(details: Record<string, unknown>): void {
-  latest = details;
+  const store = current.getStore();
+  if (store) store.latest = details;
 }
 
 export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) {
@@ -19,16 +22,17 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
       ctx = undefined;
     }
     if (!ctx) return fn(...args);
+    const activity = ctx;
     const started = Date.now();
     // A third of the heartbeat timeout leaves room for two missed beats before Temporal gives up on us.
-    const everyMs = Math.max(200, Math.min(10_000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
-    latest = { stage: name };
-    ctx.heartbeat({ ...latest, elapsedSeconds: 0 });
+    const everyMs = Math.max(200, Math.min(10_000, (activity.info.heartbeatTimeoutMs ?? 30_000) / 3));
+    const store = { latest: { stage: name } as Record<string, unknown> };
+    activity.heartbeat({ ...store.latest, elapsedSeconds: 0 });
     const timer = setInterval(() => {
-      ctx!.heartbeat({ ...latest, elapsedSeconds: Math.round((Date.now() - started) / 1000) });
+      activity.heartbeat({ ...store.latest, elapsedSeconds: Math.round((Date.now() - started) / 1000) });
     }, everyMs);
     try {
-      return await fn(...args);
+      return await current.run(store, () => fn(...args));
     } finally {
       clearInterval(timer);
     }

@@ -213,23 +213,26 @@ export async function writeRecs(
   const users = Int32Array.from(new Set(data.userIdx));
   const csv = `${file}.csv`;
   const fd = fs.openSync(csv, 'w');
-  fs.writeSync(fd, 'u,i,score\n');
-  await scoreAll(model, {
-    topN,
-    users,
-    exclude,
-    onBlock: (b) => {
-      const lines: string[] = [];
-      for (let r = 0; r < b.users.length; r++) {
-        for (let c = 0; c < b.topN; c++) {
-          const item = b.items[r * b.topN + c];
-          if (item >= 0) lines.push(`${b.users[r]},${item},${b.scores[r * b.topN + c]}`);
+  try {
+    fs.writeSync(fd, 'u,i,score\n');
+    await scoreAll(model, {
+      topN,
+      users,
+      exclude,
+      onBlock: (b) => {
+        const lines: string[] = [];
+        for (let r = 0; r < b.users.length; r++) {
+          for (let c = 0; c < b.topN; c++) {
+            const item = b.items[r * b.topN + c];
+            if (item >= 0) lines.push(`${b.users[r]},${item},${b.scores[r * b.topN + c]}`);
+          }
         }
-      }
-      fs.writeSync(fd, lines.join('\n') + '\n');
-    },
-  });
-  fs.closeSync(fd);
+        fs.writeSync(fd, lines.join('\n') + '\n');
+      },
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
   const rows = await withDb(':memory:', limitsOf(plan), async (db) => {
     await db.run(`COPY (
         SELECT u.id AS user_id, i.id AS item_id, r.score

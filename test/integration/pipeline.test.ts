@@ -287,3 +287,42 @@ describe('bad input publishes nothing', () => {
     expect(((await first.result()) as RunSummary).status).toBe('completed');
   });
 });
+
+describe('learned challengers', () => {
+  test('two-tower trains, publishes, and the next run warm-starts from it and re-scores it as champion', async () => {
+    const dir = tempDir('two-tower');
+    const run = async (id: string) => {
+      const handle = await env.client.workflow.start('retrainPipeline', {
+        taskQueue: 'recforge-cpu',
+        workflowId: id,
+        args: [
+          {
+            datasetId: 'tt',
+            interactions: data.interactions,
+            items: data.items,
+            overrides: testOverrides(dir, {
+              privacy: { enabled: false },
+              training: { challenger: 'two-tower', twoTower: { epochs: 1, fullEpochs: 1, batchSize: 256 } },
+            }),
+          },
+        ],
+      });
+      return (await handle.result()) as RunSummary;
+    };
+    const first = await run('it-tt-1');
+    expect(first.status).toBe('completed');
+    expect(first.metrics['two-tower']['ndcg@10']).toBeGreaterThan(0);
+    expect(first.training!.device).toMatch(/wasm|cpu|GPU|tensorflow/i);
+    const model = JSON.parse(
+      fs.readFileSync(path.join(dir, 'registry', 'tt', 'models', first.modelVersion, 'model.json'), 'utf8'),
+    );
+    expect(model.model).toBe('two-tower');
+    expect(
+      fs.existsSync(path.join(dir, 'registry', 'tt', 'models', first.modelVersion, model.modelDirs.full)),
+    ).toBe(true);
+
+    const second = await run('it-tt-2');
+    expect(second.metrics.champion).toBeDefined();
+    expect(second.gate.checks.some((c) => c.name.includes(`champion ${first.modelVersion}`))).toBe(true);
+  });
+});
