@@ -46,7 +46,14 @@ export async function acquireDatasetLock(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const holder = readJsonIfExists<LockHolder>(file);
+    let holder: LockHolder | undefined;
+    try {
+      holder = readJsonIfExists<LockHolder>(file);
+    } catch {
+      // Caught between the holder's create and write: look again shortly.
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     if (!holder) continue; // Released between our attempts.
     if (holder.workflowId === me.workflowId && holder.runId === me.runId) return; // Activity retry.
     if (await holderIsRunning(client, holder)) {

@@ -46,10 +46,16 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 export function readJsonIfExists<T>(file: string): T | undefined {
+  let text: string;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
   }
 }
