@@ -8,6 +8,7 @@ import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../wor
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
 import { recordSuccessfulProfile } from './profile';
+import type { ModelPrivacy } from '../lib/registry';
 
 /** The Parquet contract downstream readers rely on (also written into every manifest). */
 export const OUTPUT_SCHEMA = [
@@ -39,15 +40,8 @@ export interface Manifest {
   privacy: ManifestPrivacy | null;
 }
 
-/** The differential-privacy spend of the run that produced a version. */
-export interface ManifestPrivacy {
-  epsilon: number;
-  delta: number;
-  rho: number | null;
-  mechanism: string;
-  window: string;
-  params: Record<string, number | string | boolean>;
-}
+/** The differential-privacy spend of the run that produced a version (the registry's record of it). */
+export type ManifestPrivacy = ModelPrivacy;
 
 export function manifestPrivacy(plan: RunPlan): ManifestPrivacy | null {
   const p = plan.privacy;

@@ -7,19 +7,17 @@ import {
   growEmbeddings,
   saveMFModel,
   loadMFModel,
-  saveTrainingState,
-  loadTrainingState,
   scoreAll,
   recallAtK,
   buildUserItemsCSR,
   type MFModel,
   type MFConfig,
-  type TrainingState,
   type ScoringFactors,
 } from '../models';
 import type { ModelArtifact, RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
 import { limitsOf, log, progress } from './context';
+import { runWithCheckpoints, type VariantRun } from './checkpoints';
 
 /**
  * The learned challenger: BPR matrix factorisation in TensorFlow.js, on the training task queue.
@@ -148,57 +146,29 @@ async function trainVariant(
   warm: MFModel | undefined,
   validation: { userIdx: Int32Array; itemIdx: Int32Array } | undefined,
   exclude: ReturnType<typeof buildUserItemsCSR>,
-): Promise<{ model: MFModel; resumedFrom: number | null; examplesPerSec: number; epochsRun: number }> {
-  const ckpt = path.join(plan.runDir, 'models', `${name}.ckpt`);
-  let resumeFrom: TrainingState | undefined;
-  if (fs.existsSync(path.join(ckpt, 'meta.json')) || fs.existsSync(ckpt)) {
-    try {
-      resumeFrom = await loadTrainingState(ckpt);
-    } catch {
-      resumeFrom = undefined; // A checkpoint cut short by the crash: start over.
-    }
-  }
-  const config = mfConfig(plan, epochs);
-  let lastRate = 0;
-  const result = await trainMF(
-    {
-      userIdx: data.userIdx,
-      itemIdx: data.itemIdx,
-      weight: data.weight,
-      numUsers: data.numUsers,
-      numItems: data.numItems,
-    },
-    config,
-    {
-      evaluate: validation ? (m) => recallAtK(m, validation, plan.config.evaluation.k, exclude) : undefined,
-      onProgress: (p) => {
-        lastRate = p.examplesPerSec;
-        progress({
-          stage: 'train',
-          model: name,
-          epoch: p.epoch,
-          step: p.step,
-          totalSteps: p.totalSteps,
-          loss: Number(p.loss.toFixed(5)),
-          examplesPerSec: Math.round(p.examplesPerSec),
-          resumedFrom: resumeFrom?.globalStep ?? null,
-        });
-      },
-      onCheckpoint: (state) => saveTrainingState(ckpt, state),
-    },
-    resumeFrom
-      ? { resumeFrom }
-      : warm
-        ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
-        : {},
+): Promise<VariantRun<MFModel>> {
+  return runWithCheckpoints<MFModel>(
+    plan,
+    name,
+    (hooks, resumeFrom) =>
+      trainMF(
+        {
+          userIdx: data.userIdx,
+          itemIdx: data.itemIdx,
+          weight: data.weight,
+          numUsers: data.numUsers,
+          numItems: data.numItems,
+        },
+        mfConfig(plan, epochs),
+        hooks,
+        resumeFrom
+          ? { resumeFrom }
+          : warm
+            ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
+            : {},
+      ),
+    validation ? (m) => recallAtK(m, validation, plan.config.evaluation.k, exclude) : undefined,
   );
-  fs.rmSync(ckpt, { recursive: true, force: true });
-  return {
-    model: result.model,
-    resumedFrom: resumeFrom?.globalStep ?? null,
-    examplesPerSec: lastRate,
-    epochsRun: result.epochsRun,
-  };
 }
 
 /** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */

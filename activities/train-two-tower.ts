@@ -11,16 +11,14 @@ import {
   priceBuckets,
   saveTwoTowerModel,
   loadTwoTowerModel,
-  saveTrainingState,
-  loadTrainingState,
   type ItemFeatures,
   type TwoTowerModel,
   type TwoTowerConfig,
-  type TrainingState,
 } from '../models';
 import type { ModelArtifact, RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
 import { limitsOf, log, progress } from './context';
+import { runWithCheckpoints, type VariantRun } from './checkpoints';
 import { writeRecs, type LearnedResult } from './train-mf';
 
 /**
@@ -118,49 +116,19 @@ async function trainVariant(
   items: ItemFeatures,
   epochs: number,
   warm: TwoTowerModel | undefined,
-): Promise<{ model: TwoTowerModel; resumedFrom: number | null; examplesPerSec: number; epochsRun: number }> {
-  const ckpt = path.join(plan.runDir, 'models', `${name}.ckpt`);
-  let resumeFrom: TrainingState | undefined;
-  if (fs.existsSync(ckpt)) {
-    try {
-      resumeFrom = await loadTrainingState(ckpt);
-    } catch {
-      resumeFrom = undefined;
-    }
-  }
-  let rate = 0;
-  const result = await trainTwoTower(
-    { ...data, items },
-    ttConfig(plan, epochs),
-    {
-      onProgress: (p) => {
-        rate = p.examplesPerSec;
-        progress({
-          stage: 'train',
-          model: name,
-          epoch: p.epoch,
-          step: p.step,
-          totalSteps: p.totalSteps,
-          loss: Number(p.loss.toFixed(5)),
-          examplesPerSec: Math.round(p.examplesPerSec),
-          resumedFrom: resumeFrom?.globalStep ?? null,
-        });
-      },
-      onCheckpoint: (state) => saveTrainingState(ckpt, state),
-    },
-    resumeFrom
-      ? { resumeFrom }
-      : warm
-        ? { initialWeights: fit(warm, data, plan.config.training.twoTower.seed) }
-        : {},
+): Promise<VariantRun<TwoTowerModel>> {
+  return runWithCheckpoints<TwoTowerModel>(plan, name, (hooks, resumeFrom) =>
+    trainTwoTower(
+      { ...data, items },
+      ttConfig(plan, epochs),
+      hooks,
+      resumeFrom
+        ? { resumeFrom }
+        : warm
+          ? { initialWeights: fit(warm, data, plan.config.training.twoTower.seed) }
+          : {},
+    ),
   );
-  fs.rmSync(ckpt, { recursive: true, force: true });
-  return {
-    model: result.model,
-    resumedFrom: resumeFrom?.globalStep ?? null,
-    examplesPerSec: rate,
-    epochsRun: result.epochsRun,
-  };
 }
 
 function embeddings(model: TwoTowerModel, data: TTData, items: ItemFeatures) {

@@ -10,6 +10,16 @@ import { readJsonIfExists, writeJsonAtomic, fsyncDir } from './fs-atomic';
  */
 export type ModelStatus = 'candidate' | 'champion' | 'retired' | 'rejected';
 
+/** The differential-privacy spend of the run that produced a model (also in its published manifest). */
+export interface ModelPrivacy {
+  epsilon: number;
+  delta: number;
+  rho: number | null;
+  mechanism: string;
+  window: string;
+  params: Record<string, number | string | boolean>;
+}
+
 export interface ModelRecord {
   version: string;
   datasetId: string;
@@ -27,14 +37,7 @@ export interface ModelRecord {
   data: { files: { path: string; sha256: string; rows: number }[]; rows: number; profilePath: string };
   metrics: Record<string, Record<string, number>>;
   gate: { decision: 'promote' | 'reject'; checks: unknown[] } | null;
-  privacy: {
-    epsilon: number;
-    delta: number;
-    rho: number | null;
-    mechanism: string;
-    window: string;
-    params: Record<string, number | string | boolean>;
-  } | null;
+  privacy: ModelPrivacy | null;
   /** Artifact files inside the version folder: `eval` (trained on the training split) and `full` (all data). */
   artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
   /** Saved learned-model folders inside the version folder (weights + metadata), for warm starts. */
