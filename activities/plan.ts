@@ -7,7 +7,7 @@ import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
 import type { ActivityDeps } from './context';
 import { reserveBudget } from './privacy';
-import { log } from './context';
+import { log, checkOverrides } from './context';
 
 export interface PlanContext {
   workflowId: string;
@@ -27,6 +27,7 @@ function compactTime(iso: string): string {
 export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: PlanContext): Promise<RunPlan> {
   let loaded;
   try {
+    checkOverrides(deps, input.overrides);
     loaded = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
   } catch (err) {
     if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');

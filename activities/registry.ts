@@ -16,6 +16,7 @@ import type {
   AliasResult,
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
+import { checkOverrides } from './context';
 import { registryFor, kindOfFamily } from './evaluate';
 import { switchCurrent, writeVersion, manifestPrivacy, type ManifestPrivacy } from './publish';
 import type { RecforgeConfig } from '../lib/config';
@@ -154,6 +155,7 @@ export async function promoteCandidate(
 
 function loadForAlias(deps: ActivityDeps, input: AliasInput) {
   try {
+    checkOverrides(deps, input.overrides);
     const { config } = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
     const datasetId = input.datasetId ?? config.dataset.id;
     const registry = new Registry(path.join(dataPath(config, config.registry.dir), datasetId));

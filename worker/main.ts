@@ -22,6 +22,8 @@ async function main(): Promise<void> {
     address,
     roles,
     workerOptions: { shutdownGraceTime: '30s' },
+    // Test harnesses only: lets workflow inputs override protected config keys (privacy, dataDir, temporal).
+    allowProtectedOverrides: process.env.RECFORGE_ALLOW_PROTECTED_OVERRIDES === '1',
   });
   console.log(`[worker] serving ${roles.join(' + ')} on ${address} (namespace ${config.temporal.namespace})`);
   await set.run();

@@ -14,6 +14,8 @@ export interface WorkerSetOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Extra options per worker (e.g. a smaller concurrency in tests). */
   workerOptions?: Partial<WorkerOptions>;
+  /** Let workflow inputs override protected config keys (tests only; see activities/context.ts). */
+  allowProtectedOverrides?: boolean;
 }
 
 export interface WorkerSet {
@@ -31,7 +33,7 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
   const nativeConnection = await NativeConnection.connect({ address: o.address });
   const clientConnection = await Connection.connect({ address: o.address });
   const client = new Client({ connection: clientConnection, namespace: o.config.temporal.namespace });
-  const deps = { root: o.root, client };
+  const deps = { root: o.root, client, allowProtectedOverrides: o.allowProtectedOverrides ?? false };
   const workers: Worker[] = [];
   const workflowSource = o.workflowBundle
     ? { workflowBundle: o.workflowBundle }

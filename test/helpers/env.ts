@@ -84,6 +84,8 @@ export async function startWorkers(
     address: env.address,
     roles,
     workflowBundle: await workflowBundle(),
+    // Tests point each run at its own data folder and shorten timeouts through workflow-input overrides.
+    allowProtectedOverrides: true,
   });
   const running = set.run();
   return { set, running };

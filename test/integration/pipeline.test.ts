@@ -326,3 +326,43 @@ describe('learned challengers', () => {
     expect(second.gate.checks.some((c) => c.name.includes(`champion ${first.modelVersion}`))).toBe(true);
   });
 });
+
+describe('protected config keys', () => {
+  test('a worker without the test switch refuses workflow-input overrides of privacy, dataDir or temporal', async () => {
+    const { createWorkers } = await import('../../worker/workers');
+    const { workflowBundle } = await import('../helpers/env');
+    const strict = await createWorkers({
+      root: ROOT,
+      config: {
+        ...testConfig(dataDir),
+        temporal: {
+          ...testConfig(dataDir).temporal,
+          taskQueues: { cpu: 'strict-cpu', training: 'strict-training' },
+        },
+      },
+      address: env.address,
+      roles: ['cpu'],
+      workflowBundle: await workflowBundle(),
+    });
+    const running = strict.run();
+    try {
+      const handle = await env.client.workflow.start('retrainPipeline', {
+        taskQueue: 'strict-cpu',
+        workflowId: 'it-protected',
+        args: [
+          {
+            interactions: data.interactions,
+            overrides: { privacy: { budget: { epsilon: 1000, delta: 1e-5, window: 'day' } } },
+          },
+        ],
+      });
+      const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect(rootMessage(err)).toMatch(/may not change privacy/);
+    } finally {
+      strict.shutdown();
+      await running.catch(() => undefined);
+      await strict.close();
+    }
+  });
+});

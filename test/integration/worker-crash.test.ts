@@ -18,7 +18,12 @@ const workerLog: string[] = [];
 
 function startWorkerProcess(dir = dataDir): ChildProcess {
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'worker', 'main.js')], {
-    env: { ...process.env, TEMPORAL_ADDRESS: env.address, RECFORGE_DATA_DIR: dir },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.address,
+      RECFORGE_DATA_DIR: dir,
+      RECFORGE_ALLOW_PROTECTED_OVERRIDES: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Kept for the failure message only: worker logs are noise when the test passes.
