@@ -1,17 +1,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { withDb, lit } from '../lib/duckdb';
 import {
   saveTrainingState,
   loadTrainingState,
+  scoreAll,
+  buildUserItemsCSR,
+  type BackendSelection,
+  type ScoringFactors,
   type TrainingState,
   type TrainHooks,
   type TrainResult,
 } from '../models';
-import type { RunPlan } from '../workflows/types';
-import { progress } from './context';
+import type { ModelArtifact, RunPlan } from '../workflows/types';
+import { limitsOf, progress } from './context';
 
 /**
- * Checkpoint/resume and progress reporting shared by the learned challengers: a variant checkpoints under the
+ * What the learned challengers (train-mf.ts, train-two-tower.ts) share. Checkpoint/resume and progress: a variant checkpoints under the
  * run folder; a retried activity (worker crash) finds the checkpoint and resumes from it; heartbeats carry
  * epoch, step, loss, speed and where it resumed from.
  */
@@ -65,4 +70,134 @@ export async function runWithCheckpoints<M>(
     examplesPerSec: rate,
     epochsRun: result.epochsRun,
   };
+}
+
+/** What a learned challenger's training activity returns (see TrainResult in workflows/types.ts). */
+export interface LearnedResult {
+  backend: string;
+  device: string;
+  models: ModelArtifact[];
+  /** The champion's eval model re-scored on this run's training history (for a like-for-like comparison). */
+  champion: ModelArtifact | null;
+  resumed: { variant: string; fromStep: number }[];
+  examplesPerSec: number;
+  epochs: number;
+}
+
+export interface LearnedVariants<M, D extends RecsData> {
+  /** Model family, e.g. 'mf' or 'two-tower': names the artifacts (`<family>`, `<family>-full`). */
+  family: string;
+  backend: BackendSelection;
+  eval: { run: VariantRun<M>; data: D };
+  full: { run: VariantRun<M>; data: D };
+  /** The champion's eval model, already grown to this run's tables (null when the champion is another family). */
+  championEval: M | null;
+  save: (dir: string, model: M, metadata: Record<string, unknown>) => Promise<void>;
+  /** Scoring vectors of a model over a variant's history. */
+  factors: (model: M, data: D) => ScoringFactors;
+}
+
+/**
+ * Saves both variants, scores them into `recs` candidate lists (seen items excluded), re-scores the champion on
+ * this run's training history, and assembles the activity result. Shared by every learned challenger.
+ */
+export async function finishLearned<M, D extends RecsData>(
+  plan: RunPlan,
+  v: LearnedVariants<M, D>,
+): Promise<LearnedResult> {
+  const dir = path.join(plan.runDir, 'models');
+  const candidates = Math.max(plan.config.evaluation.k, plan.config.publish.topN) * 2;
+  const models: ModelArtifact[] = [];
+  for (const [name, variant] of [
+    [v.family, v.eval],
+    [`${v.family}-full`, v.full],
+  ] as const) {
+    progress({ stage: 'train', model: name, step: 'score' });
+    const modelDir = path.join(dir, `${name}.model`);
+    await v.save(modelDir, variant.run.model, {
+      runId: plan.runId,
+      modelVersion: plan.modelVersion,
+      backend: v.backend.name,
+      variant: name,
+    });
+    const file = path.join(dir, `${name}.parquet`);
+    const rows = await writeRecs(
+      plan,
+      v.factors(variant.run.model, variant.data),
+      variant.data,
+      candidates,
+      file,
+    );
+    models.push({ name, kind: 'recs', path: file, rows, modelDir });
+  }
+  let champion: ModelArtifact | null = null;
+  if (v.championEval) {
+    const file = path.join(dir, 'champion-rescored.parquet');
+    const rows = await writeRecs(plan, v.factors(v.championEval, v.eval.data), v.eval.data, candidates, file);
+    champion = { name: 'champion', kind: 'recs', path: file, rows };
+  }
+  const resumed = [
+    ...(v.eval.run.resumedFrom !== null ? [{ variant: v.family, fromStep: v.eval.run.resumedFrom }] : []),
+    ...(v.full.run.resumedFrom !== null
+      ? [{ variant: `${v.family}-full`, fromStep: v.full.run.resumedFrom }]
+      : []),
+  ];
+  return {
+    backend: `tfjs-${v.backend.name}`,
+    device: v.backend.device,
+    models,
+    champion,
+    resumed,
+    examplesPerSec: v.eval.run.examplesPerSec,
+    epochs: v.eval.run.epochsRun,
+  };
+}
+
+/** The arrays scoring needs from a variant's interactions. */
+export type RecsData = { userIdx: Int32Array; itemIdx: Int32Array; numUsers: number };
+
+/** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
+export async function writeRecs(
+  plan: RunPlan,
+  model: ScoringFactors,
+  data: RecsData,
+  topN: number,
+  file: string,
+): Promise<number> {
+  const exclude = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
+  const users = Int32Array.from(new Set(data.userIdx));
+  const csv = `${file}.csv`;
+  const fd = fs.openSync(csv, 'w');
+  try {
+    fs.writeSync(fd, 'u,i,score\n');
+    await scoreAll(model, {
+      topN,
+      users,
+      exclude,
+      onBlock: (b) => {
+        const lines: string[] = [];
+        for (let r = 0; r < b.users.length; r++) {
+          for (let c = 0; c < b.topN; c++) {
+            const item = b.items[r * b.topN + c];
+            if (item >= 0) lines.push(`${b.users[r]},${item},${b.scores[r * b.topN + c]}`);
+          }
+        }
+        fs.writeSync(fd, lines.join('\n') + '\n');
+      },
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const rows = await withDb(':memory:', limitsOf(plan), async (db) => {
+    await db.run(`COPY (
+        SELECT u.id AS user_id, i.id AS item_id, r.score
+        FROM read_csv(${lit(csv)}, header = true, columns = {'u': 'INTEGER', 'i': 'INTEGER', 'score': 'DOUBLE'}) r
+        JOIN read_parquet(${lit(path.join(plan.runDir, 'user_ids.parquet'))}) u ON u.idx = r.u
+        JOIN read_parquet(${lit(path.join(plan.runDir, 'item_ids.parquet'))}) i ON i.idx = r.i
+        ORDER BY user_id, score DESC
+      ) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd)`);
+    return db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(file)})`);
+  });
+  fs.rmSync(csv, { force: true });
+  return rows;
 }

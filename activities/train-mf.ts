@@ -1,23 +1,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, Db, lit } from '../lib/duckdb';
+import { withDb, Db } from '../lib/duckdb';
 import {
   selectBackend,
   trainMF,
   growEmbeddings,
   saveMFModel,
   loadMFModel,
-  scoreAll,
   recallAtK,
   buildUserItemsCSR,
   type MFModel,
   type MFConfig,
-  type ScoringFactors,
 } from '../models';
-import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
-import { limitsOf, log, progress } from './context';
-import { runWithCheckpoints, type VariantRun } from './checkpoints';
+import { limitsOf, log } from './context';
+import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
 
 /**
  * The learned challenger: BPR matrix factorisation in TensorFlow.js, on the training task queue.
@@ -32,17 +30,6 @@ import { runWithCheckpoints, type VariantRun } from './checkpoints';
  *   resumes from the last checkpoint and reports it.
  * - Scores all users in blocks (seen items excluded) into a `recs` Parquet the ranking SQL consumes.
  */
-
-export interface LearnedResult {
-  backend: string;
-  device: string;
-  models: ModelArtifact[];
-  /** The champion's eval model re-scored on this run's training history (for a like-for-like comparison). */
-  champion: ModelArtifact | null;
-  resumed: { variant: string; fromStep: number }[];
-  examplesPerSec: number;
-  epochs: number;
-}
 
 interface Data {
   userIdx: Int32Array;
@@ -171,52 +158,6 @@ async function trainVariant(
   );
 }
 
-/** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
-export async function writeRecs(
-  plan: RunPlan,
-  model: ScoringFactors,
-  data: Pick<Data, 'userIdx' | 'itemIdx' | 'numUsers'>,
-  topN: number,
-  file: string,
-): Promise<number> {
-  const exclude = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
-  const users = Int32Array.from(new Set(data.userIdx));
-  const csv = `${file}.csv`;
-  const fd = fs.openSync(csv, 'w');
-  try {
-    fs.writeSync(fd, 'u,i,score\n');
-    await scoreAll(model, {
-      topN,
-      users,
-      exclude,
-      onBlock: (b) => {
-        const lines: string[] = [];
-        for (let r = 0; r < b.users.length; r++) {
-          for (let c = 0; c < b.topN; c++) {
-            const item = b.items[r * b.topN + c];
-            if (item >= 0) lines.push(`${b.users[r]},${item},${b.scores[r * b.topN + c]}`);
-          }
-        }
-        fs.writeSync(fd, lines.join('\n') + '\n');
-      },
-    });
-  } finally {
-    fs.closeSync(fd);
-  }
-  const rows = await withDb(':memory:', limitsOf(plan), async (db) => {
-    await db.run(`COPY (
-        SELECT u.id AS user_id, i.id AS item_id, r.score
-        FROM read_csv(${lit(csv)}, header = true, columns = {'u': 'INTEGER', 'i': 'INTEGER', 'score': 'DOUBLE'}) r
-        JOIN read_parquet(${lit(path.join(plan.runDir, 'user_ids.parquet'))}) u ON u.idx = r.u
-        JOIN read_parquet(${lit(path.join(plan.runDir, 'item_ids.parquet'))}) i ON i.idx = r.i
-        ORDER BY user_id, score DESC
-      ) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd)`);
-    return db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(file)})`);
-  });
-  fs.rmSync(csv, { force: true });
-  return rows;
-}
-
 export async function trainLearned(
   plan: RunPlan,
   registry: Registry,
@@ -226,13 +167,12 @@ export async function trainLearned(
   log('tfjs backend', { backend: selection.name, device: selection.device });
   const dir = path.join(plan.runDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
-  const mfc = plan.config.training.mf;
+  const mf = plan.config.training.mf;
   // Read everything first and close the run database: training holds no DuckDB lock.
   const { trainData, allData } = await withDb(plan.dbPath, limitsOf(plan), async (db) => ({
-    trainData: await readInteractions(db, 'train_events', mfc.recencyHalfLifeDays, mfc.eventWeights),
-    allData: await readInteractions(db, 'events', mfc.recencyHalfLifeDays, mfc.eventWeights),
+    trainData: await readInteractions(db, 'train_events', mf.recencyHalfLifeDays, mf.eventWeights),
+    allData: await readInteractions(db, 'events', mf.recencyHalfLifeDays, mf.eventWeights),
   }));
-  const mf = plan.config.training.mf;
   const championModels =
     champion?.model === 'mf' && champion.modelDirs
       ? {
@@ -255,47 +195,13 @@ export async function trainLearned(
     undefined,
     buildUserItemsCSR(allData.userIdx, allData.itemIdx, allData.numUsers),
   );
-  const candidates = Math.max(plan.config.evaluation.k, plan.config.publish.topN) * 2;
-  const models: ModelArtifact[] = [];
-  for (const [name, model, data] of [
-    ['mf', evalRun.model, trainData],
-    ['mf-full', fullRun.model, allData],
-  ] as const) {
-    progress({ stage: 'train', model: name, step: 'score' });
-    const modelDir = path.join(dir, `${name}.model`);
-    await saveMFModel(modelDir, model, {
-      runId: plan.runId,
-      modelVersion: plan.modelVersion,
-      backend: selection.name,
-      variant: name,
-    });
-    const file = path.join(dir, `${name}.parquet`);
-    const rows = await writeRecs(plan, model, data, candidates, file);
-    models.push({ name, kind: 'recs', path: file, rows, modelDir });
-  }
-  let championArtifact: ModelArtifact | null = null;
-  if (championModels) {
-    const file = path.join(dir, 'champion-rescored.parquet');
-    const rows = await writeRecs(
-      plan,
-      fit(championModels.eval, trainData, mf.seed),
-      trainData,
-      candidates,
-      file,
-    );
-    championArtifact = { name: 'champion', kind: 'recs', path: file, rows };
-  }
-  const resumed = [
-    ...(evalRun.resumedFrom !== null ? [{ variant: 'mf', fromStep: evalRun.resumedFrom }] : []),
-    ...(fullRun.resumedFrom !== null ? [{ variant: 'mf-full', fromStep: fullRun.resumedFrom }] : []),
-  ];
-  return {
-    backend: `tfjs-${selection.name}`,
-    device: selection.device,
-    models,
-    champion: championArtifact,
-    resumed,
-    examplesPerSec: evalRun.examplesPerSec,
-    epochs: evalRun.epochsRun,
-  };
+  return finishLearned<MFModel, Data>(plan, {
+    family: 'mf',
+    backend: selection,
+    eval: { run: evalRun, data: trainData },
+    full: { run: fullRun, data: allData },
+    championEval: championModels ? fit(championModels.eval, trainData, mf.seed) : null,
+    save: saveMFModel,
+    factors: (model) => model,
+  });
 }

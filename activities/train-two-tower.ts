@@ -15,11 +15,10 @@ import {
   type TwoTowerModel,
   type TwoTowerConfig,
 } from '../models';
-import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
-import { limitsOf, log, progress } from './context';
-import { runWithCheckpoints, type VariantRun } from './checkpoints';
-import { writeRecs, type LearnedResult } from './train-mf';
+import { limitsOf, log } from './context';
+import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
 
 /**
  * The two-tower challenger (models/two-tower.ts): user tower = id embedding + mean of the last
@@ -173,45 +172,13 @@ export async function trainTwoTowerChallenger(
       : undefined;
   const evalRun = await trainVariant(plan, 'two-tower', trainData, items, t.epochs, championModels?.eval);
   const fullRun = await trainVariant(plan, 'two-tower-full', allData, items, t.fullEpochs, evalRun.model);
-  const candidates = Math.max(plan.config.evaluation.k, plan.config.publish.topN) * 2;
-  const models: ModelArtifact[] = [];
-  for (const [name, model, data] of [
-    ['two-tower', evalRun.model, trainData],
-    ['two-tower-full', fullRun.model, allData],
-  ] as const) {
-    progress({ stage: 'train', model: name, step: 'score' });
-    const modelDir = path.join(dir, `${name}.model`);
-    await saveTwoTowerModel(modelDir, model, {
-      runId: plan.runId,
-      modelVersion: plan.modelVersion,
-      backend: selection.name,
-      variant: name,
-    });
-    const file = path.join(dir, `${name}.parquet`);
-    const rows = await writeRecs(plan, embeddings(model, data, items), data, candidates, file);
-    models.push({ name, kind: 'recs', path: file, rows, modelDir });
-  }
-  let championArtifact: ModelArtifact | null = null;
-  if (championModels) {
-    const file = path.join(dir, 'champion-rescored.parquet');
-    const rescored = embeddings(fit(championModels.eval, trainData, t.seed), trainData, items);
-    championArtifact = {
-      name: 'champion',
-      kind: 'recs',
-      path: file,
-      rows: await writeRecs(plan, rescored, trainData, candidates, file),
-    };
-  }
-  return {
-    backend: `tfjs-${selection.name}`,
-    device: selection.device,
-    models,
-    champion: championArtifact,
-    resumed: [
-      ...(evalRun.resumedFrom !== null ? [{ variant: 'two-tower', fromStep: evalRun.resumedFrom }] : []),
-      ...(fullRun.resumedFrom !== null ? [{ variant: 'two-tower-full', fromStep: fullRun.resumedFrom }] : []),
-    ],
-    examplesPerSec: evalRun.examplesPerSec,
-    epochs: evalRun.epochsRun,
-  };
+  return finishLearned<TwoTowerModel, TTData>(plan, {
+    family: 'two-tower',
+    backend: selection,
+    eval: { run: evalRun, data: trainData },
+    full: { run: fullRun, data: allData },
+    championEval: championModels ? fit(championModels.eval, trainData, t.seed) : null,
+    save: saveTwoTowerModel,
+    factors: (model, data) => embeddings(model, data, items),
+  });
 }

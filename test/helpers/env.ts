@@ -115,3 +115,14 @@ export async function smallDataset(
   });
   return { interactions: path.join(dir, 'interactions.csv'), items: path.join(dir, 'items.csv') };
 }
+
+/** The innermost failure message: WorkflowFailedError → ActivityFailure → ApplicationFailure. */
+export function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  let msg = '';
+  while (e) {
+    msg = e.message ?? msg;
+    e = e.cause as typeof e;
+  }
+  return msg;
+}

@@ -16,6 +16,7 @@ import {
   testOverrides,
   smallDataset,
   ROOT,
+  rootMessage,
 } from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 import type { Manifest } from '../../activities/publish';
@@ -47,17 +48,6 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
     c.closeSync();
     db.closeSync();
   }
-}
-
-/** The innermost failure message: WorkflowFailedError → ActivityFailure → ApplicationFailure. */
-function rootMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  let msg = '';
-  while (e) {
-    msg = e.message ?? msg;
-    e = e.cause as typeof e;
-  }
-  return msg;
 }
 
 function runPipeline(workflowId: string, input: Record<string, unknown>) {

@@ -11,6 +11,7 @@ import {
   testOverrides,
   smallDataset,
   ROOT,
+  rootMessage,
 } from '../helpers/env';
 import type { AliasResult, RunSummary } from '../../workflows/types';
 import { Registry } from '../../lib/registry';
@@ -78,16 +79,6 @@ function aliasWorkflow(type: 'promoteModel' | 'rollbackModel', input: Record<str
     workflowId: `reg-${type}-${++n}`,
     args: [{ overrides: testOverrides(dataDir), ...input }],
   });
-}
-
-function rootMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  let msg = '';
-  while (e) {
-    msg = e.message ?? msg;
-    e = e.cause as typeof e;
-  }
-  return msg;
 }
 
 const versions: string[] = [];
