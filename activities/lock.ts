@@ -2,7 +2,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { readJsonIfExists } from '../lib/fs-atomic';
+import {
+  readLockSnapshot,
+  removeLockIfUnchanged,
+  replaceLockIfUnchanged,
+  tryCreateLock,
+} from '../lib/file-lock';
 
 /**
  * One retrain per dataset at a time. Workflow ids already make the CLI's and the schedule's runs unique, but a
@@ -40,21 +45,17 @@ export async function acquireDatasetLock(
   const file = lockFile(dataDir, datasetId);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
+    if (tryCreateLock(file, JSON.stringify(me))) return;
+    const seen = readLockSnapshot(file);
+    if (!seen) continue; // Released between our attempts.
+    let holder: LockHolder;
     try {
-      fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx' });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let holder: LockHolder | undefined;
-    try {
-      holder = readJsonIfExists<LockHolder>(file);
+      holder = JSON.parse(seen.text) as LockHolder;
     } catch {
       // Caught between the holder's create and write: look again shortly.
       await new Promise((r) => setTimeout(r, 50));
       continue;
     }
-    if (!holder) continue; // Released between our attempts.
     if (holder.workflowId === me.workflowId && holder.runId === me.runId) return; // Activity retry.
     if (await holderIsRunning(client, holder)) {
       throw ApplicationFailure.nonRetryable(
@@ -63,8 +64,8 @@ export async function acquireDatasetLock(
         'DatasetBusy',
       );
     }
-    // Stale: remove it and race for the exclusive create again.
-    fs.rmSync(file, { force: true });
+    // Stale: take it over, unless it changed since we judged it (released, or taken by another run).
+    if (await replaceLockIfUnchanged(file, seen, JSON.stringify(me))) return;
   }
   throw ApplicationFailure.retryable(
     `could not acquire the lock for dataset '${datasetId}'`,
@@ -72,16 +73,20 @@ export async function acquireDatasetLock(
   );
 }
 
-export function releaseDatasetLock(
+export async function releaseDatasetLock(
   dataDir: string,
   datasetId: string,
   me: { workflowId: string; runId: string },
-): boolean {
+): Promise<boolean> {
   const file = lockFile(dataDir, datasetId);
-  const holder = readJsonIfExists<LockHolder>(file);
-  if (holder && holder.workflowId === me.workflowId && holder.runId === me.runId) {
-    fs.rmSync(file, { force: true });
-    return true;
+  const seen = readLockSnapshot(file);
+  if (!seen) return false;
+  let holder: LockHolder | undefined;
+  try {
+    holder = JSON.parse(seen.text) as LockHolder;
+  } catch {
+    return false; // mid-write by another acquirer: not ours
   }
-  return false;
+  if (holder.workflowId !== me.workflowId || holder.runId !== me.runId) return false;
+  return removeLockIfUnchanged(file, seen);
 }

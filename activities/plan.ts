@@ -105,7 +105,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
       : null;
   } catch (err) {
     // The workflow only releases the lock of a run that finished planning: give it back here.
-    releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });
+    await releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });
     throw err;
   }
 

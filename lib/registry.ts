@@ -1,6 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonIfExists, writeJsonAtomic, fsyncDir } from './fs-atomic';
+import {
+  replaceLockIfUnchanged,
+  lockToken,
+  readLockSnapshot,
+  releaseLockIfOwned,
+  tryCreateLock,
+} from './file-lock';
 
 /**
  * The model registry of a dataset: every model version with its lineage, and the `champion` / `previous`
@@ -221,29 +228,24 @@ export class Registry {
   async withLock<T>(fn: () => T | Promise<T>, timeoutMs = 120_000, staleMs = 15 * 60_000): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true });
     const lock = path.join(this.dir, 'aliases.lock');
+    const token = lockToken();
     const deadline = Date.now() + timeoutMs;
+    const content = JSON.stringify({ pid: process.pid, at: new Date().toISOString(), token });
     for (;;) {
-      try {
-        fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }), {
-          flag: 'wx',
-        });
+      if (tryCreateLock(lock, content)) break;
+      const seen = readLockSnapshot(lock);
+      // Take over only the lock judged stale, never one re-taken since (see lib/file-lock.ts).
+      if (seen && Date.now() - seen.mtimeMs > staleMs && (await replaceLockIfUnchanged(lock, seen, content)))
         break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        try {
-          if (Date.now() - fs.statSync(lock).mtimeMs > staleMs) fs.rmSync(lock, { force: true });
-        } catch {
-          // Removed by its holder meanwhile.
-        }
-        if (Date.now() > deadline)
-          throw new RegistryError(`registry ${this.dir} is locked (${lock})`, 'Locked');
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
-      }
+      if (Date.now() > deadline)
+        throw new RegistryError(`registry ${this.dir} is locked (${lock})`, 'Locked');
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
     }
     try {
       return await fn();
     } finally {
-      fs.rmSync(lock, { force: true });
+      // A holder that overran staleMs may have lost its lock to another process: leave that one alone.
+      await releaseLockIfOwned(lock, token);
     }
   }
 }

@@ -275,6 +275,18 @@ describe('bad input publishes nothing', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(rootMessage(err)).toMatch(/already being retrained by workflow it-concurrent-a/);
     expect(((await first.result()) as RunSummary).status).toBe('completed');
+
+    // A lock left behind by a holder that is no longer running (a crash after planning) is taken over.
+    const lock = path.join(dataDir, 'locks', 'synthetic.lock.json');
+    const holder = { workflowId: first.workflowId, runId: first.firstExecutionRunId, acquiredAt: 'x' };
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, JSON.stringify(holder));
+    const third = await runPipeline('it-concurrent-c', {
+      interactions: data.interactions,
+      items: data.items,
+    });
+    expect(((await third.result()) as RunSummary).status).toBe('completed');
+    expect(fs.existsSync(lock)).toBe(false);
   });
 });
 
