@@ -5,6 +5,7 @@ import type { DuckdbLimits } from '../lib/duckdb';
 import * as path from 'node:path';
 import { setProgress } from './heartbeat';
 import { ConfigError } from '../lib/config';
+import { throwIfCancelled } from '../lib/cancellation';
 
 /** What activities need from the process hosting them: the project root and a Temporal client (for locks). */
 export interface ActivityDeps {
@@ -34,6 +35,8 @@ export function checkOverrides(deps: ActivityDeps, overrides: Record<string, unk
 
 /** Heartbeat with progress details when running inside an activity; a no-op elsewhere (unit tests). */
 export function progress(details: Record<string, unknown>): void {
+  // Long loops report progress often: the natural place to stop a cancelled activity.
+  throwIfCancelled();
   setProgress(details);
   try {
     Context.current().heartbeat(details);

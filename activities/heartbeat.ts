@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { runCancellable } from '../lib/cancellation';
 
 /**
  * Keeps an activity heartbeating while a long DuckDB statement runs (a single COPY can take minutes without
@@ -32,7 +34,15 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
       activity.heartbeat({ ...store.latest, elapsedSeconds: Math.round((Date.now() - started) / 1000) });
     }, everyMs);
     try {
-      return await current.run(store, () => fn(...args));
+      // Cancellation reaches us through heartbeats; it interrupts DuckDB statements and stops the next
+      // progress() call, so the workflow (which waits for cancellation to complete) knows the work has stopped.
+      return await runCancellable(activity.cancellationSignal, () => current.run(store, () => fn(...args)));
+    } catch (err) {
+      if (activity.cancellationSignal.aborted && !(err instanceof CancelledFailure)) {
+        const reason: unknown = activity.cancellationSignal.reason;
+        throw reason instanceof CancelledFailure ? reason : new CancelledFailure('activity cancelled');
+      }
+      throw err;
     } finally {
       clearInterval(timer);
     }

@@ -1,6 +1,7 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { currentSignal, throwIfCancelled } from './cancellation';
 
 /**
  * DuckDB access for activities: one short-lived instance per activity call (a DuckDB file allows one writing
@@ -51,10 +52,28 @@ function plain(v: unknown): unknown {
 }
 
 export class Db {
+  private readonly signal = currentSignal();
+  private readonly stopOnCancel = () => this.conn.interrupt();
+
   private constructor(
     private readonly instance: DuckDBInstance,
     readonly conn: DuckDBConnection,
-  ) {}
+  ) {
+    // A cancelled activity interrupts the statement in flight (a COPY may run for minutes) instead of
+    // finishing work nobody wants; the next statement then refuses to start.
+    this.signal?.addEventListener('abort', this.stopOnCancel, { once: true });
+  }
+
+  /** Runs one statement; an interruption caused by cancellation surfaces as the cancellation itself. */
+  private async statement<T>(fn: () => Promise<T>): Promise<T> {
+    throwIfCancelled();
+    try {
+      return await fn();
+    } catch (err) {
+      throwIfCancelled();
+      throw err;
+    }
+  }
 
   static async open(file: string, limits: DuckdbLimits): Promise<Db> {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -68,11 +87,11 @@ export class Db {
   }
 
   async run(sql: string): Promise<void> {
-    await this.conn.run(sql);
+    await this.statement(() => this.conn.run(sql));
   }
 
   async all<T extends Row = Row>(sql: string): Promise<T[]> {
-    const reader = await this.conn.runAndReadAll(sql);
+    const reader = await this.statement(() => this.conn.runAndReadAll(sql));
     return reader.getRowObjectsJS().map((r) => plain(r) as T);
   }
 
@@ -88,6 +107,7 @@ export class Db {
   }
 
   close(): void {
+    this.signal?.removeEventListener('abort', this.stopOnCancel);
     this.conn.closeSync();
     this.instance.closeSync();
   }

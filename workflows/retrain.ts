@@ -6,6 +6,7 @@ import {
   defineQuery,
   setHandler,
   CancellationScope,
+  ActivityCancellationType,
   log,
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
@@ -78,12 +79,16 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     startToCloseTimeout: a.startToCloseTimeout as Duration,
     heartbeatTimeout: a.heartbeatTimeout as Duration,
     retry: stageRetry,
+    // A cancelled run waits until the stage has really stopped before it releases the dataset lock: otherwise a
+    // new run could start while the old stage still writes into the dataset's files.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
   const training = proxyActivities<TrainingActivities>({
     taskQueue: plan.config.temporal.taskQueues.training,
     startToCloseTimeout: a.trainingStartToCloseTimeout as Duration,
     heartbeatTimeout: a.heartbeatTimeout as Duration,
     retry: stageRetry,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
   upsertSearchAttributes([
     { key: SA_DATASET, value: plan.datasetId },

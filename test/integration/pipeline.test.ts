@@ -329,6 +329,53 @@ describe('learned challengers', () => {
   });
 });
 
+describe('cancellation', () => {
+  test('cancelling a run mid-training stops the training activity before the run releases the dataset', async () => {
+    const dir = tempDir('cancel');
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: 'it-cancel',
+      args: [
+        {
+          datasetId: 'cancelled',
+          interactions: data.interactions,
+          items: data.items,
+          overrides: testOverrides(dir, {
+            privacy: { enabled: false },
+            // Long enough that only a cancellation ends it within the test's time.
+            training: { challenger: 'mf', mf: { epochs: 1000, patience: 1000, fullEpochs: 100 } },
+          }),
+        },
+      ],
+    });
+    // Wait until the learned model is training (its heartbeats carry the epoch).
+    let training = false;
+    for (let i = 0; i < 600 && !training; i++) {
+      const d = await handle.describe();
+      training = (d.raw.pendingActivities ?? []).some(
+        (a) => a.activityType?.name === 'trainLearned' && a.heartbeatDetails !== null,
+      );
+      if (!training) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(training).toBe(true);
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    const events = (await handle.fetchHistory()).events ?? [];
+    // The training activity acknowledged the cancellation (it did not run on to its end) ...
+    const cancelled = events.findIndex((e) => e.activityTaskCanceledEventAttributes);
+    expect(cancelled).toBeGreaterThan(-1);
+    // ... before the run released its dataset lock (the releaseLock activity is scheduled after it).
+    const releaseScheduled = events.findIndex(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseLock',
+    );
+    expect(releaseScheduled).toBeGreaterThan(cancelled);
+    expect(fs.existsSync(path.join(dir, 'locks', 'cancelled.lock.json'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'output', 'recommendations', 'current'))).toBe(false);
+  });
+});
+
 describe('protected config keys', () => {
   test('a worker without the test switch refuses workflow-input overrides of privacy, dataDir or temporal', async () => {
     const { createWorkers } = await import('../../worker/workers');
