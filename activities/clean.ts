@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { withDb, lit } from '../lib/duckdb';
+import { withDb, lit, type Db } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
 import type { CleanResult, ProfileResult, RunPlan } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { buildBoundingSql, createSecureRng } from '../privacy';
+import { buildTrainingSet, needsSources, type HistoryOutcome } from './clean-history';
 
 /** Where the dataset's stable id maps live between runs (updated only when a run publishes). */
 export function stateDir(plan: Pick<RunPlan, 'config' | 'datasetId'>): string {
@@ -70,6 +71,42 @@ export function qualityChecks(
   return checks;
 }
 
+/** Compiles the id patterns in DuckDB first: RE2 rejects some patterns JS accepts (config, not retryable). */
+async function checkIdPatterns(db: Db, f: RunPlan['config']['schema']['idFormat']): Promise<void> {
+  for (const [key, pattern] of Object.entries(f ?? {})) {
+    if (pattern === undefined) continue;
+    try {
+      await db.run(`SELECT regexp_full_match('', ${lit(pattern)})`);
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(
+        `schema.idFormat.${key} '${pattern}': ${String((err as Error).message).split('\n')[0]}`,
+        'ConfigError',
+      );
+    }
+  }
+}
+
+/**
+ * What the quality gates judge: this run's new rows as cleaning left them. Rows the k-core filter removed
+ * are a modelling choice over the whole training window, not a defect of this run's data, so they are left
+ * out (they are still quarantined and counted in byReason); new rows that repeat history are duplicates.
+ */
+function gateCounts(
+  fresh: { kept: number; total: number },
+  byReason: Record<string, number>,
+  extra: HistoryOutcome | null,
+  newestKept: string | null,
+): { kept: number; total: number; byReason: Record<string, number>; newest: string | null } {
+  const reasons = { ...byReason };
+  delete reasons.k_core;
+  return {
+    kept: fresh.kept - (extra?.duplicatesOfHistory ?? 0),
+    total: fresh.total,
+    byReason: reasons,
+    newest: newestKept,
+  };
+}
+
 /**
  * Types, validates, deduplicates and de-bots the raw rows in DuckDB; writes every rejected row with its reason
  * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
@@ -77,9 +114,10 @@ export function qualityChecks(
  */
 export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<CleanResult> {
   const quarantinePath = path.join(plan.runDir, 'quarantine.parquet');
-  const result = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+  const cleaned = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
     await db.run(`SET TimeZone = 'UTC'`);
     progress({ stage: 'clean', step: 'classify' });
+    await checkIdPatterns(db, plan.config.schema.idFormat);
     const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
     await db.run(
       sql.classifySql({
@@ -93,8 +131,20 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
         botMinEventsPerDay: plan.config.cleaning.botMinEventsPerDay,
         requireKnownItems: plan.config.cleaning.requireKnownItems,
         nearDuplicateSeconds: plan.config.cleaning.nearDuplicateSeconds,
+        idFormat: plan.config.schema.idFormat,
+        keepRid: needsSources(plan),
       }),
     );
+    // This run's rows before the history window and k-core: what the quality gates judge.
+    const fresh = await db.one<{ kept: number; total: number }>(
+      `SELECT (SELECT count(*) FROM events) AS kept,
+              (SELECT count(*) FROM raw_events) + (SELECT count(*) FROM raw_rejects) AS total`,
+    );
+    let extra: HistoryOutcome | null = null;
+    if (needsSources(plan)) {
+      progress({ stage: 'clean', step: 'history and k-core' });
+      extra = await buildTrainingSet(db, plan);
+    }
     progress({ stage: 'clean', step: 'quarantine' });
     await db.run(
       `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(quarantinePath)} (FORMAT parquet, COMPRESSION zstd)`,
@@ -170,21 +220,16 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
       users: c.users,
       items: c.items,
       privacyCapped,
+      newRows: extra ? extra.newRows : c.kept,
+      kCore: extra?.kCore ?? null,
+      history: extra?.history ?? null,
     };
-    return out;
+    return { out, gate: gateCounts(fresh, byReason, extra, c.newest) };
   });
+  const result = cleaned.out;
   log('cleaned', { kept: result.kept, quarantined: result.quarantined, byReason: result.byReason });
 
-  const failed = qualityChecks(
-    plan,
-    {
-      kept: result.kept,
-      total: result.kept + result.quarantined,
-      byReason: result.byReason,
-      newest: result.newestEvent,
-    },
-    profiled?.drift ?? null,
-  ).filter((c) => !c.passed);
+  const failed = qualityChecks(plan, cleaned.gate, profiled?.drift ?? null).filter((c) => !c.passed);
   if (failed.length) {
     const what = failed
       .map(

@@ -11,6 +11,7 @@ import { trainLearned } from './train-mf';
 import { trainTwoTowerChallenger } from './train-two-tower';
 import { publish } from './publish';
 import { settleBudget } from './privacy';
+import { commitRun } from './incremental';
 import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
 import type {
   AliasInput,
@@ -41,6 +42,8 @@ export function createCpuActivities(deps: ActivityDeps) {
     evaluate: withHeartbeat('evaluate', evaluate),
     publish: withHeartbeat('publish', publish),
     releaseLock: async (plan: RunPlan) => releaseLock(plan),
+    /** Records the completed run's input (file columns; the watermark entry of incremental runs). */
+    commitRun: withHeartbeat('commit', commitRun),
     registerCandidate: withHeartbeat(
       'register',
       async (

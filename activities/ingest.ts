@@ -11,7 +11,15 @@ import {
 } from '../lib/csv-header';
 import type { InteractionColumn } from '../lib/interactions';
 import * as sql from '../analytics/ingest.sql';
-import { ContractError, resolveColumns, resolveItemColumns } from '../analytics/input-contract';
+import {
+  ContractError,
+  resolveColumns,
+  resolveItemColumns,
+  retypedColumns,
+  type DriftPolicy,
+} from '../analytics/input-contract';
+import { compareSchemas, describeDrift, quarantineFileSql } from '../analytics/schema-drift';
+import { readSchemaRecord } from './incremental';
 import type { IngestResult, IngestedFile, RunPlan } from '../workflows/types';
 import { CorruptCompressionError, digestFile, formatOf, type InputFormat } from './files';
 import { limitsOf, log, progress } from './context';
@@ -35,11 +43,25 @@ async function csvHeader(db: Db, file: string, compression: Compression): Promis
   return parseHeaderBytes(Buffer.from(rows[0].line ?? '', 'utf8'), true, delimiterOf(file));
 }
 
+/** What loading a file learnt about its schema: declared columns and the drift warnings it let through. */
+interface FileSchema {
+  columns?: { name: string; type?: string }[];
+  warnings: string[];
+}
+
 /** Loads one file's rows into raw_events / raw_rejects. Throws ContractError / CsvHeaderError for bad files. */
-async function loadFile(db: Db, file: string, format: InputFormat, tag: string): Promise<void> {
+async function loadFile(
+  db: Db,
+  file: string,
+  format: InputFormat,
+  tag: string,
+  drift: RunPlan['config']['schema']['drift'],
+): Promise<FileSchema> {
   const compression = compressionOf(file);
+  const policy: DriftPolicy = drift;
   if (format === 'csv') {
-    const { names, source } = resolveColumns(await csvHeader(db, file, compression));
+    const header = await csvHeader(db, file, compression);
+    const { names, source, warnings } = resolveColumns(header, policy);
     const dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
     try {
       await db.run(sql.scanCsv(file, names, source, tag, dialect));
@@ -49,16 +71,26 @@ async function loadFile(db: Db, file: string, format: InputFormat, tag: string):
       await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
     }
     await db.run(sql.insertCsv(file, tag));
+    return { columns: header.map((name) => ({ name })), warnings };
   } else if (format === 'parquet') {
     const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));
     const declared = cols.map((c) => c.name);
-    const { source } = resolveColumns(declared);
+    const { source, warnings } = resolveColumns(declared, policy);
     // resolveColumns names contract columns canonically; Parquet columns keep their own (case may differ).
     const actual: Partial<Record<InteractionColumn, string>> = {};
     for (const [c, i] of Object.entries(source)) {
-      actual[c as InteractionColumn] = declared.find((d) => d.trim().toLowerCase() === i);
+      actual[c as InteractionColumn] = declared.find((d) => d.trim().toLowerCase() === i.toLowerCase());
+    }
+    const retyped = retypedColumns(source, cols);
+    if (retyped.length && drift.retypedColumns === 'fail') {
+      throw new ContractError(`${retyped.join('; ')} (schema.drift.retypedColumns: fail)`);
     }
     await db.run(sql.loadParquet(file, actual));
+    if (retyped.length) {
+      await db.run(quarantineFileSql(file, retyped.join('; ')));
+      warnings.push(`${retyped.join('; ')}: every row quarantined as retyped_column`);
+    }
+    return { columns: cols.map((c) => ({ name: c.name, type: c.type })), warnings };
   } else {
     await db.run(sql.loadJsonl(file, tag, compression));
     // JSON Lines has no header: a required field that no line carries is the same contract violation.
@@ -73,6 +105,7 @@ async function loadFile(db: Db, file: string, format: InputFormat, tag: string):
         throw new ContractError(`needs an 'event_type' or a 'rating' field: no line has a value for either`);
       }
     }
+    return { warnings: [] };
   }
 }
 
@@ -86,7 +119,12 @@ async function counts(db: Db): Promise<{ r: number; j: number }> {
  * One file: load and checksum concurrently (the checksum pass also verifies gzip, which DuckDB does not),
  * then classify any failure: gone → retryable; bad content → non-retryable, naming the file and the problem.
  */
-async function ingestOne(db: Db, file: string, tag: string): Promise<IngestedFile> {
+async function ingestOne(
+  db: Db,
+  file: string,
+  tag: string,
+  plan: RunPlan,
+): Promise<IngestedFile & FileSchema> {
   const format = formatOf(file);
   if (!format) throw badInput(`${file}: unsupported file type`);
   let before: fs.Stats;
@@ -100,8 +138,9 @@ async function ingestOne(db: Db, file: string, tag: string): Promise<IngestedFil
   const abort = new AbortController();
   const digest = digestFile(file, abort.signal);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
+  let schema: FileSchema;
   try {
-    await loadFile(db, file, format, tag);
+    schema = await loadFile(db, file, format, tag, plan.config.schema.drift);
   } catch (err) {
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
     // A corrupt gzip stream is the root cause of whatever DuckDB made of it: report that.
@@ -140,6 +179,8 @@ async function ingestOne(db: Db, file: string, tag: string): Promise<IngestedFil
     sha256,
     rows: end.r - start.r,
     rejectedLines: end.j - start.j,
+    mtimeMs: before.mtimeMs,
+    ...schema,
   };
 }
 
@@ -189,12 +230,16 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
   await db.run(`SET TimeZone = 'UTC'`);
   await db.run(sql.CREATE_RAW_TABLES);
   const files: IngestedFile[] = [];
+  const warnings: string[] = [];
   for (const [i, file] of plan.interactionFiles.entries()) {
     progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
-    const f = await ingestOne(db, file, `f${i}`);
+    const { warnings: w, ...f } = await ingestOne(db, file, `f${i}`, plan);
     files.push(f);
+    warnings.push(...w.map((m) => `${file}: ${m}`));
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
   }
+  const schemaDrift = compareSchemas(readSchemaRecord(plan), files);
+  for (const d of schemaDrift) log('schema drift against the previous run', { drift: describeDrift(d) });
   await db.run(sql.CREATE_RAW_ITEMS);
   if (plan.itemsFile) await loadItems(db, plan.itemsFile);
   await db.run('CHECKPOINT');
@@ -207,5 +252,12 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
     for (const f of files) why.push(await whyEmpty(db, f));
     throw badInput(`no readable interaction rows: ${why.join('; ')}`);
   }
-  return { rows: totals.rows, rejectedLines: totals.rejected, files, itemRows: totals.items };
+  return {
+    rows: totals.rows,
+    rejectedLines: totals.rejected,
+    files,
+    itemRows: totals.items,
+    warnings,
+    schemaDrift,
+  };
 }

@@ -7,6 +7,8 @@ import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
 import type { ActivityDeps } from './context';
 import { reserveBudget } from './privacy';
+import { planIncremental } from './incremental';
+import { runDateOf } from '../lib/incremental';
 import { log, checkOverrides } from './context';
 
 export interface PlanContext {
@@ -40,6 +42,12 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
       `datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`,
       'BadInput',
     );
+  }
+  let runDate: string;
+  try {
+    runDate = runDateOf(input.runDate, ctx.startedAt);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
   }
   const interactionsSpec = dataPath(config, input.interactions ?? config.dataset.interactions);
   const itemsSpec = input.items ?? config.dataset.items;
@@ -97,9 +105,16 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
     deps.client,
   );
 
-  // The privacy budget is checked before any data is read (ingest is the next stage).
+  // Incremental selection reads the watermark under the lock (no other run of the dataset can commit
+  // meanwhile); the privacy budget is checked before any data is read (ingest is the next stage).
   let privacy: RunPlan['privacy'] = null;
+  let incremental: RunPlan['incremental'] = null;
   try {
+    if (config.dataset.incremental.enabled) {
+      const sel = await planIncremental(config, datasetId, ctx.runId, runDate, interactionFiles);
+      interactionFiles = sel.files;
+      incremental = sel.incremental;
+    }
     privacy = config.privacy.enabled
       ? await reserveBudget(config, datasetId, ctx.runId, ctx.startedAt)
       : null;
@@ -123,6 +138,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
     startedAt: ctx.startedAt,
     generatedData,
     privacy,
+    incremental,
   };
   fs.writeFileSync(path.join(runDir, 'plan.json'), JSON.stringify(plan, null, 2));
   return plan;

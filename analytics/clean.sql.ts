@@ -19,6 +19,10 @@ export interface CleanParams {
   requireKnownItems: boolean;
   /** Same user, item and event type again within this many seconds of the previous kept one (0: off). */
   nearDuplicateSeconds: number;
+  /** Full-match patterns for user and item ids (bad_id_format); passed as SQL literals, never as SQL. */
+  idFormat?: { user?: string; item?: string };
+  /** Keep each clean row's raw row id as `events.rid` (for steps that need its source file and line). */
+  keepRid?: boolean;
 }
 
 export const REASONS = [
@@ -34,6 +38,9 @@ export const REASONS = [
   'duplicate',
   'near_duplicate',
   'bot_user',
+  'bad_id_format',
+  'retyped_column',
+  'k_core',
 ] as const;
 export type QuarantineReason = (typeof REASONS)[number];
 
@@ -49,7 +56,7 @@ CREATE OR REPLACE TEMP TABLE cls AS
 SELECT rid, user_id, item_id, event_type, rating, ts,
   CASE
     WHEN user_id IS NULL OR user_id = '' THEN 'null_user_id'
-    WHEN item_id IS NULL OR item_id = '' THEN 'null_item_id'
+    WHEN item_id IS NULL OR item_id = '' THEN 'null_item_id'${idFormatCases(p.idFormat)}
     WHEN ts IS NULL THEN 'bad_timestamp'
     WHEN ts < TIMESTAMP ${lit(p.timestampFloor.replace('Z', ''))} THEN 'timestamp_before_floor'
     WHEN ts > TIMESTAMP ${lit(p.futureLimit.replace('Z', ''))} THEN 'future_timestamp'
@@ -128,10 +135,17 @@ SELECT user_id, item_id, event_type, rating, ts,
        CASE event_type ${Object.entries(p.eventTypes)
          .map(([t, w]) => `WHEN ${lit(t)} THEN ${w}`)
          .join(' ')} END
-       * CASE WHEN event_type = 'rating' THEN rating / ${p.ratingMax} ELSE 1 END AS weight
+       * CASE WHEN event_type = 'rating' THEN rating / ${p.ratingMax} ELSE 1 END AS weight${p.keepRid ? ', rid' : ''}
 FROM cls ANTI JOIN dropped USING (rid) WHERE reason IS NULL;
 
 DROP TABLE cls; DROP TABLE dup_hashes; DROP TABLE dups; DROP TABLE dropped;`;
+}
+
+/** CASE branches for the id-format contract: the patterns go in as string literals (lit), not as SQL. */
+function idFormatCases(f: CleanParams['idFormat']): string {
+  const when = (col: string, pattern: string | undefined) =>
+    pattern ? `\n    WHEN NOT regexp_full_match(${col}, ${lit(pattern)}) THEN 'bad_id_format'` : '';
+  return when('user_id', f?.user) + when('item_id', f?.item);
 }
 
 /**

@@ -13,6 +13,25 @@ export interface ResolvedColumns {
   names: string[];
   /** For each contract column the file has, the declared column it comes from. */
   source: Partial<Record<InteractionColumn, string>>;
+  /** Drift the policy let through, one message per column (extra columns under `warn`, aliases used). */
+  warnings: string[];
+}
+
+/** schema.drift from config: what extra and renamed columns do. */
+export interface DriftPolicy {
+  extraColumns: 'ignore' | 'warn' | 'fail';
+  renamedColumns: Partial<Record<InteractionColumn, string[]>>;
+}
+
+const DEFAULT_POLICY: DriftPolicy = { extraColumns: 'ignore', renamedColumns: {} };
+
+/** alias (lower case) → contract column. */
+function aliasMap(policy: DriftPolicy): Map<string, InteractionColumn> {
+  const m = new Map<string, InteractionColumn>();
+  for (const [col, aliases] of Object.entries(policy.renamedColumns)) {
+    for (const a of aliases ?? []) m.set(a.trim().toLowerCase(), col as InteractionColumn);
+  }
+  return m;
 }
 
 export class ContractError extends Error {
@@ -29,14 +48,19 @@ const show = (names: string[]) =>
  * case-insensitive, and an empty or repeated name would fail its binder), and fails on a duplicated contract
  * column (which one is meant is ambiguous) or a missing required one.
  */
-export function resolveColumns(declared: string[]): ResolvedColumns {
+export function resolveColumns(declared: string[], policy: DriftPolicy = DEFAULT_POLICY): ResolvedColumns {
   const names: string[] = [];
   const source: Partial<Record<InteractionColumn, string>> = {};
   const firstSeen = new Map<string, number>();
   const used = new Set<string>();
+  const aliases = aliasMap(policy);
+  const extra: string[] = [];
+  const renamed: [string, InteractionColumn, number][] = [];
   declared.forEach((raw, i) => {
     const name = raw.trim();
     const key = name.toLowerCase();
+    if (aliases.has(key)) renamed.push([name, aliases.get(key)!, i]);
+    else if (!CONTRACT.has(key)) extra.push(name === '' ? `(unnamed column ${i + 1})` : name);
     if (CONTRACT.has(key)) {
       const prev = firstSeen.get(key);
       if (prev !== undefined) {
@@ -57,8 +81,59 @@ export function resolveColumns(declared: string[]): ResolvedColumns {
     used.add(unique.toLowerCase());
     names.push(unique);
   });
+  const warnings: string[] = [];
+  // A configured alias stands in for its contract column, unless the file also has the column itself.
+  for (const [name, col, i] of renamed) {
+    const prev = firstSeen.get(col);
+    if (prev !== undefined) {
+      throw new ContractError(
+        `column '${name}' (column ${i + 1}) is an alias of '${col}' (schema.drift.renamedColumns), ` +
+          `but the file also has '${col}' (column ${prev + 1}); keep one of them`,
+      );
+    }
+    firstSeen.set(col, i);
+    source[col] = names[i];
+    warnings.push(`column '${name}' read as '${col}' (schema.drift.renamedColumns)`);
+  }
+  if (extra.length && policy.extraColumns === 'fail') {
+    throw new ContractError(
+      `unexpected column${extra.length > 1 ? 's' : ''} ${extra.map((e) => `'${e}'`).join(', ')} ` +
+        `(schema.drift.extraColumns: fail; expected only ${INTERACTION_COLUMNS.join(', ')})`,
+    );
+  }
+  if (extra.length && policy.extraColumns === 'warn') {
+    warnings.push(...extra.map((e) => `extra column '${e}' ignored`));
+  }
   checkRequired(declared, source);
-  return { names, source };
+  return { names, source, warnings };
+}
+
+/** Type families a typed (Parquet) contract column can be read from; anything else is a retyped column. */
+const READABLE_TYPES: Record<InteractionColumn, RegExp> = {
+  user_id: /^(VARCHAR|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$/,
+  item_id: /^(VARCHAR|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$/,
+  event_type: /^VARCHAR$/,
+  rating: /^(VARCHAR|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\)|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$/,
+  timestamp:
+    /^(VARCHAR|DATE|TIMESTAMP(_S|_MS|_NS)?( WITH TIME ZONE)?|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|DOUBLE)$/,
+};
+
+/**
+ * Contract columns whose declared type the contract cannot read (e.g. a BOOLEAN rating, a STRUCT id), each
+ * as a message naming the column, its type and what would be read.
+ */
+export function retypedColumns(
+  source: Partial<Record<InteractionColumn, string>>,
+  types: { name: string; type: string }[],
+): string[] {
+  const out: string[] = [];
+  for (const [col, from] of Object.entries(source) as [InteractionColumn, string][]) {
+    const t = types.find((x) => x.name.trim().toLowerCase() === from.toLowerCase());
+    if (t && !READABLE_TYPES[col].test(t.type.toUpperCase())) {
+      out.push(`column '${t.name}' has type ${t.type}, which ${col} cannot be read from`);
+    }
+  }
+  return out;
 }
 
 function checkRequired(declared: string[], source: Partial<Record<InteractionColumn, string>>): void {

@@ -21,6 +21,7 @@ export const NON_RETRYABLE = [
   'QualityGateFailed',
   'DatasetBusy',
   'PrivacyBudgetExceeded',
+  'NoNewData',
 ];
 
 const retry: RetryPolicy = {
@@ -128,6 +129,9 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       const aliases = await cpu.promoteCandidate(plan, evaluation, published);
       registry = { champion: aliases.champion, previous: aliases.previous };
     }
+    // The run completed (a rejected challenger is a model decision, not a data problem): its input counts as
+    // consumed. Committed last, so a run that fails anywhere before leaves the watermark where it was.
+    const input = await cpu.commitRun(plan, ingested, cleaned);
 
     const summary: RunSummary = {
       runId: info.runId,
@@ -168,6 +172,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
         : null,
       profile: { reportPath: profiled.reportPath, drift: profiled.drift },
       registry,
+      input,
     };
     state.stage = 'done';
     upsertSearchAttributes([

@@ -15,6 +15,23 @@ export interface RetrainInput {
   config?: string;
   /** Config keys overriding everything else, e.g. `{"publish": {"topN": 50}}`. */
   overrides?: Record<string, unknown>;
+  /**
+   * The run's logical date (YYYY-MM-DD, UTC) for incremental runs: names its watermark entry and store
+   * partition; re-running a date is idempotent. Default: the workflow's start date.
+   */
+  runDate?: string;
+}
+
+/** Incremental-run plan: what this run reads and the history it trains on (null when incremental is off). */
+export interface IncrementalPlan {
+  runDate: string;
+  historyDays: number;
+  /** Input files skipped because an earlier run consumed them (unchanged since). */
+  skipped: { path: string; consumedOn: string }[];
+  /** Store partitions of the successful runs before this date, oldest first. */
+  history: { runDate: string; partition: string }[];
+  /** Where this run writes its clean new events. */
+  partition: string;
 }
 
 export interface RunPlan {
@@ -34,6 +51,8 @@ export interface RunPlan {
   generatedData: boolean;
   /** The privacy spend reserved in the ledger for this run (null when differential privacy is off). */
   privacy: import('../activities/privacy').PrivacyReservation | null;
+  /** Set when dataset.incremental is on (optional: plans written before it existed lack it). */
+  incremental?: IncrementalPlan | null;
 }
 
 export interface IngestedFile {
@@ -43,6 +62,20 @@ export interface IngestedFile {
   sha256: string;
   rows: number;
   rejectedLines: number;
+  /** Modification time when read (the watermark's cheap unchanged-file test). */
+  mtimeMs?: number;
+  /** The columns the file declares (CSV header, Parquet schema with types); absent for JSON Lines. */
+  columns?: { name: string; type?: string }[];
+}
+
+/** A file's columns against the previous successful run's (same path, else that run's last file). */
+export interface SchemaDrift {
+  file: string;
+  /** The file of the previous run compared with. */
+  comparedWith: string;
+  added: string[];
+  removed: string[];
+  retyped: { column: string; from: string; to: string }[];
 }
 
 export interface IngestResult {
@@ -50,6 +83,10 @@ export interface IngestResult {
   rejectedLines: number;
   files: IngestedFile[];
   itemRows: number;
+  /** Schema-drift warnings (extra or renamed columns, per schema.drift), each naming file and column. */
+  warnings?: string[];
+  /** Column changes against the previous successful run; empty when none or nothing was recorded. */
+  schemaDrift?: SchemaDrift[];
 }
 
 export interface ProfileResult {
@@ -81,6 +118,19 @@ export interface CleanResult {
   items: number;
   /** Rows the per-user contribution caps removed from the training inputs (0 when DP is off). */
   privacyCapped: number;
+  /** This run's new rows that passed cleaning (before the history window and the k-core filter). */
+  newRows?: number;
+  /** The k-core filter, when on. */
+  kCore?: { removed: number; iterations: number; converged: boolean } | null;
+  /** Incremental runs: the store partitions trained on and the window. */
+  history?: {
+    partitions: number;
+    windowStart: string | null;
+    /** New rows dropped because an earlier partition holds the same event. */
+    duplicatesOfHistory: number;
+    /** The newest of this run's new clean events (the watermark's newestEvent). */
+    newestNewEvent: string | null;
+  } | null;
 }
 
 export interface ModelArtifact {
@@ -180,6 +230,24 @@ export interface RunSummary {
   profile: { reportPath: string; drift: ProfileResult['drift'] } | null;
   /** Registry aliases after the run. */
   registry: { champion: string | null; previous: string | null } | null;
+  /** The input files read and the dataset's watermark after the run. */
+  input?: RunInputReport;
+}
+
+export interface RunInputReport {
+  files: string[];
+  /** Incremental runs: files skipped as already consumed. */
+  skipped: { path: string; consumedOn: string }[];
+  warnings: string[];
+  schemaDrift: SchemaDrift[];
+  /** Incremental runs: the committed watermark entry of this run. */
+  watermark: {
+    runDate: string;
+    newestEvent: string | null;
+    partition: string;
+    historyRunDates: string[];
+    windowStart: string | null;
+  } | null;
 }
 
 /** Input of `promoteModel` and `rollbackModel`; every field optional except `version` for promotion. */

@@ -8,6 +8,22 @@ const byteSize = z
 export const durationString = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 5m, 1h or 2d');
+/** A regular expression (checked here with JS; DuckDB's RE2 rejects the few constructs JS has beyond it at run time). */
+const regexString = z
+  .string()
+  .min(1)
+  .refine(
+    (r) => {
+      try {
+        new RegExp(r);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'expected a valid regular expression' },
+  );
+const contractColumn = z.enum(['user_id', 'item_id', 'event_type', 'rating', 'timestamp']);
 const identifier = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected letters, digits, dot, dash or underscore');
@@ -48,6 +64,15 @@ export const configSchema = z.strictObject({
       dirtyRate: z.number().min(0).max(0.5),
       botUsers: z.number().int().min(0),
     }),
+    /**
+     * Incremental runs: each run reads only the input files not consumed by an earlier successful run (a
+     * watermark per dataset), keeps its clean events as a store partition, and trains on the partitions
+     * within `historyDays` of the newest event.
+     */
+    incremental: z.strictObject({
+      enabled: z.boolean(),
+      historyDays: z.number().positive().max(36500),
+    }),
   }),
   schema: z.strictObject({
     eventTypes: z
@@ -57,6 +82,43 @@ export const configSchema = z.strictObject({
       .strictObject({ min: z.number(), max: z.number() })
       .refine((r) => r.min < r.max, { message: 'rating.min must be below rating.max' }),
     timestampFloor: z.iso.datetime({ offset: true }),
+    /** Id formats (full-match regular expressions); rows whose id does not match are quarantined (bad_id_format). */
+    idFormat: z.strictObject({ user: regexString.optional(), item: regexString.optional() }).optional(),
+    /** What schema drift in an input file does (see analytics/input-contract.ts). */
+    drift: z
+      .strictObject({
+        /** Columns outside the contract: ignored, named in the run's warnings, or refused. */
+        extraColumns: z.enum(['ignore', 'warn', 'fail']),
+        /** Other names a contract column may carry in a file (case-insensitive), e.g. user_id: [uid]. */
+        renamedColumns: z.partialRecord(contractColumn, z.array(z.string().trim().min(1))),
+        /**
+         * A typed (Parquet) contract column whose type the contract cannot read, e.g. a BOOLEAN rating: fail
+         * the run, or quarantine the file's rows (reason retyped_column).
+         */
+        retypedColumns: z.enum(['fail', 'quarantine']),
+      })
+      .superRefine((d, ctx) => {
+        const seen = new Map<string, string>();
+        for (const [col, aliases] of Object.entries(d.renamedColumns)) {
+          for (const a of aliases ?? []) {
+            const key = a.toLowerCase();
+            if (contractColumn.safeParse(key).success) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['renamedColumns', col],
+                message: `alias '${a}' is itself a contract column`,
+              });
+            } else if (seen.has(key) && seen.get(key) !== col) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['renamedColumns', col],
+                message: `alias '${a}' is also listed for ${seen.get(key)}`,
+              });
+            }
+            seen.set(key, col);
+          }
+        }
+      }),
   }),
   duckdb: z.strictObject({
     memoryLimit: byteSize,
@@ -71,6 +133,17 @@ export const configSchema = z.strictObject({
     requireKnownItems: z.boolean(),
     /** Repeats of the same (user, item, event type) within this many seconds are near-duplicates (0: off). */
     nearDuplicateSeconds: z.number().min(0).max(86400),
+    /**
+     * k-core filter on the training data: users with fewer than `users` distinct items and items with fewer
+     * than `items` distinct users are removed, repeatedly until none is left (0: off). Removed rows are
+     * quarantined (k_core).
+     */
+    kCore: z.strictObject({
+      users: z.number().int().min(0),
+      items: z.number().int().min(0),
+      /** Bound on the peeling passes; a filter that has not converged by then stops there (and says so). */
+      maxIterations: z.number().int().min(1).max(1000),
+    }),
   }),
   quality: z.strictObject({
     minRows: z.number().int().min(0),
