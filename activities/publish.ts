@@ -9,6 +9,11 @@ import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
 import { recordSuccessfulProfile } from './profile';
 import type { ModelPrivacy } from '../lib/registry';
+import {
+  buildPublishedReport,
+  renderPublishedReport,
+  type PublishedReport,
+} from '../analytics/published-report';
 
 /** The Parquet contract downstream readers rely on (also written into every manifest). */
 export const OUTPUT_SCHEMA = [
@@ -38,6 +43,11 @@ export interface Manifest {
   fallback: { path: string; rows: number; bytes: number; sha256: string; for: string };
   metrics: Record<string, number>;
   privacy: ManifestPrivacy | null;
+  /**
+   * The published report (JSON + HTML), built only from the run's popularity release — differentially private
+   * when `privacy` is set. The run's profile report, with raw counts, is never published.
+   */
+  report: { json: string; html: string; basis: PublishedReport['basis'] };
 }
 
 /** The differential-privacy spend of the run that produced a version (the registry's record of it). */
@@ -207,7 +217,23 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
     }
     if (written.users < expectedUsers)
       log('users without recommendations', { missing: expectedUsers - written.users });
-    return written;
+    progress({ stage: 'publish', step: 'report' });
+    const popularity = await db.all<{ item_id: string; users: number; category: string | null }>(`
+      SELECT m.item_id, CAST(m.users AS DOUBLE) AS users, c.category
+      FROM read_parquet(${lit(v.mostPopFile)}) m
+      LEFT JOIN (SELECT trim(item_id) AS item_id, any_value(nullif(trim(category), '')) AS category
+                 FROM raw_items GROUP BY 1) c ON c.item_id = m.item_id`);
+    const report = buildPublishedReport({
+      datasetId: v.datasetId,
+      modelVersion: v.version,
+      generatedAt: v.generatedAt,
+      privacy: v.privacy,
+      items: popularity.map((r) => ({ itemId: r.item_id, users: r.users, category: r.category })),
+    });
+    fs.mkdirSync(path.join(tmpDir, '_report'), { recursive: true });
+    writeJsonAtomic(path.join(tmpDir, '_report', 'report.json'), report);
+    fs.writeFileSync(path.join(tmpDir, '_report', 'report.html'), renderPublishedReport(report));
+    return { ...written, reportBasis: report.basis };
   });
   const fallbackFile = path.join(tmpDir, '_fallback', 'popular.parquet');
   const manifest: Manifest = {
@@ -240,6 +266,7 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
     },
     metrics: v.metrics,
     privacy: v.privacy,
+    report: { json: '_report/report.json', html: '_report/report.html', basis: stats.reportBasis },
   };
   writeJsonAtomic(path.join(tmpDir, '_manifest.json'), manifest);
   fsyncDir(tmpDir);

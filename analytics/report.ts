@@ -229,6 +229,9 @@ th{background:#f6f7f9;font-weight:600}td code{font-size:12px;background:#f3f4f6;
 </style></head><body>
 <h1>${esc(title)}</h1>
 <div class="muted">profiled ${esc(doc.createdAt)} · what arrived, before cleaning · ${esc(doc.seconds.toFixed(2))} s</div>
+<p class="muted"><b>Internal: not for release.</b> Raw counts of individual-level data (no differential privacy), for
+operators judging data quality; it stays in the run folder. The report published with each model version
+(<code>_report/report.html</code> in its output folder) is built from the run's privacy-protected releases only.</p>
 <div class="cards">
 ${card('rows', int(doc.rows))}${card('malformed lines', int(doc.rejectedLines))}${card('users', int(i.users))}${card('items', int(i.items))}
 ${card('density', dec(i.density))}${card('days', int(t.days))}${card('Gini (items)', dec(i.giniItems))}${card('long-tail share', pct(i.longTailShare))}

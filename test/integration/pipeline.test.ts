@@ -186,6 +186,32 @@ describe('retrainPipeline end to end', () => {
     expect(JSON.stringify(ledger)).toContain('committed');
   });
 
+  test('the published report is built from the DP popularity release only, never from raw counts', async () => {
+    const current = path.join(summary.outputDir!, 'current');
+    const manifest = JSON.parse(fs.readFileSync(path.join(current, '_manifest.json'), 'utf8')) as Manifest;
+    expect(manifest.report.basis).toBe('differentially-private');
+    const report = JSON.parse(fs.readFileSync(path.join(current, manifest.report.json), 'utf8')) as {
+      topItems: { itemId: string; users: number }[];
+      privacy: { epsilon: number };
+    };
+    expect(report.privacy.epsilon).toBeCloseTo(4, 9);
+    expect(fs.readFileSync(path.join(current, manifest.report.html), 'utf8')).toContain(
+      'Differentially private',
+    );
+    // Its counts are the noisy release (the DP MostPop model), not the exact distinct-user counts.
+    const runDir = path.join(dataDir, 'runs', 'synthetic', summary.runId);
+    const released = await query(
+      `SELECT item_id, users::DOUBLE AS users FROM read_parquet('${runDir}/models/mostpop-full.parquet')`,
+    );
+    const releasedBy = new Map(released.map((r) => [String(r.item_id), Number(r.users)]));
+    for (const t of report.topItems) expect(t.users).toBe(releasedBy.get(t.itemId));
+    // ... which differ from the exact counts of the bounded events (P(all 20 noise draws are 0) < 1e-20).
+    const exact = await query(`ATTACH '${runDir}/run.duckdb' AS run (READ_ONLY);
+      SELECT item_id, count(DISTINCT user_id)::DOUBLE AS users FROM run.all_bounded GROUP BY item_id`);
+    const exactBy = new Map(exact.map((r) => [String(r.item_id), Number(r.users)]));
+    expect(report.topItems.some((t) => t.users !== exactBy.get(t.itemId))).toBe(true);
+  });
+
   test('quarantine keeps every rejected row with its reason, file and line', async () => {
     const runDir = path.join(dataDir, 'runs', 'synthetic', summary.runId);
     const q = await query(`SELECT reason, count(*)::INT AS n, min(source_line)::INT AS first_line,
