@@ -347,13 +347,15 @@ describe('DP-SGD', () => {
     expect(p.rho).toBeNull();
     expect(p.params).toMatchObject({
       dpSgdMechanism: 'dp-sgd',
-      dpSgdSamplingRate: 0.2,
       dpSgdSteps: 15, // (2 + 1) epochs x ⌈1/0.2⌉ steps
       dpSgdStepsEval: 10,
       dpSgdStepsFull: 5,
       dpSgdClipNorm: 1,
       dpSgdDelta: 1e-6,
     });
+    // The rate is rounded up to the sampler's 2^-32 grid, and accounted at that value.
+    expect(p.params.dpSgdSamplingRate as number).toBeCloseTo(0.2, 9);
+    expect(p.params.dpSgdSamplingRate as number).toBeGreaterThanOrEqual(0.2);
     expect(p.params.dpSgdNoiseMultiplier as number).toBeGreaterThan(0.3);
     expect(p.params.dpSgdEpsilon as number).toBeLessThan(4);
     const manifest = JSON.parse(
