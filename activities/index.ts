@@ -8,6 +8,7 @@ import { clean } from './clean';
 import { trainBaselines } from './train';
 import { evaluate, registryFor } from './evaluate';
 import { trainLearned } from './train-mf';
+import { trainLearnedDp } from './train-mf-dp';
 import { trainTwoTowerChallenger } from './train-two-tower';
 import { publish } from './publish';
 import { settleBudget } from './privacy';
@@ -74,9 +75,10 @@ export function createTrainingActivities(_deps: ActivityDeps) {
       const registry = registryFor(plan);
       const championVersion = registry.aliases().champion;
       const champion = championVersion ? registry.get(championVersion) : undefined;
-      return plan.config.training.challenger === 'two-tower'
-        ? trainTwoTowerChallenger(plan, registry, champion)
-        : trainLearned(plan, registry, champion);
+      if (plan.config.training.challenger === 'two-tower')
+        return trainTwoTowerChallenger(plan, registry, champion);
+      // With privacy on, mf is trained with DP-SGD against the run's reservation (train-mf-dp.ts).
+      return plan.privacy ? trainLearnedDp(plan, registry, champion) : trainLearned(plan, registry, champion);
     }),
   };
 }

@@ -31,7 +31,7 @@ import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun 
  * - Scores all users in blocks (seen items excluded) into a `recs` Parquet the ranking SQL consumes.
  */
 
-interface Data {
+export interface Data {
   userIdx: Int32Array;
   itemIdx: Int32Array;
   weight: Float32Array;
@@ -40,7 +40,7 @@ interface Data {
   itemCategory: Int32Array;
 }
 
-async function readInteractions(
+export async function readInteractions(
   db: Db,
   source: string,
   halfLifeDays: number,
@@ -103,7 +103,7 @@ function splitValidation(d: Data): { train: Data; val: { userIdx: Int32Array; it
   };
 }
 
-function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
+export function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
   const m = plan.config.training.mf;
   return {
     dim: m.dim,
@@ -119,7 +119,7 @@ function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
   };
 }
 
-function fit(model: MFModel, data: Data, seed: number): MFModel {
+export function fit(model: MFModel, data: Data, seed: number): MFModel {
   if (model.numUsers === data.numUsers && model.numItems === data.numItems) return model;
   return growEmbeddings(model, data.numUsers, data.numItems, seed, { itemCategory: data.itemCategory });
 }

@@ -27,7 +27,8 @@ export async function trainBaselines(plan: RunPlan): Promise<TrainResult> {
         (sum, sp) => sum + (sp.rho ?? NaN),
         0,
       );
-      const reserved = plan.privacy?.spend.rho ?? NaN;
+      // With DP-SGD the run's spend has no single ρ; the counts' share is recorded as countsRho.
+      const reserved = plan.privacy?.spend.rho ?? Number(plan.privacy?.spend.params.countsRho ?? NaN);
       if (!(Math.abs(released - reserved) <= 1e-9 * reserved)) {
         throw new Error(`privacy accounting mismatch: released rho ${released}, reserved rho ${reserved}`);
       }

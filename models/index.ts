@@ -95,3 +95,21 @@ export {
   readBundle,
   type SavedModel,
 } from './serialize';
+export {
+  clipAndSumByUser,
+  noisyDenseGradient,
+  pairIndex,
+  type DpNoise,
+  type SlotIndex,
+  type ClippedSum,
+} from './dp-sgd';
+export {
+  trainMFDp,
+  createDpBprStep,
+  dpSgdSteps,
+  validateDpSgd,
+  DpBprStep,
+  type DpSgdParams,
+  type DpBatchGradients,
+  type TrainMFDpOptions,
+} from './mf-dp';

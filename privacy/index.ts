@@ -78,6 +78,16 @@ export {
 export type { ComposedSpend, EpsilonAtOrder } from './accountant';
 
 export {
+  addGaussianNoise,
+  calibrateNoiseMultiplier,
+  composedDpSgdEpsilon,
+  poissonSubsample,
+  quantizeSamplingRate,
+  secureDpSgdRandomness,
+} from './dp-sgd';
+export type { DpSgdAccounting, DpSgdRandomness } from './dp-sgd';
+
+export {
   LedgerConflictError,
   LedgerLockTimeoutError,
   openLedger,

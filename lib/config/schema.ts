@@ -183,6 +183,24 @@ export const configSchema = z.strictObject({
     popularityShare: z.number().gt(0).lt(1),
     /** Items (top by noisy popularity) whose pairwise co-occurrence counts are released, zeros included. */
     cooccurrenceItems: z.number().int().min(2).max(2000),
+    /**
+     * DP-SGD for the learned challenger `mf` (docs/privacy.md). Under `privacy` so that a workflow input cannot
+     * change it (protected override): these numbers decide the spend.
+     */
+    dpSgd: z.strictObject({
+      /** L2 bound on one user's gradient contribution to the item tables per step. */
+      clipNorm: z.number().positive(),
+      /** Poisson sampling rate of users per step (expected batch: rate × users). */
+      samplingRate: z.number().gt(0).max(1),
+      /** Expected passes over the users: the eval variant takes epochs × ⌈1/rate⌉ steps. */
+      epochs: z.number().int().min(1).max(1000),
+      /** Fine-tuning passes of the published (all data) variant, accounted the same way. */
+      fullEpochs: z.number().int().min(0).max(100),
+      /** Share of the run's zCDP budget taken from the count releases for training; σ is calibrated to fill it. */
+      trainingShare: z.number().gt(0).lt(1),
+      /** Adam learning rate of the DP run (noisy gradients usually want a different one than training.mf.lr). */
+      lr: z.number().positive().max(1),
+    }),
     budget: z.strictObject({
       epsilon: z.number().positive(),
       delta: z.number().gt(0).lt(1),
@@ -278,12 +296,31 @@ export type RecforgeConfig = z.infer<typeof configSchema>;
 
 /** Cross-key rules, reported with the key path like any other config error. */
 export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
-  if (c.training.challenger === 'mf' && c.privacy.enabled) {
+  if (c.training.challenger === 'two-tower' && c.privacy.enabled) {
     ctx.addIssue({
       code: 'custom',
       path: ['training', 'challenger'],
       message:
-        "'mf' is not differentially private (DP-SGD is not implemented): set privacy.enabled: false to use it",
+        "'two-tower' is not differentially private (no DP-SGD for it): use 'mf' or set privacy.enabled: false",
     });
+  }
+  if (c.training.challenger === 'mf' && c.privacy.enabled) {
+    // DP-SGD: each user's gradient may depend only on that user's own rows (docs/privacy.md).
+    if (c.training.mf.negativeSampling !== 'uniform') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'mf', 'negativeSampling'],
+        message:
+          "with privacy.enabled, mf needs 'uniform' negatives (popularity negatives use other users' counts)",
+      });
+    }
+    if (c.training.mf.recencyHalfLifeDays !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'mf', 'recencyHalfLifeDays'],
+        message:
+          "with privacy.enabled, mf needs recencyHalfLifeDays: 0 (recency is relative to everyone's newest event)",
+      });
+    }
   }
 });

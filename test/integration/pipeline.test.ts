@@ -402,6 +402,81 @@ describe('cancellation', () => {
   });
 });
 
+describe('DP-SGD', () => {
+  test('mf with privacy on trains with DP-SGD; the summary, manifest, registry and ledger show the spend', async () => {
+    const dir = tempDir('mf-dp');
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: 'it-mf-dp',
+      args: [
+        {
+          datasetId: 'mfdp',
+          interactions: data.interactions,
+          items: data.items,
+          overrides: testOverrides(dir, {
+            training: { challenger: 'mf', mf: { dim: 16, checkpointEvery: 4 } },
+            privacy: { dpSgd: { epochs: 2, fullEpochs: 1, samplingRate: 0.2 } },
+          }),
+        },
+      ],
+    });
+    const summary = (await handle.result()) as RunSummary;
+    expect(summary.status).toBe('completed');
+    expect(summary.metrics.mf['ndcg@10']).toBeGreaterThanOrEqual(0);
+    expect(summary.backend).toMatch(/duckdb-sql\+dp \+ tfjs-/);
+    const p = summary.privacy!;
+    expect(p.mechanism).toBe('discrete-gaussian + dp-sgd');
+    // The run's total (counts + DP-SGD, composed in RDP) fills but never exceeds the run's ε = 4.
+    expect(p.epsilon).toBeLessThanOrEqual(4);
+    expect(p.epsilon).toBeGreaterThan(3.99);
+    expect(p.rho).toBeNull();
+    expect(p.params).toMatchObject({
+      dpSgdMechanism: 'dp-sgd',
+      dpSgdSteps: 15, // (2 + 1) epochs x ⌈1/0.2⌉ steps
+      dpSgdStepsEval: 10,
+      dpSgdStepsFull: 5,
+      dpSgdClipNorm: 1,
+      dpSgdDelta: 1e-6,
+    });
+    // The rate is rounded up to the sampler's 2^-32 grid, and accounted at that value.
+    expect(p.params.dpSgdSamplingRate as number).toBeCloseTo(0.2, 9);
+    expect(p.params.dpSgdSamplingRate as number).toBeGreaterThanOrEqual(0.2);
+    expect(p.params.dpSgdNoiseMultiplier as number).toBeGreaterThan(0.3);
+    expect(p.params.dpSgdEpsilon as number).toBeLessThan(4);
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(summary.outputDir!, 'current', '_manifest.json'), 'utf8'),
+    ) as Manifest;
+    expect(manifest.model).toBe('mf');
+    expect(manifest.privacy).toEqual({
+      epsilon: p.epsilon,
+      delta: p.delta,
+      rho: null,
+      mechanism: p.mechanism,
+      window: p.window,
+      params: p.params,
+    });
+    const model = JSON.parse(
+      fs.readFileSync(
+        path.join(dir, 'registry', 'mfdp', 'models', summary.modelVersion, 'model.json'),
+        'utf8',
+      ),
+    );
+    expect(model.privacy.params.dpSgdNoiseMultiplier).toBe(p.params.dpSgdNoiseMultiplier);
+    const ledger = JSON.stringify(
+      JSON.parse(fs.readFileSync(path.join(dir, 'privacy-ledger', 'privacy-ledger.json'), 'utf8')),
+    );
+    expect(ledger).toContain('dp-sgd');
+    expect(ledger).toContain('committed');
+    // Each variant was released once, with a marker a retried activity would reuse instead of drawing noise.
+    const models = path.join(dir, 'runs', 'mfdp', summary.runId, 'models');
+    for (const v of ['mf', 'mf-full']) {
+      const marker = JSON.parse(fs.readFileSync(path.join(models, `dp-sgd-release-${v}.json`), 'utf8'));
+      expect(marker.steps).toBe(v === 'mf' ? 10 : 5);
+      expect(fs.existsSync(marker.modelDir)).toBe(true);
+    }
+  });
+});
+
 describe('protected config keys', () => {
   test('a worker without the test switch refuses workflow-input overrides of privacy, dataDir or temporal', async () => {
     const { createWorkers } = await import('../../worker/workers');
