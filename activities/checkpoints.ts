@@ -6,7 +6,10 @@ import {
   loadTrainingState,
   scoreAll,
   buildUserItemsCSR,
+  splitValidation,
+  takeRows,
   type BackendSelection,
+  type HeldOut,
   type ScoringFactors,
   type TrainingState,
   type TrainHooks,
@@ -200,4 +203,50 @@ export async function writeRecs(
   });
   fs.rmSync(csv, { force: true });
   return rows;
+}
+
+/** (user, item) interactions with times (seconds), as both learned challengers read them. */
+export type TimedData = RecsData & {
+  itemIdx: Int32Array;
+  weight: Float32Array;
+  /** Latest interaction of the pair (history order). */
+  timestamps: Float64Array;
+  /** First interaction of the pair (validation split: pairs new in the validation period). */
+  firstTimestamps: Float64Array;
+};
+
+/**
+ * The evaluated model's validation split for early stopping, shaped like this run's evaluation holdout
+ * (`evaluation.split`: the last `holdoutDays` of the training period, or each user's latest `holdoutFraction`),
+ * taken from a `userShare` of the users (models/validation.ts).
+ */
+export function validationSplitFor<D extends TimedData>(
+  plan: RunPlan,
+  data: D,
+  userShare: number,
+  seed: number,
+): { train: D; heldOut: HeldOut } {
+  const e = plan.config.evaluation;
+  const split = splitValidation(
+    { userIdx: data.userIdx, itemIdx: data.itemIdx, timestamps: data.firstTimestamps },
+    {
+      mode: e.split,
+      days: e.holdoutDays,
+      fraction: e.holdoutFraction,
+      userShare,
+      seed,
+    },
+  );
+  const rows = split.trainRows;
+  return {
+    train: {
+      ...data,
+      userIdx: takeRows(data.userIdx, rows),
+      itemIdx: takeRows(data.itemIdx, rows),
+      weight: takeRows(data.weight, rows),
+      timestamps: takeRows(data.timestamps, rows),
+      firstTimestamps: takeRows(data.firstTimestamps, rows),
+    },
+    heldOut: split.heldOut,
+  };
 }

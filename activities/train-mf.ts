@@ -7,15 +7,22 @@ import {
   growEmbeddings,
   saveMFModel,
   loadMFModel,
-  recallAtK,
+  rankingMetricAtK,
   buildUserItemsCSR,
+  type HeldOut,
   type MFModel,
   type MFConfig,
 } from '../models';
 import type { RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
 import { limitsOf, log } from './context';
-import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
+import {
+  finishLearned,
+  runWithCheckpoints,
+  validationSplitFor,
+  type LearnedResult,
+  type VariantRun,
+} from './checkpoints';
 
 /**
  * The learned challenger: BPR matrix factorisation in TensorFlow.js, on the training task queue.
@@ -23,8 +30,8 @@ import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun 
  * - Indices are the stable dense ids from cleaning (user_ids / item_ids), so a champion's rows line up with
  *   this run's and new users/items are appended rows (warm start grows the tables; growEmbeddings documents
  *   the init: N(0, 0.01) for users, the category/global mean plus noise for items).
- * - `eval` variant: trained on the training split, early-stopped on a leave-last-out validation slice of it,
- *   warm-started from the champion's eval model. `full` variant: the eval model fine-tuned on all clean
+ * - `eval` variant: trained on the training split, early-stopped on `validationMetric` over a validation split
+ *   shaped like the evaluation holdout (validationSplitFor), warm-started from the champion's eval model. `full` variant: the eval model fine-tuned on all clean
  *   events for `fullEpochs`, warm-started from it; this is what gets published.
  * - Checkpoints every `checkpointEvery` steps under the run folder; a retried activity (worker crash)
  *   resumes from the last checkpoint and reports it.
@@ -35,6 +42,9 @@ export interface Data {
   userIdx: Int32Array;
   itemIdx: Int32Array;
   weight: Float32Array;
+  /** Latest event time of each (user, item), epoch seconds (for the validation split). */
+  timestamps: Float64Array;
+  firstTimestamps: Float64Array;
   numUsers: number;
   numItems: number;
   itemCategory: Int32Array;
@@ -54,8 +64,9 @@ export async function readInteractions(
     halfLifeDays > 0
       ? `pow(0.5, epoch(( SELECT max(ts) FROM ${source}) - e.ts) / ${halfLifeDays * 86400})`
       : '1';
-  const rows = await db.all<{ u: number; i: number; w: number }>(`
-    SELECT u.idx AS u, i.idx AS i, max(${eventWeights ? 'e.weight' : '1'} * ${recency}) AS w
+  const rows = await db.all<{ u: number; i: number; w: number; t: number; t0: number }>(`
+    SELECT u.idx AS u, i.idx AS i, max(${eventWeights ? 'e.weight' : '1'} * ${recency}) AS w,
+           epoch(max(e.ts)) AS t, epoch(min(e.ts)) AS t0
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
     GROUP BY ALL ORDER BY u, i`);
   const cats = await db.all<{ idx: number; c: number }>(`
@@ -67,39 +78,11 @@ export async function readInteractions(
     userIdx: Int32Array.from(rows, (r) => r.u),
     itemIdx: Int32Array.from(rows, (r) => r.i),
     weight: Float32Array.from(rows, (r) => r.w),
+    timestamps: Float64Array.from(rows, (r) => r.t),
+    firstTimestamps: Float64Array.from(rows, (r) => r.t0),
     numUsers: sizes.users,
     numItems: sizes.items,
     itemCategory,
-  };
-}
-
-/** Leave-last-out validation: each user's highest-index interaction (users with >= 3) is held out. */
-function splitValidation(d: Data): { train: Data; val: { userIdx: Int32Array; itemIdx: Int32Array } } {
-  const keep: number[] = [];
-  const vu: number[] = [];
-  const vi: number[] = [];
-  let start = 0;
-  for (let k = 1; k <= d.userIdx.length; k++) {
-    if (k === d.userIdx.length || d.userIdx[k] !== d.userIdx[start]) {
-      const n = k - start;
-      for (let j = start; j < k; j++) {
-        if (n >= 3 && j === k - 1 && (start * 7919) % 5 === 0) {
-          // One user in five: enough signal for early stopping without starving training.
-          vu.push(d.userIdx[j]);
-          vi.push(d.itemIdx[j]);
-        } else keep.push(j);
-      }
-      start = k;
-    }
-  }
-  const pick = <T extends Int32Array | Float32Array>(a: T): T => {
-    const out = new (a.constructor as new (n: number) => T)(keep.length);
-    keep.forEach((j, o) => (out[o] = a[j]));
-    return out;
-  };
-  return {
-    train: { ...d, userIdx: pick(d.userIdx), itemIdx: pick(d.itemIdx), weight: pick(d.weight) },
-    val: { userIdx: Int32Array.from(vu), itemIdx: Int32Array.from(vi) },
   };
 }
 
@@ -131,9 +114,9 @@ async function trainVariant(
   data: Data,
   epochs: number,
   warm: MFModel | undefined,
-  validation: { userIdx: Int32Array; itemIdx: Int32Array } | undefined,
-  exclude: ReturnType<typeof buildUserItemsCSR>,
+  validation: HeldOut | undefined,
 ): Promise<VariantRun<MFModel>> {
+  const exclude = validation ? buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers) : undefined;
   return runWithCheckpoints<MFModel>(
     plan,
     name,
@@ -154,7 +137,16 @@ async function trainVariant(
             ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
             : {},
       ),
-    validation ? (m) => recallAtK(m, validation, plan.config.evaluation.k, exclude) : undefined,
+    validation
+      ? (m) =>
+          rankingMetricAtK(
+            plan.config.training.mf.validationMetric,
+            m,
+            validation,
+            plan.config.evaluation.k,
+            exclude,
+          )
+      : undefined,
   );
 }
 
@@ -183,18 +175,16 @@ export async function trainLearned(
         }
       : undefined;
 
-  const { train, val } = splitValidation(trainData);
-  const trainExclude = buildUserItemsCSR(train.userIdx, train.itemIdx, train.numUsers);
-  const evalRun = await trainVariant(plan, 'mf', train, mf.epochs, championModels?.eval, val, trainExclude);
-  const fullRun = await trainVariant(
+  const { train, heldOut } = validationSplitFor(plan, trainData, mf.validationUsers, mf.seed);
+  const evalRun = await trainVariant(
     plan,
-    'mf-full',
-    allData,
-    mf.fullEpochs,
-    evalRun.model,
-    undefined,
-    buildUserItemsCSR(allData.userIdx, allData.itemIdx, allData.numUsers),
+    'mf',
+    train,
+    mf.epochs,
+    championModels?.eval,
+    heldOut.userIdx.length > 0 ? heldOut : undefined,
   );
+  const fullRun = await trainVariant(plan, 'mf-full', allData, mf.fullEpochs, evalRun.model, undefined);
   return finishLearned<MFModel, Data>(plan, {
     family: 'mf',
     backend: selection,

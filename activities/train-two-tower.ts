@@ -11,6 +11,9 @@ import {
   priceBuckets,
   saveTwoTowerModel,
   loadTwoTowerModel,
+  buildUserItemsCSR,
+  rankingMetricAtK,
+  type HeldOut,
   type ItemFeatures,
   type TwoTowerModel,
   type TwoTowerConfig,
@@ -18,13 +21,21 @@ import {
 import type { RunPlan } from '../workflows/types';
 import type { ModelRecord, Registry } from '../lib/registry';
 import { limitsOf, log } from './context';
-import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
+import {
+  finishLearned,
+  runWithCheckpoints,
+  validationSplitFor,
+  type LearnedResult,
+  type VariantRun,
+} from './checkpoints';
 
 /**
  * The two-tower challenger (models/two-tower.ts): user tower = id embedding + mean of the last
  * `historyLength` items; item tower = id embedding + category + price bucket + hashed title tokens, so items
  * without interactions still get a vector from their metadata. Trained with in-batch softmax; same variants,
- * warm start, checkpoints and scoring as the MF challenger (see train-mf.ts).
+ * warm start, checkpoints and scoring as the MF challenger (see train-mf.ts). The evaluated variant is
+ * early-stopped on `validationMetric` over a validation split shaped like the evaluation holdout
+ * (validationSplitFor); the best epoch's weights are kept.
  */
 const PRICE_BUCKETS = 8;
 const TOKEN_BUCKETS = 4096;
@@ -35,16 +46,17 @@ interface TTData {
   itemIdx: Int32Array;
   weight: Float32Array;
   timestamps: Float64Array;
+  firstTimestamps: Float64Array;
   numUsers: number;
   numItems: number;
 }
 
-async function readData(db: Db, source: string): Promise<TTData> {
+async function readData(db: Db, source: string, eventWeights: boolean): Promise<TTData> {
   const sizes = await db.one<{ users: number; items: number }>(
     `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
   );
-  const rows = await db.all<{ u: number; i: number; w: number; t: number }>(`
-    SELECT u.idx AS u, i.idx AS i, max(e.weight) AS w, epoch(max(e.ts)) AS t
+  const rows = await db.all<{ u: number; i: number; w: number; t: number; t0: number }>(`
+    SELECT u.idx AS u, i.idx AS i, ${eventWeights ? 'max(e.weight)' : '1'} AS w, epoch(max(e.ts)) AS t, epoch(min(e.ts)) AS t0
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
     GROUP BY ALL ORDER BY u, t, i`);
   return {
@@ -52,6 +64,7 @@ async function readData(db: Db, source: string): Promise<TTData> {
     itemIdx: Int32Array.from(rows, (r) => r.i),
     weight: Float32Array.from(rows, (r) => r.w),
     timestamps: Float64Array.from(rows, (r) => r.t),
+    firstTimestamps: Float64Array.from(rows, (r) => r.t0),
     numUsers: sizes.users,
     numItems: sizes.items,
   };
@@ -96,6 +109,12 @@ function ttConfig(plan: RunPlan, epochs: number): Partial<TwoTowerConfig> {
     epochs,
     batchSize: t.batchSize,
     lr: t.lr,
+    l2: t.l2,
+    idDropout: t.idDropout,
+    userDropout: t.userDropout,
+    historyDecay: t.historyDecay,
+    logQScale: t.logQScale,
+    patience: t.patience,
     seed: t.seed,
     checkpointEvery: t.checkpointEvery,
   };
@@ -115,18 +134,30 @@ async function trainVariant(
   items: ItemFeatures,
   epochs: number,
   warm: TwoTowerModel | undefined,
+  validation?: HeldOut,
 ): Promise<VariantRun<TwoTowerModel>> {
-  return runWithCheckpoints<TwoTowerModel>(plan, name, (hooks, resumeFrom) =>
-    trainTwoTower(
-      { ...data, items },
-      ttConfig(plan, epochs),
-      hooks,
-      resumeFrom
-        ? { resumeFrom }
-        : warm
-          ? { initialWeights: fit(warm, data, plan.config.training.twoTower.seed) }
-          : {},
-    ),
+  const t = plan.config.training.twoTower;
+  const exclude = validation ? buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers) : undefined;
+  return runWithCheckpoints<TwoTowerModel>(
+    plan,
+    name,
+    (hooks, resumeFrom) =>
+      trainTwoTower(
+        { ...data, items },
+        ttConfig(plan, epochs),
+        hooks,
+        resumeFrom ? { resumeFrom } : warm ? { initialWeights: fit(warm, data, t.seed) } : {},
+      ),
+    validation
+      ? (model) =>
+          rankingMetricAtK(
+            t.validationMetric,
+            embeddings(model, data, items),
+            validation,
+            plan.config.evaluation.k,
+            exclude,
+          )
+      : undefined,
   );
 }
 
@@ -151,10 +182,11 @@ export async function trainTwoTowerChallenger(
   const dir = path.join(plan.runDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
   const { trainData, allData, items } = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
-    const trainData = await readData(db, 'train_events');
+    const weights = plan.config.training.twoTower.eventWeights;
+    const trainData = await readData(db, 'train_events', weights);
     return {
       trainData,
-      allData: await readData(db, 'events'),
+      allData: await readData(db, 'events', weights),
       items: await readItemFeatures(db, trainData.numItems),
     };
   });
@@ -170,7 +202,16 @@ export async function trainTwoTowerChallenger(
           ).model,
         }
       : undefined;
-  const evalRun = await trainVariant(plan, 'two-tower', trainData, items, t.epochs, championModels?.eval);
+  const { train, heldOut } = validationSplitFor(plan, trainData, t.validationUsers, t.seed);
+  const evalRun = await trainVariant(
+    plan,
+    'two-tower',
+    train,
+    items,
+    t.epochs,
+    championModels?.eval,
+    heldOut.userIdx.length > 0 ? heldOut : undefined,
+  );
   const fullRun = await trainVariant(plan, 'two-tower-full', allData, items, t.fullEpochs, evalRun.model);
   return finishLearned<TwoTowerModel, TTData>(plan, {
     family: 'two-tower',

@@ -31,6 +31,7 @@ export {
   type TrainingState,
   type EpochRecord,
   type TrainLoopConfig,
+  earlyStopping,
 } from './trainer';
 export {
   trainMF,
@@ -53,6 +54,7 @@ export {
   growTwoTower,
   initTwoTower,
   buildUserHistory,
+  historyWeights,
   hasHistory,
   hashTitleTokens,
   hashToken,
@@ -80,7 +82,22 @@ export {
   type ExcludeCSR,
   type ExcludeFn,
 } from './score';
-export { recallAtK, popularityRecallAtK, popularityRanking, type HeldOut } from './metrics';
+export {
+  recallAtK,
+  ndcgAtK,
+  rankingMetricAtK,
+  popularityRecallAtK,
+  popularityRanking,
+  type HeldOut,
+  type RankingMetric,
+} from './metrics';
+export {
+  splitValidation,
+  takeRows,
+  userDraw,
+  type ValidationSplit,
+  type ValidationSplitConfig,
+} from './validation';
 export { plantedClusters, randomInteractions, type PlantedDataset } from './synthetic';
 export {
   saveModel,

@@ -27,13 +27,41 @@ function groupByUser(h: HeldOut, numUsers: number): { users: Int32Array; sets: M
 }
 
 /** Mean recall@K of the model's top-K (excluding `exclude`, usually the training interactions). */
-export async function recallAtK(
+export function recallAtK(
+  f: ScoringFactors,
+  heldOut: HeldOut,
+  k: number,
+  exclude?: ExcludeCSR,
+): Promise<number> {
+  return rankingMetricAtK('recall', f, heldOut, k, exclude);
+}
+
+/**
+ * Mean NDCG@K (binary relevance, ideal DCG over min(|heldOut|, K) hits), as the evaluation stage computes it.
+ */
+export function ndcgAtK(
+  f: ScoringFactors,
+  heldOut: HeldOut,
+  k: number,
+  exclude?: ExcludeCSR,
+): Promise<number> {
+  return rankingMetricAtK('ndcg', f, heldOut, k, exclude);
+}
+
+export type RankingMetric = 'recall' | 'ndcg';
+
+/** Mean recall@K or NDCG@K over the users with held-out items. */
+export async function rankingMetricAtK(
+  metric: RankingMetric,
   f: ScoringFactors,
   heldOut: HeldOut,
   k: number,
   exclude?: ExcludeCSR,
 ): Promise<number> {
   const { users, sets } = groupByUser(heldOut, f.numUsers);
+  const discount = Float64Array.from({ length: k }, (_, q) => 1 / Math.log2(q + 2));
+  const ideal = new Float64Array(k + 1);
+  for (let q = 0; q < k; q++) ideal[q + 1] = ideal[q] + discount[q];
   if (users.length === 0) return 0;
   let total = 0;
   await scoreAll(f, {
@@ -44,8 +72,14 @@ export async function recallAtK(
       for (let r = 0; r < b.users.length; r++) {
         const truth = sets.get(b.users[r]) as Set<number>;
         let hits = 0;
-        for (let q = 0; q < k; q++) if (truth.has(b.items[r * k + q])) hits++;
-        total += hits / truth.size;
+        let dcg = 0;
+        for (let q = 0; q < k; q++) {
+          if (truth.has(b.items[r * k + q])) {
+            hits++;
+            dcg += discount[q];
+          }
+        }
+        total += metric === 'recall' ? hits / truth.size : dcg / ideal[Math.min(truth.size, k)];
       }
     },
   });

@@ -267,13 +267,10 @@ export async function runTraining<M>(
     if (hooks.evaluate) {
       const metric = await hooks.evaluate(provider.view(), epoch);
       record.metric = metric;
-      if (best.metric === null || metric > best.metric + minDelta) {
-        best = { metric, epoch, weights: cloneWeights(weights) };
-        sinceImprovement = 0;
-      } else {
-        sinceImprovement++;
-        if (sinceImprovement >= patience) stoppedEarly = true;
-      }
+      const decision = earlyStopping({ best: best.metric, sinceImprovement }, metric, patience, minDelta);
+      sinceImprovement = decision.sinceImprovement;
+      if (decision.improved) best = { metric, epoch, weights: cloneWeights(weights) };
+      if (decision.stop) stoppedEarly = true;
     }
     history.push(record);
     epochLoss = 0;
@@ -296,6 +293,24 @@ export async function runTraining<M>(
     globalStep,
     state: finalState,
   };
+}
+
+/**
+ * One early-stopping decision after an evaluated epoch (higher metric is better): the epoch improves on the best
+ * so far when it beats it by more than `minDelta` (the first evaluated epoch always does); after `patience`
+ * evaluated epochs in a row without improvement, training stops (the loop then restores the best weights).
+ */
+export function earlyStopping(
+  prev: { best: number | null; sinceImprovement: number },
+  metric: number,
+  patience: number,
+  minDelta: number,
+): { improved: boolean; sinceImprovement: number; stop: boolean } {
+  if (Number.isFinite(metric) && (prev.best === null || metric > prev.best + minDelta)) {
+    return { improved: true, sinceImprovement: 0, stop: false };
+  }
+  const sinceImprovement = prev.sinceImprovement + 1;
+  return { improved: false, sinceImprovement, stop: sinceImprovement >= patience };
 }
 
 /** 32-bit FNV-1a-style hash over typed arrays (all words), to detect resuming on different data. */

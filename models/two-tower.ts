@@ -1,7 +1,8 @@
 /**
  * Two-tower retrieval model.
  *
- * user tower: [ userEmb[u] ; mean(itemEmb[h] for h in the user's last H items) ] -> dense -> L2-normalise
+ * user tower: [ userEmb[u] * keepU ; sum_h w_h itemEmb[h] over the user's last H items ] -> dense -> L2-normalise,
+ *             w_h = historyDecay^age(h) normalised to sum 1 (age 0 = the latest item; historyDecay 1 = plain mean)
  * item tower: [ itemEmb[i] * keep ; catEmb[c] ; priceEmb[p] ; mean(tokenEmb[t] for hashed title tokens) ] -> dense
  *             -> L2-normalise
  * score(u, i) = <user, item> (cosine); training logits are divided by a temperature.
@@ -18,6 +19,11 @@
  * the metadata path learns to stand alone, and at inference items never seen in training get keep = 0 (id embedding
  * ignored). Users without history get only their id embedding (new users: none) -- callers should fall back to
  * popularity for them; see hasHistory().
+ *
+ * The history pooling is what lets the model express "people who just had these items have those next" (the
+ * signal item-item co-occurrence lives on, FISM/YouTube-DNN style); the recency decay lets recent items dominate
+ * when tastes drift. `userDropout` drops the user-id embedding per example (like idDropout for items), so the
+ * user vector cannot lean on a per-user memorised offset that does not carry into the future.
  *
  * Training history is causal: for an interaction, the user tower sees the H interactions *before* it (input order
  * within a user is taken as chronological unless timestamps are given); inference uses the last H items.
@@ -182,7 +188,16 @@ export interface TwoTowerConfig {
   temperature: number;
   /** Probability of dropping the item-id embedding per training example (teaches the metadata path). */
   idDropout: number;
+  /** Probability of dropping the user-id embedding per training example (the history path must stand alone). */
+  userDropout: number;
+  /** History pooling weight per step back in time (1: plain mean; 0.8: the latest item counts 1, the one before 0.8, ...). */
+  historyDecay: number;
   logQCorrection: boolean;
+  /**
+   * Multiplier of the log q(i) correction (1: unbiased sampled softmax). Above 1 the model keeps some of the
+   * popularity prior, which the ranking metrics reward on popularity-skewed logs.
+   */
+  logQScale: number;
   /** L2 on the id embeddings used by a batch. */
   l2: number;
   initStd: number;
@@ -203,7 +218,10 @@ export const DEFAULT_TWO_TOWER_CONFIG: TwoTowerConfig = {
   historyLength: 20,
   temperature: 0.1,
   idDropout: 0.2,
+  userDropout: 0,
+  historyDecay: 1,
   logQCorrection: true,
+  logQScale: 1,
   l2: 0,
   initStd: 0.05,
   epochs: 10,
@@ -228,6 +246,8 @@ export interface TwoTowerArch {
   numPriceBuckets: number;
   numTokenBuckets: number;
   maxTitleTokens: number;
+  /** History pooling decay (see TwoTowerConfig.historyDecay); absent in models saved before it existed: 1. */
+  historyDecay?: number;
 }
 
 export interface TwoTowerModel {
@@ -279,8 +299,29 @@ export function initTwoTower(a: TwoTowerArch, initStd: number, seed: number): Tw
 
 interface UserTowerInputs {
   user: Tensor; // int32 [B]
+  userKeep: Tensor; // float [B, 1]: 0 drops the user-id embedding
   hist: Tensor; // int32 [B*H]
-  histDenom: Tensor; // float [B, 1] = max(1, history count)
+  histWeight: Tensor; // float [B, H]: pooling weights (0 on padding), summing to 1 where there is history
+}
+
+/**
+ * Pooling weights of a history of `count` items in slots [0, count) (oldest first) of an H-slot row:
+ * decay^age normalised to sum 1, age 0 for the latest; padding slots get 0. Written into out[offset..offset+H).
+ */
+export function historyWeights(
+  count: number,
+  H: number,
+  decay: number,
+  out: Float32Array,
+  offset: number,
+): void {
+  let sum = 0;
+  for (let q = 0; q < H; q++) {
+    const w = q < count ? Math.pow(decay, count - 1 - q) : 0;
+    out[offset + q] = w;
+    sum += w;
+  }
+  if (sum > 0) for (let q = 0; q < count; q++) out[offset + q] /= sum;
 }
 
 interface ItemTowerInputs {
@@ -324,8 +365,11 @@ function userTower(
   H: number,
   E: number,
 ): Tensor {
-  const ue = tf.gather(userEmb, x.user);
-  const he = tf.div(tf.sum(tf.reshape(tf.gather(itemEmb, x.hist), [B, H, E]), 1), x.histDenom);
+  const ue = tf.mul(tf.gather(userEmb, x.user), x.userKeep);
+  const he = tf.sum(
+    tf.mul(tf.reshape(tf.gather(itemEmb, x.hist), [B, H, E]), tf.expandDims(x.histWeight, 2)),
+    1,
+  );
   return l2normalize(tf, tf.add(tf.matMul(tf.concat([ue, he], 1), W), b));
 }
 
@@ -537,8 +581,10 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     st.reset();
     const lu = new Int32Array(B);
     const hist = new Int32Array(B * H);
-    const histDenom = new Float32Array(B);
+    const histWeight = new Float32Array(B * H);
     const keep = new Float32Array(B);
+    const userKeep = new Float32Array(B);
+    const decay = this.cfg.historyDecay;
     const w = new Float32Array(B);
     const targets = new Int32Array(B);
     for (let b = 0; b < B; b++) {
@@ -548,12 +594,14 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
       targets[b] = itemIdx[e];
       w[b] = weight ? weight[e] : 1;
       keep[b] = rng.nextFloat() < this.cfg.idDropout ? 0 : 1;
+      // Drawn only when on, so runs without user dropout replay the same random stream as before it existed.
+      userKeep[b] = this.cfg.userDropout > 0 && rng.nextFloat() < this.cfg.userDropout ? 0 : 1;
       const p = this.pos[e];
       const from = Math.max(this.userStart[u], p - H);
       let c = 0;
       for (let q = from; q < p; q++) hist[b * H + c++] = st.item.add(this.sortedItems[q]);
       for (let q = c; q < H; q++) hist[b * H + q] = PAD;
-      histDenom[b] = Math.max(1, c);
+      historyWeights(c, H, decay, histWeight, b * H);
     }
     const side = fillItemSide(st, f, targets);
     resolvePads(hist, st.item.count);
@@ -561,7 +609,8 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
 
     // Logit offsets: -log q(item) per column (logQ) and -1e9 where a column repeats the row's positive.
     const colOffset = new Float32Array(B);
-    if (this.cfg.logQCorrection) for (let b = 0; b < B; b++) colOffset[b] = -this.logQ[targets[b]];
+    if (this.cfg.logQCorrection)
+      for (let b = 0; b < B; b++) colOffset[b] = -this.cfg.logQScale * this.logQ[targets[b]];
     let dupMask: Float32Array | undefined;
     const firstAt = new Map<number, number>();
     for (let b = 0; b < B; b++) {
@@ -598,8 +647,9 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     };
     const uIn: UserTowerInputs = {
       user: c(tf.tensor1d(lu, 'int32')),
+      userKeep: c(tf.tensor2d(userKeep, [B, 1])),
       hist: c(tf.tensor1d(hist, 'int32')),
-      histDenom: c(tf.tensor2d(histDenom, [B, 1])),
+      histWeight: c(tf.tensor2d(histWeight, [B, H])),
     };
     const iIn: ItemTowerInputs = {
       item: c(tf.tensor1d(side.item, 'int32')),
@@ -707,6 +757,7 @@ export async function trainTwoTower(
     numPriceBuckets: f.numPriceBuckets,
     numTokenBuckets: f.numTokenBuckets,
     maxTitleTokens: f.maxTitleTokens,
+    historyDecay: cfg.historyDecay,
   };
   let weights: Weights;
   if (opts.initialWeights) {
@@ -801,21 +852,22 @@ export function twoTowerEmbeddings(
     st.reset();
     const lu = new Int32Array(B);
     const hist = new Int32Array(B * H);
-    const denom = new Float32Array(B);
+    const weight = new Float32Array(B * H);
     for (let b = 0; b < B; b++) {
       const u = start + b;
       lu[b] = st.user.add(u);
       const c = history.count[u];
       userHasHistory[u] = c > 0 ? 1 : 0;
       for (let q = 0; q < H; q++) hist[b * H + q] = q < c ? st.item.add(history.items[u * H + q]) : PAD;
-      denom[b] = Math.max(1, c);
+      historyWeights(c, H, a.historyDecay ?? 1, weight, b * H);
     }
     resolvePads(hist, st.item.count);
     const up = uploadParams(tf, params, st, E, new Set(['userEmb', 'itemEmb', 'userW', 'userB']));
     const x: UserTowerInputs = {
       user: tf.tensor1d(lu, 'int32'),
+      userKeep: tf.ones([B, 1]),
       hist: tf.tensor1d(hist, 'int32'),
-      histDenom: tf.tensor2d(denom, [B, 1]),
+      histWeight: tf.tensor2d(weight, [B, H]),
     };
     const v = tf.tidy(() =>
       userTower(
@@ -831,7 +883,7 @@ export function twoTowerEmbeddings(
       ),
     );
     userVecs.set(v.dataSync() as Float32Array, start * O);
-    tf.dispose([v, x.user, x.hist, x.histDenom, ...up.tensors]);
+    tf.dispose([v, x.user, x.userKeep, x.hist, x.histWeight, ...up.tensors]);
   }
 
   for (let start = 0; start < a.numItems; start += blockSize) {

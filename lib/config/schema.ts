@@ -256,6 +256,13 @@ export const configSchema = z.strictObject({
       /** Negatives drawn uniformly or from popularity^0.75 (harder negatives, less popularity bias). */
       negativeSampling: z.enum(['uniform', 'popularity']),
       patience: z.number().int().min(1),
+      /** Early-stopping metric on the validation split (validationUsers), at evaluation.k. */
+      validationMetric: z.enum(['ndcg', 'recall']),
+      /**
+       * Share of users whose last training period (shaped like the evaluation holdout: the last holdoutDays, or
+       * the latest holdoutFraction per user) is held out of the evaluated model's training as the validation set.
+       */
+      validationUsers: z.number().gt(0).max(1),
       seed: z.number().int(),
       /** Checkpoint every N optimizer steps (0: only at the end); a retried activity resumes from it. */
       checkpointEvery: z.number().int().min(0),
@@ -274,6 +281,23 @@ export const configSchema = z.strictObject({
         .min(16)
         .max(1 << 20),
       lr: z.number().positive().max(1),
+      /** L2 on the id embeddings a batch uses. */
+      l2: z.number().min(0),
+      /** Probability of dropping the item-id embedding per example (cold-start items lean on metadata). */
+      idDropout: z.number().min(0).lt(1),
+      /** Probability of dropping the user-id embedding per example (the user vector leans on history). */
+      userDropout: z.number().min(0).max(1),
+      /** History pooling weight per step back in time (1: plain mean of the last historyLength items). */
+      historyDecay: z.number().gt(0).max(1),
+      /** Multiplier of the in-batch softmax's log q(i) correction (1: unbiased; above 1 keeps a popularity prior). */
+      logQScale: z.number().min(0).max(10),
+      /** Weight each (user, item) example by its strongest event type (schema.eventTypes); false: all equal. */
+      eventWeights: z.boolean(),
+      /** Early stopping: evaluated epochs without improvement of validationMetric before training stops. */
+      patience: z.number().int().min(1),
+      validationMetric: z.enum(['ndcg', 'recall']),
+      /** As training.mf.validationUsers. */
+      validationUsers: z.number().gt(0).max(1),
       seed: z.number().int(),
       checkpointEvery: z.number().int().min(0),
     }),
