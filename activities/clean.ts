@@ -168,6 +168,7 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
 
     progress({ stage: 'clean', step: 'split' });
     const e = plan.config.evaluation;
+    await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
     await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction));
     // Per-user contribution bounding of the training inputs (the holdout is judged as it is).
     let privacyCapped = 0;

@@ -1,4 +1,4 @@
-import { lit } from '../lib/duckdb';
+import { ident, lit } from '../lib/duckdb';
 import { parsedTimestamp } from './profile.sql';
 
 /**
@@ -163,6 +163,21 @@ SELECT id, CAST((SELECT coalesce(max(idx), -1) FROM prev) + row_number() OVER (O
   return one('user_ids', 'user_id', prevUsers) + one('item_ids', 'item_id', prevItems);
 }
 
+/** What train_events / holdout_events are now: tables (user-time split) or views (time split), or absent. */
+export const SPLIT_OBJECTS_SQL = `
+SELECT table_name AS name, 'TABLE' AS kind FROM duckdb_tables()
+WHERE NOT temporary AND table_name IN ('train_events', 'holdout_events')
+UNION ALL
+SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT temporary AND view_name IN ('train_events', 'holdout_events')`;
+
+/** Drops the split objects SPLIT_OBJECTS_SQL found (DuckDB's DROP refuses the wrong kind, IF EXISTS or not). */
+export function dropSplitSql(found: { name: string; kind: string }[]): string {
+  return found
+    .filter((f) => ['train_events', 'holdout_events'].includes(f.name))
+    .map((f) => `DROP ${f.kind === 'VIEW' ? 'VIEW' : 'TABLE'} ${ident(f.name)};`)
+    .join('\n');
+}
+
 /**
  * The holdout. `time`: the last `holdoutDays` of clean events form the test period (a global cut: nothing
  * after it is seen in training). `user-time`: each user's latest `holdoutFraction` of events (users with at
@@ -174,19 +189,22 @@ export function splitSql(split: 'time' | 'user-time', holdoutDays: number, holdo
 CREATE OR REPLACE TEMP TABLE ranked_events AS
 SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts, item_id) AS rn, count(*) OVER (PARTITION BY user_id) AS n
 FROM events;
-CREATE OR REPLACE TABLE train_events AS
+CREATE TABLE train_events AS
 SELECT * EXCLUDE (rn, n) FROM ranked_events WHERE n < 3 OR rn <= n - ceil(n * ${holdoutFraction});
-CREATE OR REPLACE TABLE holdout_events AS
+CREATE TABLE holdout_events AS
 SELECT * EXCLUDE (rn, n) FROM ranked_events WHERE n >= 3 AND rn > n - ceil(n * ${holdoutFraction});
 CREATE OR REPLACE TABLE split_info AS
 SELECT (SELECT min(ts) FROM holdout_events) AS holdout_start, max(ts) AS max_ts FROM events;
 DROP TABLE ranked_events;`;
   }
+  // Views, not copies: a global time cut is one filter on events, and copying all clean events twice more
+  // (a full compressed write each) was the largest cost of the cleaning stage. The caller drops what a
+  // retry or another split left under these names first (dropSplitSql).
   return `
 CREATE OR REPLACE TABLE split_info AS
 SELECT max(ts) - to_milliseconds(CAST(${Math.round(holdoutDays * 86_400_000)} AS BIGINT)) AS holdout_start, max(ts) AS max_ts FROM events;
-CREATE OR REPLACE TABLE train_events AS SELECT * FROM events WHERE ts < (SELECT holdout_start FROM split_info);
-CREATE OR REPLACE TABLE holdout_events AS SELECT * FROM events WHERE ts >= (SELECT holdout_start FROM split_info);`;
+CREATE VIEW train_events AS SELECT * FROM events WHERE ts < (SELECT holdout_start FROM split_info);
+CREATE VIEW holdout_events AS SELECT * FROM events WHERE ts >= (SELECT holdout_start FROM split_info);`;
 }
 
 export const REASON_COUNTS_SQL = `SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC`;
