@@ -18,7 +18,8 @@ import {
   ROOT,
   rootMessage,
 } from '../helpers/env';
-import type { RunSummary } from '../../workflows/types';
+import type { RunPlan, RunSummary } from '../../workflows/types';
+import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/publish';
 
 jest.setTimeout(240_000);
@@ -474,6 +475,21 @@ describe('DP-SGD', () => {
       expect(marker.steps).toBe(v === 'mf' ? 10 : 5);
       expect(fs.existsSync(marker.modelDir)).toBe(true);
     }
+    // A retried training activity (same plan, e.g. after its result was lost) reuses both released variants:
+    // no training step runs and no new noise is drawn, so the reservation still covers the run.
+    const released = ['mf', 'mf-full'].map((v) => {
+      const m = JSON.parse(fs.readFileSync(path.join(models, `dp-sgd-release-${v}.json`), 'utf8'));
+      return { dir: m.modelDir as string, mtime: fs.statSync(m.modelDir).mtimeMs };
+    });
+    const plan = JSON.parse(
+      fs.readFileSync(path.join(dir, 'runs', 'mfdp', summary.runId, 'plan.json'), 'utf8'),
+    ) as RunPlan;
+    const again = await createTrainingActivities({ root: ROOT } as never).trainLearned(plan);
+    expect(again.resumed).toEqual([
+      { variant: 'mf', fromStep: 10 },
+      { variant: 'mf-full', fromStep: 5 },
+    ]);
+    for (const r of released) expect(fs.statSync(r.dir).mtimeMs).toBe(r.mtime);
   });
 });
 
