@@ -23,7 +23,7 @@ import {
   buildUserItemsCSR,
   csrContains,
   DEFAULT_MF_CONFIG,
-  initMF,
+  startingModel,
   mfFromWeights,
   mfToWeights,
   type Interactions,
@@ -310,23 +310,7 @@ export async function createDpBprStep(
     }
   }
   await ensureBackend();
-  let model: MFModel;
-  if (initialWeights) {
-    const w = initialWeights;
-    if (w.numUsers !== data.numUsers || w.numItems !== data.numItems || w.dim !== cfg.dim) {
-      throw new Error(
-        `initialWeights are ${w.numUsers}x${w.numItems}x${w.dim}, need ${data.numUsers}x${data.numItems}x${cfg.dim}`,
-      );
-    }
-    model = {
-      ...w,
-      userFactors: w.userFactors.slice(),
-      itemFactors: w.itemFactors.slice(),
-      itemBias: cfg.itemBias ? (w.itemBias?.slice() ?? new Float32Array(w.numItems)) : undefined,
-    };
-  } else {
-    model = initMF(data.numUsers, data.numItems, cfg);
-  }
+  const model = startingModel(data, cfg, initialWeights);
   const params = new ParamStore(paramDefs(data.numUsers, data.numItems, cfg), mfToWeights(model));
   const step = new DpBprStep(data, cfg, dp, noise, params);
   return { step, adam: new Adam({ lr: cfg.lr, ...cfg.adam }, params), cfg };

@@ -372,6 +372,30 @@ function runIdentity(cfg: MFConfig): Record<string, unknown> {
 }
 
 /**
+ * The model training starts from: a copy of `initialWeights` (warm start; tables already grown to this data's
+ * ids with growEmbeddings) or a fresh initialisation.
+ */
+export function startingModel(
+  data: { numUsers: number; numItems: number },
+  cfg: MFConfig,
+  initialWeights?: MFModel,
+): MFModel {
+  if (!initialWeights) return initMF(data.numUsers, data.numItems, cfg);
+  const w = initialWeights;
+  if (w.numUsers !== data.numUsers || w.numItems !== data.numItems || w.dim !== cfg.dim) {
+    throw new Error(
+      `initialWeights are ${w.numUsers}x${w.numItems}x${w.dim}, data/config need ${data.numUsers}x${data.numItems}x${cfg.dim} (use growEmbeddings)`,
+    );
+  }
+  return {
+    ...w,
+    userFactors: w.userFactors.slice(),
+    itemFactors: w.itemFactors.slice(),
+    itemBias: cfg.itemBias ? (w.itemBias?.slice() ?? new Float32Array(w.numItems)) : undefined,
+  };
+}
+
+/**
  * Trains BPR-MF (selects the 'auto' backend if none was selected). Resume with opts.resumeFrom (a state from hooks.onCheckpoint, same data
  * and config); warm start with opts.initialWeights (shapes must match data.numUsers/numItems; see growEmbeddings).
  */
@@ -388,23 +412,7 @@ export async function trainMF(
   };
   validate(data, cfg);
   await ensureBackend();
-  let model: MFModel;
-  if (opts.initialWeights) {
-    const w = opts.initialWeights;
-    if (w.numUsers !== data.numUsers || w.numItems !== data.numItems || w.dim !== cfg.dim) {
-      throw new Error(
-        `initialWeights are ${w.numUsers}x${w.numItems}x${w.dim}, data/config need ${data.numUsers}x${data.numItems}x${cfg.dim} (use growEmbeddings)`,
-      );
-    }
-    model = {
-      ...w,
-      userFactors: w.userFactors.slice(),
-      itemFactors: w.itemFactors.slice(),
-      itemBias: cfg.itemBias ? (w.itemBias?.slice() ?? new Float32Array(w.numItems)) : undefined,
-    };
-  } else {
-    model = initMF(data.numUsers, data.numItems, cfg);
-  }
+  const model = startingModel(data, cfg, opts.initialWeights);
   const params = new ParamStore(mfParamDefs(data.numUsers, data.numItems, cfg), mfToWeights(model));
   const step = new BprStep(data, cfg, params, runIdentity(cfg));
   const adam = new Adam({ lr: cfg.lr, ...cfg.adam }, params);

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import { loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
@@ -125,4 +126,19 @@ export function rootMessage(err: unknown): string {
     e = e.cause as typeof e;
   }
   return msg;
+}
+
+/**
+ * Runs SQL in a fresh DuckDB (in memory, or a file opened read-only) and returns JSON-friendly rows: tests read
+ * what the pipeline wrote with an engine of their own, not through the code under test.
+ */
+export async function queryDuckDb(sql: string, dbFile = ':memory:'): Promise<Record<string, unknown>[]> {
+  const db = await DuckDBInstance.create(dbFile, dbFile === ':memory:' ? {} : { access_mode: 'READ_ONLY' });
+  const c = await db.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
 }

@@ -1,8 +1,8 @@
+import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
-import { DuckDBInstance } from '@duckdb/node-api';
 import {
   startTemporal,
   startWorkers,
@@ -15,6 +15,8 @@ import {
 } from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 import type { Watermark } from '../../lib/incremental';
+
+const query = (dbFile: string, sql: string) => queryDuckDb(sql, dbFile);
 
 /**
  * Incremental runs on the real Temporal server: day 1 reads file A; day 2, with B added, reads only B and
@@ -63,17 +65,6 @@ async function run(workflowId: string, runDate: string): Promise<RunSummary> {
     args: [{ datasetId: 'inc', interactions: drop, runDate, overrides }],
   });
   return (await handle.result()) as RunSummary;
-}
-
-async function query(dbFile: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(dbFile, dbFile === ':memory:' ? {} : { access_mode: 'READ_ONLY' });
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    c.closeSync();
-    db.closeSync();
-  }
 }
 
 const watermark = (): Watermark =>

@@ -1,3 +1,4 @@
+import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -5,7 +6,6 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetReadObjects, parquetMetadata } from 'hyparquet';
 import {
   startTemporal,
@@ -21,6 +21,8 @@ import {
 import type { RunPlan, RunSummary } from '../../workflows/types';
 import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/publish';
+
+const query = (sql: string) => queryDuckDb(sql);
 
 jest.setTimeout(240_000);
 
@@ -39,17 +41,6 @@ afterAll(async () => {
   if (workers) await stopWorkers(workers);
   if (env) await env.teardown();
 });
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    c.closeSync();
-    db.closeSync();
-  }
-}
 
 function runPipeline(workflowId: string, input: Record<string, unknown>) {
   return env.client.workflow.start('retrainPipeline', {

@@ -1,13 +1,15 @@
+import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
 import type { RunPlan } from '../../workflows/types';
 import { ROOT } from '../helpers/env';
+
+const rows = (sql: string) => queryDuckDb(sql);
 
 /** The k-core filter and the id-format contract, through ingest + clean on hand-made logs. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-kcore-'));
@@ -44,17 +46,6 @@ function plan(name: string, lines: string[], overrides: Record<string, unknown>)
     generatedData: false,
     privacy: null,
   };
-}
-
-async function rows(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    c.closeSync();
-    db.closeSync();
-  }
 }
 
 /**
