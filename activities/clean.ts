@@ -7,6 +7,7 @@ import type { CleanResult, ProfileResult, RunPlan } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { buildBoundingSql, createSecureRng } from '../privacy';
 import { buildTrainingSet, needsSources, type HistoryOutcome } from './clean-history';
+import { newLineCountsSql } from '../analytics/history.sql';
 
 /** Where the dataset's stable id maps live between runs (updated only when a run publishes). */
 export function stateDir(plan: Pick<RunPlan, 'config' | 'datasetId'>): string {
@@ -87,24 +88,20 @@ async function checkIdPatterns(db: Db, f: RunPlan['config']['schema']['idFormat'
 }
 
 /**
- * What the quality gates judge: this run's new rows as cleaning left them. Rows the k-core filter removed
- * are a modelling choice over the whole training window, not a defect of this run's data, so they are left
- * out (they are still quarantined and counted in byReason); new rows that repeat history are duplicates.
+ * What the quality gates judge: this run's new lines as cleaning left them. Pure, over `counts` from
+ * newLineCountsSql ('*': all new lines, raw and rejected; otherwise quarantine rows by reason). Rows the k-core
+ * filter removed are a modelling choice over the whole training window, and rows an earlier run already
+ * ingested (an appended or re-sent file) are not defects of this run's data: both are left out of the gate
+ * (they are still quarantined and counted in the run's byReason).
  */
-function gateCounts(
-  fresh: { kept: number; total: number },
-  byReason: Record<string, number>,
-  extra: HistoryOutcome | null,
+export function gateCounts(
+  counts: Record<string, number>,
   newestKept: string | null,
 ): { kept: number; total: number; byReason: Record<string, number>; newest: string | null } {
-  const reasons = { ...byReason };
-  delete reasons.k_core;
-  return {
-    kept: fresh.kept - (extra?.duplicatesOfHistory ?? 0),
-    total: fresh.total,
-    byReason: reasons,
-    newest: newestKept,
-  };
+  const { '*': all = 0, k_core: _k, already_ingested: repeats = 0, ...reasons } = counts;
+  const total = all - repeats;
+  const quarantined = Object.values(reasons).reduce((a, n) => a + n, 0);
+  return { kept: total - quarantined, total, byReason: reasons, newest: newestKept };
 }
 
 /**
@@ -134,11 +131,6 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
         idFormat: plan.config.schema.idFormat,
         keepRid: needsSources(plan),
       }),
-    );
-    // This run's rows before the history window and k-core: what the quality gates judge.
-    const fresh = await db.one<{ kept: number; total: number }>(
-      `SELECT (SELECT count(*) FROM events) AS kept,
-              (SELECT count(*) FROM raw_events) + (SELECT count(*) FROM raw_rejects) AS total`,
     );
     let extra: HistoryOutcome | null = null;
     if (needsSources(plan)) {
@@ -225,7 +217,12 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
       kCore: extra?.kCore ?? null,
       history: extra?.history ?? null,
     };
-    return { out, gate: gateCounts(fresh, byReason, extra, c.newest) };
+    const newLines: Record<string, number> = {};
+    for (const r of await db.all<{ reason: string; n: number }>(
+      newLineCountsSql(plan.incremental?.appended ?? []),
+    ))
+      newLines[r.reason] = r.n;
+    return { out, gate: gateCounts(newLines, c.newest) };
   });
   const result = cleaned.out;
   log('cleaned', { kept: result.kept, quarantined: result.quarantined, byReason: result.byReason });

@@ -125,3 +125,24 @@ export async function digestFile(file: string, signal?: AbortSignal): Promise<Fi
   }
   return { sha256: hash.digest('hex'), bytes };
 }
+
+/**
+ * SHA-256 of a file's first `bytes` bytes and how many line feeds they hold: whether an earlier delivery is a
+ * prefix of the file now (it grew by appending), and how many physical lines that delivery had.
+ */
+export async function digestPrefix(file: string, bytes: number): Promise<{ sha256: string; lines: number }> {
+  const hash = createHash('sha256');
+  let lines = 0;
+  if (bytes > 0) {
+    for await (const chunk of fs.createReadStream(file, {
+      start: 0,
+      end: bytes - 1,
+      highWaterMark: 1 << 20,
+    })) {
+      const b = chunk as Buffer;
+      hash.update(b);
+      for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
+    }
+  }
+  return { sha256: hash.digest('hex'), lines };
+}

@@ -7,6 +7,7 @@ import {
   checkWatermark,
   emptyWatermark,
   needsDigest,
+  appendCandidates,
   priorEntries,
   runDateProblem,
   selectFiles,
@@ -17,7 +18,8 @@ import {
 } from '../lib/incremental';
 import type { SchemaRecord } from '../analytics/schema-drift';
 import type { CleanResult, IncrementalPlan, IngestResult, RunInputReport, RunPlan } from '../workflows/types';
-import { digestFile } from './files';
+import { digestFile, digestPrefix, formatOf } from './files';
+import { compressionOf } from '../lib/csv-header';
 import { log, progress } from './context';
 
 /**
@@ -73,6 +75,15 @@ export async function planIncremental(
     s.sha256 = (await digestFile(s.path).catch(() => ({ sha256: undefined }))).sha256;
   }
   const sel = selectFiles(wm, runDate, stats);
+  // A plain-text log that grew by appending is read whole again (DuckDB cannot start mid-file); knowing how
+  // many lines were delivered before lets the quality gate judge only the new ones.
+  const appended: NonNullable<IncrementalPlan['appended']> = [];
+  for (const c of appendCandidates(wm, runDate, stats)) {
+    if (compressionOf(c.path) !== 'none' || formatOf(c.path) === 'parquet') continue;
+    const prefix = await digestPrefix(c.path, c.previous.size).catch(() => undefined);
+    if (prefix?.sha256 === c.previous.sha256)
+      appended.push({ path: c.path, previousLines: prefix.lines, consumedOn: c.consumedOn });
+  }
   const history = priorEntries(wm, runDate).map((e) => ({ runDate: e.runDate, partition: e.partition }));
   if (sel.read.length === 0) {
     const last = history.at(-1)?.runDate;
@@ -92,6 +103,7 @@ export async function planIncremental(
       skipped: sel.skipped,
       history,
       partition: partitionPath(config, datasetId, runDate, runId),
+      appended,
     },
   };
 }

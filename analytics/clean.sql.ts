@@ -41,6 +41,7 @@ export const REASONS = [
   'bad_id_format',
   'retyped_column',
   'k_core',
+  'already_ingested',
 ] as const;
 export type QuarantineReason = (typeof REASONS)[number];
 

@@ -23,7 +23,8 @@ FROM events e JOIN raw_events r ON r.rowid = e.rid;`;
 /**
  * History ∪ new rows, exact duplicates removed: the copy read first (earliest run date, then file and line)
  * stays, so a re-delivered or appended file adds only its new events. `ev_hist_dups` holds the new rows
- * dropped as repeats of history (quarantined as duplicates by the caller).
+ * dropped as repeats of history (quarantined as `already_ingested` by the caller: a re-delivered or appended
+ * file is expected, not a defect, so the quality gate leaves them out).
  */
 export function unionHistorySql(partitions: string[]): string {
   const history = partitions.length
@@ -65,7 +66,7 @@ FROM ${from};`;
 
 export const QUARANTINE_HISTORY_DUPS_SQL = quarantineRows(
   'ev_hist_dups',
-  'duplicate',
+  'already_ingested',
   `'the same event was already read on ' || first_date`,
 );
 
@@ -89,3 +90,24 @@ DROP TABLE IF EXISTS ev_src; DROP TABLE IF EXISTS ev_all; DROP TABLE IF EXISTS e
 
 /** Without incremental history the sources are this run's rows only. */
 export const SOURCES_ARE_NEW_SQL = `CREATE OR REPLACE TEMP TABLE ev_src AS SELECT * FROM ev_new;`;
+
+/**
+ * Row counts of this run's *new* lines — everything, and the quarantine by reason — for the quality gate. Lines
+ * up to `previousLines` of an appended file were delivered (and judged) before, so they are left out.
+ */
+export function newLineCountsSql(appended: { path: string; previousLines: number }[]): string {
+  const old = appended.length
+    ? `SELECT * FROM (VALUES ${appended
+        .map((a) => `(${lit(a.path)}, CAST(${Math.trunc(a.previousLines)} AS BIGINT))`)
+        .join(', ')}) t(source_file, last_line)`
+    : 'SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS last_line WHERE false';
+  const fresh = (alias: string) =>
+    `NOT EXISTS (SELECT 1 FROM old o WHERE o.source_file = ${alias}.source_file AND ${alias}.source_line <= o.last_line)`;
+  return `
+WITH old AS (${old})
+SELECT '*' AS reason, count(*) AS n FROM (
+  SELECT source_file, source_line FROM raw_events UNION ALL SELECT source_file, source_line FROM raw_rejects) r
+WHERE ${fresh('r')}
+UNION ALL
+SELECT reason, count(*) FROM quarantine q WHERE ${fresh('q')} GROUP BY reason`;
+}

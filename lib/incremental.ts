@@ -60,10 +60,15 @@ export function isRunDate(s: string): boolean {
   return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === s;
 }
 
-/** The run date: the one asked for, or the workflow's start date in UTC (deterministic under replay). */
+/**
+ * The run date: the one asked for, or the workflow's start date in UTC (deterministic under replay). A date after
+ * the start date is refused: once committed it would make every scheduled run until then "a backfill".
+ */
 export function runDateOf(requested: string | undefined, startedAt: string): string {
-  const d = requested ?? startedAt.slice(0, 10);
+  const today = startedAt.slice(0, 10);
+  const d = requested ?? today;
   if (!isRunDate(d)) throw new Error(`runDate '${d}': expected a calendar date YYYY-MM-DD`);
+  if (d > today) throw new Error(`runDate ${d} is after the run's start date (${today}, UTC)`);
   return d;
 }
 
@@ -129,6 +134,25 @@ export function selectFiles(wm: Watermark, runDate: string, files: FileStat[]): 
     else read.push(f.path);
   }
   return { read, skipped };
+}
+
+/**
+ * Files that may have grown by appending since an earlier run consumed them: larger now, so the earlier bytes
+ * could be a prefix. The caller confirms by hashing that many leading bytes (`previous.size`).
+ */
+export function appendCandidates(
+  wm: Watermark,
+  runDate: string,
+  files: FileStat[],
+): { path: string; previous: FileRecord; consumedOn: string }[] {
+  const seen = consumed(wm, runDate);
+  const out: { path: string; previous: FileRecord; consumedOn: string }[] = [];
+  for (const f of files) {
+    const c = seen.get(f.path);
+    if (c && f.size > c.rec.size && f.sha256 !== c.rec.sha256)
+      out.push({ path: f.path, previous: c.rec, consumedOn: c.on });
+  }
+  return out;
 }
 
 /** The log with `entry` as the entry of its date (a re-run replaces the earlier entry), oldest first. */

@@ -32,6 +32,12 @@ export interface IncrementalPlan {
   history: { runDate: string; partition: string }[];
   /** Where this run writes its clean new events. */
   partition: string;
+  /**
+   * Files read again because they grew by appending (their first bytes hash to what an earlier run consumed):
+   * rows up to `previousLines` were delivered before, so the quality gate judges only the lines after them.
+   * Optional: plans written before it existed lack it.
+   */
+  appended?: { path: string; previousLines: number; consumedOn: string }[];
 }
 
 export interface RunPlan {

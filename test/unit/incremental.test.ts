@@ -3,6 +3,7 @@ import {
   emptyWatermark,
   isRunDate,
   needsDigest,
+  appendCandidates,
   priorEntries,
   runDateOf,
   runDateProblem,
@@ -40,6 +41,20 @@ test('run dates are calendar dates; the default is the start date in UTC', () =>
   expect(runDateOf(undefined, '2026-03-01T23:59:59.000Z')).toBe('2026-03-01');
   expect(runDateOf('2026-02-27', '2026-03-01T00:00:00.000Z')).toBe('2026-02-27');
   expect(() => runDateOf('yesterday', '2026-03-01T00:00:00.000Z')).toThrow(/runDate 'yesterday'/);
+  // A future date would block every scheduled run until then (they would count as backfills).
+  expect(() => runDateOf('2026-03-02', '2026-03-01T23:00:00.000Z')).toThrow(/after the run's start date/);
+});
+
+test('append candidates: consumed files that grew (the caller confirms the prefix by hashing)', () => {
+  const log = wm(entry('2026-03-01', [A, B]));
+  const grown = { path: A.path, size: 150, mtimeMs: 3000, sha256: 'a2' };
+  const shrunk = { path: B.path, size: 50, mtimeMs: 3000, sha256: 'b2' };
+  const fresh = { path: '/in/c.csv', size: 500, mtimeMs: 3000 };
+  expect(appendCandidates(log, '2026-03-02', [grown, shrunk, fresh])).toEqual([
+    { path: A.path, previous: A, consumedOn: '2026-03-01' },
+  ]);
+  // Re-running the date that consumed A: A is new to that run, not appended.
+  expect(appendCandidates(log, '2026-03-01', [grown])).toEqual([]);
 });
 
 test('the first run reads every file', () => {

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../lib/config';
-import { qualityChecks } from '../../activities/clean';
+import { gateCounts, qualityChecks } from '../../activities/clean';
 import type { RunPlan } from '../../workflows/types';
 import { ROOT } from '../helpers/env';
 
@@ -71,5 +71,24 @@ describe('quality gates', () => {
     const cs = qualityChecks(plan({ maxStalenessDays: 2 }), counts, null);
     expect(failed(cs)).toEqual(['max_staleness_days']);
     expect(cs.at(-1)!.value).toBeCloseTo(13, 6);
+  });
+});
+
+describe('gate counts over the run’s new lines', () => {
+  test('k-core removals and rows already ingested by an earlier run are not defects of this run', () => {
+    const g = gateCounts(
+      { '*': 1300, already_ingested: 1000, k_core: 40, malformed_line: 10, duplicate: 20 },
+      '2026-03-04T00:00:00Z',
+    );
+    expect(g).toEqual({
+      total: 300,
+      kept: 270,
+      byReason: { malformed_line: 10, duplicate: 20 },
+      newest: '2026-03-04T00:00:00Z',
+    });
+  });
+
+  test('a run of only repeats has nothing to judge: zero rows (min_rows then fails)', () => {
+    expect(gateCounts({ '*': 500, already_ingested: 500 }, null)).toMatchObject({ total: 0, kept: 0 });
   });
 });
