@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit, type Db } from '../lib/duckdb';
@@ -35,8 +36,11 @@ export async function buildTrainingSet(db: Db, plan: RunPlan): Promise<HistoryOu
     progress({ stage: 'clean', step: 'history', partitions: inc.history.length });
     for (const h of inc.history) {
       if (!fs.existsSync(h.partition)) {
-        throw new Error(
-          `${h.partition}: store partition of ${h.runDate} is missing (watermark.json lists it)`,
+        // Permanent until someone restores it: retrying cannot help.
+        throw ApplicationFailure.nonRetryable(
+          `${h.partition}: store partition of ${h.runDate} is missing (watermark.json lists it); restore it, ` +
+            'or remove that entry from watermark.json to re-read its files',
+          'BadInput',
         );
       }
     }

@@ -1,7 +1,7 @@
 import type { RetrainInput, RunPlan } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { withHeartbeat } from './heartbeat';
-import { planRun, releaseLock } from './plan';
+import { abandonPlan, planRun, releaseLock } from './plan';
 import { ingest } from './ingest';
 import { profile } from './profile';
 import { clean } from './clean';
@@ -37,6 +37,11 @@ export function createCpuActivities(deps: ActivityDeps) {
       if (!execution) throw new Error('planRun must be called from a workflow');
       return planRun(deps, input, { workflowId: execution.workflowId, runId: execution.runId, startedAt });
     }),
+    abandonPlan: async (input: RetrainInput) => {
+      const execution = Context.current().info.workflowExecution;
+      if (!execution) throw new Error('abandonPlan must be called from a workflow');
+      return abandonPlan(deps, input, { workflowId: execution.workflowId, runId: execution.runId });
+    },
     ingest: withHeartbeat('ingest', ingest),
     profile: withHeartbeat('profile', profile),
     clean: withHeartbeat('clean', clean),

@@ -20,6 +20,9 @@ export interface LockHolder {
   acquiredAt: string;
 }
 
+/** A lock file that has stayed unparseable this long was cut short by a crash (its write takes microseconds). */
+const UNREADABLE_STALE_MS = 5_000;
+
 export function lockFile(dataDir: string, datasetId: string): string {
   return path.join(dataDir, 'locks', `${datasetId}.lock.json`);
 }
@@ -52,8 +55,11 @@ export async function acquireDatasetLock(
     try {
       holder = JSON.parse(seen.text) as LockHolder;
     } catch {
-      // Caught between the holder's create and write: look again shortly.
-      await new Promise((r) => setTimeout(r, 50));
+      // Caught between the holder's create and write: look again shortly. Still unreadable after a while, it is
+      // what a crash between create and write leaves behind: take it over, or the dataset stays blocked.
+      if (Date.now() - seen.mtimeMs > UNREADABLE_STALE_MS) {
+        if (await replaceLockIfUnchanged(file, seen, JSON.stringify(me))) return;
+      } else await new Promise((r) => setTimeout(r, 50));
       continue;
     }
     if (holder.workflowId === me.workflowId && holder.runId === me.runId) return; // Activity retry.

@@ -6,7 +6,7 @@ import type { RetrainInput, RunPlan } from '../workflows/types';
 import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
 import type { ActivityDeps } from './context';
-import { reserveBudget } from './privacy';
+import { ledger, reserveBudget } from './privacy';
 import { planIncremental } from './incremental';
 import { runDateOf } from '../lib/incremental';
 import { log, checkOverrides } from './context';
@@ -148,4 +148,29 @@ export async function releaseLock(
   plan: Pick<RunPlan, 'config' | 'datasetId' | 'workflowId' | 'runId'>,
 ): Promise<boolean> {
   return releaseDatasetLock(plan.config.dataDir, plan.datasetId, plan);
+}
+
+/**
+ * Undoes what a planRun cancelled mid-way may have done before the workflow stopped waiting for it: gives back
+ * the run's privacy reservation and its dataset lock (both only if this run holds them). Idempotent.
+ */
+export async function abandonPlan(
+  deps: ActivityDeps,
+  input: RetrainInput,
+  me: { workflowId: string; runId: string },
+): Promise<void> {
+  let config;
+  try {
+    checkOverrides(deps, input.overrides);
+    config = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides }).config;
+  } catch {
+    return; // planning could not have got past its config either: it reserved and locked nothing
+  }
+  const datasetId = input.datasetId ?? config.dataset.id;
+  if (config.privacy.enabled) {
+    const l = ledger(config);
+    if (l.entries().some((e) => e.runId === me.runId && e.status === 'reserved')) await l.release(me.runId);
+  }
+  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(datasetId))
+    await releaseDatasetLock(config.dataDir, datasetId, me);
 }

@@ -264,7 +264,8 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
       sha256: await sha256File(fallbackFile),
       for: 'users not in part files (cold start): the most popular available items',
     },
-    metrics: v.metrics,
+    // Evaluation metrics come from the raw holdout (no noise): with privacy on they stay in the registry.
+    metrics: v.privacy ? {} : v.metrics,
     privacy: v.privacy,
     report: { json: '_report/report.json', html: '_report/report.html', basis: stats.reportBasis },
   };

@@ -241,9 +241,21 @@ export class Registry {
         throw new RegistryError(`registry ${this.dir} is locked (${lock})`, 'Locked');
       await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
     }
+    // A long holder (a republish rescoring every user) keeps its lock fresh, so it is never judged stale.
+    const renew = setInterval(
+      () => {
+        try {
+          if (readLockSnapshot(lock)?.text.includes(token)) fs.utimesSync(lock, new Date(), new Date());
+        } catch {
+          // Gone: the release below finds out.
+        }
+      },
+      Math.max(10, staleMs / 4),
+    );
     try {
       return await fn();
     } finally {
+      clearInterval(renew);
       // A holder that overran staleMs may have lost its lock to another process: leave that one alone.
       await releaseLockIfOwned(lock, token);
     }

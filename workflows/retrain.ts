@@ -7,6 +7,8 @@ import {
   setHandler,
   CancellationScope,
   ActivityCancellationType,
+  isCancellation,
+  patched,
   log,
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
@@ -54,6 +56,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     startToCloseTimeout: '15m',
     heartbeatTimeout: '1m',
     retry,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
   const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '1m', retry });
 
@@ -71,7 +74,15 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     return out;
   }
 
-  const plan: RunPlan = await stage('plan', () => planning.planRun(input, startedAt));
+  let plan: RunPlan;
+  try {
+    plan = await stage('plan', () => planning.planRun(input, startedAt));
+  } catch (err) {
+    // Cancelled while planning: the lock and the privacy reservation it may have taken are not yet covered by
+    // the finally below, so give them back here.
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => quick.abandonPlan(input));
+    throw err;
+  }
   state.modelVersion = plan.modelVersion;
   const a = plan.config.temporal.activities;
   const stageRetry: RetryPolicy = { ...retry, maximumAttempts: a.maximumAttempts };
@@ -131,7 +142,8 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     }
     // The run completed (a rejected challenger is a model decision, not a data problem): its input counts as
     // consumed. Committed last, so a run that fails anywhere before leaves the watermark where it was.
-    const input = await cpu.commitRun(plan, ingested, cleaned);
+    // patched(): runs started before commitRun existed replay without it.
+    const inputReport = patched('commit-run') ? await cpu.commitRun(plan, ingested, cleaned) : undefined;
 
     const summary: RunSummary = {
       runId: info.runId,
@@ -172,7 +184,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
         : null,
       profile: { reportPath: profiled.reportPath, drift: profiled.drift },
       registry,
-      input,
+      input: inputReport,
     };
     state.stage = 'done';
     upsertSearchAttributes([

@@ -159,6 +159,8 @@ describe('retrainPipeline end to end', () => {
       fs.readFileSync(path.join(summary.outputDir!, 'current', '_manifest.json'), 'utf8'),
     ) as Manifest;
     expect(manifest.privacy!.epsilon).toBeCloseTo(4, 9);
+    // Evaluation metrics are measured on the raw holdout: not published while privacy is on.
+    expect(manifest.metrics).toEqual({});
     expect(manifest.privacy).toMatchObject({
       delta: 1e-6,
       mechanism: 'discrete-gaussian',

@@ -147,3 +147,49 @@ process.send({ ready: true });
     }, 60_000);
   });
 });
+
+describe('registry lock held longer than its staleness limit', () => {
+  test('is renewed while held, so a second writer waits instead of taking it over', async () => {
+    const { Registry } = await import('../../lib/registry');
+    const reg = new Registry(fresh());
+    const log: string[] = [];
+    const hold = (name: string, ms: number) => async () => {
+      log.push(`enter ${name}`);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`exit ${name}`);
+    };
+    // staleMs 200: without renewal the second writer would break in while the first is still inside.
+    const first = reg.withLock(hold('a', 1000), 10_000, 200);
+    await new Promise((r) => setTimeout(r, 50));
+    const second = reg.withLock(hold('b', 10), 10_000, 200);
+    await Promise.all([first, second]);
+    expect(log).toEqual(['enter a', 'exit a', 'enter b', 'exit b']);
+  });
+});
+
+describe('dataset lock', () => {
+  test('an empty lock file left by a crash between create and write is taken over once it is old', async () => {
+    const { acquireDatasetLock, lockFile } = await import('../../activities/lock');
+    const dataDir = fresh();
+    const f = lockFile(dataDir, 'ds');
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, '');
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(f, old, old);
+    const me = { workflowId: 'w', runId: 'r', acquiredAt: 'now' };
+    await acquireDatasetLock(dataDir, 'ds', me, undefined);
+    expect(JSON.parse(fs.readFileSync(f, 'utf8'))).toEqual(me);
+  });
+
+  test('a fresh empty lock file (a holder mid-write) is not taken over', async () => {
+    const { acquireDatasetLock, lockFile } = await import('../../activities/lock');
+    const dataDir = fresh();
+    const f = lockFile(dataDir, 'ds');
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, '');
+    await expect(
+      acquireDatasetLock(dataDir, 'ds', { workflowId: 'w', runId: 'r', acquiredAt: 'now' }, undefined),
+    ).rejects.toThrow(/could not acquire the lock/);
+    expect(fs.readFileSync(f, 'utf8')).toBe('');
+  });
+});
