@@ -7,6 +7,7 @@ import {
   checkWatermark,
   emptyWatermark,
   needsDigest,
+  entriesInWindow,
   appendCandidates,
   priorEntries,
   runDateProblem,
@@ -84,7 +85,9 @@ export async function planIncremental(
     if (prefix?.sha256 === c.previous.sha256)
       appended.push({ path: c.path, previousLines: prefix.lines, consumedOn: c.consumedOn });
   }
-  const history = priorEntries(wm, runDate).map((e) => ({ runDate: e.runDate, partition: e.partition }));
+  const history = entriesInWindow(priorEntries(wm, runDate), config.dataset.incremental.historyDays).map(
+    (e) => ({ runDate: e.runDate, partition: e.partition }),
+  );
   if (sel.read.length === 0) {
     const last = history.at(-1)?.runDate;
     throw ApplicationFailure.nonRetryable(

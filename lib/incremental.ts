@@ -167,6 +167,23 @@ export function windowStart(newestEvent: string, historyDays: number): string {
   return new Date(Date.parse(newestEvent) - Math.round(historyDays * 86_400_000)).toISOString();
 }
 
+/**
+ * The prior entries whose partitions can still hold events inside the training window. The window ends at the
+ * newest event overall, which is at least the newest of the prior entries, so an entry whose newest event is
+ * older than that minus `historyDays` lies wholly outside it: not read at all, which keeps a run's cost bounded
+ * by the window instead of growing with every night ever ingested.
+ */
+export function entriesInWindow(entries: WatermarkEntry[], historyDays: number): WatermarkEntry[] {
+  const newest = entries
+    .map((e) => e.newestEvent)
+    .filter((t): t is string => t !== null)
+    .sort()
+    .at(-1);
+  if (!newest) return entries;
+  const start = windowStart(newest, historyDays);
+  return entries.filter((e) => e.newestEvent === null || new Date(e.newestEvent).toISOString() >= start);
+}
+
 /** Checks a parsed watermark file; the message names what is wrong (the caller adds the file). */
 export function checkWatermark(value: unknown, datasetId: string): Watermark {
   const wm = value as Partial<Watermark> | null;

@@ -3,6 +3,7 @@ import {
   emptyWatermark,
   isRunDate,
   needsDigest,
+  entriesInWindow,
   appendCandidates,
   priorEntries,
   runDateOf,
@@ -125,4 +126,22 @@ test('a malformed or foreign watermark file is refused, not treated as empty', (
     /malformed entry/,
   );
   expect(checkWatermark(wm(entry('2026-03-01', [A])), 'ds').entries).toHaveLength(1);
+});
+
+test('history partitions wholly older than the window are not read', () => {
+  const e = (runDate: string, newestEvent: string | null) => ({ ...entry(runDate, []), newestEvent });
+  const entries = [
+    e('2026-01-01', '2026-01-01T00:00:00Z'),
+    e('2026-02-20', '2026-02-20T00:00:00Z'),
+    e('2026-02-21', null),
+    e('2026-03-01', '2026-03-01T00:00:00Z'),
+  ];
+  // 10 days before the newest prior event (2026-03-01): 2026-02-19 onwards.
+  expect(entriesInWindow(entries, 10).map((x) => x.runDate)).toEqual([
+    '2026-02-20',
+    '2026-02-21',
+    '2026-03-01',
+  ]);
+  expect(entriesInWindow(entries, 365)).toHaveLength(4);
+  expect(entriesInWindow([], 10)).toEqual([]);
 });
