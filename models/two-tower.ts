@@ -5,7 +5,12 @@
  *             w_h = historyDecay^age(h) normalised to sum 1 (age 0 = the latest item; historyDecay 1 = plain mean)
  * item tower: [ itemEmb[i] * keep ; catEmb[c] ; priceEmb[p] ; mean(tokenEmb[t] for hashed title tokens) ] -> dense
  *             -> L2-normalise
- * score(u, i) = <user, item> (cosine); training logits are divided by a temperature.
+ *             (recentLength > 0: a second, plain mean over the last recentLength items joins the concatenation)
+ * score(u, i) = <user, item> (cosine); training logits are divided by a temperature. With itemBias a learned
+ * per-item bias b_i is added to the training logit; serving ranks by <user, item> + T * b_i (ScoringFactors.itemBias).
+ *
+ * Why the bias: the cosine score is bounded (|logit| <= 1/T), and on popularity-skewed logs it otherwise has to
+ * spend that range on popularity as well as on taste.
  *
  * Loss: in-batch sampled softmax. For a batch of B positives (u_b, i_b), logits[a, b] = <u_a, i_b> / T - log q(i_b),
  * cross-entropy with the diagonal as label, each row weighted by the interaction weight. Why in-batch: negatives are
@@ -26,7 +31,8 @@
  * user vector cannot lean on a per-user memorised offset that does not carry into the future.
  *
  * Training history is causal: for an interaction, the user tower sees the H interactions *before* it (input order
- * within a user is taken as chronological unless timestamps are given); inference uses the last H items.
+ * within a user is taken as chronological unless timestamps are given), optionally only those at least
+ * historyGapSeconds earlier (causalHistory); inference uses the last H items.
  */
 import type { GradSaveFunc, Scalar, Tensor, Tensor2D } from '@tensorflow/tfjs-core';
 import { Adam, AdamConfig } from './adam';
@@ -174,6 +180,39 @@ export function buildUserHistory(
   return { length: H, items, count };
 }
 
+/**
+ * Causal training history of the interaction at position `p` of the (user, time)-sorted arrays, whose user's first
+ * position is `userStart`: the up to H items at positions [userStart, p) with time <= time[p] - gap, written oldest
+ * first into out[offset, offset + count); returns count. Without times (or gap <= 0) it is the H items right before
+ * p. Example (H 2, gap 10): times [0, 5, 20, 25], p = 3 -> positions 0..1 (times <= 15) -> items [s0, s1].
+ */
+export function causalHistory(
+  sortedItems: ArrayLike<number>,
+  sortedTimes: ArrayLike<number> | undefined,
+  userStart: number,
+  p: number,
+  H: number,
+  gap: number,
+  out: Int32Array,
+  offset = 0,
+): number {
+  let end = p;
+  if (sortedTimes && gap > 0) {
+    const limit = sortedTimes[p] - gap;
+    let lo = userStart;
+    let hi = p;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sortedTimes[mid] <= limit) lo = mid + 1;
+      else hi = mid;
+    }
+    end = lo;
+  }
+  const from = Math.max(userStart, end - H);
+  for (let q = from; q < end; q++) out[offset + q - from] = sortedItems[q];
+  return end - from;
+}
+
 export function hasHistory(h: UserHistory, user: number): boolean {
   return user >= 0 && user < h.count.length && h.count[user] > 0;
 }
@@ -192,6 +231,19 @@ export interface TwoTowerConfig {
   userDropout: number;
   /** History pooling weight per step back in time (1: plain mean; 0.8: the latest item counts 1, the one before 0.8, ...). */
   historyDecay: number;
+  /**
+   * Training only: a positive at time t sees the user's history up to t - gap (seconds; needs timestamps). 0 = the
+   * items right before it (same session included). Serving predicts items in later sessions from the history up
+   * to a cutoff, so a gap of about a session makes the training examples look like the serving question.
+   */
+  historyGapSeconds: number;
+  /**
+   * Items in a second, short history pool (0: off): the mean of the user's last `recentLength` items, beside the
+   * mean of the last `historyLength`, so the user tower sees both long-run taste and what the user just did.
+   */
+  recentLength: number;
+  /** A learned per-item bias added to the logit (score = <user, item> / T + b_i); serves as itemBias = T * b_i. */
+  itemBias: boolean;
   logQCorrection: boolean;
   /**
    * Multiplier of the log q(i) correction (1: unbiased sampled softmax). Above 1 the model keeps some of the
@@ -220,6 +272,9 @@ export const DEFAULT_TWO_TOWER_CONFIG: TwoTowerConfig = {
   idDropout: 0.2,
   userDropout: 0,
   historyDecay: 1,
+  historyGapSeconds: 0,
+  recentLength: 0,
+  itemBias: false,
   logQCorrection: true,
   logQScale: 1,
   l2: 0,
@@ -248,6 +303,11 @@ export interface TwoTowerArch {
   maxTitleTokens: number;
   /** History pooling decay (see TwoTowerConfig.historyDecay); absent in models saved before it existed: 1. */
   historyDecay?: number;
+  /** Short recent-history pool (TwoTowerConfig.recentLength); absent in models saved before it existed: 0. */
+  recentLength?: number;
+  /** Per-item logit bias (absent in models saved before it existed: none), and the temperature it is scaled by. */
+  itemBias?: boolean;
+  temperature?: number;
 }
 
 export interface TwoTowerModel {
@@ -259,6 +319,11 @@ export interface TwoTowerModel {
   itemSeen: Uint8Array;
 }
 
+/** Width of the user tower's input: user id, history mean and (recentLength > 0) the recent-items mean. */
+function userInputWidth(a: TwoTowerArch): number {
+  return ((a.recentLength ?? 0) > 0 ? 3 : 2) * a.embDim;
+}
+
 export function twoTowerParamDefs(a: TwoTowerArch): ParamDef[] {
   const E = a.embDim;
   const O = a.outDim;
@@ -268,10 +333,11 @@ export function twoTowerParamDefs(a: TwoTowerArch): ParamDef[] {
     { name: 'catEmb', shape: [a.numCategories, E], sparse: true },
     { name: 'priceEmb', shape: [a.numPriceBuckets, E], sparse: true },
     { name: 'tokenEmb', shape: [a.numTokenBuckets, E], sparse: true },
-    { name: 'userW', shape: [2 * E, O], sparse: false },
+    { name: 'userW', shape: [userInputWidth(a), O], sparse: false },
     { name: 'userB', shape: [O], sparse: false },
     { name: 'itemW', shape: [4 * E, O], sparse: false },
     { name: 'itemB', shape: [O], sparse: false },
+    ...(a.itemBias ? [{ name: 'itemBias', shape: [a.numItems, 1], sparse: true }] : []),
   ];
 }
 
@@ -284,9 +350,9 @@ export function initTwoTower(a: TwoTowerArch, initStd: number, seed: number): Tw
     const size = d.shape.reduce((x, y) => x * y, 1);
     s++;
     let data: Float32Array;
-    if (d.name === 'userW') data = glorotUniform(2 * E, O, mixSeed(seed, s));
+    if (d.name === 'userW') data = glorotUniform(userInputWidth(a), O, mixSeed(seed, s));
     else if (d.name === 'itemW') data = glorotUniform(4 * E, O, mixSeed(seed, s));
-    else if (d.name === 'userB' || d.name === 'itemB') data = new Float32Array(size);
+    else if (d.name === 'userB' || d.name === 'itemB' || d.name === 'itemBias') data = new Float32Array(size);
     else data = randomNormalArray(size, initStd, mixSeed(seed, s));
     w[d.name] = { shape: d.shape.slice(), data };
   }
@@ -302,6 +368,13 @@ interface UserTowerInputs {
   userKeep: Tensor; // float [B, 1]: 0 drops the user-id embedding
   hist: Tensor; // int32 [B*H]
   histWeight: Tensor; // float [B, H]: pooling weights (0 on padding), summing to 1 where there is history
+  recentWeight?: Tensor; // float [B, H]: 1/r on the last r = min(recentLength, count) slots (recentLength > 0)
+}
+
+/** Recent-pool weights of a `count`-item history in an H-slot row: 1/r on the last r = min(R, count) valid slots. */
+export function recentWeights(count: number, H: number, R: number, out: Float32Array, offset: number): void {
+  const r = Math.min(R, count);
+  for (let q = 0; q < H; q++) out[offset + q] = q < count && q >= count - r ? 1 / r : 0;
 }
 
 /**
@@ -366,11 +439,11 @@ function userTower(
   E: number,
 ): Tensor {
   const ue = tf.mul(tf.gather(userEmb, x.user), x.userKeep);
-  const he = tf.sum(
-    tf.mul(tf.reshape(tf.gather(itemEmb, x.hist), [B, H, E]), tf.expandDims(x.histWeight, 2)),
-    1,
-  );
-  return l2normalize(tf, tf.add(tf.matMul(tf.concat([ue, he], 1), W), b));
+  const g = tf.reshape(tf.gather(itemEmb, x.hist), [B, H, E]);
+  const he = tf.sum(tf.mul(g, tf.expandDims(x.histWeight, 2)), 1);
+  const parts = [ue, he];
+  if (x.recentWeight) parts.push(tf.sum(tf.mul(g, tf.expandDims(x.recentWeight, 2)), 1));
+  return l2normalize(tf, tf.add(tf.matMul(tf.concat(parts, 1), W), b));
 }
 
 function itemTower(
@@ -478,11 +551,11 @@ interface Uploaded {
 function uploadParams(tf: Tf, params: ParamStore, st: SubTables, E: number, need: Set<string>): Uploaded {
   const tensors: Tensor[] = [];
   const subs: Uploaded['subs'] = {};
-  const table = (name: string, idx: RowIndexer, pad: boolean): void => {
+  const table = (name: string, idx: RowIndexer, pad: boolean, width = E): void => {
     if (!need.has(name)) return;
     const rows = idx.takeRows();
-    const data = gatherRows(params.get(name).data, E, rows, pad ? 1 : 0);
-    const t = tf.tensor2d(data, [rows.length + (pad ? 1 : 0), E]);
+    const data = gatherRows(params.get(name).data, width, rows, pad ? 1 : 0);
+    const t = tf.tensor2d(data, [rows.length + (pad ? 1 : 0), width]);
     tensors.push(t);
     subs[name] = { tensor: t, rows };
   };
@@ -491,6 +564,7 @@ function uploadParams(tf: Tf, params: ParamStore, st: SubTables, E: number, need
   table('catEmb', st.cat, false);
   table('priceEmb', st.price, false);
   table('tokenEmb', st.tok, true);
+  table('itemBias', st.item, true, 1);
   for (const name of ['userW', 'userB', 'itemW', 'itemB']) {
     if (!need.has(name)) continue;
     const p = params.get(name);
@@ -522,6 +596,7 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
   readonly dataFingerprint: string;
   private readonly st: SubTables;
   private readonly sortedItems: Int32Array;
+  private readonly sortedTimes: Float64Array | undefined;
   private readonly pos: Int32Array;
   private readonly userStart: Int32Array;
   private readonly logQ: Float32Array;
@@ -550,11 +625,13 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     // Causal history: position of each example in (user, time) order.
     const order = chronologicalOrder(data.userIdx, data.timestamps);
     this.sortedItems = new Int32Array(n);
+    this.sortedTimes = data.timestamps ? new Float64Array(n) : undefined;
     this.pos = new Int32Array(n);
     this.userStart = new Int32Array(data.numUsers).fill(-1);
     for (let p = 0; p < n; p++) {
       const e = order[p];
       this.sortedItems[p] = data.itemIdx[e];
+      if (this.sortedTimes && data.timestamps) this.sortedTimes[p] = data.timestamps[e];
       this.pos[e] = p;
       const u = data.userIdx[e];
       if (this.userStart[u] < 0) this.userStart[u] = p;
@@ -582,9 +659,13 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     const lu = new Int32Array(B);
     const hist = new Int32Array(B * H);
     const histWeight = new Float32Array(B * H);
+    const R = this.arch.recentLength ?? 0;
+    const recentWeight = R > 0 ? new Float32Array(B * H) : undefined;
     const keep = new Float32Array(B);
     const userKeep = new Float32Array(B);
     const decay = this.cfg.historyDecay;
+    const gap = this.cfg.historyGapSeconds;
+    const past = new Int32Array(H);
     const w = new Float32Array(B);
     const targets = new Int32Array(B);
     for (let b = 0; b < B; b++) {
@@ -596,12 +677,18 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
       keep[b] = rng.nextFloat() < this.cfg.idDropout ? 0 : 1;
       // Drawn only when on, so runs without user dropout replay the same random stream as before it existed.
       userKeep[b] = this.cfg.userDropout > 0 && rng.nextFloat() < this.cfg.userDropout ? 0 : 1;
-      const p = this.pos[e];
-      const from = Math.max(this.userStart[u], p - H);
-      let c = 0;
-      for (let q = from; q < p; q++) hist[b * H + c++] = st.item.add(this.sortedItems[q]);
-      for (let q = c; q < H; q++) hist[b * H + q] = PAD;
+      const c = causalHistory(
+        this.sortedItems,
+        this.sortedTimes,
+        this.userStart[u],
+        this.pos[e],
+        H,
+        gap,
+        past,
+      );
+      for (let q = 0; q < H; q++) hist[b * H + q] = q < c ? st.item.add(past[q]) : PAD;
       historyWeights(c, H, decay, histWeight, b * H);
+      if (recentWeight) recentWeights(c, H, R, recentWeight, b * H);
     }
     const side = fillItemSide(st, f, targets);
     resolvePads(hist, st.item.count);
@@ -638,6 +725,7 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
       'userB',
       'itemW',
       'itemB',
+      ...(this.arch.itemBias ? ['itemBias'] : []),
     ];
     const up = uploadParams(tf, this.params, st, E, new Set(names));
     const consts: Tensor[] = [];
@@ -650,6 +738,7 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
       userKeep: c(tf.tensor2d(userKeep, [B, 1])),
       hist: c(tf.tensor1d(hist, 'int32')),
       histWeight: c(tf.tensor2d(histWeight, [B, H])),
+      ...(recentWeight ? { recentWeight: c(tf.tensor2d(recentWeight, [B, H])) } : {}),
     };
     const iIn: ItemTowerInputs = {
       item: c(tf.tensor1d(side.item, 'int32')),
@@ -668,13 +757,15 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     try {
       const { value, grads } = tf.tidy(() =>
         tf.valueAndGrads((...xs: Tensor[]) => {
-          const [U, I, C, P, Tk, uW, uB, iW, iB] = xs;
+          const [U, I, C, P, Tk, uW, uB, iW, iB, Ib] = xs;
           const uv = userTower(tf, U, I, uW, uB, uIn, B, H, E);
           const iv = itemTower(tf, I, C, P, Tk, iW, iB, iIn, B, T, E);
+          // Column offsets: -log q and, with itemBias, the item's learned bias.
+          const off = Ib ? tf.add(colOff, tf.reshape(tf.gather(Ib, iIn.item), [1, B])) : colOff;
           // Explicit transpose: tfjs-wasm's matmul with transposeB measured ~5x slower.
-          let logits = tf.add(tf.mul(tf.matMul(uv, tf.transpose(iv)), invT), colOff);
+          let logits = tf.add(tf.mul(tf.matMul(uv, tf.transpose(iv)), invT), off);
           if (mask) logits = tf.add(logits, mask);
-          const diag = tf.add(tf.mul(tf.sum(tf.mul(uv, iv), 1), invT), tf.reshape(colOff, [B]));
+          const diag = tf.add(tf.mul(tf.sum(tf.mul(uv, iv), 1), invT), tf.reshape(off, [B]));
           const perRow = tf.sub(rowLogSumExp(tf, logits), diag);
           let loss = tf.div(tf.sum(tf.mul(perRow, wT)), B);
           if (l2 > 0) {
@@ -694,7 +785,8 @@ class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
         const sub = up.subs[n];
         if (this.sparse.has(n)) {
           // Drop the pad row's gradient (it is not a real parameter row).
-          out.set(n, { kind: 'sparse', rows: sub.rows, values: g.subarray(0, sub.rows.length * E) });
+          const width = n === 'itemBias' ? 1 : E;
+          out.set(n, { kind: 'sparse', rows: sub.rows, values: g.subarray(0, sub.rows.length * width) });
         } else {
           out.set(n, { kind: 'dense', values: g });
         }
@@ -758,6 +850,8 @@ export async function trainTwoTower(
     numTokenBuckets: f.numTokenBuckets,
     maxTitleTokens: f.maxTitleTokens,
     historyDecay: cfg.historyDecay,
+    ...(cfg.recentLength > 0 ? { recentLength: cfg.recentLength } : {}),
+    ...(cfg.itemBias ? { itemBias: true, temperature: cfg.temperature } : {}),
   };
   let weights: Weights;
   if (opts.initialWeights) {
@@ -781,6 +875,16 @@ export async function trainTwoTower(
         { shape: v.shape.slice(), data: v.data.slice() },
       ]),
     );
+    // A champion saved without (or with) the item bias: start the bias at zero (or drop it).
+    if (arch.itemBias && !weights['itemBias'])
+      weights['itemBias'] = { shape: [arch.numItems, 1], data: new Float32Array(arch.numItems) };
+    if (!arch.itemBias) delete weights['itemBias'];
+    // A champion without (or with another) recent-items pool: the user tower's dense layer is re-initialised.
+    if ((opts.initialWeights.arch.recentLength ?? 0) > 0 !== (arch.recentLength ?? 0) > 0) {
+      const fresh = initTwoTower(arch, cfg.initStd, cfg.seed).weights;
+      weights['userW'] = fresh['userW'];
+      weights['userB'] = fresh['userB'];
+    }
   } else {
     weights = initTwoTower(arch, cfg.initStd, cfg.seed).weights;
   }
@@ -846,6 +950,8 @@ export function twoTowerEmbeddings(
   const userVecs = new Float32Array(a.numUsers * O);
   const itemVecs = new Float32Array(a.numItems * O);
   const userHasHistory = new Uint8Array(a.numUsers);
+  const bias = a.itemBias ? model.weights['itemBias'].data : undefined;
+  const itemBias = bias ? new Float32Array(a.numItems) : undefined;
 
   for (let start = 0; start < a.numUsers; start += blockSize) {
     const B = Math.min(blockSize, a.numUsers - start);
@@ -853,6 +959,8 @@ export function twoTowerEmbeddings(
     const lu = new Int32Array(B);
     const hist = new Int32Array(B * H);
     const weight = new Float32Array(B * H);
+    const R = a.recentLength ?? 0;
+    const recent = R > 0 ? new Float32Array(B * H) : undefined;
     for (let b = 0; b < B; b++) {
       const u = start + b;
       lu[b] = st.user.add(u);
@@ -860,6 +968,7 @@ export function twoTowerEmbeddings(
       userHasHistory[u] = c > 0 ? 1 : 0;
       for (let q = 0; q < H; q++) hist[b * H + q] = q < c ? st.item.add(history.items[u * H + q]) : PAD;
       historyWeights(c, H, a.historyDecay ?? 1, weight, b * H);
+      if (recent) recentWeights(c, H, R, recent, b * H);
     }
     resolvePads(hist, st.item.count);
     const up = uploadParams(tf, params, st, E, new Set(['userEmb', 'itemEmb', 'userW', 'userB']));
@@ -868,6 +977,7 @@ export function twoTowerEmbeddings(
       userKeep: tf.ones([B, 1]),
       hist: tf.tensor1d(hist, 'int32'),
       histWeight: tf.tensor2d(weight, [B, H]),
+      ...(recent ? { recentWeight: tf.tensor2d(recent, [B, H]) } : {}),
     };
     const v = tf.tidy(() =>
       userTower(
@@ -883,7 +993,15 @@ export function twoTowerEmbeddings(
       ),
     );
     userVecs.set(v.dataSync() as Float32Array, start * O);
-    tf.dispose([v, x.user, x.userKeep, x.hist, x.histWeight, ...up.tensors]);
+    tf.dispose([
+      v,
+      x.user,
+      x.userKeep,
+      x.hist,
+      x.histWeight,
+      ...(x.recentWeight ? [x.recentWeight] : []),
+      ...up.tensors,
+    ]);
   }
 
   for (let start = 0; start < a.numItems; start += blockSize) {
@@ -894,6 +1012,8 @@ export function twoTowerEmbeddings(
     for (let b = 0; b < B; b++) {
       const i = start + b;
       keep[b] = model.itemSeen[i] === 1 && !(opts.coldItems && opts.coldItems[i] === 1) ? 1 : 0;
+      // Ranking by <u, i> + T b_i is ranking by the training logit; cold items get no (untrained) bias.
+      if (itemBias && bias) itemBias[i] = keep[b] * (a.temperature ?? 1) * bias[i];
     }
     const side = fillItemSide(st, items, ids);
     resolvePads(side.tok, st.tok.count);
@@ -937,6 +1057,7 @@ export function twoTowerEmbeddings(
     dim: O,
     userFactors: userVecs,
     itemFactors: itemVecs,
+    ...(itemBias ? { itemBias } : {}),
     userHasHistory,
   };
 }
@@ -972,6 +1093,11 @@ export function growTwoTower(
     weights[k] = { shape: v.shape.slice(), data: v.data.slice() };
   weights['userEmb'] = { shape: [newNumUsers, a.embDim], data: grow('userEmb', a.numUsers, newNumUsers) };
   weights['itemEmb'] = { shape: [newNumItems, a.embDim], data: grow('itemEmb', a.numItems, newNumItems) };
+  if (weights['itemBias']) {
+    const b = new Float32Array(newNumItems);
+    b.set(model.weights['itemBias'].data);
+    weights['itemBias'] = { shape: [newNumItems, 1], data: b };
+  }
   const itemSeen = new Uint8Array(newNumItems);
   itemSeen.set(model.itemSeen);
   return {

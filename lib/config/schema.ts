@@ -289,6 +289,12 @@ export const configSchema = z.strictObject({
       userDropout: z.number().min(0).max(1),
       /** History pooling weight per step back in time (1: plain mean of the last historyLength items). */
       historyDecay: z.number().gt(0).max(1),
+      /** Second, short history pool: mean of the last recentLength items beside the long one (0: off). */
+      recentLength: z.number().int().min(0).max(200),
+      /** Training only: a positive at time t sees the history up to t - historyGapHours (0: right before it). */
+      historyGapHours: z.number().min(0),
+      /** Learned per-item logit bias (a popularity prior the cosine score does not have to carry). */
+      itemBias: z.boolean(),
       /** Multiplier of the in-batch softmax's log q(i) correction (1: unbiased; above 1 keeps a popularity prior). */
       logQScale: z.number().min(0).max(10),
       /** Weight each (user, item) example by its strongest event type (schema.eventTypes); false: all equal. */

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { selectBackend } from '../../models/backend';
 import { popularityRecallAtK, recallAtK } from '../../models/metrics';
 import { buildUserItemsCSR } from '../../models/mf';
@@ -6,17 +9,20 @@ import type { TrainingState } from '../../models/trainer';
 import {
   applyPriceBuckets,
   buildUserHistory,
+  causalHistory,
   growTwoTower,
   hashTitleTokens,
   hasHistory,
   ItemFeatures,
   priceBuckets,
+  recentWeights,
   trainTwoTower,
   TwoTowerConfig,
   TwoTowerData,
   TwoTowerModel,
   twoTowerEmbeddings,
 } from '../../models/two-tower';
+import { loadTwoTowerModel, saveTwoTowerModel } from '../../models/serialize';
 
 // 300 users / 200 items in 5 clusters; items 190..199 get no training interactions (cold), user 299 none either.
 const ds = plantedClusters({ numUsers: 300, numItems: 200, numClusters: 5, perUser: 15, seed: 3 });
@@ -154,4 +160,79 @@ test('warm start grows user/item tables and keeps trained rows', async () => {
       { initialWeights: trained },
     ),
   ).rejects.toThrow(/growTwoTower/);
+});
+
+test('causal training history: only items before the example, at least `gap` earlier, last H', () => {
+  // One user's interactions sorted by time: items 10, 11, 12, 13, 14 at t = 0, 5, 20, 25, 100.
+  const items = Int32Array.from([10, 11, 12, 13, 14]);
+  const times = Float64Array.from([0, 5, 20, 25, 100]);
+  const out = new Int32Array(3).fill(-1);
+  // No gap: the H = 3 items right before position 3 (t = 25), oldest first.
+  expect(causalHistory(items, times, 0, 3, 3, 0, out)).toBe(3);
+  expect(Array.from(out)).toEqual([10, 11, 12]);
+  // Gap 10: only t <= 15 -> positions 0, 1 (never the example itself or anything after it).
+  out.fill(-1);
+  expect(causalHistory(items, times, 0, 3, 3, 10, out)).toBe(2);
+  expect(Array.from(out)).toEqual([10, 11, -1]);
+  // H = 2 at position 4 (t = 100), gap 10: t <= 90 -> positions 0..3, last two.
+  expect(causalHistory(items, times, 0, 4, 2, 10, out)).toBe(2);
+  expect(Array.from(out.subarray(0, 2))).toEqual([12, 13]);
+  // The first interaction has no history; without times the gap is ignored.
+  expect(causalHistory(items, times, 0, 0, 3, 0, out)).toBe(0);
+  expect(causalHistory(items, undefined, 0, 3, 3, 1000, out)).toBe(3);
+  // A second user starting at position 2 never sees the first user's items.
+  expect(causalHistory(items, times, 2, 3, 3, 0, out)).toBe(1);
+  expect(out[0]).toBe(12);
+
+  const w = new Float32Array(8);
+  recentWeights(3, 4, 2, w, 4);
+  expect(Array.from(w)).toEqual([0, 0, 0, 0, 0, 0.5, 0.5, 0]);
+  recentWeights(1, 4, 2, w, 0);
+  expect(Array.from(w.subarray(0, 4))).toEqual([1, 0, 0, 0]);
+});
+
+test('item bias and recent-items pool: train, serve, save/load, warm start from an older model', async () => {
+  const times = Float64Array.from(train.userIdx, (_, k) => k * 60);
+  const res = await trainTwoTower(
+    { ...data, timestamps: times },
+    { ...cfg, epochs: 2, itemBias: true, recentLength: 3, historyGapSeconds: 120 },
+  );
+  const m = res.model;
+  expect(res.history.every((h) => Number.isFinite(h.loss))).toBe(true);
+  expect(m.weights['userW'].shape).toEqual([48, 16]);
+  expect(m.weights['itemBias'].shape).toEqual([200, 1]);
+  // Trained items move their bias; never-trained ones keep 0.
+  expect(m.weights['itemBias'].data.some((v) => v !== 0)).toBe(true);
+  expect(m.weights['itemBias'].data[195]).toBe(0);
+  const emb = twoTowerEmbeddings(m, history, items);
+  expect(emb.itemBias).toHaveLength(200);
+  expect(emb.itemBias?.[195]).toBe(0);
+  const recall = await recallAtK(emb, ds.test, 10, seen);
+  expect(recall).toBeGreaterThan(popularityRecallAtK(train.itemIdx, 200, ds.test, 10, seen));
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tt-bias-'));
+  try {
+    await saveTwoTowerModel(dir, m);
+    const back = (await loadTwoTowerModel(dir)).model;
+    expect(back.arch.recentLength).toBe(3);
+    expect(twoTowerEmbeddings(back, history, items).userFactors).toEqual(emb.userFactors);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Warm start of the new architecture from a model saved before it existed (no bias, 2E-wide user layer).
+  const warm = await trainTwoTower(
+    data,
+    { ...cfg, epochs: 1, itemBias: true, recentLength: 3 },
+    {},
+    { initialWeights: trained },
+  );
+  expect(warm.model.weights['userW'].shape).toEqual([48, 16]);
+  expect(warm.model.weights['itemEmb'].data).not.toEqual(trained.weights['itemEmb'].data);
+  // ... and back: the older architecture from the new one.
+  const back = await trainTwoTower(data, { ...cfg, epochs: 1 }, {}, { initialWeights: m });
+  expect(back.model.weights['itemBias']).toBeUndefined();
+  const grown = growTwoTower(m, 300, 205, 1);
+  expect(grown.weights['itemBias'].shape).toEqual([205, 1]);
+  expect(grown.weights['itemBias'].data.subarray(0, 200)).toEqual(m.weights['itemBias'].data);
 });
