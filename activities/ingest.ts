@@ -49,21 +49,6 @@ interface FileSchema {
   warnings: string[];
 }
 
-/**
- * Line blocks of 2^bits ordinals for insertCsv: about one shift per block to start with, halved until no block
- * holds more than SHIFTS_PER_BLOCK (blocks of that many ordinals always qualify: shifts are distinct integers).
- */
-async function blockBits(db: Db, tag: string, rows: number, shifts: number): Promise<number> {
-  const floor = Math.log2(sql.SHIFTS_PER_BLOCK);
-  let bits = Math.max(floor, Math.min(40, Math.floor(Math.log2(Math.max(1, rows) / Math.max(1, shifts)))));
-  while (bits > floor) {
-    const { m } = await db.one<{ m: number }>(sql.maxShiftsPerBlockSql(tag, bits));
-    if (m <= sql.SHIFTS_PER_BLOCK) break;
-    bits--;
-  }
-  return bits;
-}
-
 /** Loads one file's rows into raw_events / raw_rejects. Throws ContractError / CsvHeaderError for bad files. */
 async function loadFile(
   db: Db,
@@ -77,26 +62,15 @@ async function loadFile(
   if (format === 'csv') {
     const header = await csvHeader(db, file, compression);
     const { names, source, warnings } = resolveColumns(header, policy);
-    let dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
+    const dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
     try {
       await db.run(sql.scanCsv(file, names, source, tag, dialect));
     } catch (err) {
       // Mixed CRLF/LF line endings trip strict mode for the whole file; non-strict reads them fine.
       if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
-      dialect = { ...dialect, strict: false };
-      await db.run(sql.scanCsv(file, names, source, tag, dialect));
+      await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
     }
-    await db.run(sql.excludedCsv(file, tag));
-    const { n, d } = await db.one<{ n: number; d: number }>(sql.csvShapeSql(tag));
-    const before = Number(await db.scalar(`SELECT count(*) FROM raw_events`));
-    await db.run(
-      sql.insertCsv(file, names, source, tag, dialect, { n, bits: await blockBits(db, tag, n, d) }),
-    );
-    // The rows are read twice; a file rewritten in between would give other rows (and wrong line numbers).
-    const after = Number(await db.scalar(`SELECT count(*) FROM raw_events`));
-    if (after - before !== n) {
-      throw ApplicationFailure.retryable(`${file}: the file changed while it was read`, 'InputChanged');
-    }
+    await db.run(sql.insertCsv(file, tag));
     return { columns: header.map((name) => ({ name })), warnings };
   } else if (format === 'parquet') {
     const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));

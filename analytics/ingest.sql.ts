@@ -85,20 +85,10 @@ CREATE OR REPLACE TEMP TABLE ${into} AS
   FROM ${rejects} GROUP BY line;`;
 }
 
-/** read_csv of the contract columns (all text), its malformed lines into DuckDB's rejects table `rej`. */
-function readGoodRows(file: string, names: string[], dialect: CsvDialect, rej: string): string {
-  const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
-  return `read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
-                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan')`;
-}
-
 /**
- * CSV, step 1: a counting pass over the good rows (explicit dialect from the header we parsed ourselves, no
- * sniffing); malformed lines go to DuckDB's rejects table with their line number and the failing column. The
- * rows themselves are read again in step 3, straight into raw_events: parsing twice is much cheaper than
- * materialising 20M wide rows and joining line numbers back onto them. The same columns are read in both
- * passes, so both see the same rejects. A third, cheap pass reads raw lines to find blank lines, which DuckDB
- * skips silently but counts in its line numbers.
+ * CSV, step 1: typed-as-text good rows from the header we parsed ourselves (explicit dialect, no sniffing);
+ * malformed lines go to DuckDB's rejects table with their line number and the failing column. A second,
+ * cheap pass reads raw lines to find blank lines, which DuckDB skips silently but counts in its line numbers.
  */
 export function scanCsv(
   file: string,
@@ -107,12 +97,14 @@ export function scanCsv(
   tag: string,
   dialect: CsvDialect,
 ): string {
+  const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
   const rej = `rej_${tag}`;
-  const read = INTERACTION_COLUMNS.filter((c) => source[c] !== undefined).map((c) => ident(source[c]!));
   return `
 DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan; DROP TABLE IF EXISTS raw${rej}; DROP TABLE IF EXISTS raw${rej}_scan;
-CREATE OR REPLACE TEMP TABLE scan_${tag} AS
-  SELECT count(*) AS n${read.map((c) => `, count(${c})`).join('')} FROM ${readGoodRows(file, names, dialect, rej)};
+CREATE OR REPLACE TEMP TABLE good_${tag} AS
+  SELECT ordinality AS ord, ${projection(source, ident)}
+  FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
+                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan') WITH ORDINALITY;
 ${rejectedLines(rej, `rejlines_${tag}`, true)}
 CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
   SELECT count(*) AS n, list(ordinality) FILTER (WHERE line IS NULL) AS blanks
@@ -126,13 +118,11 @@ CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
 }
 
 /**
- * CSV, step 2: the excluded lines (rejects and blanks) as line-number shifts, and the rejects into raw_rejects.
- * Blank-line positions come from the raw pass, whose lines match DuckDB's records only when no quoted field
- * spans lines; when the counts disagree the blank correction is skipped and numbers follow DuckDB's record
- * count. Row k (1-based ordinal) sits on line k + 1 + s(k), s(k) = max j with b_j < k, where b_j = e_j - 2 - j + 1
- * for the sorted excluded lines e_j (see lineMap). shifts_<tag> holds each distinct b with its largest j.
+ * CSV, step 2: rejects and good rows into the raw tables with their physical line numbers. Blank-line
+ * positions come from the raw pass, whose lines match DuckDB's records only when no quoted field spans lines;
+ * when the counts disagree the blank correction is skipped and numbers follow DuckDB's record count.
  */
-export function excludedCsv(file: string, tag: string): string {
+export function insertCsv(file: string, tag: string): string {
   return `
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
   SELECT line FROM rejlines_${tag}
@@ -140,77 +130,24 @@ CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
   SELECT line FROM blanks_${tag}
   WHERE line >= 2 AND (SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
         + (SELECT count(DISTINCT line) FROM rawrej_${tag})
-      = 1 + (SELECT n FROM scan_${tag}) + (SELECT count(*) FROM rejlines_${tag});
-CREATE OR REPLACE TEMP TABLE shifts_${tag} AS
-  SELECT line - 2 - j + 1 AS b, max(j) AS j
-  FROM (SELECT line, row_number() OVER (ORDER BY line) AS j FROM excluded_${tag}) GROUP BY 1;
+      = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag});
 INSERT INTO raw_rejects
-  SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};`;
-}
-
-/** Good rows of step 1 and distinct shifts of step 2: what the caller needs to size the line blocks. */
-export function csvShapeSql(tag: string): string {
-  return `SELECT (SELECT n FROM scan_${tag}) AS n, (SELECT count(*) FROM shifts_${tag}) AS d`;
-}
-
-/** Shifts a line block may hold: each row picks its shift from these with a fixed CASE, no per-row lists. */
-export const SHIFTS_PER_BLOCK = 8;
-
-/** The most shifts any block of 2^bits ordinals holds (see insertCsv). */
-export function maxShiftsPerBlockSql(tag: string, bits: number): string {
-  return `SELECT coalesce(max(c), 0) AS m FROM (
-    SELECT count(*) AS c FROM shifts_${tag} WHERE b >= 1 GROUP BY (b - 1) >> ${bits})`;
-}
-
-/**
- * CSV, step 3: the good rows read again, straight into raw_events with their physical line numbers. Ordinals
- * are cut into blocks of 2^bits (chosen by the caller so that no block holds more than SHIFTS_PER_BLOCK
- * shifts); a small table holds each block's shift at its start (ASOF join) and the shifts inside it, so each
- * row finds its line through a hash join on a table of about `n / 2^bits` rows and a short CASE, instead of
- * a join of all rows. The caller checks that both passes counted the same rows.
- */
-export function insertCsv(
-  file: string,
-  names: string[],
-  source: Partial<Record<InteractionColumn, string>>,
-  tag: string,
-  dialect: CsvDialect,
-  shape: { n: number; bits: number },
-): string {
-  const { n, bits } = shape;
-  const blocks = Math.max(1, Math.ceil(n / 2 ** bits));
-  const slots = Array.from({ length: SHIFTS_PER_BLOCK }, (_, i) => SHIFTS_PER_BLOCK - i);
-  // Shifts inside a block ascend: the last one below the ordinal wins; NULL slots never match.
-  const line = `r.ordinality + 1 + CASE ${slots.map((i) => `WHEN r.ordinality > m.b${i} THEN m.j${i}`).join(' ')} ELSE m.base END`;
-  return `
-DROP TABLE IF EXISTS rej2_${tag}; DROP TABLE IF EXISTS rej2_${tag}_scan;
-CREATE OR REPLACE TEMP TABLE lineblocks_${tag} AS
-  SELECT k.blk, coalesce(s.j, 0) AS base, ${slots.map((i) => `e.bs[${i}] AS b${i}, e.js[${i}] AS j${i}`).join(', ')}
-  FROM (SELECT range AS blk FROM range(0, ${blocks})) k
-  ASOF LEFT JOIN shifts_${tag} s ON (k.blk << ${bits}) >= s.b
-  LEFT JOIN (SELECT (b - 1) >> ${bits} AS blk, list(b ORDER BY b) AS bs, list(j ORDER BY b) AS js
-             FROM shifts_${tag} WHERE b >= 1 GROUP BY 1) e ON e.blk = k.blk;
+  SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
 INSERT INTO raw_events
-  SELECT ${lit(file)}, ${line}, ${INTERACTION_COLUMNS.map((c) => `r.${ident(c)}`).join(', ')}
-  FROM (SELECT ordinality, ${projection(source, ident)}
-        FROM ${readGoodRows(file, names, dialect, `rej2_${tag}`)} WITH ORDINALITY) r
-  JOIN lineblocks_${tag} m ON m.blk = (r.ordinality - 1) >> ${bits};
+  SELECT ${lit(file)}, m.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
+  FROM good_${tag} g JOIN ${lineMap(`good_${tag}`, `excluded_${tag}`, 2)} m USING (ord);
 ${dropTemp(tag)}`;
 }
 
 function dropTemp(tag: string): string {
   return [
-    `scan_${tag}`,
+    `good_${tag}`,
     `rejlines_${tag}`,
     `rawstat_${tag}`,
     `blanks_${tag}`,
     `excluded_${tag}`,
-    `shifts_${tag}`,
-    `lineblocks_${tag}`,
     `rej_${tag}`,
     `rej_${tag}_scan`,
-    `rej2_${tag}`,
-    `rej2_${tag}_scan`,
     `rawrej_${tag}`,
     `rawrej_${tag}_scan`,
     `jl_${tag}`,
