@@ -24,6 +24,7 @@ import {
   csrContains,
   DEFAULT_MF_CONFIG,
   startingModel,
+  mfParamDefs,
   mfFromWeights,
   mfToWeights,
   type Interactions,
@@ -31,7 +32,7 @@ import {
   type MFModel,
   type UserItemsCSR,
 } from './mf';
-import { gatherRows, Grad, ParamDef, ParamStore, RowIndexer } from './params';
+import { gatherRows, Grad, ParamStore, RowIndexer } from './params';
 import { mixSeed, Rng } from './rng';
 import {
   fingerprintArrays,
@@ -266,15 +267,6 @@ export interface TrainMFDpOptions {
   initialWeights?: MFModel;
 }
 
-function paramDefs(numUsers: number, numItems: number, cfg: MFConfig): ParamDef[] {
-  const defs: ParamDef[] = [
-    { name: 'user', shape: [numUsers, cfg.dim], sparse: true },
-    { name: 'item', shape: [numItems, cfg.dim], sparse: true },
-  ];
-  if (cfg.itemBias) defs.push({ name: 'itemBias', shape: [numItems], sparse: true });
-  return defs;
-}
-
 export function validateDpSgd(dp: DpSgdParams): void {
   if (!(dp.clipNorm > 0 && Number.isFinite(dp.clipNorm))) throw new RangeError('clipNorm must be > 0');
   if (!(dp.noiseMultiplier >= 0 && Number.isFinite(dp.noiseMultiplier)))
@@ -311,7 +303,7 @@ export async function createDpBprStep(
   }
   await ensureBackend();
   const model = startingModel(data, cfg, initialWeights);
-  const params = new ParamStore(paramDefs(data.numUsers, data.numItems, cfg), mfToWeights(model));
+  const params = new ParamStore(mfParamDefs(data.numUsers, data.numItems, cfg), mfToWeights(model));
   const step = new DpBprStep(data, cfg, dp, noise, params);
   return { step, adam: new Adam({ lr: cfg.lr, ...cfg.adam }, params), cfg };
 }

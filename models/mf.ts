@@ -356,7 +356,8 @@ class BprStep implements StepProvider<MFModel> {
   }
 }
 
-function mfParamDefs(numUsers: number, numItems: number, cfg: MFConfig): ParamDef[] {
+/** The trainable tables of an MF model (shared by the plain and the DP-SGD trainer). */
+export function mfParamDefs(numUsers: number, numItems: number, cfg: MFConfig): ParamDef[] {
   const defs: ParamDef[] = [
     { name: 'user', shape: [numUsers, cfg.dim], sparse: true },
     { name: 'item', shape: [numItems, cfg.dim], sparse: true },
