@@ -158,13 +158,14 @@ describe('registry lock held longer than its staleness limit', () => {
       await new Promise((r) => setTimeout(r, ms));
       log.push(`exit ${name}`);
     };
-    // staleMs 200: without renewal the second writer would break in while the first is still inside.
-    const first = reg.withLock(hold('a', 1000), 10_000, 200);
-    await new Promise((r) => setTimeout(r, 50));
-    const second = reg.withLock(hold('b', 10), 10_000, 200);
+    // staleMs 1.5 s (renewed every 375 ms): without renewal the second writer would break in while the first is
+    // still inside; the margins leave room for a loaded CI machine's late timers.
+    const first = reg.withLock(hold('a', 4000), 20_000, 1500);
+    await new Promise((r) => setTimeout(r, 100));
+    const second = reg.withLock(hold('b', 10), 20_000, 1500);
     await Promise.all([first, second]);
     expect(log).toEqual(['enter a', 'exit a', 'enter b', 'exit b']);
-  });
+  }, 30_000);
 });
 
 describe('dataset lock', () => {
