@@ -70,7 +70,8 @@ async function loadFile(
       if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
       await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
     }
-    await db.run(sql.insertCsv(file, tag));
+    const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
+    await db.run(sql.insertCsv(file, tag, multiline));
     return { columns: header.map((name) => ({ name })), warnings };
   } else if (format === 'parquet') {
     const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));

@@ -107,35 +107,77 @@ CREATE OR REPLACE TEMP TABLE good_${tag} AS
                 store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan') WITH ORDINALITY;
 ${rejectedLines(rej, `rejlines_${tag}`, true)}
 CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
-  SELECT count(*) AS n, list(ordinality) FILTER (WHERE line IS NULL) AS blanks
+  SELECT count(*) AS n, list(ordinality) FILTER (WHERE line IS NULL) AS blanks,
+         -- Lines with an odd number of quote characters open or close a quoted field that spans lines.
+         list(ordinality) FILTER (WHERE contains(line, '"')
+                                   AND (length(line) - length(replace(line, '"', ''))) % 2 = 1) AS odd
   FROM ${rawLines(file, dialect.compression, `raw${rej}`)} WITH ORDINALITY;
 CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
   SELECT b.line FROM ${lineMap(
     `(SELECT unnest(coalesce(blanks, [])) AS ord FROM rawstat_${tag})`,
     `(SELECT DISTINCT line FROM raw${rej})`,
     1,
-  )} b;`;
+  )} b;
+${continuationLines(tag)}`;
 }
 
 /**
- * CSV, step 2: rejects and good rows into the raw tables with their physical line numbers. Blank-line
- * positions come from the raw pass, whose lines match DuckDB's records only when no quoted field spans lines;
- * when the counts disagree the blank correction is skipped and numbers follow DuckDB's record count.
+ * Physical lines inside a quoted field that spans lines (after its opening line, up to its closing line):
+ * DuckDB counts records, not these lines, so its line numbers need them added back. Odd-quote lines pair up as
+ * opening and closing lines; an unpaired one (a stray quote) leaves the set empty and the numbering as DuckDB's.
  */
-export function insertCsv(file: string, tag: string): string {
+function continuationLines(tag: string): string {
   return `
+CREATE OR REPLACE TEMP TABLE cont_${tag} AS
+  WITH o AS (SELECT unnest(odd) AS l, generate_subscripts(odd, 1) AS i FROM rawstat_${tag} WHERE len(odd) % 2 = 0)
+  SELECT unnest(range(a.l + 1, b.l + 1)) AS line FROM o a JOIN o b ON b.i = a.i + 1 WHERE a.i % 2 = 1;
+-- Blank lines, numbered as DuckDB numbers lines (continuation lines not counted).
+CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
+  SELECT b.line - (SELECT count(*) FROM cont_${tag} c WHERE c.line < b.line) AS line FROM blanks_${tag} b;`;
+}
+
+/** DuckDB line numbers (records) to physical ones, adding back the continuation lines before each. */
+function physical(lines: string, tag: string): string {
+  return lineMap(lines, `cont_${tag}`, 1);
+}
+
+/**
+ * CSV, step 2: rejects and good rows into the raw tables with their physical line numbers. DuckDB numbers
+ * records (blank lines included, the continuation lines of quoted fields that span lines not); the raw pass
+ * supplies the blank and continuation lines that turn its numbers into physical ones. When the two passes'
+ * counts disagree (a file they read differently), those corrections are skipped and numbers follow DuckDB's.
+ * `multiline`: the file has continuation lines (the extra mapping costs a join, so only then).
+ */
+export function insertCsv(file: string, tag: string, multiline: boolean): string {
+  // Records DuckDB saw (header, rows, rejects) against physical lines less blanks and continuation lines: when
+  // they disagree, the raw pass and DuckDB read the file differently and its corrections are not applied.
+  const consistent = `(SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
+        - (SELECT count(*) FROM cont_${tag}) + (SELECT count(DISTINCT line) FROM rawrej_${tag})
+      = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag})`;
+  const records = lineMap(`good_${tag}`, `excluded_${tag}`, 2);
+  return `
+DELETE FROM cont_${tag} WHERE NOT (${consistent});
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
   SELECT line FROM rejlines_${tag}
   UNION
   SELECT line FROM blanks_${tag}
-  WHERE line >= 2 AND (SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
-        + (SELECT count(DISTINCT line) FROM rawrej_${tag})
-      = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag});
-INSERT INTO raw_rejects
+  WHERE line >= 2 AND ${consistent};
+${
+  multiline
+    ? `INSERT INTO raw_rejects
+  SELECT ${lit(file)}, p.line, 'malformed_line', r.detail, r.raw
+  FROM rejlines_${tag} r JOIN ${physical(`(SELECT line AS ord FROM rejlines_${tag})`, tag)} p ON p.ord = r.line;
+CREATE OR REPLACE TEMP TABLE recline_${tag} AS SELECT ord, line FROM ${records};
+INSERT INTO raw_events
+  SELECT ${lit(file)}, p.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
+  FROM good_${tag} g JOIN recline_${tag} m USING (ord)
+  JOIN ${physical(`(SELECT line AS ord FROM recline_${tag})`, tag)} p ON p.ord = m.line;`
+    : `INSERT INTO raw_rejects
   SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
 INSERT INTO raw_events
   SELECT ${lit(file)}, m.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
-  FROM good_${tag} g JOIN ${lineMap(`good_${tag}`, `excluded_${tag}`, 2)} m USING (ord);
+  FROM good_${tag} g JOIN ${records} m USING (ord);`
+}
 ${dropTemp(tag)}`;
 }
 
@@ -146,6 +188,8 @@ function dropTemp(tag: string): string {
     `rawstat_${tag}`,
     `blanks_${tag}`,
     `excluded_${tag}`,
+    `cont_${tag}`,
+    `recline_${tag}`,
     `rej_${tag}`,
     `rej_${tag}_scan`,
     `rawrej_${tag}`,

@@ -423,6 +423,46 @@ describe('encodings, line endings and binary data', () => {
   );
 
   test(
+    'quoted fields spanning lines (CRLF, escaped quotes, blank lines around them) keep physical line numbers',
+    async () => {
+      const plan = planFor([fixture('multiline-quoted.csv')]);
+      expect((await ingest(plan)).rows).toBe(5);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id])).toEqual([
+        [2, 'u1'],
+        [4, 'u2'],
+        [7, 'u3'],
+        [10, 'u5'],
+        [12, 'u6'],
+      ]);
+      expect((await rawRejects(plan)).map((r) => r.source_line)).toEqual([9]);
+      expect((await rawEvents(plan))[1].item_id).toBe('a "q"\r\nb\r\nc');
+    },
+    FAST,
+  );
+
+  test(
+    'a stray quote inside unquoted fields is literal and shifts nothing',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-stray-'));
+      const f = path.join(dir, 'stray.csv');
+      fs.writeFileSync(
+        f,
+        'user_id,item_id,event_type,rating,timestamp\nu1,i"1,view,,2026-01-01T00:00:00Z\n' +
+          'u2,i2,view,,2026-01-01T00:00:00Z\nu3,i"3,view,,2026-01-01T00:00:00Z\nu4,i4,view,,2026-01-01T00:00:00Z\n',
+      );
+      const plan = planFor([f]);
+      await ingest(plan);
+      expect((await rawEvents(plan)).map((e) => [e.source_line, e.user_id])).toEqual([
+        [2, 'u1'],
+        [3, 'u2'],
+        [4, 'u3'],
+        [5, 'u4'],
+      ]);
+    },
+    FAST,
+  );
+
+  test(
     'blank lines are skipped without shifting the line numbers of later rows',
     async () => {
       const plan = planFor([fixture('blank-lines.csv')]);
