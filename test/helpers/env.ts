@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -141,4 +142,23 @@ export async function queryDuckDb(sql: string, dbFile = ':memory:'): Promise<Rec
     c.closeSync();
     db.closeSync();
   }
+}
+
+/**
+ * With RECORD_HISTORIES=1, writes a finished workflow's history to test/histories/<name>.json for the replay test,
+ * in the Temporal CLI's JSON (the format Worker.runReplayHistory reads back). A no-op otherwise.
+ */
+export function recordHistory(address: string, workflowId: string, name: string): void {
+  if (!process.env.RECORD_HISTORIES) return;
+  const json = execFileSync(requireTemporalCli(ROOT).path, [
+    'workflow',
+    'show',
+    '--address',
+    address,
+    '-w',
+    workflowId,
+    '-o',
+    'json',
+  ]);
+  fs.writeFileSync(path.join(ROOT, 'test', 'histories', `${name}.json`), json);
 }

@@ -1,4 +1,3 @@
-import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -12,6 +11,7 @@ import {
   testOverrides,
   smallDataset,
   rootMessage,
+  queryDuckDb,
 } from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 import type { Watermark } from '../../lib/incremental';

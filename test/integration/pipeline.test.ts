@@ -1,11 +1,8 @@
-import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
-import { execFileSync } from 'node:child_process';
-import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 import { parquetReadObjects, parquetMetadata } from 'hyparquet';
 import {
   startTemporal,
@@ -17,6 +14,8 @@ import {
   smallDataset,
   ROOT,
   rootMessage,
+  queryDuckDb,
+  recordHistory,
 } from '../helpers/env';
 import type { RunPlan, RunSummary } from '../../workflows/types';
 import { createTrainingActivities } from '../../activities';
@@ -56,20 +55,7 @@ describe('retrainPipeline end to end', () => {
   beforeAll(async () => {
     const handle = await runPipeline('it-pipeline-1', { interactions: data.interactions, items: data.items });
     summary = (await handle.result()) as RunSummary;
-    if (process.env.RECORD_HISTORIES) {
-      // The CLI's JSON is the format Worker.runReplayHistory reads back (see test/integration/replay.test.ts).
-      const json = execFileSync(requireTemporalCli(ROOT).path, [
-        'workflow',
-        'show',
-        '--address',
-        env.address,
-        '-w',
-        'it-pipeline-1',
-        '-o',
-        'json',
-      ]);
-      fs.writeFileSync(path.join(ROOT, 'test', 'histories', 'retrain-completed.json'), json);
-    }
+    recordHistory(env.address, 'it-pipeline-1', 'retrain-completed');
   });
 
   test('completes and reports every stage, rows and metrics', () => {

@@ -10,14 +10,12 @@ import {
   testConfig,
   testOverrides,
   smallDataset,
-  ROOT,
   rootMessage,
+  recordHistory,
 } from '../helpers/env';
 import type { AliasResult, RunSummary } from '../../workflows/types';
 import { Registry } from '../../lib/registry';
 import { pruneVersions } from '../../activities/publish';
-import { execFileSync } from 'node:child_process';
-import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 
 jest.setTimeout(300_000);
 
@@ -55,22 +53,6 @@ async function retrain(extra: Record<string, unknown> = {}): Promise<RunSummary>
     ],
   });
   return (await handle.result()) as RunSummary;
-}
-
-/** With RECORD_HISTORIES=1, keep a history of each alias workflow type for the replay test. */
-function record(workflowId: string, name: string): void {
-  if (!process.env.RECORD_HISTORIES) return;
-  const json = execFileSync(requireTemporalCli(ROOT).path, [
-    'workflow',
-    'show',
-    '--address',
-    env.address,
-    '-w',
-    workflowId,
-    '-o',
-    'json',
-  ]);
-  fs.writeFileSync(path.join(ROOT, 'test', 'histories', `${name}.json`), json);
 }
 
 function aliasWorkflow(type: 'promoteModel' | 'rollbackModel', input: Record<string, unknown>) {
@@ -120,7 +102,7 @@ test('a failing gate publishes nothing: champion and current output stay', async
 test('rollbackModel re-points champion and output to the previous version without retraining', async () => {
   const handle = await aliasWorkflow('rollbackModel', { reason: 'bad metrics in production' });
   const r = (await handle.result()) as AliasResult;
-  record(handle.workflowId, 'rollback-completed');
+  recordHistory(env.address, handle.workflowId, 'rollback-completed');
   expect(r.champion).toBe(versions[0]);
   expect(r.previous).toBe(versions[1]);
   expect(current()).toBe(versions[0]);
@@ -130,7 +112,7 @@ test('rollbackModel re-points champion and output to the previous version withou
 test('promoteModel makes a version champion; a rejected one needs force', async () => {
   const handle = await aliasWorkflow('promoteModel', { version: versions[1] });
   const r = (await handle.result()) as AliasResult;
-  record(handle.workflowId, 'promote-completed');
+  recordHistory(env.address, handle.workflowId, 'promote-completed');
   expect(r.champion).toBe(versions[1]);
   expect(current()).toBe(versions[1]);
   const err = await (await aliasWorkflow('promoteModel', { version: versions[2] })).result().catch((e) => e);

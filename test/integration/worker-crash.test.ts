@@ -1,9 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { requireTemporalCli } from '../../lib/temporal/cli-locator';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { startTemporal, tempDir, testOverrides, smallDataset, ROOT } from '../helpers/env';
+import { startTemporal, tempDir, testOverrides, smallDataset, ROOT, recordHistory } from '../helpers/env';
 import type { RunSummary } from '../../workflows/types';
 
 jest.setTimeout(300_000);
@@ -126,20 +125,8 @@ test('killing the worker mid-training: the retried activity resumes from the las
     expect(summary.training!.resumed.length).toBeGreaterThan(0);
     expect(summary.training!.resumed[0]).toMatchObject({ variant: 'mf' });
     expect(summary.training!.resumed[0].fromStep).toBeGreaterThanOrEqual(20);
-    if (process.env.RECORD_HISTORIES) {
-      // The learned-challenger path (trainLearned, retried after the crash) for the replay test.
-      const json = execFileSync(requireTemporalCli(ROOT).path, [
-        'workflow',
-        'show',
-        '--address',
-        env.address,
-        '-w',
-        'it-crash-mf',
-        '-o',
-        'json',
-      ]);
-      fs.writeFileSync(path.join(ROOT, 'test', 'histories', 'retrain-mf-resumed.json'), json);
-    }
+    // The learned-challenger path (trainLearned, retried after the crash) for the replay test.
+    recordHistory(env.address, 'it-crash-mf', 'retrain-mf-resumed');
   } finally {
     worker.kill('SIGTERM');
     await waitForExit(worker);

@@ -1,4 +1,3 @@
-import { queryDuckDb } from '../helpers/env';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,7 +6,7 @@ import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
 import type { RunPlan } from '../../workflows/types';
-import { ROOT } from '../helpers/env';
+import { ROOT, queryDuckDb } from '../helpers/env';
 
 const rows = (sql: string) => queryDuckDb(sql);
 
