@@ -130,10 +130,7 @@ function continuationLines(tag: string): string {
   return `
 CREATE OR REPLACE TEMP TABLE cont_${tag} AS
   WITH o AS (SELECT unnest(odd) AS l, generate_subscripts(odd, 1) AS i FROM rawstat_${tag} WHERE len(odd) % 2 = 0)
-  SELECT unnest(range(a.l + 1, b.l + 1)) AS line FROM o a JOIN o b ON b.i = a.i + 1 WHERE a.i % 2 = 1;
--- Blank lines, numbered as DuckDB numbers lines (continuation lines not counted).
-CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
-  SELECT b.line - (SELECT count(*) FROM cont_${tag} c WHERE c.line < b.line) AS line FROM blanks_${tag} b;`;
+  SELECT unnest(range(a.l + 1, b.l + 1)) AS line FROM o a JOIN o b ON b.i = a.i + 1 WHERE a.i % 2 = 1;`;
 }
 
 /** DuckDB line numbers (records) to physical ones, adding back the continuation lines before each. */
@@ -160,7 +157,9 @@ DELETE FROM cont_${tag} WHERE NOT (${consistent});
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
   SELECT line FROM rejlines_${tag}
   UNION
-  SELECT line FROM blanks_${tag}
+  -- Blank lines as DuckDB numbers lines (without the continuation lines kept above).
+  SELECT line FROM (
+    SELECT b.line - (SELECT count(*) FROM cont_${tag} c WHERE c.line < b.line) AS line FROM blanks_${tag} b)
   WHERE line >= 2 AND ${consistent};
 ${
   multiline

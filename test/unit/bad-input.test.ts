@@ -441,14 +441,13 @@ describe('encodings, line endings and binary data', () => {
   );
 
   test(
-    'a stray quote inside unquoted fields is literal and shifts nothing',
+    'a stray quote inside unquoted fields is literal and shifts nothing (blank lines and rejects after it too)',
     async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-stray-'));
       const f = path.join(dir, 'stray.csv');
       fs.writeFileSync(
         f,
-        'user_id,item_id,event_type,rating,timestamp\nu1,i"1,view,,2026-01-01T00:00:00Z\n' +
-          'u2,i2,view,,2026-01-01T00:00:00Z\nu3,i"3,view,,2026-01-01T00:00:00Z\nu4,i4,view,,2026-01-01T00:00:00Z\n',
+        'user_id,item_id,event_type,rating,timestamp\nu1,i"1,view,,2026-01-01T00:00:00Z\nu2,i2,view,,2026-01-01T00:00:00Z\nu3,i"3,view,,2026-01-01T00:00:00Z\n\nu4,i4,view,,2026-01-01T00:00:00Z\nu5,i5,view\nu6,i6,view,,2026-01-01T00:00:00Z\n',
       );
       const plan = planFor([f]);
       await ingest(plan);
@@ -456,8 +455,10 @@ describe('encodings, line endings and binary data', () => {
         [2, 'u1'],
         [3, 'u2'],
         [4, 'u3'],
-        [5, 'u4'],
+        [6, 'u4'],
+        [8, 'u6'],
       ]);
+      expect((await rawRejects(plan)).map((r) => r.source_line)).toEqual([7]);
     },
     FAST,
   );
