@@ -96,11 +96,16 @@ export const SOURCES_ARE_NEW_SQL = `CREATE OR REPLACE TEMP TABLE ev_src AS SELEC
  * up to `previousLines` of an appended file were delivered (and judged) before, so they are left out.
  */
 export function newLineCountsSql(appended: { path: string; previousLines: number }[]): string {
-  const old = appended.length
-    ? `SELECT * FROM (VALUES ${appended
-        .map((a) => `(${lit(a.path)}, CAST(${Math.trunc(a.previousLines)} AS BIGINT))`)
-        .join(', ')}) t(source_file, last_line)`
-    : 'SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS last_line WHERE false';
+  // Nothing was delivered before: every line is new, and the counts need no scan of the raw rows.
+  if (appended.length === 0) {
+    return `
+SELECT '*' AS reason, (SELECT count(*) FROM raw_events) + (SELECT count(*) FROM raw_rejects) AS n
+UNION ALL
+SELECT reason, count(*) FROM quarantine GROUP BY reason`;
+  }
+  const old = `SELECT * FROM (VALUES ${appended
+    .map((a) => `(${lit(a.path)}, CAST(${Math.trunc(a.previousLines)} AS BIGINT))`)
+    .join(', ')}) t(source_file, last_line)`;
   const fresh = (alias: string) =>
     `NOT EXISTS (SELECT 1 FROM old o WHERE o.source_file = ${alias}.source_file AND ${alias}.source_line <= o.last_line)`;
   return `
