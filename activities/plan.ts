@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig, dataPath, ConfigError } from '../lib/config';
+import { loadConfig, dataPath, ConfigError, type RecforgeConfig } from '../lib/config';
 import type { RetrainInput, RunPlan } from '../workflows/types';
 import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
@@ -26,18 +26,25 @@ function compactTime(iso: string): string {
  * Resolves the run: config (defaults + overlay + overrides), input files, run folder, model version, and the
  * dataset lock. Input and config errors are non-retryable: retrying cannot fix them.
  */
+/** The run's config: defaults, the input's overlay and overrides (protected keys checked). Throws ConfigError. */
+function runConfig(deps: ActivityDeps, input: RetrainInput): RecforgeConfig {
+  checkOverrides(deps, input.overrides);
+  return loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides }).config;
+}
+
+/** Dataset ids name folders and lock files: letters, digits, dot, dash, underscore. */
+const DATASET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
 export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: PlanContext): Promise<RunPlan> {
-  let loaded;
+  let config: RecforgeConfig;
   try {
-    checkOverrides(deps, input.overrides);
-    loaded = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
+    config = runConfig(deps, input);
   } catch (err) {
     if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
     throw err;
   }
-  const config = loaded.config;
   const datasetId = input.datasetId ?? config.dataset.id;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(datasetId)) {
+  if (!DATASET_ID.test(datasetId)) {
     throw ApplicationFailure.nonRetryable(
       `datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`,
       'BadInput',
@@ -159,10 +166,9 @@ export async function abandonPlan(
   input: RetrainInput,
   me: { workflowId: string; runId: string },
 ): Promise<void> {
-  let config;
+  let config: RecforgeConfig;
   try {
-    checkOverrides(deps, input.overrides);
-    config = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides }).config;
+    config = runConfig(deps, input);
   } catch {
     return; // planning could not have got past its config either: it reserved and locked nothing
   }
@@ -171,6 +177,5 @@ export async function abandonPlan(
     const l = ledger(config);
     if (l.entries().some((e) => e.runId === me.runId && e.status === 'reserved')) await l.release(me.runId);
   }
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(datasetId))
-    await releaseDatasetLock(config.dataDir, datasetId, me);
+  if (DATASET_ID.test(datasetId)) await releaseDatasetLock(config.dataDir, datasetId, me);
 }
