@@ -1,4 +1,4 @@
-import { barChart, esc, hbarChart } from './report';
+import { barChart, esc, hbarChart, int, pct } from './report';
 import type { ModelPrivacy } from '../lib/registry';
 
 /**
@@ -97,9 +97,6 @@ export function buildPublishedReport(input: {
     longTailShare: share(items.slice(head).reduce((s, i) => s + i.users, 0)),
   };
 }
-
-const int = (n: number) => Math.round(n).toLocaleString('en-US');
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 export function renderPublishedReport(r: PublishedReport): string {
   const dp = r.privacy;

@@ -21,9 +21,10 @@ export function esc(value: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-const int = (n: number | null | undefined) =>
+/** Integers and shares as the reports print them ('–' for missing or non-finite). */
+export const int = (n: number | null | undefined) =>
   n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US');
-const pct = (x: number | null | undefined, digits = 1) =>
+export const pct = (x: number | null | undefined, digits = 1) =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`;
 function dec(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '–';
