@@ -71,7 +71,8 @@ export async function buildTrainingSet(db: Db, plan: RunPlan): Promise<HistoryOu
     newRows = await db.scalar<number>(`SELECT count(*) FROM ev_new`);
   }
   const kCore = await applyKCore(db, plan);
-  await db.run(hist.REPLACE_EVENTS_SQL);
+  // A file of its own: the view still reads events.parquet until it is replaced.
+  await db.run(hist.replaceEventsSql(path.join(plan.runDir, 'events-window.parquet')));
   return { newRows, duplicatesOfHistory, kCore, history };
 }
 

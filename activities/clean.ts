@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { withDb, lit, type Db } from '../lib/duckdb';
+import { dropRelation, withDb, lit, type Db } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
 import type { CleanResult, ProfileResult, RunPlan } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
@@ -116,6 +116,7 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
     progress({ stage: 'clean', step: 'classify' });
     await checkIdPatterns(db, plan.config.schema.idFormat);
     const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
+    await dropRelation(db, 'events');
     await db.run(
       sql.classifySql({
         eventTypes: plan.config.schema.eventTypes,
@@ -130,6 +131,7 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
         nearDuplicateSeconds: plan.config.cleaning.nearDuplicateSeconds,
         idFormat: plan.config.schema.idFormat,
         keepRid: needsSources(plan),
+        eventsFile: path.join(plan.runDir, 'events.parquet'),
       }),
     );
     let extra: HistoryOutcome | null = null;

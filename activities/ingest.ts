@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { withDb, type Db } from '../lib/duckdb';
+import { dropRelation, withDb, type Db } from '../lib/duckdb';
 import {
   compressionOf,
   CsvHeaderError,
@@ -49,14 +50,24 @@ interface FileSchema {
   warnings: string[];
 }
 
-/** Loads one file's rows into raw_events / raw_rejects. Throws ContractError / CsvHeaderError for bad files. */
+/** Where one input file's rows land (the run's landing zone, one Parquet file per input file). */
+function landedPath(plan: Pick<RunPlan, 'runDir'>, fileIndex: number): string {
+  return path.join(plan.runDir, 'raw', `f${fileIndex}.parquet`);
+}
+
+/**
+ * Lands one file's rows at `out` and its malformed lines in raw_rejects. Returns whether `out` holds rows to
+ * keep (a file quarantined whole for a retyped column does not). Throws ContractError / CsvHeaderError.
+ */
 async function loadFile(
   db: Db,
   file: string,
   format: InputFormat,
-  tag: string,
+  fileIndex: number,
+  out: string,
   drift: RunPlan['config']['schema']['drift'],
-): Promise<FileSchema> {
+): Promise<FileSchema & { keep: boolean }> {
+  const tag = `f${fileIndex}`;
   const compression = compressionOf(file);
   const policy: DriftPolicy = drift;
   if (format === 'csv') {
@@ -70,9 +81,17 @@ async function loadFile(
       if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
       await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
     }
-    const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
-    await db.run(sql.insertCsv(file, tag, multiline));
-    return { columns: header.map((name) => ({ name })), warnings };
+    const lines = await db.one<{ physical: number; records: number }>(
+      sql.lineCountsSql(file, tag, compression),
+    );
+    if (lines.physical === lines.records) {
+      await db.run(sql.landCsv(file, fileIndex, tag, out));
+    } else {
+      await db.run(sql.rawPassCsv(file, tag, compression));
+      const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
+      await db.run(sql.landCsvAfterRawPass(file, fileIndex, tag, multiline, out));
+    }
+    return { columns: header.map((name) => ({ name })), warnings, keep: true };
   } else if (format === 'parquet') {
     const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));
     const declared = cols.map((c) => c.name);
@@ -86,16 +105,16 @@ async function loadFile(
     if (retyped.length && drift.retypedColumns === 'fail') {
       throw new ContractError(`${retyped.join('; ')} (schema.drift.retypedColumns: fail)`);
     }
-    await db.run(sql.loadParquet(file, actual));
+    await db.run(sql.landParquet(file, fileIndex, actual, out));
     if (retyped.length) {
-      await db.run(quarantineFileSql(file, retyped.join('; ')));
+      await db.run(quarantineFileSql(out, retyped.join('; ')));
       warnings.push(`${retyped.join('; ')}: every row quarantined as retyped_column`);
     }
-    return { columns: cols.map((c) => ({ name: c.name, type: c.type })), warnings };
+    return { columns: cols.map((c) => ({ name: c.name, type: c.type })), warnings, keep: !retyped.length };
   } else {
-    await db.run(sql.loadJsonl(file, tag, compression));
+    await db.run(sql.landJsonl(file, fileIndex, tag, compression, out));
     // JSON Lines has no header: a required field that no line carries is the same contract violation.
-    const present = await db.one<Record<InteractionColumn, number>>(sql.fieldPresenceSql(file));
+    const present = await db.one<Record<InteractionColumn, number>>(sql.fieldPresenceSql(out));
     const rows = present.user_id + present.item_id + present.timestamp + present.event_type + present.rating;
     if (rows > 0) {
       for (const c of ['user_id', 'item_id', 'timestamp'] as const) {
@@ -106,14 +125,12 @@ async function loadFile(
         throw new ContractError(`needs an 'event_type' or a 'rating' field: no line has a value for either`);
       }
     }
-    return { warnings: [] };
+    return { warnings: [], keep: true };
   }
 }
 
-async function counts(db: Db): Promise<{ r: number; j: number }> {
-  return db.one<{ r: number; j: number }>(
-    `SELECT (SELECT count(*) FROM raw_events) AS r, (SELECT count(*) FROM raw_rejects) AS j`,
-  );
+async function rejectCount(db: Db): Promise<number> {
+  return Number(await db.scalar(`SELECT count(*) FROM raw_rejects`));
 }
 
 /**
@@ -123,9 +140,9 @@ async function counts(db: Db): Promise<{ r: number; j: number }> {
 async function ingestOne(
   db: Db,
   file: string,
-  tag: string,
+  fileIndex: number,
   plan: RunPlan,
-): Promise<IngestedFile & FileSchema> {
+): Promise<IngestedFile & FileSchema & { landed?: string }> {
   const format = formatOf(file);
   if (!format) throw badInput(`${file}: unsupported file type`);
   let before: fs.Stats;
@@ -135,13 +152,14 @@ async function ingestOne(
     throw vanished(file, 'before it was read');
   }
   if (!before.isFile()) throw badInput(`${file}: not a regular file`);
-  const start = await counts(db);
+  const rejectedBefore = await rejectCount(db);
+  const out = landedPath(plan, fileIndex);
   const abort = new AbortController();
   const digest = digestFile(file, abort.signal);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
-  let schema: FileSchema;
+  let schema: FileSchema & { keep: boolean };
   try {
-    schema = await loadFile(db, file, format, tag, plan.config.schema.drift);
+    schema = await loadFile(db, file, format, fileIndex, out, plan.config.schema.drift);
   } catch (err) {
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
     // A corrupt gzip stream is the root cause of whatever DuckDB made of it: report that.
@@ -172,16 +190,19 @@ async function ingestOne(
   if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
     throw ApplicationFailure.retryable(`${file}: the file changed while it was read`, 'InputChanged');
   }
-  const end = await counts(db);
+  const { keep, ...fileSchema } = schema;
+  const rows = keep ? Number(await db.scalar(sql.landedRowsSql(out))) : 0;
+  if (!keep) fs.rmSync(out, { force: true });
   return {
     path: file,
     format,
     bytes: before.size,
     sha256,
-    rows: end.r - start.r,
-    rejectedLines: end.j - start.j,
+    rows,
+    rejectedLines: (await rejectCount(db)) - rejectedBefore,
     mtimeMs: before.mtimeMs,
-    ...schema,
+    ...fileSchema,
+    ...(keep && rows > 0 ? { landed: out } : {}),
   };
 }
 
@@ -210,17 +231,25 @@ async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
   return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${r.detail})`;
 }
 
+/** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */
+async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
+  await dropRelation(db, 'raw_events');
+  await db.run(`DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items;`);
+  fs.rmSync(path.join(plan.runDir, 'raw'), { recursive: true, force: true });
+}
+
 /**
- * Loads every input file into the run's DuckDB file as text columns with source file and line. Idempotent:
- * the raw tables are recreated, so a retry after a crash starts clean; a failure drops them, so no later
- * stage can mistake a half-loaded table for the input.
+ * Loads every input file as text columns with source file and line: the rows land as Parquet in the run's
+ * folder (raw/), united by the `raw_events` view in the run's DuckDB file; malformed lines go to raw_rejects.
+ * Idempotent: everything is recreated, so a retry after a crash starts clean; a failure removes it, so no
+ * later stage can mistake half-loaded input for the input.
  */
 export async function ingest(plan: RunPlan): Promise<IngestResult> {
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
     try {
       return await ingestAll(db, plan);
     } catch (err) {
-      await db.run(sql.DROP_RAW_TABLES).catch(() => undefined);
+      await dropRaw(db, plan).catch(() => undefined);
       throw err;
     }
   });
@@ -229,16 +258,21 @@ export async function ingest(plan: RunPlan): Promise<IngestResult> {
 async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
   // Typed Parquet timestamps are rendered as text; in UTC they carry '+00', which the cleaner reads correctly.
   await db.run(`SET TimeZone = 'UTC'`);
+  await dropRaw(db, plan);
+  fs.mkdirSync(path.join(plan.runDir, 'raw'), { recursive: true });
   await db.run(sql.CREATE_RAW_TABLES);
   const files: IngestedFile[] = [];
+  const landed: string[] = [];
   const warnings: string[] = [];
   for (const [i, file] of plan.interactionFiles.entries()) {
     progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
-    const { warnings: w, ...f } = await ingestOne(db, file, `f${i}`, plan);
+    const { warnings: w, landed: out, ...f } = await ingestOne(db, file, i, plan);
     files.push(f);
+    if (out) landed.push(out);
     warnings.push(...w.map((m) => `${file}: ${m}`));
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
   }
+  await db.run(sql.rawEventsViewSql(landed));
   const schemaDrift = compareSchemas(readSchemaRecord(plan), files);
   for (const d of schemaDrift) log('schema drift against the previous run', { drift: describeDrift(d) });
   await db.run(sql.CREATE_RAW_ITEMS);

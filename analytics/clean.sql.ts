@@ -23,6 +23,16 @@ export interface CleanParams {
   idFormat?: { user?: string; item?: string };
   /** Keep each clean row's raw row id as `events.rid` (for steps that need its source file and line). */
   keepRid?: boolean;
+  /** Where the clean events are written (Parquet; `events` is a view over it). */
+  eventsFile: string;
+}
+
+/**
+ * `events` over its Parquet file. The clean events are only ever read after cleaning; a Parquet file costs
+ * about half of a compressed DuckDB table to write. The caller drops a table of that name first (dropRelation).
+ */
+export function eventsViewSql(file: string): string {
+  return `CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet(${lit(file)});`;
 }
 
 export const REASONS = [
@@ -49,10 +59,10 @@ export function classifySql(p: CleanParams): string {
   const types = Object.keys(p.eventTypes).map(lit).join(', ');
   // Performance notes (20M rows on 2 threads / 2 GB): every full-width pass over the data costs seconds, and
   // temp tables that hold the raw text (long paths, timestamps) spill to disk. So the rows are typed and
-  // classified once into a narrow table that points back to its raw row by rowid; duplicates and bots are
+  // classified once into a narrow table that points back to its raw row by its rid; duplicates and bots are
   // decided on small side tables; the raw text is fetched back only for the (few) quarantined rows.
   return `
--- Every raw row, typed, with the first per-row reason it fails (NULL: valid so far). rid = raw_events.rowid.
+-- Every raw row, typed, with the first per-row reason it fails (NULL: valid so far); rid points back to raw_events.
 CREATE OR REPLACE TEMP TABLE cls AS
 SELECT rid, user_id, item_id, event_type, rating, ts,
   CASE
@@ -70,7 +80,7 @@ SELECT rid, user_id, item_id, event_type, rating, ts,
          AND (rating IS NULL OR NOT isfinite(rating)) THEN 'bad_rating'
   END AS reason
 FROM (
-  SELECT rowid AS rid, rating AS raw_rating,
+  SELECT rid, rating AS raw_rating,
          trim(user_id) AS user_id, trim(item_id) AS item_id,
          -- An explicit rating without an event type is a rating event.
          coalesce(nullif(lower(trim(event_type)), ''), CASE WHEN nullif(trim(rating), '') IS NOT NULL THEN 'rating' END) AS event_type,
@@ -78,36 +88,23 @@ FROM (
          ${parsedTimestamp()} AS ts
   FROM raw_events);
 
--- Exact duplicates among otherwise valid rows: the first occurrence (file, line) stays. Candidates are the
--- keys whose hash occurs more than once (a cheap one-column aggregate); the exact key decides among them.
-CREATE OR REPLACE TEMP TABLE dup_hashes AS
-SELECT hash(user_id, item_id, event_type, rating, ts) AS h FROM cls WHERE reason IS NULL
-GROUP BY 1 HAVING count(*) > 1;
-CREATE OR REPLACE TEMP TABLE dups AS
-SELECT rid FROM (
-  SELECT c.rid, row_number() OVER (
-      PARTITION BY c.user_id, c.item_id, c.event_type, c.rating, c.ts ORDER BY r.source_file, r.source_line) AS rn
-  FROM (SELECT * FROM cls WHERE reason IS NULL
-          AND hash(user_id, item_id, event_type, rating, ts) IN (SELECT h FROM dup_hashes)) c
-  JOIN raw_events r ON r.rowid = c.rid)
-WHERE rn > 1;
-
--- Near-duplicates: a repeat of the same (user, item, event type) within the window of the previous one
+-- Exact and near-duplicates in one sorted pass over each (user, item, event type): ordered by time, rating and
+-- rid (the file's position in the run, then its line), an exact duplicate sits right after the row it repeats,
+-- which stays (the first occurrence); a near-duplicate is a repeat within the window of the previous row
 -- (double clicks, client retries); the first of a burst stays.
-CREATE OR REPLACE TEMP TABLE near_dups AS
-${
-  p.nearDuplicateSeconds > 0
-    ? `SELECT rid FROM (
-  SELECT rid, ts - lag(ts) OVER (PARTITION BY user_id, item_id, event_type ORDER BY ts, rid) AS gap
-  FROM cls ANTI JOIN dups USING (rid) WHERE reason IS NULL)
-WHERE gap IS NOT NULL AND gap <= to_seconds(${p.nearDuplicateSeconds})`
-    : 'SELECT NULL::BIGINT AS rid WHERE false'
-};
+CREATE OR REPLACE TEMP TABLE repeats AS
+SELECT rid, CASE WHEN ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating THEN 'duplicate' ELSE 'near_duplicate' END AS reason
+FROM (
+  SELECT rid, ts, rating, lag(ts) OVER w AS prev_ts, lag(rating) OVER w AS prev_rating
+  FROM cls WHERE reason IS NULL
+  WINDOW w AS (PARTITION BY user_id, item_id, event_type ORDER BY ts, rating, rid))
+WHERE (ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating)
+   ${p.nearDuplicateSeconds > 0 ? `OR ts - prev_ts <= to_seconds(${p.nearDuplicateSeconds})` : ''};
 
 -- Bots: events per active day far above the robust (median + k * MAD) level across users.
 CREATE OR REPLACE TEMP TABLE user_rate AS
 SELECT user_id, count(*) / count(DISTINCT date_trunc('day', ts)) AS per_day
-FROM cls ANTI JOIN dups USING (rid) ANTI JOIN near_dups USING (rid) WHERE reason IS NULL GROUP BY user_id;
+FROM cls ANTI JOIN repeats USING (rid) WHERE reason IS NULL GROUP BY user_id;
 CREATE OR REPLACE TEMP TABLE bot_threshold AS
 SELECT greatest(${p.botMinEventsPerDay}, median(per_day) + ${p.botMadK} * coalesce(mad(per_day), 0)) AS threshold
 FROM user_rate;
@@ -116,30 +113,29 @@ SELECT user_id FROM user_rate WHERE ${p.detectBots} AND per_day > (SELECT thresh
 
 -- Valid rows that are dropped after all: duplicates, then the remaining rows of bot users.
 CREATE OR REPLACE TEMP TABLE dropped AS
-SELECT rid, 'duplicate' AS reason FROM dups
+SELECT rid, reason FROM repeats
 UNION ALL
-SELECT rid, 'near_duplicate' FROM near_dups
-UNION ALL
-SELECT rid, 'bot_user' FROM cls ANTI JOIN dups USING (rid) ANTI JOIN near_dups USING (rid)
+SELECT rid, 'bot_user' FROM cls ANTI JOIN repeats USING (rid)
 WHERE reason IS NULL AND user_id IN (SELECT user_id FROM bots);
 
 CREATE OR REPLACE TABLE quarantine AS
 SELECT r.source_file, r.source_line, q.reason, NULL::VARCHAR AS detail,
        r.user_id, r.item_id, r.event_type, r.rating, r."timestamp", NULL::VARCHAR AS raw
 FROM (SELECT rid, reason FROM cls WHERE reason IS NOT NULL UNION ALL SELECT rid, reason FROM dropped) q
-JOIN raw_events r ON r.rowid = q.rid
+JOIN raw_events r ON r.rid = q.rid
 UNION ALL
 SELECT source_file, source_line, reason, detail, NULL, NULL, NULL, NULL, NULL, raw FROM raw_rejects;
 
-CREATE OR REPLACE TABLE events AS
+COPY (
 SELECT user_id, item_id, event_type, rating, ts,
        CASE event_type ${Object.entries(p.eventTypes)
          .map(([t, w]) => `WHEN ${lit(t)} THEN ${w}`)
          .join(' ')} END
        * CASE WHEN event_type = 'rating' THEN rating / ${p.ratingMax} ELSE 1 END AS weight${p.keepRid ? ', rid' : ''}
-FROM cls ANTI JOIN dropped USING (rid) WHERE reason IS NULL;
+FROM cls ANTI JOIN dropped USING (rid) WHERE reason IS NULL) TO ${lit(p.eventsFile)} (FORMAT parquet, COMPRESSION zstd);
+${eventsViewSql(p.eventsFile)}
 
-DROP TABLE cls; DROP TABLE dup_hashes; DROP TABLE dups; DROP TABLE dropped;`;
+DROP TABLE cls; DROP TABLE repeats; DROP TABLE dropped;`;
 }
 
 /** CASE branches for the id-format contract: the patterns go in as string literals (lit), not as SQL. */

@@ -1,4 +1,5 @@
 import { lit, litList } from '../lib/duckdb';
+import { eventsViewSql } from './clean.sql';
 
 /**
  * SQL that turns a run's clean events into the training set when incremental runs or the k-core filter are
@@ -17,7 +18,7 @@ export function newSourcesSql(runDate: string): string {
 CREATE OR REPLACE TEMP TABLE ev_new AS
 SELECT e.user_id, e.item_id, e.event_type, e.rating, e.ts, e.weight, r.source_file, r.source_line,
        ${lit(runDate)} AS run_date
-FROM events e JOIN raw_events r ON r.rowid = e.rid;`;
+FROM events e JOIN raw_events r ON r.rid = e.rid;`;
 }
 
 /**
@@ -84,9 +85,12 @@ DROP TABLE ev_kept;`;
 }
 
 /** The training set back in `events`' own schema (dropping the raw row id cleaning kept for this step). */
-export const REPLACE_EVENTS_SQL = `
-CREATE OR REPLACE TABLE events AS SELECT ${EVENT_COLUMNS} FROM ev_src;
+export function replaceEventsSql(eventsFile: string): string {
+  return `
+COPY (SELECT ${EVENT_COLUMNS} FROM ev_src) TO ${lit(eventsFile)} (FORMAT parquet, COMPRESSION zstd);
+${eventsViewSql(eventsFile)}
 DROP TABLE IF EXISTS ev_src; DROP TABLE IF EXISTS ev_all; DROP TABLE IF EXISTS ev_new; DROP TABLE IF EXISTS ev_hist_dups;`;
+}
 
 /** Without incremental history the sources are this run's rows only. */
 export const SOURCES_ARE_NEW_SQL = `CREATE OR REPLACE TEMP TABLE ev_src AS SELECT * FROM ev_new;`;

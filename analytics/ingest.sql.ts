@@ -8,16 +8,43 @@ import type { Compression } from '../lib/csv-header';
  * that comes from outside (paths, column names) goes through lit()/ident(); data values never enter SQL text.
  */
 
+/**
+ * The rejects table (small: malformed lines). The rows themselves land as one Parquet file per input file
+ * (landing zone, `rawEventsViewSql` unites them as `raw_events`): writing Parquet costs about half of an
+ * insert into a compressed DuckDB table, and the landed rows are only ever scanned, never updated.
+ */
 export const CREATE_RAW_TABLES = `
-CREATE OR REPLACE TABLE raw_events (
-  source_file VARCHAR, source_line BIGINT,
-  user_id VARCHAR, item_id VARCHAR, event_type VARCHAR, rating VARCHAR, "timestamp" VARCHAR);
 CREATE OR REPLACE TABLE raw_rejects (
   source_file VARCHAR, source_line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR);`;
 
-/** Removes everything ingest creates, so a failed ingest never leaves half-loaded tables behind. */
-export const DROP_RAW_TABLES = `
-DROP TABLE IF EXISTS raw_events; DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items;`;
+/** Every landed raw row: rid (unique in the run), source_file, source_line and the contract columns as text. */
+const RAW_COLUMNS = `rid, source_file, source_line, ${INTERACTION_COLUMNS.map((c) => ident(c)).join(', ')}`;
+
+/** `raw_events` over the landed files (a typed empty relation when no file had rows). */
+export function rawEventsViewSql(files: string[]): string {
+  const empty = `SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, ${INTERACTION_COLUMNS.map(
+    (c) => `NULL::VARCHAR AS ${ident(c)}`,
+  ).join(', ')} WHERE false`;
+  const body = files.length
+    ? `SELECT ${RAW_COLUMNS} FROM read_parquet([${files.map(lit).join(', ')}])`
+    : empty;
+  return `CREATE VIEW raw_events AS ${body}`;
+}
+
+/** Run-wide row ids: the file's index in the high bits, its record ordinal in the low 40 (a trillion rows). */
+function ridOf(fileIndex: number, ord: string): string {
+  return `(CAST(${Math.trunc(fileIndex)} AS BIGINT) << 40) + ${ord}`;
+}
+
+/** Lands one file's rows (`select` yields RAW_COLUMNS) as Parquet at `out`. */
+function land(out: string, select: string): string {
+  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet)`;
+}
+
+/** Rows in a landed file (from its footer). */
+export function landedRowsSql(out: string): string {
+  return `SELECT count(*) AS n FROM read_parquet(${lit(out)})`;
+}
 
 /** Longest physical line we read (DuckDB buffers a whole line); longer lines are quarantined, not loaded. */
 export const MAX_LINE_BYTES = 2 * 1024 * 1024;
@@ -59,20 +86,38 @@ function projection(
 }
 
 /**
- * Physical line numbers for emitted rows, as (ord, line) from the rows' ordinals. A reader's ordinality counts
- * emitted rows only; each excluded line (rejected, or blank and skipped) shifts the rows after it by one. With
- * excluded lines e_1 < e_2 < ..., row k comes after e_j iff fewer than k rows precede e_j, i.e.
- * e_j - first - j + 1 < k; an ASOF join finds the largest such j in one sorted pass, so this stays linear
- * however many lines are excluded. Narrow on purpose: joining the wide rows through the ASOF join is slower
- * than an integer hash join back onto them.
+ * Physical line numbers for emitted rows. A reader's ordinals count emitted rows only; each excluded line
+ * (rejected, or blank and skipped) shifts the rows after it by one. With excluded lines e_1 < e_2 < ..., row k
+ * comes after e_j iff fewer than k rows precede e_j, i.e. before_j = e_j - first - j + 1 < k. `shiftBuckets`
+ * tabulates that count per bucket of LINE_BUCKET ordinals — the count below the bucket, and the few before_j
+ * inside it — so every row finds its shift with an equi-join on a small table (a streaming hash probe, no
+ * sort of the rows) plus a filter over a short list. `maxOrd` is a scalar subquery for the largest ordinal.
  */
+const LINE_BUCKET = 4096;
+
+function shiftBuckets(excluded: string, first: number, maxOrd: string): string {
+  return `(
+    WITH e AS (SELECT line - ${first} - row_number() OVER (ORDER BY line) + 1 AS before FROM ${excluded}),
+    per AS (SELECT before // ${LINE_BUCKET} AS bucket, count(*) AS n, list(before) AS bounds FROM e GROUP BY 1)
+    SELECT b.range AS bucket, p.bounds,
+           coalesce(sum(p.n) OVER (ORDER BY b.range ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS shift
+    FROM range(0, CAST(coalesce(${maxOrd}, 0) AS BIGINT) // ${LINE_BUCKET} + 1) b LEFT JOIN per p ON p.bucket = b.range)`;
+}
+
+/** The join that brings each row's bucket (alias `b`) next to `rows` (whose ordinal is `ord`). */
+function bucketJoin(ord: string, buckets: string): string {
+  return `LEFT JOIN ${buckets} b ON b.bucket = (${ord}) // ${LINE_BUCKET}`;
+}
+
+function lineOf(ord: string, first: number): string {
+  return `(${ord}) + ${first - 1} + coalesce(b.shift, 0) + coalesce(len(list_filter(b.bounds, x -> x < (${ord}))), 0)`;
+}
+
+/** (ord, line) for the ordinals in `ords` (a relation with an `ord` column). */
 function lineMap(ords: string, excluded: string, first: number): string {
   return `(
-    SELECT r.ord, r.ord + ${first - 1} + coalesce(s.j, 0) AS line
-    FROM (SELECT ord FROM ${ords}) r ASOF LEFT JOIN (
-      SELECT line - ${first} - j + 1 AS before, max(j) AS j
-      FROM (SELECT line, row_number() OVER (ORDER BY line) AS j FROM ${excluded}) GROUP BY 1) s
-    ON r.ord > s.before)`;
+    SELECT r.ord, ${lineOf('r.ord', first)} AS line
+    FROM (SELECT ord FROM ${ords}) r ${bucketJoin('r.ord', shiftBuckets(excluded, first, `(SELECT max(ord) FROM ${ords})`))})`;
 }
 
 /** DuckDB's reject details, one row per rejected line (a line can fail on several columns). */
@@ -85,10 +130,18 @@ CREATE OR REPLACE TEMP TABLE ${into} AS
   FROM ${rejects} GROUP BY line;`;
 }
 
+/** Where a landed row comes from: the run-wide row id from its ordinal, the file, and its physical line. */
+function rawHead(file: string, fileIndex: number, ord: string, line: string): string {
+  return `${ridOf(fileIndex, ord)} AS rid, ${lit(file)} AS source_file, ${line} AS source_line`;
+}
+
+const CONTRACT = INTERACTION_COLUMNS.map((c) => `g.${ident(c)}`).join(', ');
+
 /**
  * CSV, step 1: typed-as-text good rows from the header we parsed ourselves (explicit dialect, no sniffing);
- * malformed lines go to DuckDB's rejects table with their line number and the failing column. A second,
- * cheap pass reads raw lines to find blank lines, which DuckDB skips silently but counts in its line numbers.
+ * malformed lines go to DuckDB's rejects table with their line number and the failing column. The good rows'
+ * ordinals are their rowids + 1: a table created from one scan keeps the scan's order (insertion order is
+ * preserved), which costs far less than WITH ORDINALITY on a parallel CSV scan.
  */
 export function scanCsv(
   file: string,
@@ -100,22 +153,56 @@ export function scanCsv(
   const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
   const rej = `rej_${tag}`;
   return `
-DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan; DROP TABLE IF EXISTS raw${rej}; DROP TABLE IF EXISTS raw${rej}_scan;
+DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan;
 CREATE OR REPLACE TEMP TABLE good_${tag} AS
-  SELECT ordinality AS ord, ${projection(source, ident)}
+  SELECT ${projection(source, ident)}
   FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
-                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan') WITH ORDINALITY;
-${rejectedLines(rej, `rejlines_${tag}`, true)}
+                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan');
+${rejectedLines(rej, `rejlines_${tag}`, true)}`;
+}
+
+/**
+ * Physical lines against the records DuckDB saw (header, good rows, rejected lines). Equal means no blank
+ * lines and no quoted field spanning lines: DuckDB's line numbers are then physical, and the cheap landing
+ * applies. A count(*) over raw lines reads no values, so this pass costs a fraction of a parse.
+ */
+export function lineCountsSql(file: string, tag: string, compression: Compression): string {
+  return `
+SELECT (SELECT count(*) FROM ${rawLines(file, compression, `rawcnt_${tag}`)}) AS physical,
+       1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag}) AS records`;
+}
+
+/** CSV, step 2 when lines and records agree: the rejects and the rows, their lines shifted past rejected lines. */
+export function landCsv(file: string, fileIndex: number, tag: string, out: string): string {
+  const ord = 'g.rowid + 1';
+  return `
+INSERT INTO raw_rejects SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
+${land(
+  out,
+  `SELECT ${rawHead(file, fileIndex, ord, lineOf(ord, 2))}, ${CONTRACT}
+   FROM good_${tag} g ${bucketJoin(ord, shiftBuckets(`rejlines_${tag}`, 2, `(SELECT count(*) FROM good_${tag})`))}`,
+)};
+${dropTemp(tag)}`;
+}
+
+/**
+ * CSV, step 2 otherwise: a second pass reads raw lines to find blank lines (DuckDB skips them silently but
+ * counts them in its line numbers) and the continuation lines of quoted fields that span lines (which DuckDB
+ * does not count).
+ */
+export function rawPassCsv(file: string, tag: string, compression: Compression): string {
+  return `
+DROP TABLE IF EXISTS rawrej_${tag}; DROP TABLE IF EXISTS rawrej_${tag}_scan;
 CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
   SELECT count(*) AS n, list(ordinality) FILTER (WHERE line IS NULL) AS blanks,
          -- Lines with an odd number of quote characters open or close a quoted field that spans lines.
          list(ordinality) FILTER (WHERE contains(line, '"')
                                    AND (length(line) - length(replace(line, '"', ''))) % 2 = 1) AS odd
-  FROM ${rawLines(file, dialect.compression, `raw${rej}`)} WITH ORDINALITY;
+  FROM ${rawLines(file, compression, `rawrej_${tag}`)} WITH ORDINALITY;
 CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
   SELECT b.line FROM ${lineMap(
     `(SELECT unnest(coalesce(blanks, [])) AS ord FROM rawstat_${tag})`,
-    `(SELECT DISTINCT line FROM raw${rej})`,
+    `(SELECT DISTINCT line FROM rawrej_${tag})`,
     1,
   )} b;
 ${continuationLines(tag)}`;
@@ -139,19 +226,28 @@ function physical(lines: string, tag: string): string {
 }
 
 /**
- * CSV, step 2: rejects and good rows into the raw tables with their physical line numbers. DuckDB numbers
+ * CSV, step 3 after the raw pass: rejects and good rows with their physical line numbers. DuckDB numbers
  * records (blank lines included, the continuation lines of quoted fields that span lines not); the raw pass
  * supplies the blank and continuation lines that turn its numbers into physical ones. When the two passes'
  * counts disagree (a file they read differently), those corrections are skipped and numbers follow DuckDB's.
  * `multiline`: the file has continuation lines (the extra mapping costs a join, so only then).
  */
-export function insertCsv(file: string, tag: string, multiline: boolean): string {
+export function landCsvAfterRawPass(
+  file: string,
+  fileIndex: number,
+  tag: string,
+  multiline: boolean,
+  out: string,
+): string {
   // Records DuckDB saw (header, rows, rejects) against physical lines less blanks and continuation lines: when
   // they disagree, the raw pass and DuckDB read the file differently and its corrections are not applied.
   const consistent = `(SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
         - (SELECT count(*) FROM cont_${tag}) + (SELECT count(DISTINCT line) FROM rawrej_${tag})
       = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag})`;
-  const records = lineMap(`good_${tag}`, `excluded_${tag}`, 2);
+  const ords = `(SELECT rowid + 1 AS ord FROM good_${tag})`;
+  const records = lineMap(ords, `excluded_${tag}`, 2);
+  const rows = (line: string, from: string) =>
+    land(out, `SELECT ${rawHead(file, fileIndex, 'g.rowid + 1', line)}, ${CONTRACT} FROM ${from}`);
   return `
 DELETE FROM cont_${tag} WHERE NOT (${consistent});
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
@@ -167,15 +263,14 @@ ${
   SELECT ${lit(file)}, p.line, 'malformed_line', r.detail, r.raw
   FROM rejlines_${tag} r JOIN ${physical(`(SELECT line AS ord FROM rejlines_${tag})`, tag)} p ON p.ord = r.line;
 CREATE OR REPLACE TEMP TABLE recline_${tag} AS SELECT ord, line FROM ${records};
-INSERT INTO raw_events
-  SELECT ${lit(file)}, p.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
-  FROM good_${tag} g JOIN recline_${tag} m USING (ord)
-  JOIN ${physical(`(SELECT line AS ord FROM recline_${tag})`, tag)} p ON p.ord = m.line;`
+${rows(
+  'p.line',
+  `good_${tag} g JOIN recline_${tag} m ON m.ord = g.rowid + 1
+   JOIN ${physical(`(SELECT line AS ord FROM recline_${tag})`, tag)} p ON p.ord = m.line`,
+)};`
     : `INSERT INTO raw_rejects
   SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
-INSERT INTO raw_events
-  SELECT ${lit(file)}, m.line, g.user_id, g.item_id, g.event_type, g.rating, g."timestamp"
-  FROM good_${tag} g JOIN ${records} m USING (ord);`
+${rows('m.line', `good_${tag} g JOIN ${records} m ON m.ord = g.rowid + 1`)};`
 }
 ${dropTemp(tag)}`;
 }
@@ -193,6 +288,8 @@ function dropTemp(tag: string): string {
     `rej_${tag}_scan`,
     `rawrej_${tag}`,
     `rawrej_${tag}_scan`,
+    `rawcnt_${tag}`,
+    `rawcnt_${tag}_scan`,
     `jl_${tag}`,
   ]
     .map((t) => `DROP TABLE IF EXISTS ${t};`)
@@ -207,11 +304,17 @@ export function firstLineSql(file: string, compression: Compression): string {
 }
 
 /** Parquet: typed columns are cast to text (in UTC: the caller sets TimeZone); the row number stands in for the line. */
-export function loadParquet(file: string, source: Partial<Record<InteractionColumn, string>>): string {
-  return `
-INSERT INTO raw_events
-  SELECT ${lit(file)}, file_row_number + 1, ${projection(source, ident)}
-  FROM read_parquet(${lit(file)}, file_row_number = true);`;
+export function landParquet(
+  file: string,
+  fileIndex: number,
+  source: Partial<Record<InteractionColumn, string>>,
+  out: string,
+): string {
+  return land(
+    out,
+    `SELECT ${rawHead(file, fileIndex, 'file_row_number + 1', 'file_row_number + 1')}, ${projection(source, ident)}
+     FROM read_parquet(${lit(file)}, file_row_number = true)`,
+  );
 }
 
 /** Top-level column names and types (parquet_schema would also list nested fields). */
@@ -223,11 +326,17 @@ export function describeParquetColumns(file: string): string {
  * JSON Lines: each physical line is read as one text value, so a malformed line (invalid JSON, invalid UTF-8,
  * too long) is quarantined with its number instead of failing the whole file. Blank lines are skipped.
  */
-export function loadJsonl(file: string, tag: string, compression: Compression): string {
-  const field = (c: string) => `json_extract_string(text, ${lit(`$."${c}"`)})`;
+export function landJsonl(
+  file: string,
+  fileIndex: number,
+  tag: string,
+  compression: Compression,
+  out: string,
+): string {
+  const field = (c: string) => `json_extract_string(g.text, ${lit(`$."${c}"`)}) AS ${ident(c)}`;
   const rej = `rawrej_${tag}`;
   // The rejects table exists only once the scan has run, so the line mapping is a separate statement.
-  const lines = `jl_${tag} JOIN ${lineMap(`jl_${tag}`, `(SELECT DISTINCT line FROM ${rej})`, 1)} USING (ord)`;
+  const lines = `jl_${tag} g ${bucketJoin('g.ord', shiftBuckets(`(SELECT DISTINCT line FROM ${rej})`, 1, `(SELECT max(ord) FROM jl_${tag})`))}`;
   return `
 DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan;
 CREATE OR REPLACE TEMP TABLE jl_${tag} AS
@@ -241,20 +350,18 @@ ${rejectedLines(rej, `rejlines_${tag}`, false)}
 INSERT INTO raw_rejects
   SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag}
   UNION ALL
-  SELECT ${lit(file)}, line, 'malformed_line',
+  SELECT ${lit(file)}, ${lineOf('g.ord', 1)}, 'malformed_line',
          CASE WHEN kind = 'invalid' THEN 'invalid JSON' ELSE 'not a JSON object: ' || kind END,
          left(text, ${RAW_KEEP})
   FROM ${lines} WHERE text IS NOT NULL AND NOT ok;
-INSERT INTO raw_events
-  SELECT ${lit(file)}, line, ${INTERACTION_COLUMNS.map(field).join(', ')}
-  FROM ${lines} WHERE ok;
+${land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', lineOf('g.ord', 1))}, ${INTERACTION_COLUMNS.map(field).join(', ')} FROM ${lines} WHERE ok`)};
 ${dropTemp(tag)}`;
 }
 
 /** Which contract fields the file's rows carry at all (JSON Lines has no header to check up front). */
-export function fieldPresenceSql(file: string): string {
+export function fieldPresenceSql(out: string): string {
   return `SELECT ${INTERACTION_COLUMNS.map((c) => `count(${ident(c)}) AS ${ident(c)}`).join(', ')}
-          FROM raw_events WHERE source_file = ${lit(file)}`;
+          FROM read_parquet(${lit(out)})`;
 }
 
 /** The first malformed line of a file, to say why a file yielded no rows. */

@@ -51,14 +51,14 @@ export function describeDrift(d: SchemaDrift): string {
 }
 
 /**
- * Moves every loaded row of `file` into raw_rejects as retyped_column (schema.drift.retypedColumns:
- * quarantine): a column of the wrong type makes every row of the file suspect, not just unparseable ones.
+ * Puts every landed row of a file (`landed`: its landing Parquet file, which the caller then discards) into
+ * raw_rejects as retyped_column (schema.drift.retypedColumns: quarantine): a column of the wrong type makes
+ * every row of the file suspect, not just unparseable ones.
  */
-export function quarantineFileSql(file: string, detail: string): string {
+export function quarantineFileSql(landed: string, detail: string): string {
   return `
 INSERT INTO raw_rejects
   SELECT source_file, source_line, 'retyped_column', ${lit(detail)},
          left(concat_ws(',', user_id, item_id, event_type, rating, "timestamp"), 4096)
-  FROM raw_events WHERE source_file = ${lit(file)};
-DELETE FROM raw_events WHERE source_file = ${lit(file)};`;
+  FROM read_parquet(${lit(landed)});`;
 }

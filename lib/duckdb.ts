@@ -87,7 +87,20 @@ export class Db {
   }
 
   async run(sql: string): Promise<void> {
+    if (process.env.RECFORGE_SQL_TIMING) return this.runTimed(sql);
     await this.statement(() => this.conn.run(sql));
+  }
+
+  /** RECFORGE_SQL_TIMING=1: each statement on its own, with its wall time on stderr (for finding hot spots). */
+  private async runTimed(sql: string): Promise<void> {
+    const extracted = await this.conn.extractStatements(sql).catch(() => undefined);
+    if (!extracted) return void (await this.statement(() => this.conn.run(sql)));
+    for (let i = 0; i < extracted.count; i++) {
+      const t0 = process.hrtime.bigint();
+      await this.statement(async () => (await extracted.prepare(i)).run());
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${sqlHead(sql, i)}`);
+    }
   }
 
   async all<T extends Row = Row>(sql: string): Promise<T[]> {
@@ -111,6 +124,28 @@ export class Db {
     this.conn.closeSync();
     this.instance.closeSync();
   }
+}
+
+/** The i-th statement's first words, for timing logs (statements split at top-level semicolons, roughly). */
+function sqlHead(sql: string, i: number): string {
+  const parts = sql
+    .replace(/--[^\n]*/g, '')
+    .split(/;\s*(?=(?:CREATE|DROP|INSERT|DELETE|COPY|SELECT|SET|UPDATE|ALTER|WITH)\b)/)
+    .filter((p) => p.trim() !== '');
+  return (parts[i] ?? sql)
+    .replace(/--[^\n]*/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 110);
+}
+
+/** Drops the non-temporary relation `name`, table or view (DuckDB's DROP refuses the wrong kind, IF EXISTS or not). */
+export async function dropRelation(db: Db, name: string): Promise<void> {
+  const found = await db.all<{ kind: string }>(`
+    SELECT 'VIEW' AS kind FROM duckdb_views() WHERE NOT temporary AND view_name = ${lit(name)}
+    UNION ALL
+    SELECT 'TABLE' FROM duckdb_tables() WHERE NOT temporary AND table_name = ${lit(name)}`);
+  for (const { kind } of found) await db.run(`DROP ${kind === 'VIEW' ? 'VIEW' : 'TABLE'} ${ident(name)}`);
 }
 
 /** Opens, runs `fn`, and always closes, so a failed activity never keeps the file locked. */

@@ -78,7 +78,10 @@ async function query<T extends Record<string, unknown>>(plan: RunPlan, sql: stri
 }
 
 async function tables(plan: RunPlan): Promise<string[]> {
-  const rows = await query<{ name: string }>(plan, `SELECT table_name AS name FROM duckdb_tables()`);
+  const rows = await query<{ name: string }>(
+    plan,
+    `SELECT table_name AS name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal`,
+  );
   return rows.map((r) => r.name);
 }
 
@@ -461,6 +464,61 @@ describe('encodings, line endings and binary data', () => {
       expect((await rawRejects(plan)).map((r) => r.source_line)).toEqual([7]);
     },
     FAST,
+  );
+
+  test(
+    'line numbers stay physical across thousands of rows: malformed lines on and around line-map bucket edges, with and without blank lines; row ids unique across files',
+    async () => {
+      // Rows are tagged with the physical line they are written on, so every landed row checks its own number.
+      const build = (n: number, bad: Set<number>, blank: Set<number>) => {
+        const lines = ['user_id,item_id,event_type,rating,timestamp'];
+        for (let line = 2; lines.length < n; line++) {
+          if (blank.has(line)) lines.push('');
+          else if (bad.has(line)) lines.push(`bad${line},i1`);
+          else lines.push(`L${line},i${line % 7},view,,2026-01-01T00:00:00Z`);
+        }
+        return `${lines.join('\n')}\n`;
+      };
+      const bad = [2, 3, 4097, 4098, 4099, 4100, 8194, 8195, 9000, 12_001];
+      const blank = [5, 4096, 8193, 9999];
+      const a = scratchFile('buckets-rejects.csv', build(12_001, new Set(bad), new Set()));
+      const b = scratchFile('buckets-blanks.csv', build(10_000, new Set(bad), new Set(blank)));
+      const jsonBad = [2, 4097, 4098, 8999];
+      const c = scratchFile(
+        'buckets.jsonl',
+        Array.from({ length: 9000 }, (_, i) =>
+          jsonBad.includes(i + 1)
+            ? '{not json'
+            : JSON.stringify({
+                user_id: `L${i + 1}`,
+                item_id: 'i1',
+                event_type: 'view',
+                timestamp: '2026-01-01T00:00:00Z',
+              }),
+        ).join('\n') + '\n',
+      );
+      const plan = planFor([a, b, c]);
+      await ingest(plan);
+      const rows = await query<{ rid: number; source_file: string; source_line: number; user_id: string }>(
+        plan,
+        `SELECT rid, source_file, source_line, user_id FROM raw_events`,
+      );
+      const badInB = bad.filter((l) => l <= 10_000);
+      expect(rows.length).toBe(
+        12_000 - bad.length + (9999 - blank.length - badInB.length) + 9000 - jsonBad.length,
+      );
+      expect(rows.filter((r) => r.user_id !== `L${r.source_line}`).slice(0, 5)).toEqual([]);
+      expect(new Set(rows.map((r) => r.rid)).size).toBe(rows.length);
+      const rejects = await query<{ source_file: string; source_line: number }>(
+        plan,
+        `SELECT source_file, source_line FROM raw_rejects ORDER BY source_line`,
+      );
+      const linesOf = (f: string) => rejects.filter((r) => r.source_file === f).map((r) => r.source_line);
+      expect(linesOf(a)).toEqual(bad);
+      expect(linesOf(b)).toEqual(badInB);
+      expect(linesOf(c)).toEqual(jsonBad);
+    },
+    FAST * 2,
   );
 
   test(
