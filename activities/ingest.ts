@@ -56,8 +56,9 @@ function landedPath(plan: Pick<RunPlan, 'runDir'>, fileIndex: number): string {
 }
 
 /**
- * Lands one file's rows at `out` and its malformed lines in raw_rejects. Returns whether `out` holds rows to
- * keep (a file quarantined whole for a retyped column does not). Throws ContractError / CsvHeaderError.
+ * Lands one file's rows at `out` and its malformed lines in raw_rejects. Returns how the landed rows' lines
+ * are known (none: nothing to keep, e.g. a file quarantined whole for a retyped column). Throws ContractError /
+ * CsvHeaderError for bad files.
  */
 async function loadFile(
   db: Db,
@@ -66,7 +67,7 @@ async function loadFile(
   fileIndex: number,
   out: string,
   drift: RunPlan['config']['schema']['drift'],
-): Promise<FileSchema & { keep: boolean }> {
+): Promise<FileSchema & { lines: sql.LandedFile['lines'] | 'none'; landed: string }> {
   const tag = `f${fileIndex}`;
   const compression = compressionOf(file);
   const policy: DriftPolicy = drift;
@@ -75,23 +76,28 @@ async function loadFile(
     const { names, source, warnings } = resolveColumns(header, policy);
     const dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
     try {
-      await db.run(sql.scanCsv(file, names, source, tag, dialect));
+      await db.run(sql.scanCsv(file, names, source, tag, dialect, out));
     } catch (err) {
       // Mixed CRLF/LF line endings trip strict mode for the whole file; non-strict reads them fine.
       if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
-      await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }));
+      await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }, out));
     }
+    const schema = { columns: header.map((name) => ({ name })), warnings };
     const lines = await db.one<{ physical: number; records: number }>(
-      sql.lineCountsSql(file, tag, compression),
+      sql.lineCountsSql(file, tag, compression, out),
     );
     if (lines.physical === lines.records) {
-      await db.run(sql.landCsv(file, fileIndex, tag, out));
-    } else {
-      await db.run(sql.rawPassCsv(file, tag, compression));
-      const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
-      await db.run(sql.landCsvAfterRawPass(file, fileIndex, tag, multiline, out));
+      const rejected = Number(await db.scalar(`SELECT count(*) FROM rejlines_${tag}`));
+      await db.run(sql.rejectsAndShiftsCsv(file, fileIndex, tag, out));
+      return { ...schema, lines: rejected ? 'shifted' : 'ordinal', landed: out };
     }
-    return { columns: header.map((name) => ({ name })), warnings, keep: true };
+    // Blank lines or quoted fields spanning lines: a raw pass finds them, and the rows land again with lines.
+    await db.run(sql.rawPassCsv(file, tag, compression));
+    const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
+    const withLines = out.replace(/\.parquet$/, '-lines.parquet');
+    await db.run(sql.landCsvAfterRawPass(file, fileIndex, tag, multiline, out, withLines));
+    fs.rmSync(out, { force: true });
+    return { ...schema, lines: 'stored', landed: withLines };
   } else if (format === 'parquet') {
     const cols = await db.all<{ name: string; type: string }>(sql.describeParquetColumns(file));
     const declared = cols.map((c) => c.name);
@@ -110,7 +116,8 @@ async function loadFile(
       await db.run(quarantineFileSql(out, retyped.join('; ')));
       warnings.push(`${retyped.join('; ')}: every row quarantined as retyped_column`);
     }
-    return { columns: cols.map((c) => ({ name: c.name, type: c.type })), warnings, keep: !retyped.length };
+    const columns = cols.map((c) => ({ name: c.name, type: c.type }));
+    return { columns, warnings, lines: retyped.length ? 'none' : 'stored', landed: out };
   } else {
     await db.run(sql.landJsonl(file, fileIndex, tag, compression, out));
     // JSON Lines has no header: a required field that no line carries is the same contract violation.
@@ -125,7 +132,7 @@ async function loadFile(
         throw new ContractError(`needs an 'event_type' or a 'rating' field: no line has a value for either`);
       }
     }
-    return { warnings: [], keep: true };
+    return { warnings: [], lines: 'stored', landed: out };
   }
 }
 
@@ -142,7 +149,7 @@ async function ingestOne(
   file: string,
   fileIndex: number,
   plan: RunPlan,
-): Promise<IngestedFile & FileSchema & { landed?: string }> {
+): Promise<IngestedFile & FileSchema & { landed?: sql.LandedFile }> {
   const format = formatOf(file);
   if (!format) throw badInput(`${file}: unsupported file type`);
   let before: fs.Stats;
@@ -157,7 +164,7 @@ async function ingestOne(
   const abort = new AbortController();
   const digest = digestFile(file, abort.signal);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
-  let schema: FileSchema & { keep: boolean };
+  let schema: Awaited<ReturnType<typeof loadFile>>;
   try {
     schema = await loadFile(db, file, format, fileIndex, out, plan.config.schema.drift);
   } catch (err) {
@@ -190,9 +197,9 @@ async function ingestOne(
   if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
     throw ApplicationFailure.retryable(`${file}: the file changed while it was read`, 'InputChanged');
   }
-  const { keep, ...fileSchema } = schema;
-  const rows = keep ? Number(await db.scalar(sql.landedRowsSql(out))) : 0;
-  if (!keep) fs.rmSync(out, { force: true });
+  const { lines, landed, ...fileSchema } = schema;
+  const rows = lines === 'none' ? 0 : Number(await db.scalar(sql.landedRowsSql(landed)));
+  if (lines === 'none' || rows === 0) fs.rmSync(landed, { force: true });
   return {
     path: file,
     format,
@@ -202,7 +209,7 @@ async function ingestOne(
     rejectedLines: (await rejectCount(db)) - rejectedBefore,
     mtimeMs: before.mtimeMs,
     ...fileSchema,
-    ...(keep && rows > 0 ? { landed: out } : {}),
+    ...(lines !== 'none' && rows > 0 ? { landed: { landed, source: file, fileIndex, lines } } : {}),
   };
 }
 
@@ -234,7 +241,7 @@ async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
 /** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */
 async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
   await dropRelation(db, 'raw_events');
-  await db.run(`DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items;`);
+  await db.run(sql.DROP_RAW_TABLES);
   fs.rmSync(path.join(plan.runDir, 'raw'), { recursive: true, force: true });
 }
 
@@ -262,7 +269,7 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
   fs.mkdirSync(path.join(plan.runDir, 'raw'), { recursive: true });
   await db.run(sql.CREATE_RAW_TABLES);
   const files: IngestedFile[] = [];
-  const landed: string[] = [];
+  const landed: sql.LandedFile[] = [];
   const warnings: string[] = [];
   for (const [i, file] of plan.interactionFiles.entries()) {
     progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });

@@ -9,25 +9,54 @@ import type { Compression } from '../lib/csv-header';
  */
 
 /**
- * The rejects table (small: malformed lines). The rows themselves land as one Parquet file per input file
- * (landing zone, `rawEventsViewSql` unites them as `raw_events`): writing Parquet costs about half of an
- * insert into a compressed DuckDB table, and the landed rows are only ever scanned, never updated.
+ * The rejects table (small: malformed lines) and, per CSV file with rejected lines, the table that turns
+ * record ordinals into line numbers. The rows themselves land as one Parquet file per input file (landing
+ * zone; `rawEventsViewSql` unites them as `raw_events`): writing Parquet costs about half of an insert into a
+ * compressed DuckDB table, and the landed rows are only ever scanned, never updated.
  */
 export const CREATE_RAW_TABLES = `
 CREATE OR REPLACE TABLE raw_rejects (
-  source_file VARCHAR, source_line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR);`;
+  source_file VARCHAR, source_line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR);
+CREATE OR REPLACE TABLE raw_line_shifts (file_index INTEGER, shifts BIGINT[], bounds BIGINT[][]);`;
 
-/** Every landed raw row: rid (unique in the run), source_file, source_line and the contract columns as text. */
+export const DROP_RAW_TABLES = `
+DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items; DROP TABLE IF EXISTS raw_line_shifts;`;
+
+/** Every raw row: rid (unique in the run), source_file, source_line and the contract columns as text. */
 const RAW_COLUMNS = `rid, source_file, source_line, ${INTERACTION_COLUMNS.map((c) => ident(c)).join(', ')}`;
 
+/**
+ * A landed file and how its rows' line numbers are known. `stored`: the file holds RAW_COLUMNS. `ordinal`:
+ * the file holds the contract columns in the source's record order, and the line is the record ordinal + 1
+ * (the header); `shifted`: likewise, shifted past rejected lines by raw_line_shifts. The ordinal is the
+ * Parquet row number: the landing COPY keeps the scan's order (insertion order is preserved).
+ */
+export interface LandedFile {
+  landed: string;
+  source: string;
+  fileIndex: number;
+  lines: 'stored' | 'ordinal' | 'shifted';
+}
+
+function landedSelect(f: LandedFile): string {
+  if (f.lines === 'stored') return `SELECT ${RAW_COLUMNS} FROM read_parquet(${lit(f.landed)})`;
+  const ord = 'r.file_row_number + 1';
+  const line = f.lines === 'ordinal' ? `${ord} + 1` : shiftedLine(ord, 's');
+  const shifts =
+    f.lines === 'shifted'
+      ? `, (SELECT shifts, bounds FROM raw_line_shifts WHERE file_index = ${Math.trunc(f.fileIndex)}) s`
+      : '';
+  return `SELECT ${ridOf(f.fileIndex, ord)} AS rid, ${lit(f.source)} AS source_file, ${line} AS source_line,
+         ${INTERACTION_COLUMNS.map((c) => `r.${ident(c)}`).join(', ')}
+  FROM read_parquet(${lit(f.landed)}, file_row_number = true) r${shifts}`;
+}
+
 /** `raw_events` over the landed files (a typed empty relation when no file had rows). */
-export function rawEventsViewSql(files: string[]): string {
+export function rawEventsViewSql(files: LandedFile[]): string {
   const empty = `SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, ${INTERACTION_COLUMNS.map(
     (c) => `NULL::VARCHAR AS ${ident(c)}`,
   ).join(', ')} WHERE false`;
-  const body = files.length
-    ? `SELECT ${RAW_COLUMNS} FROM read_parquet([${files.map(lit).join(', ')}])`
-    : empty;
+  const body = files.length ? files.map(landedSelect).join('\nUNION ALL\n') : empty;
   return `CREATE VIEW raw_events AS ${body}`;
 }
 
@@ -36,9 +65,9 @@ function ridOf(fileIndex: number, ord: string): string {
   return `(CAST(${Math.trunc(fileIndex)} AS BIGINT) << 40) + ${ord}`;
 }
 
-/** Lands one file's rows (`select` yields RAW_COLUMNS) as Parquet at `out`. */
+/** Lands rows (`select` yields RAW_COLUMNS, or the contract columns in record order) as Parquet at `out`. */
 function land(out: string, select: string): string {
-  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet)`;
+  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet, COMPRESSION zstd)`;
 }
 
 /** Rows in a landed file (from its footer). */
@@ -113,6 +142,15 @@ function lineOf(ord: string, first: number): string {
   return `(${ord}) + ${first - 1} + coalesce(b.shift, 0) + coalesce(len(list_filter(b.bounds, x -> x < (${ord}))), 0)`;
 }
 
+/**
+ * The same lookup from one row of lists (raw_line_shifts, alias `s`): shifts[k] and bounds[k] for bucket k - 1.
+ * An uncorrelated one-row subquery, so a scan pays two list lookups per row and no join.
+ */
+function shiftedLine(ord: string, s: string): string {
+  const k = `(${ord}) // ${LINE_BUCKET} + 1`;
+  return `(${ord}) + 1 + ${s}.shifts[${k}] + len(list_filter(${s}.bounds[${k}], x -> x < (${ord})))`;
+}
+
 /** (ord, line) for the ordinals in `ords` (a relation with an `ord` column). */
 function lineMap(ords: string, excluded: string, first: number): string {
   return `(
@@ -138,10 +176,9 @@ function rawHead(file: string, fileIndex: number, ord: string, line: string): st
 const CONTRACT = INTERACTION_COLUMNS.map((c) => `g.${ident(c)}`).join(', ');
 
 /**
- * CSV, step 1: typed-as-text good rows from the header we parsed ourselves (explicit dialect, no sniffing);
- * malformed lines go to DuckDB's rejects table with their line number and the failing column. The good rows'
- * ordinals are their rowids + 1: a table created from one scan keeps the scan's order (insertion order is
- * preserved), which costs far less than WITH ORDINALITY on a parallel CSV scan.
+ * CSV, step 1: lands the good rows, typed as text, from the header we parsed ourselves (explicit dialect, no
+ * sniffing), straight from the scan into Parquet in the file's record order; malformed lines go to DuckDB's
+ * rejects table with their line number and the failing column.
  */
 export function scanCsv(
   file: string,
@@ -149,39 +186,44 @@ export function scanCsv(
   source: Partial<Record<InteractionColumn, string>>,
   tag: string,
   dialect: CsvDialect,
+  out: string,
 ): string {
   const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
   const rej = `rej_${tag}`;
   return `
 DROP TABLE IF EXISTS ${rej}; DROP TABLE IF EXISTS ${rej}_scan;
-CREATE OR REPLACE TEMP TABLE good_${tag} AS
-  SELECT ${projection(source, ident)}
+${land(
+  out,
+  `SELECT ${projection(source, ident)}
   FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
-                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan');
+                store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan')`,
+)};
 ${rejectedLines(rej, `rejlines_${tag}`, true)}`;
 }
 
 /**
  * Physical lines against the records DuckDB saw (header, good rows, rejected lines). Equal means no blank
- * lines and no quoted field spanning lines: DuckDB's line numbers are then physical, and the cheap landing
- * applies. A count(*) over raw lines reads no values, so this pass costs a fraction of a parse.
+ * lines and no quoted field spanning lines: DuckDB's line numbers are then physical, and a row's line follows
+ * from its ordinal and the rejected lines before it. A count(*) over raw lines reads no values, so this pass
+ * costs a fraction of a parse.
  */
-export function lineCountsSql(file: string, tag: string, compression: Compression): string {
+export function lineCountsSql(file: string, tag: string, compression: Compression, out: string): string {
   return `
 SELECT (SELECT count(*) FROM ${rawLines(file, compression, `rawcnt_${tag}`)}) AS physical,
-       1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag}) AS records`;
+       1 + (SELECT count(*) FROM read_parquet(${lit(out)})) + (SELECT count(*) FROM rejlines_${tag}) AS records`;
 }
 
-/** CSV, step 2 when lines and records agree: the rejects and the rows, their lines shifted past rejected lines. */
-export function landCsv(file: string, fileIndex: number, tag: string, out: string): string {
-  const ord = 'g.rowid + 1';
+/**
+ * CSV, step 2 when lines and records agree: the rejects, and the line shifts for the landed rows (see
+ * shiftBuckets) as one row of lists, which raw_events applies when it is read. No rejects: no shifts needed.
+ */
+export function rejectsAndShiftsCsv(file: string, fileIndex: number, tag: string, out: string): string {
   return `
 INSERT INTO raw_rejects SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
-${land(
-  out,
-  `SELECT ${rawHead(file, fileIndex, ord, lineOf(ord, 2))}, ${CONTRACT}
-   FROM good_${tag} g ${bucketJoin(ord, shiftBuckets(`rejlines_${tag}`, 2, `(SELECT count(*) FROM good_${tag})`))}`,
-)};
+INSERT INTO raw_line_shifts
+  SELECT ${Math.trunc(fileIndex)}, list(shift ORDER BY bucket), list(coalesce(bounds, []::BIGINT[]) ORDER BY bucket)
+  FROM ${shiftBuckets(`rejlines_${tag}`, 2, `(SELECT count(*) FROM read_parquet(${lit(out)}))`)}
+  WHERE EXISTS (SELECT 1 FROM rejlines_${tag});
 ${dropTemp(tag)}`;
 }
 
@@ -237,17 +279,19 @@ export function landCsvAfterRawPass(
   fileIndex: number,
   tag: string,
   multiline: boolean,
+  landed: string,
   out: string,
 ): string {
+  const good = `(SELECT file_row_number + 1 AS ord, * FROM read_parquet(${lit(landed)}, file_row_number = true))`;
   // Records DuckDB saw (header, rows, rejects) against physical lines less blanks and continuation lines: when
   // they disagree, the raw pass and DuckDB read the file differently and its corrections are not applied.
   const consistent = `(SELECT n - len(coalesce(blanks, [])) FROM rawstat_${tag})
         - (SELECT count(*) FROM cont_${tag}) + (SELECT count(DISTINCT line) FROM rawrej_${tag})
-      = 1 + (SELECT count(*) FROM good_${tag}) + (SELECT count(*) FROM rejlines_${tag})`;
-  const ords = `(SELECT rowid + 1 AS ord FROM good_${tag})`;
+      = 1 + (SELECT count(*) FROM ${good}) + (SELECT count(*) FROM rejlines_${tag})`;
+  const ords = `(SELECT ord FROM ${good})`;
   const records = lineMap(ords, `excluded_${tag}`, 2);
   const rows = (line: string, from: string) =>
-    land(out, `SELECT ${rawHead(file, fileIndex, 'g.rowid + 1', line)}, ${CONTRACT} FROM ${from}`);
+    land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', line)}, ${CONTRACT} FROM ${from}`);
   return `
 DELETE FROM cont_${tag} WHERE NOT (${consistent});
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
@@ -265,12 +309,12 @@ ${
 CREATE OR REPLACE TEMP TABLE recline_${tag} AS SELECT ord, line FROM ${records};
 ${rows(
   'p.line',
-  `good_${tag} g JOIN recline_${tag} m ON m.ord = g.rowid + 1
+  `${good} g JOIN recline_${tag} m ON m.ord = g.ord
    JOIN ${physical(`(SELECT line AS ord FROM recline_${tag})`, tag)} p ON p.ord = m.line`,
 )};`
     : `INSERT INTO raw_rejects
   SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag};
-${rows('m.line', `good_${tag} g JOIN ${records} m ON m.ord = g.rowid + 1`)};`
+${rows('m.line', `${good} g JOIN ${records} m ON m.ord = g.ord`)};`
 }
 ${dropTemp(tag)}`;
 }

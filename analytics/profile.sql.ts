@@ -117,12 +117,13 @@ c AS (
                       WHEN ts > ${u} THEN 'future' ELSE 'plausible' END AS cls
   FROM p),
 d AS (
-  SELECT *, CASE WHEN cls = 'plausible' THEN strftime(ts, '%Y-%m-%d') END AS day,
+  -- A DATE groups as cheaply as an integer; formatting a string per row cost a fifth of this scan.
+  SELECT *, CASE WHEN cls = 'plausible' THEN CAST(ts AS DATE) END AS day,
             CASE WHEN cls = 'plausible' THEN hour(ts) END AS hr
   FROM c)
 SELECT CASE WHEN grouping(et) = 0 THEN 'type' WHEN grouping(day) = 0 THEN 'day'
             WHEN grouping(hr) = 0 THEN 'hour' ELSE 'class' END AS kind,
-       coalesce(et, day, CAST(hr AS VARCHAR), cls) AS key,
+       coalesce(et, strftime(day, '%Y-%m-%d'), CAST(hr AS VARCHAR), cls) AS key,
        count(*) AS n,
        strftime(min(ts) FILTER (WHERE isfinite(ts)), ${ISO}) AS tmin,
        strftime(max(ts) FILTER (WHERE isfinite(ts)), ${ISO}) AS tmax
