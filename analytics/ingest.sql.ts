@@ -65,9 +65,12 @@ function ridOf(fileIndex: number, ord: string): string {
   return `(CAST(${Math.trunc(fileIndex)} AS BIGINT) << 40) + ${ord}`;
 }
 
-/** Lands rows (`select` yields RAW_COLUMNS, or the contract columns in record order) as Parquet at `out`. */
+/**
+ * Lands rows (`select` yields RAW_COLUMNS, or the contract columns in record order) as Parquet at `out`.
+ * Snappy, not zstd: a run-scoped working file, where 10-15% less write time matters more than half the size.
+ */
 function land(out: string, select: string): string {
-  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet, COMPRESSION zstd)`;
+  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet, COMPRESSION snappy)`;
 }
 
 /** Rows in a landed file (from its footer). */

@@ -17,10 +17,12 @@ export function parsedTimestamp(col = '"timestamp"'): string {
   // the zoned route below (the offset is Z) at a fraction of the cost. A TIMESTAMP cast ignores other offsets,
   // so only that exact shape takes it; anything else (or a failed fast cast) goes the general way.
   // General: via TIMESTAMPTZ so an explicit offset (+02:00) is honoured; the session time zone must be UTC.
+  // No trim(): DuckDB's casts skip surrounding whitespace themselves, and a trim() here would be hoisted out of
+  // the lazy branches and computed for every row.
   return `coalesce(CASE WHEN ${col} LIKE '____-__-__T__:__:__Z' THEN TRY_CAST(${col} AS TIMESTAMP) END,
-    TRY_CAST(trim(${col}) AS TIMESTAMPTZ)::TIMESTAMP,
-    CASE WHEN regexp_full_match(trim(${col}), '-?[0-9]{1,11}')
-         THEN to_timestamp(CAST(trim(${col}) AS BIGINT))::TIMESTAMP END)`;
+    TRY_CAST(${col} AS TIMESTAMPTZ)::TIMESTAMP,
+    CASE WHEN regexp_full_match(${col}, '\\s*-?[0-9]{1,11}\\s*')
+         THEN to_timestamp(CAST(${col} AS BIGINT))::TIMESTAMP END)`;
 }
 
 const ISO = `'%Y-%m-%dT%H:%M:%SZ'`;
