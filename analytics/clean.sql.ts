@@ -65,6 +65,9 @@ export function classifySql(p: CleanParams): string {
 -- Every raw row, typed, with the first per-row reason it fails (NULL: valid so far); rid points back to raw_events.
 CREATE OR REPLACE TEMP TABLE cls AS
 SELECT rid, user_id, item_id, event_type, rating, ts,
+  -- Two independent 64-bit hashes of (user, item, event type): the duplicate pass partitions on these integers
+  -- (sorting three strings cost twice as much); a group mix-up would need both to collide (~2^-128 per pair).
+  hash(user_id, item_id, event_type) AS k1, hash(event_type, item_id, user_id) AS k2,
   CASE
     WHEN user_id IS NULL OR user_id = '' THEN 'null_user_id'
     WHEN item_id IS NULL OR item_id = '' THEN 'null_item_id'${idFormatCases(p.idFormat)}
@@ -97,7 +100,7 @@ SELECT rid, CASE WHEN ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating T
 FROM (
   SELECT rid, ts, rating, lag(ts) OVER w AS prev_ts, lag(rating) OVER w AS prev_rating
   FROM cls WHERE reason IS NULL
-  WINDOW w AS (PARTITION BY user_id, item_id, event_type ORDER BY ts, rating, rid))
+  WINDOW w AS (PARTITION BY k1, k2 ORDER BY ts, rating, rid))
 WHERE (ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating)
    ${p.nearDuplicateSeconds > 0 ? `OR ts - prev_ts <= to_seconds(${p.nearDuplicateSeconds})` : ''};
 
