@@ -67,6 +67,8 @@ async function columnProfiles(db: Db): Promise<ColumnProfile[]> {
   const exact = new Set(
     INTERACTION_COLUMNS.filter((c) => Number(s[`${c}.distinct`]) <= sql.EXACT_TOP_MAX_DISTINCT),
   );
+  const large = INTERACTION_COLUMNS.filter((c) => !exact.has(c));
+  if (large.length) await db.run(sql.topCandidatesSql(large));
   const counts = await db.all<{ col: string; value: string; n: number }>(sql.topValueCountsSql(exact));
   return INTERACTION_COLUMNS.map((c): ColumnProfile => {
     const q = nums(s[`${c}.q`]);
