@@ -8,8 +8,10 @@
  * Selection ('js', default): per row, a sampled threshold filter then an exact heap over the few survivors (see
  * selectTopN); excluded items are checked only for survivors (via a per-row stamp array), so exclusion is ~free. On wasm the scores
  * are read in place from the wasm heap (no copy). Measured on wasm: tf.topk on 1024 x 10000 took ~53 ms vs ~78 ms for
- * the matmul itself, the JS scan a fraction of that. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for
- * backends where reading scores back is the bottleneck (GPU).
+ * the matmul itself, the JS scan a fraction of that. The selection (models/top-n.ts) runs in a worker thread when the
+ * compiled worker is available: tfjs-wasm is single-threaded in Node, so block b's selection on a second core
+ * overlaps block b + 1's matmul. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for backends where
+ * reading scores back is the bottleneck (GPU).
  *
  * The item matrix is stored pre-transposed ([D+1, I]): tfjs-wasm's matmul with transposeB ran ~5x slower.
  * Ordering: score descending, ties by lower item index; NaN scores are never returned. Rows with fewer than N
@@ -17,6 +19,8 @@
  */
 import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { ensureBackend, getTf } from './backend';
+import { BlockSelector, MAX_PACKED_ITEMS, type BlockExclusion, type SelectionSetup } from './top-n';
+import { defaultWorkerScript, SelectionThread, type SelectedBlock } from './top-n-thread';
 
 export interface ScoringFactors {
   numUsers: number;
@@ -68,6 +72,11 @@ export interface ScoreOptions {
    */
   ordering?: 'auto' | 'sort' | 'heap';
   selector?: 'js' | 'tf';
+  /**
+   * The 'js' selector's worker thread (overlaps selection with the next block's matmul): a compiled worker
+   * script, or false for selection on the calling thread. Default: the worker beside this module when compiled.
+   */
+  selectionWorker?: string | false;
   onBlock: (block: ScoreBlock) => void | Promise<void>;
 }
 
@@ -113,289 +122,6 @@ export function chooseBlockSize(
   return Math.max(1, Math.min(byBudget, byCache, 4096));
 }
 
-/** Scratch buffers for selection, sized once per scoring run. */
-interface SelectScratch {
-  sample: Float64Array;
-  candS: Float32Array;
-  /** Bit view of candS (for sort keys). */
-  candBits: Int32Array;
-  candI: Int32Array;
-  heapS: Float32Array;
-  heapI: Int32Array;
-  /** Heap of packed (score, index) keys; undefined when the catalogue is too large to pack (> 2^21 items). */
-  keys?: Float64Array;
-  idxScale: number;
-}
-
-/** Largest catalogue whose (32-bit score rank, item index) pairs fit exactly in a double's 53-bit mantissa. */
-const MAX_PACKED_ITEMS = 1 << 21;
-
-function makeScratch(nItems: number, topN: number, allowSort = true): SelectScratch {
-  const candS = new Float32Array(nItems);
-  let idxScale = 1;
-  while (idxScale < nItems) idxScale *= 2;
-  return {
-    sample: new Float64Array(Math.min(nItems, SAMPLE_FACTOR * topN)),
-    candS,
-    candBits: new Int32Array(candS.buffer),
-    candI: new Int32Array(nItems),
-    heapS: new Float32Array(topN),
-    heapI: new Int32Array(topN),
-    keys: allowSort && nItems <= MAX_PACKED_ITEMS ? new Float64Array(topN) : undefined,
-    idxScale,
-  };
-}
-
-/** Sample 4N scores per row to estimate the threshold (see selectTopN). */
-const SAMPLE_FACTOR = 4;
-
-const f32Scratch = new Float32Array(1);
-const i32Scratch = new Int32Array(f32Scratch.buffer);
-
-/**
- * Top-N of the candidates by (score desc, index asc) using packed keys: each candidate becomes the exact double
- * (2^32 - 1 - orderedBits(score)) * idxScale + index (orderedBits maps float32 bit patterns to uint32 monotonically),
- * so "better" is simply "smaller key" and the bounded heap compares one number instead of (score, index) pairs.
- * Measured ~1.7x faster than the pair heap; a native Float64Array sort of all candidates was no faster than either.
- */
-function keyHeapSelect(
-  sc: SelectScratch,
-  cnt: number,
-  topN: number,
-  itemMap: Int32Array | undefined,
-  outItems: Int32Array,
-  outScores: Float32Array,
-  off: number,
-): void {
-  const heap = sc.keys as Float64Array; // max-heap of kept keys: root = worst kept
-  const scale = sc.idxScale;
-  let size = 0;
-  for (let q = 0; q < cnt; q++) {
-    let b = sc.candBits[q];
-    if (b === -2147483648) b = 0; // -0 ranks with +0
-    const u = b < 0 ? ~b : b + 2147483648;
-    const key = (4294967295 - u) * scale + sc.candI[q];
-    if (size < topN) {
-      let c = size++;
-      while (c > 0) {
-        const p = (c - 1) >> 1;
-        if (heap[p] >= key) break;
-        heap[c] = heap[p];
-        c = p;
-      }
-      heap[c] = key;
-      continue;
-    }
-    if (key >= heap[0]) continue;
-    let c = 0;
-    for (;;) {
-      const l = 2 * c + 1;
-      if (l >= size) break;
-      const r = l + 1;
-      const m = r < size && heap[r] > heap[l] ? r : l;
-      if (heap[m] <= key) break;
-      heap[c] = heap[m];
-      c = m;
-    }
-    heap[c] = key;
-  }
-  // Pop the worst into the back until empty: ascending keys = best first.
-  for (let k = size - 1; k >= 0; k--) {
-    const key = heap[0];
-    const last = heap[k];
-    let c = 0;
-    for (;;) {
-      const l = 2 * c + 1;
-      if (l >= k) break;
-      const r = l + 1;
-      const m = r < k && heap[r] > heap[l] ? r : l;
-      if (heap[m] <= last) break;
-      heap[c] = heap[m];
-      c = m;
-    }
-    heap[c] = last;
-    const j = key % scale;
-    const u = 4294967295 - (key - j) / scale;
-    i32Scratch[0] = u >= 2147483648 ? u - 2147483648 : ~u;
-    outScores[off + k] = f32Scratch[0];
-    outItems[off + k] = itemMap ? itemMap[j] : j;
-  }
-  for (let k = size; k < topN; k++) {
-    outScores[off + k] = -Infinity;
-    outItems[off + k] = -1;
-  }
-}
-
-/** k-th largest (0-based) of a[0..m) by quickselect; reorders a. */
-function kthLargest(a: Float64Array, m: number, k: number): number {
-  let lo = 0;
-  let hi = m - 1;
-  while (lo < hi) {
-    const pivot = a[(lo + hi) >> 1];
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i] > pivot) i++;
-      while (a[j] < pivot) j--;
-      if (i <= j) {
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return a[k];
-  }
-  return a[k];
-}
-
-/** Copies eligible items with score >= thr (in index order) into the candidate buffers; returns the count. */
-function filterRow(
-  row: Float32Array,
-  rowOff: number,
-  n: number,
-  thr: number,
-  stamp: Int32Array,
-  curStamp: number,
-  candS: Float32Array,
-  candI: Int32Array,
-): number {
-  let cnt = 0;
-  const end = rowOff + n;
-  for (let q = rowOff; q < end; q++) {
-    const s = row[q];
-    if (!(s >= thr)) continue; // also drops NaN
-    const j = q - rowOff;
-    if (stamp[j] === curStamp) continue;
-    candS[cnt] = s;
-    candI[cnt++] = j;
-  }
-  return cnt;
-}
-
-/**
- * Exact top-N of one score row, honouring exclusion stamps; writes into outItems/outScores at `off`.
- * Two phases, because a plain bounded heap over the row measured ~2.5x slower than a bare scan: (1) estimate a
- * threshold from a strided sample (its order statistic that ~2N items should beat) and keep only items >= it;
- * (2) exact bounded-heap selection over those few candidates (keyHeapSelect; heapSelect above 2^21 items). If fewer than N eligible items pass, phase 1 is redone with no
- * threshold, so the result is always exact: every true top-N item scores >= the N-th best >= thr.
- */
-function selectTopN(
-  row: Float32Array,
-  rowOff: number,
-  n: number,
-  topN: number,
-  stamp: Int32Array,
-  curStamp: number,
-  itemMap: Int32Array | undefined,
-  sc: SelectScratch,
-  outItems: Int32Array,
-  outScores: Float32Array,
-  off: number,
-): void {
-  let thr = -Infinity;
-  const m = sc.sample.length;
-  if (n > 2 * m) {
-    const stride = n / m;
-    let ms = 0;
-    for (let t = 0; t < m; t++) {
-      const v = row[rowOff + Math.floor(t * stride)];
-      if (v === v) sc.sample[ms++] = v;
-    }
-    if (ms > 0) thr = kthLargest(sc.sample, ms, Math.min(ms - 1, Math.ceil((2 * topN * ms) / n)));
-  }
-  let cnt = filterRow(row, rowOff, n, thr, stamp, curStamp, sc.candS, sc.candI);
-  if (cnt < topN && thr !== -Infinity)
-    cnt = filterRow(row, rowOff, n, -Infinity, stamp, curStamp, sc.candS, sc.candI);
-  if (sc.keys) keyHeapSelect(sc, cnt, topN, itemMap, outItems, outScores, off);
-  else heapSelect(sc.candS, sc.candI, cnt, topN, sc.heapS, sc.heapI, itemMap, outItems, outScores, off);
-}
-
-/** Bounded min-heap selection over candidates given in increasing index order. */
-function heapSelect(
-  candS: Float32Array,
-  candI: Int32Array,
-  cnt: number,
-  topN: number,
-  heapS: Float32Array,
-  heapI: Int32Array,
-  itemMap: Int32Array | undefined,
-  outItems: Int32Array,
-  outScores: Float32Array,
-  off: number,
-): void {
-  // Min-heap on (score, -index): the root is the worst kept candidate.
-  let size = 0;
-  let q = 0;
-  for (; q < cnt && size < topN; q++) {
-    const s = candS[q];
-    const j = candI[q];
-    let c = size++;
-    while (c > 0) {
-      const p = (c - 1) >> 1;
-      if (worse(heapS[p], heapI[p], s, j)) break;
-      heapS[c] = heapS[p];
-      heapI[c] = heapI[p];
-      c = p;
-    }
-    heapS[c] = s;
-    heapI[c] = j;
-  }
-  for (; q < cnt; q++) {
-    const s = candS[q];
-    // Strict '>' keeps the lower index on ties (candidates arrive in increasing index order).
-    if (!(s > heapS[0])) continue;
-    const j = candI[q];
-    let c = 0;
-    for (;;) {
-      const l = 2 * c + 1;
-      if (l >= size) break;
-      const r = l + 1;
-      const mm = r < size && worse(heapS[r], heapI[r], heapS[l], heapI[l]) ? r : l;
-      if (!worse(heapS[mm], heapI[mm], s, j)) break;
-      heapS[c] = heapS[mm];
-      heapI[c] = heapI[mm];
-      c = mm;
-    }
-    heapS[c] = s;
-    heapI[c] = j;
-  }
-  // Extract in descending order: repeatedly move the worst (root) to the back.
-  for (let k = size - 1; k >= 0; k--) {
-    const s0 = heapS[0];
-    const i0 = heapI[0];
-    const lastS = heapS[k];
-    const lastI = heapI[k];
-    let c = 0;
-    for (;;) {
-      const l = 2 * c + 1;
-      if (l >= k) break;
-      const r = l + 1;
-      const mm = r < k && worse(heapS[r], heapI[r], heapS[l], heapI[l]) ? r : l;
-      if (!worse(heapS[mm], heapI[mm], lastS, lastI)) break;
-      heapS[c] = heapS[mm];
-      heapI[c] = heapI[mm];
-      c = mm;
-    }
-    heapS[c] = lastS;
-    heapI[c] = lastI;
-    outScores[off + k] = s0;
-    outItems[off + k] = itemMap ? itemMap[i0] : i0;
-  }
-  for (let k = size; k < topN; k++) {
-    outScores[off + k] = -Infinity;
-    outItems[off + k] = -1;
-  }
-}
-
-/** True if (sa, ia) ranks strictly below (sb, ib): lower score, or equal score and higher index. */
-function worse(sa: number, ia: number, sb: number, ib: number): boolean {
-  return sa < sb || (sa === sb && ia > ib);
-}
-
 /**
  * Scores users x items in blocks and hands each block's top-N to opts.onBlock (awaited, so the caller can stream to
  * disk with back-pressure). Selects the 'auto' backend if none was selected.
@@ -438,11 +164,25 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
     for (let c = 0; c < nItems; c++) globalToLocal[cand[c]] = c;
   }
 
-  const stamp = new Int32Array(nItems).fill(-1);
   if (opts.ordering === 'sort' && nItems > MAX_PACKED_ITEMS)
     throw new Error(`ordering 'sort' supports <= ${MAX_PACKED_ITEMS} items`);
-  const scratch = makeScratch(nItems, topN, opts.ordering !== 'heap');
-  let stampCounter = 0;
+  const setup: SelectionSetup = { nItems, topN, allowSort: opts.ordering !== 'heap', cand, globalToLocal };
+  const script =
+    selector === 'js' && opts.selectionWorker !== false
+      ? (opts.selectionWorker ?? defaultWorkerScript())
+      : undefined;
+  const thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
+  const local = thread ? undefined : new BlockSelector(setup);
+  // With the worker: block b's selection runs while block b + 1's matmul does; a slot is refilled only after
+  // the block that used it was delivered, and blocks are delivered in order.
+  const inflight: ({ index: number; users: Int32Array; result: Promise<SelectedBlock> } | undefined)[] = [];
+  const deliver = async (slot: number) => {
+    const f = inflight[slot];
+    if (!f) return;
+    inflight[slot] = undefined;
+    const { items, scores } = await f.result;
+    await opts.onBlock({ index: f.index, users: f.users, topN, items, scores });
+  };
   let matmulMs = 0;
   let blocks = 0;
   try {
@@ -457,53 +197,55 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
         if (hasBias) pu[r * Dp + D] = 1;
       }
       const excl = resolveExclusion(opts.exclude, bu);
-      const outItems = new Int32Array(B * topN);
-      const outScores = new Float32Array(B * topN);
       const tm = performance.now();
       const userT = tf.tensor2d(pu, [B, Dp]);
       const scores = tf.matMul(userT, itemT) as Tensor2D;
       userT.dispose();
       try {
         if (selector === 'tf') {
+          const outItems = new Int32Array(B * topN);
+          const outScores = new Float32Array(B * topN);
           selectWithTf(scores, excl, globalToLocal, nItems, topN, cand, outItems, outScores);
           matmulMs += performance.now() - tm;
+          await opts.onBlock({ index: blocks, users: bu.slice(), topN, items: outItems, scores: outScores });
         } else {
           const data = inPlace
             ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
             : (scores.dataSync() as Float32Array);
           matmulMs += performance.now() - tm;
-          for (let r = 0; r < B; r++) {
-            const cur = stampCounter++;
-            if (excl) {
-              for (let k = excl.ptr[r]; k < excl.ptr[r + 1]; k++) {
-                const g = excl.items[k];
-                const l = globalToLocal ? globalToLocal[g] : g;
-                if (l >= 0 && l < nItems) stamp[l] = cur;
-              }
-            }
-            selectTopN(
-              data,
-              r * nItems,
-              nItems,
+          if (thread) {
+            const slot = blocks % 2;
+            await deliver(slot);
+            thread.slot(slot).set(data.subarray(0, B * nItems));
+            inflight[slot] = {
+              index: blocks,
+              users: bu.slice(),
+              result: thread.submit(blocks, slot, B, excl),
+            };
+          } else {
+            const outItems = new Int32Array(B * topN);
+            const outScores = new Float32Array(B * topN);
+            (local as BlockSelector).select(data, B, excl, outItems, outScores);
+            await opts.onBlock({
+              index: blocks,
+              users: bu.slice(),
               topN,
-              stamp,
-              cur,
-              cand,
-              scratch,
-              outItems,
-              outScores,
-              r * topN,
-            );
+              items: outItems,
+              scores: outScores,
+            });
           }
         }
       } finally {
         scores.dispose();
       }
-      await opts.onBlock({ index: blocks, users: bu.slice(), topN, items: outItems, scores: outScores });
       blocks++;
     }
+    // The older of the two blocks still in flight first.
+    await deliver(blocks % 2);
+    await deliver((blocks + 1) % 2);
   } finally {
     itemT.dispose();
+    await thread?.close();
   }
   const ms = performance.now() - t0;
   return {
@@ -520,7 +262,7 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
 function resolveExclusion(
   exclude: ExcludeCSR | ExcludeFn | undefined,
   users: Int32Array,
-): { ptr: Int32Array; items: Int32Array } | undefined {
+): BlockExclusion | undefined {
   if (!exclude) return undefined;
   if (typeof exclude === 'function') {
     const r = exclude(users);

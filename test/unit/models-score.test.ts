@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { transformFileSync } from '@swc/core';
 import { selectBackend } from '../../models/backend';
 import { buildUserItemsCSR } from '../../models/mf';
 import { Rng } from '../../models/rng';
@@ -187,6 +191,53 @@ test("the 'tf' selector (tensorScatterUpdate + tf.topk) agrees on tie-free data;
     expect(js.got[u].items).toEqual(ref[u].items);
     js.got[u].scores.forEach((s, k) => expect(Math.abs(s - ref[u].scores[k])).toBeLessThan(1e-5));
   }
+});
+
+/** The selection worker compiled from the sources (jest runs TypeScript; a worker thread needs JavaScript). */
+function compileWorker(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-topn-'));
+  for (const name of ['top-n', 'top-n-worker']) {
+    const src = path.join(__dirname, '..', '..', 'models', `${name}.ts`);
+    const { code } = transformFileSync(src, {
+      jsc: { target: 'es2022', parser: { syntax: 'typescript' } },
+      module: { type: 'commonjs' },
+    });
+    fs.writeFileSync(path.join(dir, `${name}.js`), code);
+  }
+  return path.join(dir, 'top-n-worker.js');
+}
+
+test('selection on a worker thread (overlapping the next matmul) gives the same results, blocks in order', async () => {
+  const worker = compileWorker();
+  const f = intFactors(61, 3000, 6, 11, true);
+  const exclude = randomExclusion(61, 3000, 150, 12);
+  const ref = reference(f, 15, exclude);
+  for (const blockSize of [1, 4, 16, 61]) {
+    const { got, blocks } = await collect(f, { topN: 15, exclude, blockSize, selectionWorker: worker });
+    expect(got).toEqual(ref);
+    expect(blocks.map((b) => b.index)).toEqual(blocks.map((_, i) => i));
+    expect(blocks.flatMap((b) => Array.from(b.users))).toEqual(Array.from({ length: 61 }, (_, u) => u));
+  }
+  const candidates = Int32Array.from([3, 5, 7, 11, 13, 2999, 17]);
+  const viaWorker = await collect(f, {
+    topN: 4,
+    candidateItems: candidates,
+    blockSize: 8,
+    exclude,
+    selectionWorker: worker,
+  });
+  expect(viaWorker.got).toEqual(reference(f, 4, exclude, candidates));
+  // A failing consumer stops scoring with its error, and the worker does not keep the process alive.
+  await expect(
+    scoreAll(f, {
+      topN: 5,
+      blockSize: 8,
+      selectionWorker: worker,
+      onBlock: (b) => {
+        if (b.index === 2) throw new Error('sink full');
+      },
+    }),
+  ).rejects.toThrow('sink full');
 });
 
 test('block size follows the memory budget', () => {
