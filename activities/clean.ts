@@ -105,6 +105,21 @@ export function gateCounts(
 }
 
 /**
+ * A run ingested by a worker from before the Parquet landing zone (raw_events a table, no rid) and cleaned by
+ * this one, as happens when workers are upgraded while a run is in flight: give that table the row ids
+ * cleaning joins on (its rowids, which follow file and line order as the old ingest inserted them).
+ */
+async function adoptTableLayout(db: Db): Promise<void> {
+  const old = await db.scalar<number>(`
+    SELECT count(*) FROM duckdb_tables() t WHERE NOT t.temporary AND t.table_name = 'raw_events'
+      AND NOT EXISTS (SELECT 1 FROM duckdb_columns() c WHERE c.table_name = 'raw_events' AND c.column_name = 'rid')`);
+  if (Number(old) > 0) {
+    log('raw_events from an earlier ingest layout: adding row ids', {});
+    await db.run(`ALTER TABLE raw_events ADD COLUMN rid BIGINT; UPDATE raw_events SET rid = rowid;`);
+  }
+}
+
+/**
  * Types, validates, deduplicates and de-bots the raw rows in DuckDB; writes every rejected row with its reason
  * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
  * gate. Idempotent: all tables are recreated from raw_events.
@@ -115,6 +130,7 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
     await db.run(`SET TimeZone = 'UTC'`);
     progress({ stage: 'clean', step: 'classify' });
     await checkIdPatterns(db, plan.config.schema.idFormat);
+    await adoptTableLayout(db);
     const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
     await dropRelation(db, 'events');
     await db.run(

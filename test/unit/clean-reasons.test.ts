@@ -92,3 +92,21 @@ test('both rules can be switched off', async () => {
   expect(r.byReason).toEqual({});
   expect(r.kept).toBe(24);
 });
+
+test('a run ingested in the earlier layout (raw_events a table without row ids) still cleans the same', async () => {
+  const p = plan('old-layout', { nearDuplicateSeconds: 2, requireKnownItems: true });
+  await ingest(p);
+  const db = await DuckDBInstance.create(p.dbPath);
+  const c = await db.connect();
+  await c.run(`CREATE TABLE raw_old AS SELECT source_file, source_line, user_id, item_id, event_type, rating, "timestamp"
+               FROM raw_events ORDER BY source_file, source_line;
+               DROP VIEW raw_events; ALTER TABLE raw_old RENAME TO raw_events;`);
+  c.closeSync();
+  db.closeSync();
+  const r = await clean(p);
+  expect(r.byReason).toEqual({ near_duplicate: 1, unknown_item: 1 });
+  expect(await quarantined(r.quarantinePath)).toEqual([
+    { reason: 'near_duplicate', source_line: 3 },
+    { reason: 'unknown_item', source_line: 5 },
+  ]);
+});
