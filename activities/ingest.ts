@@ -88,7 +88,8 @@ async function loadFile(
     );
     if (lines.physical === lines.records) {
       const rejected = Number(await db.scalar(`SELECT count(*) FROM rejlines_${tag}`));
-      await db.run(sql.rejectsAndShiftsCsv(file, fileIndex, tag, out));
+      const rows = Number(await db.scalar(sql.landedRowsSql(out)));
+      await db.run(sql.rejectsAndShiftsCsv(file, fileIndex, tag, out, sql.shiftWidth(rows, rejected)));
       return { ...schema, lines: rejected ? 'shifted' : 'ordinal', landed: out };
     }
     // Blank lines or quoted fields spanning lines: a raw pass finds them, and the rows land again with lines.

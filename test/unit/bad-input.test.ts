@@ -497,7 +497,13 @@ describe('encodings, line endings and binary data', () => {
               }),
         ).join('\n') + '\n',
       );
-      const plan = planFor([a, b, c]);
+      // Dense and consecutive rejects (narrow buckets, runs of rejected lines sharing one shift point) and rejects on
+      // the edges of 64..512-wide buckets.
+      const dense = [66, 67, 130, 258, 514, 515];
+      for (let l = 1000; l < 2000; l += 2) dense.push(l);
+      for (let l = 3000; l < 3100; l++) dense.push(l);
+      const d = scratchFile('buckets-dense.csv', build(5000, new Set(dense), new Set()));
+      const plan = planFor([a, b, c, d]);
       await ingest(plan);
       const rows = await query<{ rid: number; source_file: string; source_line: number; user_id: string }>(
         plan,
@@ -505,7 +511,13 @@ describe('encodings, line endings and binary data', () => {
       );
       const badInB = bad.filter((l) => l <= 10_000);
       expect(rows.length).toBe(
-        12_000 - bad.length + (9999 - blank.length - badInB.length) + 9000 - jsonBad.length,
+        12_000 -
+          bad.length +
+          (9999 - blank.length - badInB.length) +
+          9000 -
+          jsonBad.length +
+          4999 -
+          dense.length,
       );
       expect(rows.filter((r) => r.user_id !== `L${r.source_line}`).slice(0, 5)).toEqual([]);
       expect(new Set(rows.map((r) => r.rid)).size).toBe(rows.length);
@@ -517,6 +529,7 @@ describe('encodings, line endings and binary data', () => {
       expect(linesOf(a)).toEqual(bad);
       expect(linesOf(b)).toEqual(badInB);
       expect(linesOf(c)).toEqual(jsonBad);
+      expect(linesOf(d)).toEqual([...dense].sort((x, y) => x - y));
     },
     FAST * 2,
   );
