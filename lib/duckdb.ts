@@ -104,7 +104,12 @@ export class Db {
   }
 
   async all<T extends Row = Row>(sql: string): Promise<T[]> {
+    const t0 = process.hrtime.bigint();
     const reader = await this.statement(() => this.conn.runAndReadAll(sql));
+    if (process.env.RECFORGE_SQL_TIMING) {
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${sqlHead(sql, 0)}`);
+    }
     return reader.getRowObjectsJS().map((r) => plain(r) as T);
   }
 
