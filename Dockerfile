@@ -6,6 +6,9 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
+# tfjs-node's own installer (libtensorflow + prebuilt addon from Google's storage; the image build has internet).
+# Optional: without it the CPU workers train on wasm.
+RUN npm rebuild @tensorflow/tfjs-node --foreground-scripts || echo "tfjs-node unavailable: CPU workers use wasm"
 COPY . .
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 

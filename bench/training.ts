@@ -4,11 +4,12 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/training.js [--out bench/results/training.json] [--quick]
  *
  * Measures (synthetic data, 70k users x 10k items, 1M interactions, dim 64, batch 8192):
- * - BPR examples/s: host-table lazy Adam (models/mf.ts) on wasm and cpu, dense-Adam mode on wasm, and the baseline
- *   it replaces: tf.Variable tables + tf.train.adam (dense) with the same loss, on wasm.
- * - two-tower examples/s on wasm.
+ * Each of wasm and, where `npm run setup` built it, tfjs-node ('tensorflow'):
+ * - BPR examples/s: host-table lazy Adam (models/mf.ts), its dense-Adam mode, and the baseline it replaces:
+ *   tf.Variable tables + tf.train.adam (dense) with the same loss, same backend.
+ * - two-tower examples/s.
  * - scoring GFLOP/s (matmul + exclusion + top-N) vs plain tf.matMul GFLOP/s of one block's shape, same backend.
- * - peak RSS.
+ * Then BPR on the plain-JS cpu backend (the last resort), and peak RSS.
  * Timings are best-of-N where cheap; the machine may be shared, so treat them as indicative.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -144,32 +145,33 @@ function sustainedMatmulGflops(m: number, k: number, n: number, blocks: number):
   return (2 * m * k * n * blocks) / (ms * 1e6);
 }
 
-async function main(): Promise<void> {
-  const sel = await selectBackend('wasm');
-  console.log('backend', JSON.stringify(sel));
-  const data = randomInteractions(N, NUM_USERS, NUM_ITEMS, 1);
+/** Every measurement except the cpu fallback, on one backend; metric names carry the backend's name. */
+async function backendPhases(
+  name: 'wasm' | 'tensorflow',
+  data: ReturnType<typeof randomInteractions>,
+): Promise<{ lazyBpr: number }> {
   const base = { unit: 'examples/s' };
   const maxSeconds = quick ? 8 : 25;
 
-  // --- BPR on wasm (trainer first, so its peak RSS is not inflated by the baseline's tensors)
-  const lazyWasm = await bprThroughput(data, maxSeconds, true);
-  record({ metric: 'peak_rss_after_bpr_wasm_trainer', value: peakRssMiB(), unit: 'MiB' });
+  // --- BPR (trainer first, so its peak RSS is not inflated by the baseline's tensors)
+  const lazy = await bprThroughput(data, maxSeconds, true);
+  record({ metric: `peak_rss_after_bpr_${name}_trainer`, value: peakRssMiB(), unit: 'MiB' });
   const baselineSteps = quick ? 3 : 8;
-  const variableWasm = variableAdamThroughput(data, baselineSteps);
+  const variable = variableAdamThroughput(data, baselineSteps);
   // The baseline's dense tf.Variable/Adam tensors grow the wasm heap, which never shrinks: attribute RSS separately.
-  record({ metric: 'peak_rss_after_variable_adam_baseline', value: peakRssMiB(), unit: 'MiB' });
+  record({ metric: `peak_rss_after_variable_adam_baseline_${name}`, value: peakRssMiB(), unit: 'MiB' });
   record({
-    metric: 'bpr_examples_per_sec_wasm',
-    value: lazyWasm,
+    metric: `bpr_examples_per_sec_${name}`,
+    value: lazy,
     ...base,
-    baseline: 'tf.Variable tables + tf.train.adam (dense), same loss, wasm',
-    baselineValue: variableWasm,
-    ratio: lazyWasm / variableWasm,
+    baseline: `tf.Variable tables + tf.train.adam (dense), same loss, ${name}`,
+    baselineValue: variable,
+    ratio: lazy / variable,
   });
-  const denseWasm = await bprThroughput(data, maxSeconds / 2, false);
-  record({ metric: 'bpr_examples_per_sec_wasm_dense_adam_mode', value: denseWasm, ...base });
+  const dense = await bprThroughput(data, maxSeconds / 2, false);
+  record({ metric: `bpr_examples_per_sec_${name}_dense_adam_mode`, value: dense, ...base });
 
-  // --- two-tower on wasm (in-batch softmax, batch 1024, H=20, T=8)
+  // --- two-tower (in-batch softmax, batch 1024, H=20, T=8)
   {
     const numCat = 200;
     const titles = Array.from(
@@ -200,14 +202,14 @@ async function main(): Promise<void> {
       clearTimeout(stop);
     }
     record({
-      metric: 'two_tower_examples_per_sec_wasm',
+      metric: `two_tower_examples_per_sec_${name}`,
       value: rates.length > 1 ? rates[rates.length - 1] : NaN,
       ...base,
     });
-    record({ metric: 'peak_rss_after_two_tower_wasm', value: peakRssMiB(), unit: 'MiB' });
+    record({ metric: `peak_rss_after_two_tower_${name}`, value: peakRssMiB(), unit: 'MiB' });
   }
 
-  // --- scoring on wasm
+  // --- scoring
   {
     const model = initMF(NUM_USERS, NUM_ITEMS, { dim: DIM, initStd: 0.1, seed: 2, itemBias: true });
     const users = Int32Array.from({ length: quick ? 5000 : 20000 }, (_, i) => i);
@@ -229,21 +231,40 @@ async function main(): Promise<void> {
         bestPlain = Math.max(bestPlain, sustainedMatmulGflops(st.blockSize, DIM + 1, NUM_ITEMS, st.blocks));
       }
       record({
-        metric: `scoring_gflops_wasm_${selector}_topk`,
+        metric: `scoring_gflops_${name}_${selector}_topk`,
         value: best.gflops,
         unit: 'GFLOP/s',
-        baseline: `plain tf.matMul [${best.blockSize},${DIM + 1}]x[${DIM + 1},${NUM_ITEMS}], same number of blocks, wasm`,
+        baseline: `plain tf.matMul [${best.blockSize},${DIM + 1}]x[${DIM + 1},${NUM_ITEMS}], same number of blocks, ${name}`,
         baselineValue: bestPlain,
         ratio: best.gflops / bestPlain,
       });
     }
     record({
-      metric: 'matmul_gflops_wasm_single_best',
+      metric: `matmul_gflops_${name}_single_best`,
       value: matmulGflops(209, DIM + 1, NUM_ITEMS, 5),
       unit: 'GFLOP/s',
     });
   }
-  record({ metric: 'peak_rss_after_wasm_phases', value: peakRssMiB(), unit: 'MiB' });
+  record({ metric: `peak_rss_after_${name}_phases`, value: peakRssMiB(), unit: 'MiB' });
+  return { lazyBpr: lazy };
+}
+
+async function main(): Promise<void> {
+  const data = randomInteractions(N, NUM_USERS, NUM_ITEMS, 1);
+  const base = { unit: 'examples/s' };
+  const devices: Record<string, string> = {};
+  const wasmSel = await selectBackend('wasm');
+  devices.wasm = `${wasmSel.device}, ${wasmSel.threads} thread(s)`;
+  const { lazyBpr: lazyWasm } = await backendPhases('wasm', data);
+  // tfjs-node where `npm run setup` could build it (libtensorflow from PyPI); skipped, and said so, elsewhere.
+  try {
+    const tfSel = await selectBackend('tensorflow');
+    devices.tensorflow = `${tfSel.device}, ${tfSel.threads} thread(s)`;
+    await backendPhases('tensorflow', data);
+  } catch (e) {
+    devices.tensorflow = `unavailable: ${(e as Error).message}`;
+    console.log(`tensorflow backend skipped: ${(e as Error).message}`);
+  }
 
   // --- BPR on cpu (plain JS backend; last resort)
   await selectBackend('cpu');
@@ -266,9 +287,8 @@ async function main(): Promise<void> {
       cores: os.cpus().length,
       memGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
-      tfjs: sel.tfjsVersion,
-      wasmDevice: sel.device,
-      wasmThreads: sel.threads,
+      tfjs: wasmSel.tfjsVersion,
+      devices,
       loadAvgAtEnd: os.loadavg(),
     },
     config: { numUsers: NUM_USERS, numItems: NUM_ITEMS, interactions: N, dim: DIM, batch: BATCH, quick },

@@ -12,6 +12,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import * as tfCore from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './wasm-kernels';
 import { registerMissingGradients } from './gradients';
@@ -85,7 +86,7 @@ interface TfNodeModule {
   setBackend: Tf['setBackend'];
   getBackend: Tf['getBackend'];
   ready: Tf['ready'];
-  backend: () => { isUsingGpuDevice?: boolean };
+  backend: () => { isUsingGpuDevice?: boolean; binding?: { TF_Version?: string } };
   version?: Record<string, string>;
 }
 
@@ -138,6 +139,10 @@ async function tryBackend(
   switch (name) {
     case 'tensorflow-gpu':
     case 'tensorflow': {
+      // An operator's switch (also read by `npm run setup`): keep libtensorflow out of this process entirely.
+      if ((process.env.RECFORGE_TFJS_NODE ?? '').toLowerCase() === 'off') {
+        throw new Error('tfjs-node disabled by RECFORGE_TFJS_NODE=off');
+      }
       // tfjs-node-gpu falls back to CPU libtensorflow when CUDA is absent; it still works as 'tensorflow' then.
       let mod: TfNodeModule | undefined;
       let firstError: unknown;
@@ -162,10 +167,12 @@ async function tryBackend(
         throw new Error('@tensorflow/tfjs-node-gpu loaded but libtensorflow sees no CUDA device');
       }
       activeTf = mod as unknown as Tf;
+      const tfVersion = mod.backend().binding?.TF_Version;
       return {
         backend: mod.getBackend(),
-        device: usingGpu ? gpuName() : 'cpu (libtensorflow)',
-        threads: 0, // libtensorflow manages its own inter/intra-op pools
+        device: usingGpu ? gpuName() : `cpu (libtensorflow${tfVersion ? ` ${tfVersion}` : ''})`,
+        // libtensorflow sizes its intra-op pool to the machine's cores.
+        threads: availableParallelism(),
         tfjsVersion: mod.version?.['tfjs-core'] ?? 'unknown',
       };
     }

@@ -3,21 +3,30 @@
  */
 import { BackendUnavailableError, getTf, selectBackend } from '../../models/backend';
 
+afterEach(() => {
+  delete process.env.RECFORGE_TFJS_NODE;
+});
+
 test('forcing an unavailable backend fails with the reason', async () => {
-  const err = await selectBackend('tensorflow').catch((e: unknown) => e);
+  // tfjs-node-gpu is never installed here (its install needs a CUDA libtensorflow download).
+  const err = await selectBackend('tensorflow-gpu').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(BackendUnavailableError);
   expect((err as Error).message).toMatch(
-    /'tensorflow' is unavailable: tensorflow: Cannot find module '@tensorflow\/tfjs-node'/,
+    /'tensorflow-gpu' is unavailable: tensorflow-gpu: Cannot find module '@tensorflow\/tfjs-node-gpu'/,
   );
   expect((err as BackendUnavailableError).tried).toHaveLength(1);
-  await expect(selectBackend('tensorflow-gpu')).rejects.toThrow(/tfjs-node-gpu/);
+  // The operator's switch keeps libtensorflow out even where setup built it.
+  process.env.RECFORGE_TFJS_NODE = 'off';
+  await expect(selectBackend('tensorflow')).rejects.toThrow(/disabled by RECFORGE_TFJS_NODE=off/);
 });
 
 test('auto falls back to cpu when wasm cannot start, and says why', async () => {
+  process.env.RECFORGE_TFJS_NODE = 'off';
   const sel = await selectBackend('auto', { wasmPaths: '/nonexistent-wasm-dir/' });
   expect(sel.name).toBe('cpu');
   expect(sel.backend).toBe('cpu');
   expect(getTf().getBackend()).toBe('cpu');
+  expect(sel.tried.find((t) => t.name === 'tensorflow')?.error).toMatch(/RECFORGE_TFJS_NODE=off/);
   const wasm = sel.tried.find((t) => t.name === 'wasm');
   expect(wasm?.ok).toBe(false);
   expect(wasm?.error).toMatch(/wasm binary not found/);
