@@ -1,3 +1,7 @@
+// libtensorflow (tfjs-node) logs its oneDNN/CPU-feature banner at load unless this is in the environment when a
+// process starts; jest's workers inherit it from here.
+process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
