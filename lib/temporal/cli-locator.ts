@@ -32,7 +32,8 @@ function isExecutable(p: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
+/** The executable `name` on PATH, if any. */
+export function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
   }
@@ -57,7 +58,7 @@ export function findTestServer(root: string): Located | undefined {
   return locate(root, 'temporal-test-server');
 }
 
-function pythonExecutable(): string | undefined {
+export function pythonExecutable(): string | undefined {
   return onPath('python3') ?? onPath('python');
 }
 
