@@ -16,6 +16,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { tfjsNodeDisabled } from '../models/tfjs-node-switch';
 import { onPath, pythonExecutable, toolsDir } from './temporal/cli-locator';
 
 /** TF release whose C library backs tfjs-node here; 2.x keeps the C API tfjs-node 4.x compiles against. */
@@ -192,7 +193,7 @@ function buildAddon(layout: Layout, nodeGyp: string, nodeDir: string): void {
  * everything it needs produced an addon that does not load (a real defect worth failing setup for).
  */
 export function ensureTfjsNode(root: string, log: (s: string) => void = console.log): TfjsNodeStatus {
-  if ((process.env.RECFORGE_TFJS_NODE ?? '').toLowerCase() === 'off') {
+  if (tfjsNodeDisabled()) {
     return { state: 'skipped', reason: 'RECFORGE_TFJS_NODE=off' };
   }
   const layout = resolveLayout(root);

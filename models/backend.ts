@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import * as tfCore from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './wasm-kernels';
 import { registerMissingGradients } from './gradients';
+import { tfjsNodeDisabled } from './tfjs-node-switch';
 
 export type Tf = typeof tfCore;
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -140,7 +141,7 @@ async function tryBackend(
     case 'tensorflow-gpu':
     case 'tensorflow': {
       // An operator's switch (also read by `npm run setup`): keep libtensorflow out of this process entirely.
-      if ((process.env.RECFORGE_TFJS_NODE ?? '').toLowerCase() === 'off') {
+      if (tfjsNodeDisabled()) {
         throw new Error('tfjs-node disabled by RECFORGE_TFJS_NODE=off');
       }
       // tfjs-node-gpu falls back to CPU libtensorflow when CUDA is absent; it still works as 'tensorflow' then.

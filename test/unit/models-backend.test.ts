@@ -3,8 +3,14 @@
  */
 import { BackendUnavailableError, getTf, selectBackend } from '../../models/backend';
 
-afterEach(() => {
+// Each test sets the switch itself; an operator's RECFORGE_TFJS_NODE from outside is put back afterwards.
+const outerSwitch = process.env.RECFORGE_TFJS_NODE;
+beforeEach(() => {
   delete process.env.RECFORGE_TFJS_NODE;
+});
+afterAll(() => {
+  if (outerSwitch === undefined) delete process.env.RECFORGE_TFJS_NODE;
+  else process.env.RECFORGE_TFJS_NODE = outerSwitch;
 });
 
 test('forcing an unavailable backend fails with the reason', async () => {

@@ -3,24 +3,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { selectBackend } from '../../models/backend';
 import { recallAtK, popularityRecallAtK } from '../../models/metrics';
-import {
-  buildUserItemsCSR,
-  eventTypeWeights,
-  Interactions,
-  MFConfig,
-  MFModel,
-  resumeMF,
-  trainMF,
-} from '../../models/mf';
+import { eventTypeWeights, Interactions, MFConfig, MFModel, resumeMF, trainMF } from '../../models/mf';
 import { loadTrainingState, saveTrainingState } from '../../models/serialize';
-import { plantedClusters, randomInteractions } from '../../models/synthetic';
+import { randomInteractions } from '../../models/synthetic';
 import type { TrainingState, TrainProgress } from '../../models/trainer';
 import { growEmbeddings } from '../../models/warm-start';
-
-const ds = plantedClusters({ numUsers: 300, numItems: 200, numClusters: 5, perUser: 15, seed: 3 });
-const data: Interactions = { ...ds.train, numUsers: ds.numUsers, numItems: ds.numItems };
-const seen = buildUserItemsCSR(ds.train.userIdx, ds.train.itemIdx, ds.numUsers);
-const small: Partial<MFConfig> = { dim: 16, lr: 0.05, l2: 1e-4, batchSize: 256, seed: 5 };
+import { data, ds, seen, smallMF as small } from '../helpers/planted';
 
 beforeAll(async () => {
   await selectBackend('wasm');

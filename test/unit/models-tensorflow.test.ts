@@ -6,19 +6,14 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import { getTf, selectBackend } from '../../models/backend';
 import { popularityRecallAtK, recallAtK } from '../../models/metrics';
-import { buildUserItemsCSR, Interactions, MFConfig, trainMF } from '../../models/mf';
+import { trainMF } from '../../models/mf';
 import { Rng } from '../../models/rng';
-import { plantedClusters } from '../../models/synthetic';
-import { hashTitleTokens, trainTwoTower, twoTowerEmbeddings, buildUserHistory } from '../../models/two-tower';
+import { trainTwoTower, twoTowerEmbeddings, buildUserHistory } from '../../models/two-tower';
+import { data, ds, plantedItems, seen, smallMF } from '../helpers/planted';
 import { collect, intFactors, randomExclusion, reference } from '../helpers/scoring';
 import { tfjsNodeProbe } from '../helpers/tfjs-node';
 
 const maybe = tfjsNodeProbe.ok ? describe : describe.skip;
-
-const ds = plantedClusters({ numUsers: 300, numItems: 200, numClusters: 5, perUser: 15, seed: 3 });
-const data: Interactions = { ...ds.train, numUsers: ds.numUsers, numItems: ds.numItems };
-const seen = buildUserItemsCSR(ds.train.userIdx, ds.train.itemIdx, ds.numUsers);
-const small: Partial<MFConfig> = { dim: 16, lr: 0.05, l2: 1e-4, batchSize: 256, seed: 5 };
 
 maybe('tfjs-node backend', () => {
   beforeEach(async () => {
@@ -50,7 +45,7 @@ maybe('tfjs-node backend', () => {
   });
 
   test('BPR matrix factorisation learns the planted clusters, and tracks the wasm run of the same seed', async () => {
-    const cfg = { ...small, epochs: 4 };
+    const cfg = { ...smallMF, epochs: 4 };
     const onTf = await trainMF(data, cfg, { evaluate: (m) => recallAtK(m, ds.test, 10, seen) });
     const pop = popularityRecallAtK(ds.train.itemIdx, ds.numItems, ds.test, 10, seen);
     expect(onTf.bestMetric as number).toBeGreaterThan(2.5 * pop);
@@ -69,16 +64,7 @@ maybe('tfjs-node backend', () => {
   });
 
   test('two-tower training (in-batch softmax, metadata towers) beats popularity', async () => {
-    const titles = Array.from({ length: 200 }, (_, i) => `Shade${ds.itemCluster[i]} product #${i}`);
-    const items = {
-      category: ds.itemCluster,
-      numCategories: 5,
-      priceBucket: Int32Array.from({ length: 200 }, (_, i) => 1 + (i % 3)),
-      numPriceBuckets: 4,
-      titleTokens: hashTitleTokens(titles, 512, 4),
-      maxTitleTokens: 4,
-      numTokenBuckets: 512,
-    };
+    const items = plantedItems(4);
     const history = buildUserHistory(ds.train.userIdx, ds.train.itemIdx, 300, 10);
     const res = await trainTwoTower(
       { ...ds.train, numUsers: 300, numItems: 200, items },

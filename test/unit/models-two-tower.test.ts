@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { selectBackend } from '../../models/backend';
 import { popularityRecallAtK, recallAtK } from '../../models/metrics';
 import { buildUserItemsCSR } from '../../models/mf';
-import { plantedClusters } from '../../models/synthetic';
 import type { TrainingState } from '../../models/trainer';
 import {
   applyPriceBuckets,
@@ -23,9 +22,9 @@ import {
   twoTowerEmbeddings,
 } from '../../models/two-tower';
 import { loadTwoTowerModel, saveTwoTowerModel } from '../../models/serialize';
+import { ds, plantedItems } from '../helpers/planted';
 
 // 300 users / 200 items in 5 clusters; items 190..199 get no training interactions (cold), user 299 none either.
-const ds = plantedClusters({ numUsers: 300, numItems: 200, numClusters: 5, perUser: 15, seed: 3 });
 const keep = Array.from(ds.train.itemIdx.keys()).filter(
   (k) => ds.train.itemIdx[k] < 190 && ds.train.userIdx[k] !== 299,
 );
@@ -34,22 +33,7 @@ const train = {
   itemIdx: Int32Array.from(keep, (k) => ds.train.itemIdx[k]),
 };
 const T = 4;
-const items: ItemFeatures = {
-  category: ds.itemCluster,
-  numCategories: 5,
-  priceBucket: priceBuckets(
-    Array.from({ length: 200 }, (_, i) => 5 + i),
-    4,
-  ).bucket,
-  numPriceBuckets: 4,
-  titleTokens: hashTitleTokens(
-    Array.from({ length: 200 }, (_, i) => `Shade${ds.itemCluster[i]} product #${i}`),
-    512,
-    T,
-  ),
-  maxTitleTokens: T,
-  numTokenBuckets: 512,
-};
+const items: ItemFeatures = plantedItems(T);
 const data: TwoTowerData = { ...train, numUsers: 300, numItems: 200, items };
 const seen = buildUserItemsCSR(train.userIdx, train.itemIdx, 300);
 const history = buildUserHistory(train.userIdx, train.itemIdx, 300, 10);
