@@ -1,0 +1,142 @@
+import { fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LocalStorage, StorageKeyError, updateDocument, readDocument } from '../../lib/storage';
+import { compileForChildren } from '../helpers/compile';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-storage-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const fresh = () => new LocalStorage(fs.mkdtempSync(path.join(root, 's-')));
+
+describe('LocalStorage objects', () => {
+  test('put, get, list and delete under the root; readers never see temporary files', async () => {
+    const s = fresh();
+    await s.put('a/b/one.json', '1');
+    await s.put('a/two.json', Buffer.from('2'));
+    expect((await s.get('a/b/one.json'))!.body.toString()).toBe('1');
+    expect(await s.get('a/none.json')).toBeNull();
+    expect(await s.list('a')).toEqual(['a/b/one.json', 'a/two.json']);
+    expect(fs.readdirSync(path.join(s.root, 'a')).sort()).toEqual(['b', 'two.json']);
+    await s.deletePrefix('a/b');
+    expect(await s.list('a')).toEqual(['a/two.json']);
+  });
+
+  test('keys cannot leave the root', () => {
+    const s = fresh();
+    for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', '', 'a/./b', 'a\\b', 'a\0b'])
+      expect(() => s.uri(bad)).toThrow(StorageKeyError);
+  });
+});
+
+describe('LocalStorage compare-and-swap', () => {
+  test('create-if-absent, then only the holder of the current token writes', async () => {
+    const s = fresh();
+    const t1 = await s.putIfMatch('state/doc.json', 'v1', null);
+    expect(t1).toBeTruthy();
+    expect(await s.putIfMatch('state/doc.json', 'again', null)).toBeNull();
+    const t2 = await s.putIfMatch('state/doc.json', 'v2', t1);
+    expect(t2).toBeTruthy();
+    expect(await s.putIfMatch('state/doc.json', 'stale', t1)).toBeNull();
+    const cur = await s.get('state/doc.json');
+    expect(cur).toEqual({ body: Buffer.from('v2'), token: t2 });
+    // The reader copy outside the journal holds the newest generation.
+    expect(fs.readFileSync(s.uri('state/doc.json'), 'utf8')).toBe('v2');
+  });
+
+  test('a plain file becomes journalled by a swap on its content hash', async () => {
+    const s = fresh();
+    await s.put('p.json', 'plain');
+    const cur = (await s.get('p.json'))!;
+    expect(cur.token.startsWith('h')).toBe(true);
+    fs.writeFileSync(s.uri('p.json'), 'changed behind our back');
+    expect(await s.putIfMatch('p.json', 'mine', cur.token)).toBeNull();
+    const again = (await s.get('p.json'))!;
+    expect(await s.putIfMatch('p.json', 'mine', again.token)).toBeTruthy();
+    expect((await s.get('p.json'))!.body.toString()).toBe('mine');
+  });
+
+  test('a crash between the commit and the reader copy is repaired by the next sync, never half-written', async () => {
+    const s = fresh();
+    const t1 = (await s.putIfMatch('d.json', 'one', null))!;
+    // Simulate a writer killed right after linking generation 2: the journal has it, the copy does not.
+    const jdir = path.join(s.root, '.d.json.journal');
+    fs.writeFileSync(path.join(jdir, 'g000000000002'), 'two');
+    expect(fs.readFileSync(s.uri('d.json'), 'utf8')).toBe('one');
+    const cur = (await s.get('d.json'))!;
+    expect(cur.body.toString()).toBe('two'); // the journal head is the document
+    expect(await s.putIfMatch('d.json', 'x', t1)).toBeNull(); // the old token lost
+    s.syncCopy('d.json');
+    expect(fs.readFileSync(s.uri('d.json'), 'utf8')).toBe('two');
+  });
+
+  test('old generations are emptied but keep their names, so a writer holding an old token still loses', async () => {
+    const s = fresh();
+    let token = (await s.putIfMatch('d.json', '0', null))!;
+    const first = token;
+    for (let i = 1; i <= 40; i++) token = (await s.putIfMatch('d.json', String(i), token))!;
+    const jdir = path.join(s.root, '.d.json.journal');
+    const sizes = fs.readdirSync(jdir).map((n) => fs.statSync(path.join(jdir, n)).size);
+    expect(sizes).toHaveLength(41);
+    expect(sizes.filter((n) => n > 0).length).toBeLessThanOrEqual(32);
+    expect(await s.putIfMatch('d.json', 'stale', first)).toBeNull();
+    expect((await s.get('d.json'))!.body.toString()).toBe('40');
+  });
+
+  test('updateDocument re-decides on the newest state after losing a swap', async () => {
+    const s = fresh();
+    let calls = 0;
+    await updateDocument<{ n: number }, void>(s, 'c.json', (cur) => {
+      calls++;
+      if (calls === 1) {
+        // Another writer slips in between our read and our swap.
+        fs.mkdirSync(path.join(s.root, '.c.json.journal'), { recursive: true });
+        fs.writeFileSync(path.join(s.root, '.c.json.journal', 'g000000000001'), JSON.stringify({ n: 10 }));
+      }
+      return { write: { n: (cur?.n ?? 0) + 1 }, result: undefined };
+    });
+    expect(calls).toBe(2);
+    expect((await readDocument<{ n: number }>(s, 'c.json'))!.value).toEqual({ n: 11 });
+  });
+
+  test('8 processes incrementing one counter lose no update and never both win a generation', async () => {
+    const build = compileForChildren(['lib/storage'], fs.mkdtempSync(path.join(root, 'build-')));
+    const child = path.join(build, 'child.js');
+    fs.writeFileSync(
+      child,
+      `const { LocalStorage, updateDocument } = require('./lib/storage/index.js');
+process.on('message', async ({ dir, rounds }) => {
+  const s = new LocalStorage(dir);
+  const won = [];
+  for (let r = 0; r < rounds; r++) {
+    const n = await updateDocument(s, 'counter.json', (cur) => {
+      const next = (cur ? cur.n : 0) + 1;
+      return { write: { n: next, by: [...(cur ? cur.by : []), process.pid] }, result: next };
+    }, 10000);
+    won.push(n);
+  }
+  process.send({ won }, () => process.exit(0));
+});
+`,
+    );
+    const s = fresh();
+    const rounds = 25;
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => {
+        const c = fork(child, [], { stdio: 'ignore' });
+        return new Promise<number[]>((resolve, reject) => {
+          c.once('message', (m: { won: number[] }) => resolve(m.won));
+          c.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`child exited ${code}`))));
+          c.send({ dir: s.root, rounds });
+        });
+      }),
+    );
+    const all = results.flat().sort((a, b) => a - b);
+    // Every increment got its own value: no two processes won the same generation.
+    expect(all).toEqual(Array.from({ length: 8 * rounds }, (_, i) => i + 1));
+    const doc = (await readDocument<{ n: number; by: number[] }>(s, 'counter.json'))!.value;
+    expect(doc.n).toBe(8 * rounds);
+    expect(doc.by).toHaveLength(8 * rounds);
+    expect(JSON.parse(fs.readFileSync(s.uri('counter.json'), 'utf8')).n).toBe(8 * rounds);
+  }, 90_000);
+});
