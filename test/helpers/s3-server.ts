@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { venvPython } from '../../lib/temporal/cli-locator';
+
+const root = path.join(__dirname, '..', '..');
+
+export interface S3TestServer {
+  endpoint: string;
+  /** The environment an S3Storage (and DuckDB's secret) needs to reach this server. */
+  env: NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/**
+ * Starts the project's local S3 API server (scripts/s3-test-server.py: moto, installed into .tools/venv by
+ * `npm run setup`) on a free loopback port. Never downloads anything: a missing venv is a clear error.
+ */
+export async function startS3Server(): Promise<S3TestServer> {
+  const python = venvPython(root);
+  if (!python)
+    throw new Error('.tools/venv is missing: run `npm run setup` (it installs the S3 test server)');
+  const port = await freePort();
+  const child: ChildProcess = spawn(python, [path.join(root, 'scripts', 's3-test-server.py'), String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`S3 test server did not start: ${stderr}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      if (String(d).includes('ready')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`S3 test server exited (${code}): ${stderr}`));
+    });
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    env: {
+      ...process.env,
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_ACCESS_KEY_ID: 'recforge-test',
+      AWS_SECRET_ACCESS_KEY: 'recforge-test-secret',
+      AWS_REGION: 'us-east-1',
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Creates a bucket on the test server (buckets are the one thing storage never creates itself). */
+export async function createBucket(server: S3TestServer, bucket: string): Promise<void> {
+  const res = await fetch(`${server.endpoint}/${bucket}`, { method: 'PUT' });
+  if (!res.ok && res.status !== 409) throw new Error(`create bucket ${bucket}: HTTP ${res.status}`);
+}
