@@ -8,7 +8,7 @@ import { pairedDifferenceInterval, meanInterval } from '../lib/bootstrap';
 /** Users with fewer training events than this form the "new users" segment. */
 const NEW_USER_EVENTS = 5;
 import { decideGates } from '../lib/gates';
-import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/baselines.sql';
+import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
 import {
   perUserMetricsSql,
   aggregateMetricsSql,
@@ -49,21 +49,18 @@ interface Candidate {
   mostPopFile: string;
 }
 
-async function recommendInto(db: Db, plan: RunPlan, c: Candidate, maxSeen: number): Promise<void> {
+async function recommendInto(db: Db, plan: RunPlan, c: Candidate): Promise<void> {
   await db.run(
-    recommendSql(
-      {
-        kind: c.kind,
-        modelFile: c.modelFile,
-        mostPopFile: c.mostPopFile,
-        targets: 'eval_targets',
-        history: 'train_events',
-        k: plan.config.evaluation.k,
-        maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
-        into: 'model_recs',
-      },
-      maxSeen,
-    ),
+    recommendSql({
+      kind: c.kind,
+      modelFile: c.modelFile,
+      mostPopFile: c.mostPopFile,
+      targets: 'eval_targets',
+      history: 'train_events',
+      k: plan.config.evaluation.k,
+      maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
+      into: 'model_recs',
+    }),
   );
   await db.run(`INSERT INTO recs SELECT ${lit(c.name)}, user_id, rank, item_id, score FROM model_recs`);
 }
@@ -90,7 +87,6 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
           AND NOT EXISTS (SELECT 1 FROM train_events t WHERE t.user_id = h.user_id AND t.item_id = h.item_id);
       CREATE OR REPLACE TEMP TABLE eval_targets AS SELECT DISTINCT user_id FROM relevant;
       CREATE OR REPLACE TEMP TABLE recs (model VARCHAR, user_id VARCHAR, rank INTEGER, item_id VARCHAR, score DOUBLE);`);
-    const maxSeen = await db.scalar<number>(maxSeenSql('train_events', 'eval_targets'));
     const candidates: Candidate[] = trained.models
       .filter((m) => !m.name.endsWith('-full'))
       .map((m) => ({ name: m.name, kind: m.kind, modelFile: m.path, mostPopFile: mostPop.path }));
@@ -107,7 +103,7 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
     }
     for (const c of candidates) {
       progress({ stage: 'evaluate', model: c.name });
-      await recommendInto(db, plan, c, maxSeen);
+      await recommendInto(db, plan, c);
     }
     const catalogue = await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`);
     await db.run(perUserMetricsSql(k, Math.max(1, catalogue)));

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { withDb, lit, type DuckdbLimits } from '../lib/duckdb';
 import { dataPath } from '../lib/config';
 import { fsyncDir, sha256File, writeJsonAtomic, readJsonIfExists } from '../lib/fs-atomic';
-import { recommendSql, maxSeenSql, type RecommendParams } from '../analytics/baselines.sql';
+import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
 import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
@@ -163,22 +163,18 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
       CREATE OR REPLACE TEMP TABLE unavailable_items AS
         SELECT DISTINCT trim(item_id) AS item_id FROM raw_items
         WHERE nullif(trim(item_id), '') IS NOT NULL AND lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
-    const maxSeen = await db.scalar<number>(maxSeenSql('events', 'publish_users'));
     await db.run(
-      recommendSql(
-        {
-          kind: v.kind,
-          modelFile: v.modelFile,
-          mostPopFile: v.mostPopFile,
-          targets: 'publish_users',
-          history: 'events',
-          k: v.topN,
-          maxHistory: v.maxHistory,
-          into: 'publish_recs',
-          excludeItems: 'unavailable_items',
-        },
-        maxSeen,
-      ),
+      recommendSql({
+        kind: v.kind,
+        modelFile: v.modelFile,
+        mostPopFile: v.mostPopFile,
+        targets: 'publish_users',
+        history: 'events',
+        k: v.topN,
+        maxHistory: v.maxHistory,
+        into: 'publish_recs',
+        excludeItems: 'unavailable_items',
+      }),
     );
     progress({ stage: 'publish', step: 'write' });
     // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.

@@ -65,10 +65,12 @@ export interface RecommendParams {
 }
 
 /**
- * Top-k per target user, seen items excluded, backfilled with popular unseen items. Popularity candidates
- * are limited to k + (most items any target has seen), which is exactly enough for every user.
+ * Top-k per target user, seen items excluded, backfilled with popular unseen items. Each user's popular
+ * candidates are the k + n_u most popular items, n_u being the number of items that user has seen: at most n_u
+ * of them are seen, so at least k remain, and the candidate rows grow with the data (Σ_u k + n_u), not with
+ * users × the heaviest user's history (which made this statement 8× slower at 5M events).
  */
-export function recommendSql(p: RecommendParams, maxSeen: number): string {
+export function recommendSql(p: RecommendParams): string {
   const exclude = p.excludeItems
     ? `AND NOT EXISTS (SELECT 1 FROM ${p.excludeItems} x WHERE x.item_id = c.item_id)`
     : '';
@@ -97,12 +99,17 @@ export function recommendSql(p: RecommendParams, maxSeen: number): string {
   return `
 CREATE OR REPLACE TEMP TABLE ${p.into} AS
 WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets})),
+  seen_count AS (
+    SELECT t.user_id, count(s.item_id) AS n FROM (SELECT DISTINCT user_id FROM ${p.targets}) t
+    LEFT JOIN seen s ON s.user_id = t.user_id GROUP BY t.user_id),
   ${personal}
   pop AS (
-    SELECT item_id, coalesce(score / nullif((SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})), 0), 0) AS score
-    FROM read_parquet(${lit(p.mostPopFile)}) mp ${popExclude}
-    ORDER BY score DESC, item_id LIMIT ${p.k + maxSeen}),
-  popular AS (SELECT t.user_id, pop.item_id, pop.score, 1 AS tier FROM ${p.targets} t CROSS JOIN pop),
+    SELECT item_id, score, row_number() OVER (ORDER BY score DESC, item_id) AS pop_rank FROM (
+      SELECT item_id, coalesce(score / nullif((SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})), 0), 0) AS score
+      FROM read_parquet(${lit(p.mostPopFile)}) mp ${popExclude})),
+  popular AS (
+    SELECT sc.user_id, pop.item_id, pop.score, 1 AS tier
+    FROM seen_count sc JOIN pop ON pop.pop_rank <= ${p.k} + sc.n),
   candidates AS (SELECT * FROM personal UNION ALL SELECT * FROM popular),
   unseen AS (
     SELECT c.* FROM candidates c
@@ -115,10 +122,4 @@ WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id I
     FROM best)
 SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score
 FROM ranked WHERE rank <= ${p.k};`;
-}
-
-export function maxSeenSql(history: string, targets: string): string {
-  return `SELECT coalesce(max(n), 0) AS n FROM (
-    SELECT user_id, count(DISTINCT item_id) AS n FROM ${history}
-    WHERE user_id IN (SELECT user_id FROM ${targets}) GROUP BY user_id)`;
 }
