@@ -3,18 +3,18 @@ import { withDb, lit, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 import { dataPath } from '../lib/config';
 import { Registry } from '../lib/registry';
-import { pairedDifferenceInterval, meanInterval } from '../lib/bootstrap';
+import { pairedDifferenceInterval, meanInterval } from '../evaluation/bootstrap';
 
 /** Users with fewer training events than this form the "new users" segment. */
 const NEW_USER_EVENTS = 5;
-import { decideGates } from '../lib/gates';
+import { decideGates } from '../evaluation/gates';
 import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
 import {
   perUserMetricsSql,
   aggregateMetricsSql,
   segmentMetricsSql,
   PER_USER_NDCG_SQL,
-} from '../analytics/metrics.sql';
+} from '../evaluation/metrics.sql';
 import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../workflows/types';
 import { limitsOf, progress } from './context';
 
@@ -144,14 +144,16 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
         ),
       };
     }
+    const evaluatedUsers = await db.scalar<number>(`SELECT count(*) FROM eval_targets`);
     const gate: { decision: 'promote' | 'reject'; checks: GateCheck[] } = decideGates({
       k,
       challenger,
       metrics,
+      evaluatedUsers,
+      baseline: 'mostpop',
       vsChampion,
       gates: plan.config.gates,
     });
-    const evaluatedUsers = await db.scalar<number>(`SELECT count(*) FROM eval_targets`);
     const reportPath = path.join(plan.runDir, 'evaluation.json');
     writeJsonAtomic(reportPath, {
       k,

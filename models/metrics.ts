@@ -1,9 +1,12 @@
 /**
- * Offline ranking metrics built on score.ts, for early stopping (trainMF/trainTwoTower `evaluate`) and tests.
+ * Offline ranking metrics built on score.ts, for early stopping (trainMF/trainTwoTower `evaluate`) and tests;
+ * per-user values come from evaluation/ranking-metrics.ts, the definition the evaluation stage's SQL is tested
+ * against.
  * recall@K per user = |topK ∩ heldOut| / |heldOut|, averaged over users that have held-out items; training items are
  * excluded from the candidates (they are never recommended).
  */
 import { ExcludeCSR, scoreAll, ScoringFactors } from './score';
+import { userMetrics } from '../evaluation/ranking-metrics';
 
 export interface HeldOut {
   userIdx: Int32Array;
@@ -59,9 +62,6 @@ export async function rankingMetricAtK(
   exclude?: ExcludeCSR,
 ): Promise<number> {
   const { users, sets } = groupByUser(heldOut, f.numUsers);
-  const discount = Float64Array.from({ length: k }, (_, q) => 1 / Math.log2(q + 2));
-  const ideal = new Float64Array(k + 1);
-  for (let q = 0; q < k; q++) ideal[q + 1] = ideal[q] + discount[q];
   if (users.length === 0) return 0;
   let total = 0;
   await scoreAll(f, {
@@ -70,16 +70,10 @@ export async function rankingMetricAtK(
     exclude,
     onBlock: (b) => {
       for (let r = 0; r < b.users.length; r++) {
-        const truth = sets.get(b.users[r]) as Set<number>;
-        let hits = 0;
-        let dcg = 0;
-        for (let q = 0; q < k; q++) {
-          if (truth.has(b.items[r * k + q])) {
-            hits++;
-            dcg += discount[q];
-          }
-        }
-        total += metric === 'recall' ? hits / truth.size : dcg / ideal[Math.min(truth.size, k)];
+        // -1 pads lists with fewer than k eligible items; the definition is the evaluation stage's.
+        const list = Array.from(b.items.subarray(r * k, (r + 1) * k)).filter((i) => i >= 0);
+        const m = userMetrics(list, sets.get(b.users[r]) as Set<number>, k, f.numItems);
+        total += metric === 'recall' ? m.recall : m.ndcg;
       }
     },
   });

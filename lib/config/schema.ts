@@ -219,6 +219,8 @@ export const configSchema = z.strictObject({
     /** The challenger's NDCG must exceed MostPop's by this relative margin. */
     mostPopMargin: z.number().min(-1).max(10),
     bootstrapSamples: z.number().int().min(50).max(100000),
+    /** Fewer evaluated users than this and every metric check fails: a tiny holdout proves nothing. */
+    minUsers: z.number().int().min(1).max(10_000_000),
   }),
   registry: z.strictObject({
     /** Relative to dataDir. */

@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
-import { perUserMetricsSql, aggregateMetricsSql } from '../../analytics/metrics.sql';
-import { decideGates } from '../../lib/gates';
-import { pairedDifferenceInterval, meanInterval } from '../../lib/bootstrap';
+import { perUserMetricsSql, aggregateMetricsSql } from '../../evaluation/metrics.sql';
+import { decideGates } from '../../evaluation/gates';
+import { pairedDifferenceInterval, meanInterval } from '../../evaluation/bootstrap';
 
 async function metrics(
   recs: [string, string, number, string][],
@@ -104,28 +104,78 @@ describe('gates', () => {
   const base = {
     k: 10,
     challenger: 'itemitem',
+    baseline: 'mostpop',
+    evaluatedUsers: 400,
     metrics: {
       itemitem: { 'ndcg@10': 0.2, coverage: 0.5 },
       mostpop: { 'ndcg@10': 0.1, coverage: 0.02 },
     },
-    gates: { minimums: { ndcg: 0.01, coverage: 0.01 }, maxRegression: 0.02, mostPopMargin: 0.05 },
+    gates: {
+      minimums: { ndcg: 0.01, coverage: 0.01 },
+      maxRegression: 0.02,
+      mostPopMargin: 0.05,
+      minUsers: 50,
+    },
   };
+  const named = (g: ReturnType<typeof decideGates>, part: string) =>
+    g.checks.find((c) => c.name.includes(part))!;
 
   test('promotes when every check passes', () => {
     const g = decideGates(base);
     expect(g.decision).toBe('promote');
-    expect(g.checks.map((c) => c.passed)).toEqual([true, true, true]);
+    expect(g.checks.map((c) => c.passed)).toEqual([true, true, true, true]);
   });
 
   test('rejects below a minimum, naming value and threshold', () => {
     const g = decideGates({ ...base, gates: { ...base.gates, minimums: { ndcg: 0.3 } } });
     expect(g.decision).toBe('reject');
-    expect(g.checks[0]).toMatchObject({ value: 0.2, threshold: 0.3, passed: false });
+    expect(named(g, '>= minimum')).toMatchObject({ passed: true }); // the users check
+    expect(named(g, 'ndcg@10 >= minimum')).toMatchObject({ value: 0.2, threshold: 0.3, passed: false });
   });
 
   test('rejects when not beating MostPop by the margin', () => {
     const g = decideGates({ ...base, gates: { ...base.gates, mostPopMargin: 1.5 } });
     expect(g.decision).toBe('reject');
+    expect(named(g, 'beats mostpop')).toMatchObject({ passed: false, value: 0.2 });
+  });
+
+  test('never passes on zero: no evaluated users fails every metric check, whatever the values', () => {
+    const empty = {
+      ...base,
+      evaluatedUsers: 0,
+      metrics: { itemitem: { 'ndcg@10': 0, coverage: 0 }, mostpop: { 'ndcg@10': 0, coverage: 0 } },
+      gates: { ...base.gates, minimums: {} },
+    };
+    const g = decideGates(empty);
+    expect(g.decision).toBe('reject');
+    expect(named(g, 'beats mostpop')).toMatchObject({ passed: false, users: 0 });
+    expect(named(g, 'beats mostpop').reason).toMatch(/only 0 evaluated users/);
+  });
+
+  test('too few users fails even where the values look good', () => {
+    const g = decideGates({ ...base, evaluatedUsers: 12 });
+    expect(g.decision).toBe('reject');
+    expect(g.checks.every((c) => !c.passed)).toBe(true);
+  });
+
+  test('a challenger at zero NDCG does not beat a zero baseline', () => {
+    const g = decideGates({
+      ...base,
+      metrics: { itemitem: { 'ndcg@10': 0, coverage: 0.5 }, mostpop: { 'ndcg@10': 0, coverage: 0.02 } },
+    });
+    expect(named(g, 'beats mostpop').passed).toBe(false);
+  });
+
+  test('the baseline is the non-private one, whatever else was evaluated', () => {
+    const g = decideGates({
+      ...base,
+      baseline: 'mostpop-exact',
+      metrics: { ...base.metrics, 'mostpop-exact': { 'ndcg@10': 0.25 } },
+    });
+    expect(g.decision).toBe('reject');
+    expect(named(g, 'beats mostpop-exact')).toMatchObject({ threshold: 0.25 * 1.05, passed: false });
+    // A baseline that was not evaluated fails the check instead of being taken as zero.
+    expect(named(decideGates({ ...base, baseline: 'nothing' }), 'beats nothing').passed).toBe(false);
   });
 
   test('a regression vs the champion fails only when the whole CI is below the tolerance', () => {
@@ -139,6 +189,14 @@ describe('gates', () => {
       vsChampion: { version: 'v1', ndcg: 0.3, diff: { mean: -0.1, low: -0.12, high: -0.08 } },
     });
     expect(real.decision).toBe('reject');
-    expect(real.checks[3].ci).toEqual([-0.12, -0.08]);
+    expect(named(real, 'champion').ci).toEqual([-0.12, -0.08]);
+  });
+
+  test('the refit check bounds the difference between the evaluated and the published model', () => {
+    const gates = { ...base.gates, minRefitAgreement: 0.5 };
+    expect(decideGates({ ...base, gates, refit: { agreement: 0.8, users: 300 } }).decision).toBe('promote');
+    const diverged = decideGates({ ...base, gates, refit: { agreement: 0.1, users: 300 } });
+    expect(diverged.decision).toBe('reject');
+    expect(named(diverged, 'refit').value).toBe(0.1);
   });
 });

@@ -32,9 +32,9 @@ SELECT m.model, u.user_id, u.nrel,
        coalesce(1 / min(h.rank), 0) AS mrr,
        -- Non-relevant items: the catalogue less the relevant ones. A hit at rank r with hit_no relevant items
        -- at or above it beats the non-relevant items below it; unranked relevant items tie with unranked
-       -- non-relevant ones (credit 1/2).
+       -- non-relevant ones (credit 1/2); a user with an empty list has every item unranked (AUC 1/2, not 0).
        (coalesce(sum((${catalogueSize} - u.nrel) - (h.rank - h.hit_no)), 0)
-        + (u.nrel - count(h.rank)) * 0.5 * greatest(0, (${catalogueSize} - u.nrel) - (any_value(len.n) - count(h.rank))))
+        + (u.nrel - count(h.rank)) * 0.5 * greatest(0, (${catalogueSize} - u.nrel) - (coalesce(any_value(len.n), 0) - count(h.rank))))
        / (u.nrel * greatest(1, ${catalogueSize} - u.nrel)) AS auc
 FROM models m CROSS JOIN rel u
 LEFT JOIN (SELECT model, user_id, count(*) AS n FROM recs WHERE rank <= ${k} GROUP BY ALL) len
