@@ -1,8 +1,6 @@
 import * as path from 'node:path';
 import { withDb, lit, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
-import { dataPath } from '../lib/config';
-import { Registry } from '../lib/registry';
 import { pairedDifferenceInterval, meanInterval } from '../evaluation/bootstrap';
 
 /** Users with fewer training events than this form the "new users" segment. */
@@ -17,10 +15,7 @@ import {
 } from '../evaluation/metrics.sql';
 import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../workflows/types';
 import { limitsOf, progress } from './context';
-
-export function registryFor(plan: Pick<RunPlan, 'config' | 'datasetId'>): Registry {
-  return new Registry(path.join(dataPath(plan.config, plan.config.registry.dir), plan.datasetId));
-}
+import { registryOf } from './support/storage';
 
 /**
  * How a registered model family is scored from its artifact: baselines by their own SQL, learned models
@@ -74,9 +69,9 @@ async function recommendInto(db: Db, plan: RunPlan, c: Candidate): Promise<void>
 export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<EvaluateResult> {
   const k = plan.config.evaluation.k;
   const mostPop = trained.models.find((m) => m.name === 'mostpop')!;
-  const registry = registryFor(plan);
-  const championVersion = registry.aliases().champion;
-  const champion = championVersion ? registry.get(championVersion) : undefined;
+  const registry = registryOf(plan.config, plan.datasetId);
+  const championVersion = await registry.champion();
+  const champion = championVersion ? await registry.get(championVersion) : undefined;
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
     await db.run(`
       CREATE OR REPLACE TEMP TABLE eval_users AS
@@ -97,8 +92,8 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       candidates.push({
         name: 'champion',
         kind: rescored ? 'recs' : kindOfFamily(champion.model),
-        modelFile: rescored ? rescored.path : registry.artifactPath(champion, 'eval'),
-        mostPopFile: registry.artifactPath(champion, 'mostPopEval'),
+        modelFile: rescored ? rescored.path : registry.store.uri(champion.artifacts.eval),
+        mostPopFile: registry.store.uri(champion.artifacts.mostPopEval),
       });
     }
     for (const c of candidates) {

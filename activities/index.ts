@@ -6,7 +6,8 @@ import { ingest } from './ingest';
 import { profile } from './profile';
 import { clean } from './clean';
 import { trainBaselines } from './train';
-import { evaluate, registryFor } from './evaluate';
+import { evaluate } from './evaluate';
+import { registryOf } from './support/storage';
 import { trainLearned } from './train-mf';
 import { trainLearnedDp } from './train-mf-dp';
 import { trainTwoTowerChallenger } from './train-two-tower';
@@ -77,9 +78,9 @@ export function createTrainingActivities(_deps: ActivityDeps) {
   return {
     trainBaselines: withHeartbeat('train', trainBaselines),
     trainLearned: withHeartbeat('train', async (plan: RunPlan) => {
-      const registry = registryFor(plan);
-      const championVersion = registry.aliases().champion;
-      const champion = championVersion ? registry.get(championVersion) : undefined;
+      const registry = registryOf(plan.config, plan.datasetId);
+      const championVersion = await registry.champion();
+      const champion = championVersion ? await registry.get(championVersion) : undefined;
       if (plan.config.training.challenger === 'two-tower')
         return trainTwoTowerChallenger(plan, registry, champion);
       // With privacy on, mf is trained with DP-SGD against the run's reservation (train-mf-dp.ts).

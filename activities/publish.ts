@@ -1,14 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withDb, lit, type DuckdbLimits } from '../lib/duckdb';
-import { dataPath } from '../lib/config';
 import { fsyncDir, sha256File, writeJsonAtomic, readJsonIfExists } from '../lib/fs-atomic';
+import { configKey } from './support/storage';
 import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
 import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
 import { recordSuccessfulProfile } from './profile';
-import type { ModelPrivacy } from '../lib/registry';
+import type { ModelPrivacy } from '../contracts/registry';
+import type { ModelRegistry } from '../registry/registry';
+import { retainedVersions } from '../registry/pointer';
 import {
   buildPublishedReport,
   renderPublishedReport,
@@ -67,55 +69,44 @@ export function manifestPrivacy(plan: RunPlan): ManifestPrivacy | null {
 }
 
 export function outputRoot(plan: RunPlan): string {
-  return path.join(dataPath(plan.config, plan.config.publish.outputDir), plan.datasetId);
+  return path.join(
+    plan.config.dataDir,
+    configKey(plan.config, plan.config.publish.outputDir, 'publish.outputDir'),
+    plan.datasetId,
+  );
 }
 
-/** Points `current` at a version atomically: a new symlink renamed over the old one, plus a JSON pointer. */
-export function switchCurrent(root: string, version: string): string {
-  const link = path.join(root, 'current');
-  const tmp = path.join(root, `.current-${process.pid}-${Date.now()}`);
-  fs.symlinkSync(path.join('versions', version), tmp);
-  fs.renameSync(tmp, link);
-  writeJsonAtomic(path.join(root, '_current.json'), {
-    version,
-    path: path.join('versions', version),
-    switchedAt: new Date().toISOString(),
-  });
-  fsyncDir(root);
-  return link;
-}
-
-export function currentVersion(root: string): string | undefined {
-  return readJsonIfExists<{ version: string }>(path.join(root, '_current.json'))?.version;
-}
-
-/** Removes all but the newest `keep` versions (by manifest time), never the current one; leftovers of crashed writes too. */
-export function pruneVersions(root: string, keep: number): string[] {
-  const dir = path.join(root, 'versions');
+/**
+ * Retention: removes version folders the live pointer no longer needs (see retainedVersions: the live one,
+ * `previous`, and the most recently live up to `keep`), and folders that never went live (a failed or rejected
+ * run's) once older than an hour — younger ones may belong to a run still publishing. Never the live version.
+ */
+export async function pruneVersions(registry: ModelRegistry, keep: number): Promise<string[]> {
+  const dir = path.join(registry.store.uri(registry.where.outputPrefix), 'versions');
   if (!fs.existsSync(dir)) return [];
-  const current = currentVersion(root);
+  const pointer = await registry.pointer();
+  const keepSet = retainedVersions(pointer, keep);
+  const everLive = new Set(pointer?.history.map((m) => m.version) ?? []);
   const removed: string[] = [];
   for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith('.tmp-')) {
-      const age = Date.now() - fs.statSync(path.join(dir, name)).mtimeMs;
-      if (age > 3_600_000) {
-        fs.rmSync(path.join(dir, name), { recursive: true, force: true });
-        removed.push(name);
-      }
+    if (keepSet.has(name) || name === pointer?.version) continue;
+    const age = Date.now() - fs.statSync(path.join(dir, name)).mtimeMs;
+    if (everLive.has(name) || age > 3_600_000) {
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      removed.push(name);
     }
   }
-  const versions = fs
-    .readdirSync(dir)
-    .filter((n) => !n.startsWith('.'))
-    .map((n) => ({ n, m: readJsonIfExists<Manifest>(path.join(dir, n, '_manifest.json')) }))
-    .filter((v) => v.m)
-    .sort((a, b) => (a.m!.createdAt < b.m!.createdAt ? 1 : -1));
-  for (const v of versions.slice(keep)) {
-    if (v.n === current) continue;
-    fs.rmSync(path.join(dir, v.n), { recursive: true, force: true });
-    removed.push(v.n);
-  }
   return removed;
+}
+
+/** Removes the version folder of a run that did not go live (the workflow's compensation when a run fails). */
+export async function discardUnpublishedVersion(registry: ModelRegistry, version: string): Promise<boolean> {
+  const pointer = await registry.pointer();
+  if (pointer?.version === version || pointer?.history.some((m) => m.version === version)) return false;
+  const dir = path.join(registry.store.uri(registry.where.outputPrefix), 'versions', version);
+  if (!fs.existsSync(dir)) return false;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return true;
 }
 
 export interface VersionSpec {
@@ -303,9 +294,8 @@ export async function publish(
     metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
     privacy: manifestPrivacy(plan),
   });
-  // `current` is switched by promoteCandidate, under the registry lock together with the champion alias.
+  // The live pointer (and `current`) moves in promoteCandidate: one compare-and-swap names version and champion.
   const currentPath = path.join(root, 'current');
-  const pruned = pruneVersions(root, plan.config.publish.keepVersions);
   // The id maps become the dataset's state only once a run has published with them.
   const state = stateDir(plan);
   fs.mkdirSync(state, { recursive: true });
@@ -318,7 +308,7 @@ export async function publish(
   }
   // This run's profile becomes the baseline the next run's drift is measured against.
   await recordSuccessfulProfile(plan);
-  log('published', { version: plan.modelVersion, rows: manifest.rowCount, pruned });
+  log('published', { version: plan.modelVersion, rows: manifest.rowCount });
   return {
     outputDir: root,
     versionDir: finalDir,

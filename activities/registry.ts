@@ -3,8 +3,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig, ConfigError, dataPath } from '../lib/config';
-import { Registry, RegistryError, type Aliases, type ModelRecord } from '../lib/registry';
+import { loadConfig, ConfigError } from '../lib/config';
+import type { ModelRecord } from '../contracts/registry';
+import { RegistryError, type ModelRegistry } from '../registry/registry';
+import { PointerConflict } from '../registry/pointer';
 import type {
   EvaluateResult,
   IngestResult,
@@ -17,9 +19,10 @@ import type {
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
 import { checkOverrides } from './context';
-import { registryFor, kindOfFamily } from './evaluate';
-import { switchCurrent, writeVersion, manifestPrivacy, type ManifestPrivacy } from './publish';
+import { kindOfFamily } from './evaluate';
+import { writeVersion, manifestPrivacy, pruneVersions } from './publish';
 import type { RecforgeConfig } from '../lib/config';
+import { keyOfPath, registryOf } from './support/storage';
 
 let codeVersionCache: string | undefined;
 /** package version + git commit when available: enough to find the code that trained a model. */
@@ -45,19 +48,14 @@ export function configHash(config: unknown): string {
 }
 
 function asFailure(err: unknown): never {
-  if (err instanceof RegistryError) {
+  if (err instanceof PointerConflict) {
     throw ApplicationFailure.nonRetryable(
       err.message,
-      err.code === 'Locked' ? 'RegistryLocked' : `Registry${err.code}`,
+      err.code === 'NothingToRollBack' ? 'NothingToRollBack' : 'RegistryConflict',
     );
   }
+  if (err instanceof RegistryError) throw ApplicationFailure.nonRetryable(err.message, `Registry${err.code}`);
   throw err;
-}
-
-function learnedDirs(trained: TrainResult, name: string): { eval: string; full: string } | undefined {
-  const e = trained.models.find((m) => m.name === name)?.modelDir;
-  const f = trained.models.find((m) => m.name === `${name}-full`)?.modelDir;
-  return e && f ? { eval: e, full: f } : undefined;
 }
 
 /** Registers this run's challenger (with lineage) whatever the gate decided: rejected models stay inspectable. */
@@ -69,85 +67,67 @@ export async function registerCandidate(
   trained: TrainResult,
   evaluation: EvaluateResult,
 ): Promise<ModelRecord> {
-  const registry = registryFor(plan);
+  const registry = registryOf(plan.config, plan.datasetId);
+  const key = (file: string) => keyOfPath(registry.store, file);
   const name = evaluation.chosenModel;
-  const file = (n: string) => trained.models.find((m) => m.name === n)!.path;
+  const model = (n: string) => trained.models.find((m) => m.name === n)!;
+  const dirs = (() => {
+    const e = model(name).modelDir;
+    const f = model(`${name}-full`).modelDir;
+    return e && f ? { eval: key(e), full: key(f) } : undefined;
+  })();
   try {
-    return registry.register(
-      {
-        version: plan.modelVersion,
-        datasetId: plan.datasetId,
-        model: name,
-        status: evaluation.gate.decision === 'promote' ? 'candidate' : 'rejected',
-        createdAt: new Date().toISOString(),
-        runId: plan.runId,
-        workflowId: plan.workflowId,
-        parentVersion: evaluation.championVersion,
-        configHash: configHash(plan.config),
-        codeVersion: codeVersion(deps.root),
-        backend: trained.backend,
-        data: {
-          files: ingested.files.map((f) => ({ path: f.path, sha256: f.sha256, rows: f.rows })),
-          rows: ingested.rows,
-          profilePath: profiled.profilePath,
-        },
-        metrics: evaluation.metrics,
-        gate: evaluation.gate,
-        privacy: manifestPrivacy(plan),
-        publishedVersionDir: null,
-        runDbPath: plan.dbPath,
+    return await registry.register({
+      version: plan.modelVersion,
+      datasetId: plan.datasetId,
+      model: name,
+      createdAt: new Date().toISOString(),
+      runId: plan.runId,
+      workflowId: plan.workflowId,
+      parentVersion: evaluation.championVersion,
+      configHash: configHash(plan.config),
+      codeVersion: codeVersion(deps.root),
+      backend: trained.backend,
+      data: {
+        files: ingested.files.map((f) => ({ path: f.path, sha256: f.sha256, rows: f.rows })),
+        rows: ingested.rows,
+        profilePath: profiled.profilePath,
       },
-      {
-        eval: file(name),
-        full: file(`${name}-full`),
-        mostPopEval: file('mostpop'),
-        mostPopFull: file('mostpop-full'),
+      metrics: evaluation.metrics,
+      gate: evaluation.gate,
+      privacy: manifestPrivacy(plan),
+      artifacts: {
+        eval: key(model(name).path),
+        full: key(model(`${name}-full`).path),
+        mostPopEval: key(model('mostpop').path),
+        mostPopFull: key(model('mostpop-full').path),
       },
-      learnedDirs(trained, name),
-    );
+      ...(dirs ? { modelDirs: dirs } : {}),
+      runDb: key(plan.dbPath),
+    });
   } catch (err) {
     asFailure(err);
   }
 }
 
 /**
- * After publishing: the challenger becomes champion and the old champion `previous`, as a compare-and-swap
- * against the champion the challenger was evaluated against. Idempotent on retry.
+ * After publishing: the challenger goes live (and becomes champion) in one compare-and-swap of the live
+ * pointer, against the champion it was evaluated against. Idempotent on retry; old versions pruned after.
  */
 export async function promoteCandidate(
   plan: RunPlan,
   evaluation: EvaluateResult,
-  published: PublishResult,
-): Promise<Aliases> {
-  const registry = registryFor(plan);
-  const outputRoot = path.dirname(published.currentPath);
+  _published: PublishResult,
+): Promise<{ champion: string | null; previous: string | null }> {
+  const registry = registryOf(plan.config, plan.datasetId);
   try {
-    let previous: string | null = null;
-    // Alias and output pointer move together under the registry lock, as a compare-and-swap against the
-    // champion this challenger was evaluated against: a concurrent promote/rollback makes this run fail
-    // (RegistryConflict) with nothing switched, instead of leaving `current` and `champion` apart.
-    const aliases = await registry.updateAliases(
-      (now) => {
-        if (now.champion === plan.modelVersion) {
-          switchCurrent(outputRoot, plan.modelVersion); // Retry after a successful move: idempotent.
-          return null;
-        }
-        if (now.champion !== evaluation.championVersion) {
-          throw new RegistryError(
-            `champion changed while this run was evaluated (expected ${evaluation.championVersion ?? 'none'}, found ${now.champion ?? 'none'})`,
-            'Conflict',
-          );
-        }
-        previous = now.champion;
-        switchCurrent(outputRoot, plan.modelVersion);
-        return { champion: plan.modelVersion, previous: now.champion };
-      },
-      `promoted by run ${plan.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
-      plan.workflowId,
-    );
-    registry.update(plan.modelVersion, { status: 'champion', publishedVersionDir: published.versionDir });
-    if (previous && registry.get(previous)) registry.update(previous, { status: 'retired' });
-    return aliases;
+    const p = await registry.promoteChallenger(plan.modelVersion, evaluation.championVersion, {
+      at: new Date().toISOString(),
+      reason: `promoted by run ${plan.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
+      by: plan.workflowId,
+    });
+    await pruneVersions(registry, plan.config.publish.keepVersions);
+    return { champion: p.version, previous: p.previous };
   } catch (err) {
     asFailure(err);
   }
@@ -158,9 +138,7 @@ function loadForAlias(deps: ActivityDeps, input: AliasInput) {
     checkOverrides(deps, input.overrides);
     const { config } = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
     const datasetId = input.datasetId ?? config.dataset.id;
-    const registry = new Registry(path.join(dataPath(config, config.registry.dir), datasetId));
-    const outputRoot = path.join(dataPath(config, config.publish.outputDir), datasetId);
-    return { config, datasetId, registry, outputRoot };
+    return { config, registry: registryOf(config, datasetId) };
   } catch (err) {
     if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
     throw err;
@@ -168,119 +146,93 @@ function loadForAlias(deps: ActivityDeps, input: AliasInput) {
 }
 
 /**
- * Points the published output at a version: its kept folder if still there, otherwise its recommendations
- * are rebuilt from the registry artifacts and the run's database (no retraining), then switched in.
+ * Makes sure a version's output folder exists before the pointer names it: its kept folder, or its
+ * recommendations rebuilt from the registry artifacts and the run's database (no retraining).
  */
-async function repoint(
-  outputRoot: string,
-  registry: Registry,
+async function ensurePublished(
+  registry: ModelRegistry,
   record: ModelRecord,
   config: RecforgeConfig,
-): Promise<string> {
-  const kept =
-    record.publishedVersionDir && fs.existsSync(path.join(record.publishedVersionDir, '_manifest.json'));
-  if (!kept) {
-    if (!fs.existsSync(record.runDbPath)) {
-      throw ApplicationFailure.nonRetryable(
-        `cannot republish ${record.version}: its output was pruned and its run database ${record.runDbPath} is gone`,
-        'VersionNotPublished',
-      );
-    }
-    const { dir } = await writeVersion({
-      root: outputRoot,
-      dbPath: record.runDbPath,
-      limits: { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads },
-      datasetId: record.datasetId,
-      version: record.version,
-      runId: record.runId,
-      workflowId: record.workflowId,
-      model: record.model,
-      kind: kindOfFamily(record.model),
-      modelFile: registry.artifactPath(record, 'full'),
-      mostPopFile: registry.artifactPath(record, 'mostPopFull'),
-      topN: config.publish.topN,
-      maxHistory: config.training.itemItem.maxHistoryPerUser,
-      generatedAt: record.createdAt,
-      metrics: record.metrics[record.model] ?? {},
-      privacy: record.privacy as ManifestPrivacy | null,
-    });
-    registry.update(record.version, { publishedVersionDir: dir });
+): Promise<void> {
+  const store = registry.store;
+  if (await store.exists(`${registry.versionKey(record.version)}/_manifest.json`)) return;
+  const runDb = store.uri(record.runDb);
+  if (!fs.existsSync(runDb)) {
+    throw ApplicationFailure.nonRetryable(
+      `cannot republish ${record.version}: its output was pruned and its run database ${runDb} is gone`,
+      'VersionNotPublished',
+    );
   }
-  return switchCurrent(outputRoot, record.version);
+  await writeVersion({
+    root: store.uri(registry.where.outputPrefix),
+    dbPath: runDb,
+    limits: { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads },
+    datasetId: record.datasetId,
+    version: record.version,
+    runId: record.runId,
+    workflowId: record.workflowId,
+    model: record.model,
+    kind: kindOfFamily(record.model),
+    modelFile: store.uri(record.artifacts.full),
+    mostPopFile: store.uri(record.artifacts.mostPopFull),
+    topN: config.publish.topN,
+    maxHistory: config.training.itemItem.maxHistoryPerUser,
+    generatedAt: record.createdAt,
+    metrics: record.metrics[record.model] ?? {},
+    privacy: record.privacy,
+  });
 }
 
 /**
- * `promoteModel`: makes a registered version champion (the old champion becomes `previous`) and points the
- * published output at its recommendations, without retraining. Rejected versions need `force`.
+ * `promoteModel`: makes a registered version live and champion (the old champion becomes `previous`), without
+ * retraining. Rejected versions need `force`.
  */
 export async function setChampion(deps: ActivityDeps, input: AliasInput, by: string): Promise<AliasResult> {
-  const { registry, outputRoot, config } = loadForAlias(deps, input);
+  const { registry, config } = loadForAlias(deps, input);
   if (!input.version) throw ApplicationFailure.nonRetryable('promoteModel needs a version', 'BadInput');
   try {
-    const record = registry.require(input.version);
-    if (record.status === 'rejected' && !input.force) {
+    const record = await registry.require(input.version);
+    if (record.gate?.decision === 'reject' && !input.force) {
       throw ApplicationFailure.nonRetryable(
         `${record.version} was rejected by its gates; pass "force": true to promote it anyway`,
         'VersionRejected',
       );
     }
-    // Output pointer and aliases move together under the registry lock, so concurrent promotions cannot
-    // leave `current` pointing at one version and `champion` at another.
-    let before: Aliases | undefined;
-    let currentPath = '';
-    const aliases = await registry.updateAliases(
-      async (now) => {
-        before = now;
-        currentPath = await repoint(outputRoot, registry, record, config);
-        return now.champion === record.version ? null : { champion: record.version, previous: now.champion };
-      },
-      input.reason ?? 'manual promotion',
+    await ensurePublished(registry, record, config);
+    const p = await registry.setLive(record.version, {
+      at: new Date().toISOString(),
+      reason: input.reason ?? 'manual promotion',
       by,
-    );
-    registry.update(record.version, { status: 'champion' });
-    if (before?.champion && before.champion !== record.version && registry.get(before.champion)) {
-      registry.update(before.champion, { status: 'retired' });
-    }
-    return { champion: aliases.champion, previous: aliases.previous, currentPath };
+    });
+    return { champion: p.version, previous: p.previous, currentPath: currentPathOf(registry) };
   } catch (err) {
     asFailure(err);
   }
 }
 
-/** `rollbackModel`: `previous` becomes champion again (and the rolled-back one `previous`); output re-pointed. */
+/** `rollbackModel`: `previous` goes live again (and the rolled-back one becomes `previous`). */
 export async function rollbackChampion(
   deps: ActivityDeps,
   input: AliasInput,
   by: string,
 ): Promise<AliasResult> {
-  const { registry, outputRoot, config } = loadForAlias(deps, input);
+  const { registry, config } = loadForAlias(deps, input);
   try {
-    let before: Aliases | undefined;
-    let currentPath = '';
-    const aliases = await registry.updateAliases(
-      async (now) => {
-        before = now;
-        // A retry of a rollback whose first attempt completed (its result was lost) must not swap back.
-        const last = now.history.at(-1);
-        if (last && last.by === by && last.reason === (input.reason ?? 'rollback') && now.champion) {
-          currentPath = await repoint(outputRoot, registry, registry.require(now.champion), config);
-          return null;
-        }
-        if (!now.previous) {
-          throw new RegistryError(`${registry.dir} has no previous champion to roll back to`, 'NotFound');
-        }
-        currentPath = await repoint(outputRoot, registry, registry.require(now.previous), config);
-        return { champion: now.previous, previous: now.champion };
-      },
-      input.reason ?? 'rollback',
+    const before = await registry.pointer();
+    if (before?.previous) await ensurePublished(registry, await registry.require(before.previous), config);
+    const p = await registry.rollBack({
+      at: new Date().toISOString(),
+      reason: input.reason ?? 'rollback',
       by,
-    );
-    const target = registry.require(aliases.champion!);
-    registry.update(target.version, { status: 'champion' });
-    if (before?.champion && registry.get(before.champion))
-      registry.update(before.champion, { status: 'retired' });
-    return { champion: aliases.champion, previous: aliases.previous, currentPath };
+    });
+    return { champion: p.version, previous: p.previous, currentPath: currentPathOf(registry) };
   } catch (err) {
     asFailure(err);
   }
+}
+
+function currentPathOf(registry: ModelRegistry): string {
+  return registry.store.kind === 'local'
+    ? path.join(registry.store.uri(registry.where.outputPrefix), 'current')
+    : registry.store.uri(registry.pointerKey);
 }

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withDb } from '../lib/duckdb';
 import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
-import type { ModelRecord, Registry } from '../lib/registry';
+import type { ModelRecord } from '../contracts/registry';
+import type { ModelRegistry } from '../registry/registry';
 import { loadMFModel, saveMFModel, selectBackend, trainMFDp, type DpNoise, type MFModel } from '../models';
 import { createSecureRng, secureDpSgdRandomness } from '../privacy';
 import type { RunPlan } from '../workflows/types';
@@ -112,7 +113,7 @@ async function trainVariant(
 
 export async function trainLearnedDp(
   plan: RunPlan,
-  registry: Registry,
+  registry: ModelRegistry,
   champion: ModelRecord | undefined,
 ): Promise<LearnedResult> {
   if (!plan.privacy) throw new Error('DP-SGD training needs the run privacy reservation (plan.privacy)');
@@ -129,8 +130,7 @@ export async function trainLearnedDp(
   const championModels =
     champion?.model === 'mf' && champion.modelDirs
       ? {
-          eval: (await loadMFModel(path.join(registry.versionDir(champion.version), champion.modelDirs.eval)))
-            .model,
+          eval: (await loadMFModel(registry.store.uri(champion.modelDirs.eval))).model,
         }
       : undefined;
   // Fresh secure randomness per attempt: the sample of users and the noise must be unpredictable.

@@ -14,7 +14,8 @@ import {
   type MFConfig,
 } from '../models';
 import type { RunPlan } from '../workflows/types';
-import type { ModelRecord, Registry } from '../lib/registry';
+import type { ModelRecord } from '../contracts/registry';
+import type { ModelRegistry } from '../registry/registry';
 import { limitsOf, log } from './context';
 import {
   finishLearned,
@@ -152,7 +153,7 @@ async function trainVariant(
 
 export async function trainLearned(
   plan: RunPlan,
-  registry: Registry,
+  registry: ModelRegistry,
   champion: ModelRecord | undefined,
 ): Promise<LearnedResult> {
   const selection = await selectBackend(plan.config.training.backend);
@@ -168,10 +169,8 @@ export async function trainLearned(
   const championModels =
     champion?.model === 'mf' && champion.modelDirs
       ? {
-          eval: (await loadMFModel(path.join(registry.versionDir(champion.version), champion.modelDirs.eval)))
-            .model,
-          full: (await loadMFModel(path.join(registry.versionDir(champion.version), champion.modelDirs.full)))
-            .model,
+          eval: (await loadMFModel(registry.store.uri(champion.modelDirs.eval))).model,
+          full: (await loadMFModel(registry.store.uri(champion.modelDirs.full))).model,
         }
       : undefined;
 

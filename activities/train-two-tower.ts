@@ -19,7 +19,8 @@ import {
   type TwoTowerConfig,
 } from '../models';
 import type { RunPlan } from '../workflows/types';
-import type { ModelRecord, Registry } from '../lib/registry';
+import type { ModelRecord } from '../contracts/registry';
+import type { ModelRegistry } from '../registry/registry';
 import { limitsOf, log } from './context';
 import {
   finishLearned,
@@ -177,7 +178,7 @@ function embeddings(model: TwoTowerModel, data: TTData, items: ItemFeatures) {
 
 export async function trainTwoTowerChallenger(
   plan: RunPlan,
-  registry: Registry,
+  registry: ModelRegistry,
   champion: ModelRecord | undefined,
 ): Promise<LearnedResult> {
   const selection = await selectBackend(plan.config.training.backend);
@@ -197,12 +198,8 @@ export async function trainTwoTowerChallenger(
   const championModels =
     champion?.model === 'two-tower' && champion.modelDirs
       ? {
-          eval: (
-            await loadTwoTowerModel(path.join(registry.versionDir(champion.version), champion.modelDirs.eval))
-          ).model,
-          full: (
-            await loadTwoTowerModel(path.join(registry.versionDir(champion.version), champion.modelDirs.full))
-          ).model,
+          eval: (await loadTwoTowerModel(registry.store.uri(champion.modelDirs.eval))).model,
+          full: (await loadTwoTowerModel(registry.store.uri(champion.modelDirs.full))).model,
         }
       : undefined;
   const { train, heldOut } = validationSplitFor(plan, trainData, t.validationUsers, t.seed);

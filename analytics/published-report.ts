@@ -1,5 +1,5 @@
 import { barChart, esc, hbarChart, int, pct } from './report';
-import type { ModelPrivacy } from '../lib/registry';
+import type { ModelPrivacy } from '../contracts/registry';
 
 /**
  * The report that leaves the platform with the recommendations (in the published version folder), as opposed to

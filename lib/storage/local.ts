@@ -168,7 +168,7 @@ export class LocalStorage implements Storage {
       fs.rmSync(tmp, { force: true });
     }
     fsyncDir(jdir);
-    this.syncCopy(key);
+    this.syncCopyNow(key);
     this.prune(key);
     return genName(next);
   }
@@ -189,7 +189,11 @@ export class LocalStorage implements Storage {
    * Brings the reader copy up to the journal's head (after a crash between a commit and its copy). Repeats
    * while the head moves, so a slow copier never leaves an older generation behind a faster one.
    */
-  syncCopy(key: string): void {
+  async syncCopy(key: string): Promise<void> {
+    this.syncCopyNow(key);
+  }
+
+  private syncCopyNow(key: string): void {
     for (let i = 0; i < 100; i++) {
       const head = this.head(key);
       if (!head) return;

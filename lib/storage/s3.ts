@@ -198,6 +198,10 @@ export class S3Storage implements Storage {
       await this.put(`${prefix}/${rel}`, fs.readFileSync(path.join(localDir, ...rel.split('/'))));
   }
 
+  async syncCopy(): Promise<void> {
+    // The object is the document: nothing derived to refresh.
+  }
+
   /** DuckDB statements that let a connection read and write this bucket (httpfs must be loaded first). */
   duckdbSecretSql(env: NodeJS.ProcessEnv = process.env): string {
     const q = (s: string) => `'${s.replace(/'/g, "''")}'`;

@@ -46,6 +46,11 @@ export interface Storage {
   localDir(prefix: string, cacheDir: string): Promise<string>;
   /** Uploads a local folder's files under `prefix` (local storage: copies unless it is already there). */
   putDir(localDir: string, prefix: string): Promise<void>;
+  /**
+   * Brings what readers outside recforge see of a state document up to its newest version (local storage:
+   * the plain copy beside the journal, which a crash can leave one generation behind; S3: nothing to do).
+   */
+  syncCopy(key: string): Promise<void>;
 }
 
 /** Keys are '/'-separated, relative, without '..' or empty segments: they never escape the storage root. */

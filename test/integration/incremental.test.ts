@@ -141,7 +141,10 @@ describe('incremental runs', () => {
   });
 
   test('a day with no new files fails fast, non-retryable, and leaves champion and output alone', async () => {
-    const champion = fs.readFileSync(path.join(dataDir, 'registry', 'inc', 'aliases.json'), 'utf8');
+    const champion = fs.readFileSync(
+      path.join(dataDir, 'output', 'recommendations', 'inc', '_current.json'),
+      'utf8',
+    );
     const published = current();
     const handle = await env.client.workflow.start('retrainPipeline', {
       taskQueue: 'recforge-cpu',
@@ -151,7 +154,9 @@ describe('incremental runs', () => {
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(rootMessage(err)).toMatch(/runDate 2026-03-03: no new input files .*\(2026-03-02\)/);
-    expect(fs.readFileSync(path.join(dataDir, 'registry', 'inc', 'aliases.json'), 'utf8')).toBe(champion);
+    expect(
+      fs.readFileSync(path.join(dataDir, 'output', 'recommendations', 'inc', '_current.json'), 'utf8'),
+    ).toBe(champion);
     expect(current()).toBe(published);
     expect(watermark().entries).toHaveLength(2);
     // Refused in planning, on the first attempt.

@@ -325,9 +325,8 @@ describe('learned challengers', () => {
       fs.readFileSync(path.join(dir, 'registry', 'tt', 'models', first.modelVersion, 'model.json'), 'utf8'),
     );
     expect(model.model).toBe('two-tower');
-    expect(
-      fs.existsSync(path.join(dir, 'registry', 'tt', 'models', first.modelVersion, model.modelDirs.full)),
-    ).toBe(true);
+    // Model folders are referenced by storage key (inside the run's folder), never copied.
+    expect(fs.readdirSync(path.join(dir, model.modelDirs.full)).length).toBeGreaterThan(0);
 
     const second = await run('it-tt-2');
     expect(second.metrics.champion).toBeDefined();

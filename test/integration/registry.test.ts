@@ -14,7 +14,8 @@ import {
   recordHistory,
 } from '../helpers/env';
 import type { AliasResult, RunSummary } from '../../workflows/types';
-import { Registry } from '../../lib/registry';
+import { ModelRegistry } from '../../registry/registry';
+import { LocalStorage } from '../../lib/storage';
 import { pruneVersions } from '../../activities/publish';
 
 jest.setTimeout(300_000);
@@ -25,7 +26,12 @@ let workers: Awaited<ReturnType<typeof startWorkers>>;
 const dataDir = tempDir('registry');
 let data: { interactions: string; items: string };
 const outputRoot = path.join(dataDir, 'output', 'recommendations', 'synthetic');
-const registry = new Registry(path.join(dataDir, 'registry', 'synthetic'));
+const registry = new ModelRegistry(new LocalStorage(dataDir), {
+  datasetId: 'synthetic',
+  registryPrefix: 'registry/synthetic',
+  outputPrefix: 'output/recommendations/synthetic',
+});
+const pointerFile = () => JSON.parse(fs.readFileSync(path.join(outputRoot, '_current.json'), 'utf8'));
 const current = () => path.basename(fs.readlinkSync(path.join(outputRoot, 'current')));
 
 beforeAll(async () => {
@@ -77,11 +83,13 @@ test('first run becomes champion; the second is evaluated against it and replace
   expect(second.registry).toEqual({ champion: second.modelVersion, previous: first.modelVersion });
   expect(current()).toBe(second.modelVersion);
   versions.push(first.modelVersion, second.modelVersion);
-  const record = registry.require(second.modelVersion);
+  const record = await registry.require(second.modelVersion);
   expect(record.parentVersion).toBe(first.modelVersion);
-  expect(record.status).toBe('champion');
+  expect(await registry.status(record)).toBe('champion');
   expect(record.data.files[0].sha256).toMatch(/^[0-9a-f]{64}$/);
-  expect(registry.require(first.modelVersion).status).toBe('retired');
+  expect(await registry.status(await registry.require(first.modelVersion))).toBe('previous');
+  // One document names the live version and the champion: readers' copy, symlink and registry agree.
+  expect(pointerFile()).toMatchObject({ version: second.modelVersion, previous: first.modelVersion });
 });
 
 test('a failing gate publishes nothing: champion and current output stay', async () => {
@@ -92,8 +100,8 @@ test('a failing gate publishes nothing: champion and current output stay', async
   expect(failed).toMatchObject({ threshold: 0.99, passed: false });
   expect(rejected.published).toBeNull();
   expect(current()).toBe(versions[1]);
-  expect(registry.aliases().champion).toBe(versions[1]);
-  expect(registry.require(rejected.modelVersion).status).toBe('rejected');
+  expect(await registry.champion()).toBe(versions[1]);
+  expect(await registry.status(await registry.require(rejected.modelVersion))).toBe('rejected');
   const d = await env.client.workflow.getHandle(`reg-retrain-${n}`).describe();
   expect(d.searchAttributes.RecforgeGateDecision).toEqual(['reject']);
   versions.push(rejected.modelVersion);
@@ -106,7 +114,8 @@ test('rollbackModel re-points champion and output to the previous version withou
   expect(r.champion).toBe(versions[0]);
   expect(r.previous).toBe(versions[1]);
   expect(current()).toBe(versions[0]);
-  expect(registry.aliases().history.at(-1)!.reason).toBe('bad metrics in production');
+  expect((await registry.pointer())!.history.at(-1)!.reason).toBe('bad metrics in production');
+  expect(pointerFile().version).toBe(versions[0]);
 });
 
 test('promoteModel makes a version champion; a rejected one needs force', async () => {
@@ -123,35 +132,38 @@ test('promoteModel makes a version champion; a rejected one needs force', async 
 });
 
 test('concurrent promotions serialise: aliases stay consistent and both moves are recorded', async () => {
-  const before = registry.aliases().history.length;
+  const before = (await registry.pointer())!.history.length;
   const [a, b] = await Promise.all([
     aliasWorkflow('promoteModel', { version: versions[0], reason: 'a' }),
     aliasWorkflow('promoteModel', { version: versions[2], reason: 'b', force: true }),
   ]);
   await Promise.all([a.result(), b.result()]);
-  const aliases = registry.aliases();
-  expect(aliases.history.length).toBe(before + 2);
-  const last = aliases.history.at(-1)!;
-  expect(aliases.champion).toBe(last.champion);
-  expect(current()).toBe(aliases.champion);
-  // Each move saw the state left by the other: the last one's `previous` is the first one's champion.
-  expect(last.previous).toBe(aliases.history.at(-2)!.champion);
+  const p = (await registry.pointer())!;
+  expect(p.history.length).toBe(before + 2);
+  const last = p.history.at(-1)!;
+  expect(p.version).toBe(last.version);
+  expect(current()).toBe(p.version);
+  expect(pointerFile().version).toBe(p.version);
+  // Each move saw the state left by the other: the last one's `previous` is the first one's version.
+  expect(last.previous).toBe(p.history.at(-2)!.version);
 });
 
-test('a crash between writing a version and switching the pointer leaves the previous version current', async () => {
+test('a version folder that never went live is not current, and retention removes it once old', async () => {
   const before = current();
-  // What a publish that died after writing files but before the rename/switch leaves behind.
-  const partial = path.join(outputRoot, 'versions', '.tmp-crashed-version-123');
-  fs.mkdirSync(partial, { recursive: true });
-  fs.writeFileSync(path.join(partial, 'part-00000.parquet'), 'PAR1 half written');
+  // What a publish killed after writing its version folder, before the pointer moved, leaves behind.
+  const orphan = path.join(outputRoot, 'versions', 'synthetic-orphan-123');
+  fs.mkdirSync(orphan, { recursive: true });
+  fs.writeFileSync(path.join(orphan, 'part-00000.parquet'), 'PAR1 half written');
   expect(current()).toBe(before);
+  expect(pointerFile().version).toBe(before);
   const manifest = JSON.parse(fs.readFileSync(path.join(outputRoot, 'current', '_manifest.json'), 'utf8'));
   expect(manifest.modelVersion).toBe(before);
-  // Stale leftovers are pruned once old enough; the current version never is.
+  // Young orphans may belong to a run still publishing: kept. Old ones go; the live version never does.
+  expect(await pruneVersions(registry, 1)).not.toContain('synthetic-orphan-123');
   const old = new Date(Date.now() - 2 * 3_600_000);
-  fs.utimesSync(partial, old, old);
-  const removed = pruneVersions(outputRoot, 1);
-  expect(removed).toContain('.tmp-crashed-version-123');
+  fs.utimesSync(orphan, old, old);
+  const removed = await pruneVersions(registry, 1);
+  expect(removed).toContain('synthetic-orphan-123');
   expect(removed).not.toContain(before);
   expect(fs.existsSync(path.join(outputRoot, 'current', '_manifest.json'))).toBe(true);
 });

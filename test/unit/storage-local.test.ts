@@ -72,7 +72,7 @@ describe('LocalStorage compare-and-swap', () => {
     const cur = (await s.get('d.json'))!;
     expect(cur.body.toString()).toBe('two'); // the journal head is the document
     expect(await s.putIfMatch('d.json', 'x', t1)).toBeNull(); // the old token lost
-    s.syncCopy('d.json');
+    await s.syncCopy('d.json');
     expect(fs.readFileSync(s.uri('d.json'), 'utf8')).toBe('two');
   });
 
