@@ -238,6 +238,8 @@ export interface RunSummary {
   registry: { champion: string | null; previous: string | null } | null;
   /** The input files read and the dataset's watermark after the run. */
   input?: RunInputReport;
+  /** The run report (HTML) and the dataset's index of runs; null when it could not be written. */
+  report?: { html: string; index: string } | null;
 }
 
 export interface RunInputReport {
