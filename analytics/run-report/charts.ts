@@ -19,6 +19,8 @@ const DECISION_COLORS = { domain: ['promote', 'reject', 'failed'], range: ['#2e7
 
 const base = {
   $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+  // Server-side text measurement only estimates label widths; the margin keeps legends from being clipped.
+  padding: { left: 5, top: 5, bottom: 5, right: 40 },
   config: {
     font: 'system-ui, -apple-system, Segoe UI, Roboto, sans-serif',
     axis: { labelFontSize: 11, titleFontSize: 11, gridColor: '#e3e6ea' },
@@ -350,7 +352,7 @@ export function historyChart(entries: RunIndexEntry[]): ChartSpec | null {
       {
         mark: { type: 'line', strokeWidth: 1.5 },
         encoding: {
-          x: { field: 'startedAt', type: 'temporal', title: 'run start' },
+          x: { field: 'startedAt', type: 'temporal', title: 'run start', axis: { format: '%Y-%m-%d %H:%M' } },
           y: { field: 'ndcg', type: 'quantitative', title: 'NDCG@K', scale: { zero: false } },
           color: { field: 'model', type: 'nominal', title: 'model' },
         },
@@ -360,6 +362,7 @@ export function historyChart(entries: RunIndexEntry[]): ChartSpec | null {
         encoding: {
           x: { field: 'startedAt', type: 'temporal' },
           y: { field: 'ndcg', type: 'quantitative' },
+          color: { field: 'model', type: 'nominal' },
           shape: { field: 'decision', type: 'nominal', title: 'gate', scale: DECISION_COLORS_SHAPES },
           tooltip: [
             { field: 'runId', type: 'nominal' },
@@ -392,7 +395,7 @@ export function rowsHistoryChart(entries: RunIndexEntry[]): ChartSpec | null {
     data: { values: rows },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'startedAt', type: 'temporal', title: 'run start' },
+      x: { field: 'startedAt', type: 'temporal', title: 'run start', axis: { format: '%Y-%m-%d %H:%M' } },
       y: { field: 'rows', type: 'quantitative', title: 'rows' },
       color: { field: 'kind', type: 'nominal', title: null },
       tooltip: [

@@ -67,10 +67,11 @@ export function describeDetails(d: Partial<ProgressDetails>, barWidth = 24): str
   const total = typeof d.total === 'number' ? d.total : null;
   if (done !== null && total !== null && total > 0)
     parts.push(`${bar(done / total, barWidth)} ${Math.floor((100 * done) / total)}%`);
+  const r = d as Record<string, unknown>;
   if (typeof d.step === 'string' && d.step) parts.push(d.step);
+  else if (typeof r.model === 'string') parts.push(r.model);
   if (done !== null)
     parts.push(`${compact(done)}${total !== null ? `/${compact(total)}` : ''}${d.unit ? ` ${d.unit}` : ''}`);
-  const r = d as Record<string, unknown>;
   if (typeof r.epoch === 'number')
     parts.push(`epoch ${r.epoch + 1}${typeof r.epochs === 'number' ? `/${r.epochs}` : ''}`);
   if (typeof r.loss === 'number') parts.push(`loss ${r.loss.toFixed(4)}`);
