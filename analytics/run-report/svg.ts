@@ -14,6 +14,12 @@ NO_FETCH.load = async (uri: string) => {
 
 export async function renderSvg(spec: ChartSpec): Promise<string> {
   const compiled = compile(spec).spec;
+  // Vega reports a failed load as a log line and renders an empty chart: refuse such a spec up front instead.
+  const remote = (compiled.data ?? []).find((d) => 'url' in d);
+  if (remote)
+    throw new Error(
+      `report charts carry their data inline; refusing to load ${String((remote as { url: unknown }).url)}`,
+    );
   const view = new vega.View(vega.parse(compiled), {
     renderer: 'none',
     loader: NO_FETCH,
