@@ -226,7 +226,7 @@ h3{font-size:14px;margin:0 0 6px}nav{margin:6px 0}a{color:#1f6fd1}
 .card{border:1px solid #e3e6ea;border-radius:6px;padding:8px 12px;min-width:110px}.card .v{font-size:17px;font-weight:600}.card .l{font-size:12px;color:#777}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:18px}
 .panel{border:1px solid #e3e6ea;border-radius:6px;padding:10px 12px;overflow-x:auto}
-figure.chart{margin:6px 0;overflow-x:auto}
+figure.chart{margin:6px 0;overflow-x:auto}figure.chart svg{overflow:visible}
 table{border-collapse:collapse;font-size:13px;width:100%;margin:8px 0}table.narrow{width:auto}
 th,td{border-bottom:1px solid #eceff2;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f6f7f9;font-weight:600}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
