@@ -13,7 +13,7 @@ const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
 const root = lock.packages[''];
 
-test.each(['dependencies', 'devDependencies', 'optionalDependencies'])(
+test.each(['dependencies', 'devDependencies', 'optionalDependencies', 'bin'])(
   'the lockfile root lists the same %s',
   (k) => {
     expect(root[k] ?? {}).toEqual(pkg[k] ?? {});
