@@ -149,9 +149,10 @@ function privacySection(r: RunReportInput, c: Record<ChartKey, string | null>): 
   const params = Object.entries(p.spend.params)
     .map(([k, v]) => `${esc(k)}=${esc(v)}`)
     .join(', ');
-  return `<div class="cards">${card('ε this run', esc(p.spend.epsilon))}${card('δ', esc(p.spend.delta))}${card(`ε used in ${p.spend.window}`, used === null ? '–' : used.toFixed(3))}${card('ε remaining', remaining === null ? '–' : remaining.toFixed(3))}${card('rows removed by caps', int(p.spend.rowsRemovedByCaps))}</div>
+  return `<div class="cards">${card('ε this run', esc(p.spend.epsilon))}${card('δ', esc(p.spend.delta))}${card(`ε used in ${p.spend.window} (composed)`, used === null ? '–' : used.toFixed(3))}${card('ε remaining', remaining === null ? '–' : remaining.toFixed(3))}${card('rows removed by caps', int(p.spend.rowsRemovedByCaps))}</div>
 ${chart(c.privacy, 'no budget configured')}
-<p class="muted">Mechanism ${esc(p.spend.mechanism)}${p.spend.rho !== null ? `, ρ = ${esc(p.spend.rho)}` : ''}; budget ε = ${esc(p.budget.epsilon)}, δ = ${esc(p.budget.delta)} per ${esc(p.budget.window)}. ${params ? `Parameters: ${params}.` : ''}</p>`;
+<p class="muted">Mechanism ${esc(p.spend.mechanism)}${p.spend.rho !== null ? `, ρ = ${esc(p.spend.rho)}` : ''}; budget ε = ${esc(p.budget.epsilon)}, δ = ${esc(p.budget.delta)} per ${esc(p.budget.window)}; the window's runs compose
+under zCDP (the ledger's accounting), so their ε together can be less than the sum of each run's ε. ${params ? `Parameters: ${params}.` : ''}</p>`;
 }
 
 function trainingSection(r: RunReportInput, c: Record<ChartKey, string | null>): string {
