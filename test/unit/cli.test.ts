@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { main } from '../../cli/main';
 import { renderProgress, describeDetails, bar, duration } from '../../cli/render/progress';
@@ -76,6 +77,23 @@ describe('recforge command line', () => {
     const r = await cli('--config', '/nonexistent/recforge.yaml', 'report');
     expect(r.code).toBe(1);
     expect(r.err).toContain('/nonexistent/recforge.yaml: cannot read config file');
+  });
+
+  test('dev refuses a port something else holds, and says what holds it', async () => {
+    const server = net.createServer((sock) => {
+      sock.on('error', () => undefined); // the probing clients hang up abruptly
+      sock.end('not grpc\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const r = await cli('dev', '--port', String(port));
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`port ${port} is taken by something that does not answer as a Temporal server`);
+      expect(r.err).toContain('--attach');
+    } finally {
+      server.close();
+    }
   });
 
   test('the installed command answers --help in well under a second (no compile, heavy modules not loaded)', () => {
