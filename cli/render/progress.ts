@@ -80,6 +80,9 @@ export function describeDetails(d: Partial<ProgressDetails>, barWidth = 24): str
   if (typeof d.rate === 'number' && d.rate > 0)
     parts.push(`${compact(d.rate)}${d.unit ? ` ${d.unit}` : ''}/s`);
   if (typeof d.etaSeconds === 'number') parts.push(`ETA ${duration(d.etaSeconds)}`);
+  // Before its first progress report an activity's heartbeats carry only how long it has run.
+  if (!parts.length)
+    return typeof r.elapsedSeconds === 'number' ? `running ${duration(r.elapsedSeconds)}` : 'running';
   return parts.join(' · ');
 }
 

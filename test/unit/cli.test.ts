@@ -164,6 +164,7 @@ describe('progress rendering', () => {
   test('details without counts still say what the stage does', () => {
     expect(describeDetails({ stage: 'clean', step: 'classify' })).toBe('classify');
     expect(describeDetails({ stage: 'train', model: 'mostpop' } as never)).toBe('mostpop');
+    expect(describeDetails({ stage: 'train', elapsedSeconds: 36 } as never)).toBe('running 0:36');
     expect(duration(3725)).toBe('1:02:05');
     expect(bar(2, 4)).toBe('[####]');
   });
