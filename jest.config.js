@@ -15,5 +15,6 @@ module.exports = {
   // Integration tests start real Temporal servers and DuckDB files; two cores, so keep parallelism modest.
   maxWorkers: 2,
   testTimeout: 120000,
+  setupFiles: ['<rootDir>/test/helpers/jest-setup.ts'],
   modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/data/'],
 };

@@ -17,6 +17,7 @@ import {
 } from '../models';
 import type { ModelArtifact, RunPlan } from '../workflows/types';
 import { limitsOf, progress } from './context';
+import { writeJsonAtomic } from '../lib/fs-atomic';
 
 /**
  * What the learned challengers (train-mf.ts, train-two-tower.ts) share. Checkpoint/resume and progress: a variant checkpoints under the
@@ -46,19 +47,30 @@ export async function runWithCheckpoints<M>(
     }
   }
   let rate = 0;
+  // The latest validation score, carried in the heartbeats that follow it (lib/observability/progress.ts).
+  let validation: { epoch: number; value: number } | null = null;
   const result = await train(
     {
-      evaluate,
+      evaluate: evaluate
+        ? async (model, epoch) => {
+            const value = await evaluate(model, epoch);
+            validation = { epoch, value: Number(value.toFixed(5)) };
+            return value;
+          }
+        : undefined,
       onProgress: (p) => {
         rate = p.examplesPerSec;
         progress({
           stage: 'train',
-          model: name,
+          step: name,
+          done: p.step,
+          total: p.totalSteps,
+          unit: 'steps',
           epoch: p.epoch,
-          step: p.step,
-          totalSteps: p.totalSteps,
+          epochs: Math.round(p.totalSteps / Math.max(1, p.stepsPerEpoch)),
           loss: Number(p.loss.toFixed(5)),
           examplesPerSec: Math.round(p.examplesPerSec),
+          validation,
           resumedFrom: resumeFrom?.globalStep ?? null,
         });
       },
@@ -67,6 +79,13 @@ export async function runWithCheckpoints<M>(
     resumeFrom,
   );
   fs.rmSync(ckpt, { recursive: true, force: true });
+  // Per-epoch loss and validation score, for the run report's training curves (analytics/run-report).
+  writeJsonAtomic(path.join(plan.runDir, 'models', `${name}.history.json`), {
+    variant: name,
+    bestEpoch: result.bestEpoch,
+    stoppedEarly: result.stoppedEarly,
+    epochs: result.history,
+  });
   return {
     model: result.model,
     resumedFrom: resumeFrom?.globalStep ?? null,

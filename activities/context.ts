@@ -37,9 +37,11 @@ export function checkOverrides(deps: ActivityDeps, overrides: Record<string, unk
 export function progress(details: Record<string, unknown>): void {
   // Long loops report progress often: the natural place to stop a cancelled activity.
   throwIfCancelled();
-  setProgress(details);
+  const tracked = setProgress(details);
+  // Between throttled reports the heartbeat timer (activities/heartbeat.ts) repeats the latest details anyway.
+  if (tracked && !tracked.due) return;
   try {
-    Context.current().heartbeat(details);
+    Context.current().heartbeat(tracked?.details ?? details);
   } catch {
     // Not inside an activity context.
   }

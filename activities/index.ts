@@ -20,8 +20,10 @@ import type {
   EvaluateResult,
   IngestResult,
   ProfileResult,
+  RunSummary,
   TrainResult,
 } from '../workflows/types';
+import { writeRunReport } from '../analytics/run-report/write';
 import { Context } from '@temporalio/activity';
 
 export type { ActivityDeps } from './context';
@@ -64,6 +66,10 @@ export function createCpuActivities(deps: ActivityDeps) {
       },
     ),
     promoteCandidate: withHeartbeat('promote', promoteCandidate),
+    /** Writes the run's summary.json, report.html and the dataset's index of runs (analytics/run-report). */
+    writeRunReport: withHeartbeat('report', async (plan: RunPlan, summary: RunSummary) =>
+      writeRunReport(plan.runDir, { summary }),
+    ),
     /** Commit the run's privacy reservation once noise was released, or give it back if nothing was. */
     settlePrivacy: async (plan: RunPlan, outcome: 'commit' | 'release') => {
       if (plan.privacy) await settleBudget(plan.config, plan.runId, outcome);

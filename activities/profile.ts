@@ -69,14 +69,20 @@ async function columnProfiles(db: Db): Promise<ColumnProfile[]> {
   );
   const large = INTERACTION_COLUMNS.filter((c) => !exact.has(c));
   if (large.length) await db.run(sql.topCandidatesSql(large));
-  const counts = await db.all<{ col: string; value: string; n: number }>(sql.topValueCountsSql(exact));
+  const counts = await db.all<{ col: string; value: string; n: number; distinct_values: number | null }>(
+    sql.topValueCountsSql(exact),
+  );
+  const exactDistinct = (c: string) =>
+    counts.find((r) => r.col === c && r.distinct_values !== null)?.distinct_values;
   return INTERACTION_COLUMNS.map((c): ColumnProfile => {
     const q = nums(s[`${c}.q`]);
     return {
       name: c,
       count: Number(s.rows) - Number(s[`${c}.nulls`]),
       nulls: Number(s[`${c}.nulls`]),
-      distinct: Number(s[`${c}.distinct`]),
+      // Exact where the GROUP BY ran (a column with no values has no groups: 0); else the estimate.
+      distinct: Number(exactDistinct(c) ?? (exact.has(c) ? 0 : s[`${c}.distinct`])),
+      distinctExact: exact.has(c),
       numeric: numeric.has(c)
         ? {
             count: Number(s[`${c}.ncount`]),

@@ -27,8 +27,10 @@ export interface ColumnProfile {
   count: number;
   /** Missing or blank values. */
   nulls: number;
-  /** Approximate number of distinct non-empty values (HyperLogLog). */
+  /** Distinct non-empty values: exact up to EXACT_TOP_MAX_DISTINCT (profile.sql.ts), else a HyperLogLog estimate. */
   distinct: number;
+  /** Whether `distinct` is exact (absent in profiles written before it was). */
+  distinctExact?: boolean;
   /** Present when the column's values are numbers (judged on a sample). */
   numeric: NumericStats | null;
   /** Most frequent raw values, most frequent first. */

@@ -94,7 +94,10 @@ export function topCandidatesSql(columns: readonly string[]): string {
 /**
  * Exact top values per column: a GROUP BY where the column has few distinct values, otherwise exact counts of
  * the candidates columnStatsSql stored in prof_columns. The candidates stay in SQL, so no data value is ever
- * spliced into the query text.
+ * spliced into the query text. For the GROUP BY columns the number of groups is the exact distinct count, free
+ * (`distinct_values`; NULL for candidate-only columns, whose distinct count stays the HyperLogLog estimate):
+ * the estimate was off by up to 10% on small columns (user_id ≈10,990 for 10,003), contradicting the report's
+ * own cards and charts.
  */
 export function topValueCountsSql(exact: ReadonlySet<string>): string {
   const parts = INTERACTION_COLUMNS.map((c) => {
@@ -102,9 +105,10 @@ export function topValueCountsSql(exact: ReadonlySet<string>): string {
     const where = exact.has(c)
       ? `${q} IS NOT NULL AND ${q} <> ''`
       : `${q} IN (SELECT unnest(${ident(`${c}.top`)}) FROM prof_top)`;
-    return `SELECT ${lit(c)} AS col, ${q} AS value, count(*) AS n FROM raw_events WHERE ${where} GROUP BY ALL`;
+    return `SELECT ${lit(c)} AS col, ${q} AS value, count(*) AS n, ${exact.has(c)} AS exact FROM raw_events WHERE ${where} GROUP BY ALL`;
   });
-  return `SELECT col, value, n FROM (${parts.join('\n  UNION ALL\n  ')})
+  return `SELECT col, value, n, CASE WHEN exact THEN count(*) OVER (PARTITION BY col) END AS distinct_values
+FROM (${parts.join('\n  UNION ALL\n  ')})
 QUALIFY row_number() OVER (PARTITION BY col ORDER BY n DESC, value) <= ${TOP_VALUES}`;
 }
 

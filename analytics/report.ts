@@ -149,7 +149,7 @@ function columnRows(columns: ColumnProfile[], rows: number): string[][] {
       `<b>${esc(c.name)}</b>`,
       int(c.count),
       `${int(c.nulls)} <span class="muted">(${pct(rows ? c.nulls / rows : 0)})</span>`,
-      int(c.distinct),
+      `${c.distinctExact ? '' : '≈ '}${int(c.distinct)}`,
       n ? dec(n.min) : '',
       n ? dec(n.max) : '',
       n ? dec(n.mean) : '',
@@ -285,8 +285,8 @@ ${table(
 )}</div>
 </div>
 <h2>Columns</h2>
-${table(['column', 'count', 'nulls', 'distinct ≈', 'min', 'max', 'mean', 'stddev', 'p01 / p25 / p50 / p75 / p99', 'top values'], columnRows(doc.columns, doc.rows), 'columns')}
-<p class="muted">Counts are exact; distinct values and quantiles are approximate (HyperLogLog, t-digest). Numeric statistics are shown for columns whose values are numbers.</p>
+${table(['column', 'count', 'nulls', 'distinct', 'min', 'max', 'mean', 'stddev', 'p01 / p25 / p50 / p75 / p99', 'top values'], columnRows(doc.columns, doc.rows), 'columns')}
+<p class="muted">Counts are exact; distinct counts are exact unless marked ≈ (HyperLogLog, for columns with over a million distinct values); quantiles are approximate (t-digest). Distinct counts are of the raw values as they arrived; the cards count trimmed ids and the event-type chart normalised types. Numeric statistics are shown for columns whose values are numbers.</p>
 </body></html>
 `;
 }

@@ -1,20 +1,38 @@
 import * as dotenv from 'dotenv';
-import { Runtime } from '@temporalio/worker';
 import { loadConfig, findProjectRoot } from '../lib/config';
+import { installObservability } from '../lib/observability/runtime';
 import { createWorkers, parseRoles } from './workers';
 import { ensureSearchAttributes } from '../lib/temporal/dev-server';
 
+export interface WorkerProcessOptions {
+  /** Config overlay files (RECFORGE_CONFIG's list applies first). */
+  overlays?: string[];
+  /** Queue roles; default RECFORGE_WORKER_QUEUES or both. */
+  queues?: string;
+  /** host:port of the Prometheus endpoint; default RECFORGE_METRICS_ADDRESS; none = no endpoint. */
+  metricsAddress?: string;
+  logLevel?: string;
+  address?: string;
+}
+
 /**
- * `npm run worker`: a long-running worker against TEMPORAL_ADDRESS (or the config's address). Stops
- * gracefully on SIGINT/SIGTERM: running activities finish (or are cancelled after the grace period) first.
+ * A long-running worker against TEMPORAL_ADDRESS (or the config's address), with JSON logs and, when asked, a
+ * Prometheus endpoint. Stops gracefully on SIGINT/SIGTERM: running activities finish (or are cancelled after
+ * the grace period) first. `recforge worker` and the container images (`node dist/worker/main.js`) both run this.
  */
-async function main(): Promise<void> {
+export async function runWorkerProcess(o: WorkerProcessOptions = {}): Promise<void> {
   dotenv.config({ quiet: true });
   const root = findProjectRoot();
-  const { config } = loadConfig({ root });
-  const address = config.temporal.address || `127.0.0.1:${config.temporal.devServer.port}`;
-  const roles = parseRoles(process.env.RECFORGE_WORKER_QUEUES);
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const { config } = loadConfig({ root, overlay: o.overlays });
+  const address = o.address ?? (config.temporal.address || `127.0.0.1:${config.temporal.devServer.port}`);
+  const roles = parseRoles(o.queues ?? process.env.RECFORGE_WORKER_QUEUES);
+  const logger = installObservability({
+    logLevel: o.logLevel,
+    fallbackLevel: 'INFO',
+    metricsAddress: o.metricsAddress,
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    base: { role: `worker:${roles.join('+')}` },
+  });
   await ensureSearchAttributes(address, config.temporal.namespace);
   const set = await createWorkers({
     root,
@@ -25,13 +43,21 @@ async function main(): Promise<void> {
     // Test harnesses only: lets workflow inputs override protected config keys (privacy, dataDir, temporal).
     allowProtectedOverrides: process.env.RECFORGE_ALLOW_PROTECTED_OVERRIDES === '1',
   });
-  console.log(`[worker] serving ${roles.join(' + ')} on ${address} (namespace ${config.temporal.namespace})`);
+  const metrics = o.metricsAddress ?? process.env.RECFORGE_METRICS_ADDRESS;
+  logger.info('worker started', {
+    queues: roles,
+    address,
+    namespace: config.temporal.namespace,
+    metrics: metrics ? `http://${metrics}/metrics` : null,
+  });
   await set.run();
   await set.close();
-  console.log('[worker] stopped');
+  logger.info('worker stopped');
 }
 
-main().catch((err) => {
-  console.error(`[worker] ${(err as Error).message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  runWorkerProcess().catch((err) => {
+    console.error(`[worker] ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -1,7 +1,8 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import type { RecforgeConfig } from '../lib/config';
 import { createCpuActivities, createTrainingActivities } from '../activities';
+import { metricsInterceptor } from '../lib/observability/interceptor';
 
 export type QueueRole = 'cpu' | 'training';
 
@@ -38,12 +39,20 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
   const workflowSource = o.workflowBundle
     ? { workflowBundle: o.workflowBundle }
     : { workflowsPath: require.resolve('../workflows') };
+  const common: Partial<WorkerOptions> = {
+    // recforge's stage metrics, on the runtime's meter (its Prometheus endpoint, when one is configured).
+    interceptors: { activity: [metricsInterceptor(Runtime.instance().metricMeter)] },
+    // The SDK sends heartbeats at most every 0.8 × heartbeatTimeout (48 s at 1m): progress details in the UI
+    // and `recforge run --follow` were that stale. A few seconds keeps them live at one small RPC per beat.
+    maxHeartbeatThrottleInterval: '3s',
+  };
   if (o.roles.includes('cpu')) {
     workers.push(
       await Worker.create({
         connection: nativeConnection,
         namespace: o.config.temporal.namespace,
         taskQueue: o.config.temporal.taskQueues.cpu,
+        ...common,
         ...workflowSource,
         activities: createCpuActivities(deps),
         // DuckDB already uses every core for one query; parallel activities would only contend.
@@ -58,6 +67,7 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
         connection: nativeConnection,
         namespace: o.config.temporal.namespace,
         taskQueue: o.config.temporal.taskQueues.training,
+        ...common,
         activities: createTrainingActivities(deps),
         maxConcurrentActivityTaskExecutions: 1,
         ...o.workerOptions,

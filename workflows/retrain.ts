@@ -186,6 +186,17 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       registry,
       input: inputReport,
     };
+    // patched(): runs started before the report existed replay without it. A report that cannot be built must not
+    // fail a run whose output is already published.
+    if (patched('run-report')) {
+      try {
+        summary.report = await cpu.writeRunReport(plan, summary);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('run report not written', { error: (err as Error).message });
+        summary.report = null;
+      }
+    }
     state.stage = 'done';
     upsertSearchAttributes([
       { key: SA_STAGE, value: 'done' },
@@ -199,6 +210,12 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
         rows: summary.rows,
         metrics: summary.metrics,
         outputDir: summary.outputDir,
+        // What `recforge runs` and the UI's memo panel need without fetching the result: the decision with its
+        // checks, the challenger and K (its headline metric is metrics[challenger]['ndcg@K']), and the report.
+        challenger: evaluation.chosenModel,
+        k: evaluation.k,
+        gate: summary.gate,
+        report: summary.report?.html ?? null,
       },
     });
     return summary;

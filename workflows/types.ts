@@ -11,8 +11,8 @@ export interface RetrainInput {
   interactions?: string;
   /** Item metadata file; default `dataset.items`. */
   items?: string;
-  /** Config overlay file merged over configs/default.yaml (path on the worker). */
-  config?: string;
+  /** Config overlay file(s) merged over configs/default.yaml in order, later wins (paths on the worker). */
+  config?: string | string[];
   /** Config keys overriding everything else, e.g. `{"publish": {"topN": 50}}`. */
   overrides?: Record<string, unknown>;
   /**
@@ -238,6 +238,8 @@ export interface RunSummary {
   registry: { champion: string | null; previous: string | null } | null;
   /** The input files read and the dataset's watermark after the run. */
   input?: RunInputReport;
+  /** The run report (HTML) and the dataset's index of runs; null when it could not be written. */
+  report?: { html: string; index: string } | null;
 }
 
 export interface RunInputReport {
@@ -264,7 +266,7 @@ export interface AliasInput {
   reason?: string;
   /** Promote even a version its gates rejected. */
   force?: boolean;
-  config?: string;
+  config?: string | string[];
   overrides?: Record<string, unknown>;
 }
 

@@ -23,8 +23,11 @@ export interface LoadedConfig {
 export interface LoadOptions {
   /** Project root; defaults to the folder holding configs/default.yaml above this module. */
   root?: string;
-  /** An overlay config file merged over configs/default.yaml. */
-  overlay?: string;
+  /**
+   * Overlay config file(s) merged over configs/default.yaml in order (later wins), after the files listed in
+   * RECFORGE_CONFIG: the environment sets a site's standing overlays, the command line adds to them.
+   */
+  overlay?: string | readonly string[];
   /** Environment to read overrides from (defaults to process.env). */
   env?: NodeJS.ProcessEnv;
   /** Plain-object overrides applied last (e.g. from a workflow input). Validated like files. */
@@ -104,16 +107,32 @@ function formatIssue(issue: z.core.$ZodIssue, where: string): string {
 }
 
 /**
- * Loads configs/default.yaml, the overlay file (option or RECFORGE_CONFIG), environment overrides and
- * programmatic overrides, validates the result and makes `dataDir` absolute.
+ * The overlay files named by RECFORGE_CONFIG: a list separated like PATH (`a.yaml:b.yaml` on POSIX), so one
+ * variable can stack a site overlay and a dataset overlay. Empty entries are ignored.
+ */
+export function configListFromEnv(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(path.delimiter)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** The overlay files of a load, in merge order: RECFORGE_CONFIG's list first, then the option's. */
+export function overlayFiles(options: Pick<LoadOptions, 'overlay' | 'env'>): string[] {
+  const fromOption = options.overlay === undefined ? [] : [options.overlay].flat();
+  return [...configListFromEnv((options.env ?? process.env).RECFORGE_CONFIG), ...fromOption];
+}
+
+/**
+ * Loads configs/default.yaml, the overlay files (RECFORGE_CONFIG's list, then the option's), environment
+ * overrides and programmatic overrides, validates the result and makes `dataDir` absolute.
  */
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const root = options.root ?? findProjectRoot();
   const defaultFile = path.join(root, 'configs', 'default.yaml');
   const layers: { name: string; data: Plain }[] = [{ name: defaultFile, data: readConfigFile(defaultFile) }];
-  const overlay = options.overlay ?? env.RECFORGE_CONFIG;
-  if (overlay) {
+  for (const overlay of overlayFiles({ overlay: options.overlay, env })) {
     const file = path.resolve(root, overlay);
     layers.push({ name: file, data: readConfigFile(file) });
   }

@@ -340,6 +340,31 @@ describe('profile() on synthetic data', () => {
     expect(doc.columns.find((c) => c.name === 'event_type')!.topValues[0].value).toBe('view');
   });
 
+  test('distinct counts are exact and agree with the cards and the event-type chart', async () => {
+    const doc = readDoc(first.profilePath);
+    const truth = await withDb(plan1.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) =>
+      db.one<Record<string, number>>(
+        `SELECT ${['user_id', 'item_id', 'event_type', 'timestamp']
+          .map((c) => `count(DISTINCT nullif("${c}", '')) AS "${c}"`)
+          .join(', ')} FROM raw_events`,
+      ),
+    );
+    for (const c of ['user_id', 'item_id', 'event_type', 'timestamp']) {
+      const col = doc.columns.find((x) => x.name === c)!;
+      expect({ c, distinct: col.distinct, exact: col.distinctExact }).toEqual({
+        c,
+        distinct: truth[c],
+        exact: true,
+      });
+    }
+    // The generator writes ids and types without padding or case variants, so raw and normalised counts agree.
+    expect(doc.columns.find((x) => x.name === 'user_id')!.distinct).toBe(doc.interactions.users);
+    expect(doc.columns.find((x) => x.name === 'item_id')!.distinct).toBe(doc.interactions.items);
+    const typesInChart = doc.interactions.eventTypes.filter((t) => t.key !== '(null)').length;
+    expect(doc.columns.find((x) => x.name === 'event_type')!.distinct).toBe(typesInChart);
+    expect(fs.readFileSync(first.reportPath, 'utf8')).not.toContain('<td>≈ ');
+  });
+
   test("stores the run's distinct ids for the next run", async () => {
     const n = await withDb(':memory:', { memoryLimit: '256MB', threads: 1 }, (db) =>
       db.one<{ u: number; i: number }>(
