@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { runCancellable } from '../lib/cancellation';
+import { asFailure } from './failure';
 
 /**
  * Keeps an activity heartbeating while a long DuckDB statement runs (a single COPY can take minutes without
@@ -42,7 +43,8 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
         const reason: unknown = activity.cancellationSignal.reason;
         throw reason instanceof CancelledFailure ? reason : new CancelledFailure('activity cancelled');
       }
-      throw err;
+      // Typed domain errors (contracts/errors.ts) keep their type and retryability across the boundary.
+      throw asFailure(err);
     } finally {
       clearInterval(timer);
     }
