@@ -241,7 +241,12 @@ function content(file: string): Readable {
  * Writes the file's content to `out` (uncompressed) with the bytes of each over-long line left out, its line
  * break kept: the line becomes blank, which DuckDB skips and still counts, so every other line keeps its number.
  */
-export async function writeBlanked(file: string, out: string, long: LongLine[]): Promise<void> {
+export async function writeBlanked(
+  file: string,
+  out: string,
+  long: LongLine[],
+  signal?: AbortSignal,
+): Promise<void> {
   const cuts = [...long].sort((a, b) => a.offset - b.offset);
   let at = 0;
   let k = 0;
@@ -265,7 +270,7 @@ export async function writeBlanked(file: string, out: string, long: LongLine[]):
       cb(null, Buffer.concat(keep));
     },
   });
-  await pipeline(content(file), skip, fs.createWriteStream(out));
+  await pipeline(content(file), skip, fs.createWriteStream(out), { signal });
 }
 
 /**

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { dropRelation, lit, withDb, type Db } from '../lib/duckdb';
 import { asFailure } from './failure';
+import { currentSignal, throwIfCancelled } from '../lib/cancellation';
 import {
   compressionOf,
   CsvHeaderError,
@@ -13,6 +14,8 @@ import {
 } from '../lib/csv-header';
 import type { InteractionColumn } from '../lib/interactions';
 import * as sql from '../analytics/ingest.sql';
+import * as batchSql from '../analytics/ingest-batch.sql';
+import { groupBatches, ingestBatch, readSmall } from './ingest-batch';
 import {
   ContractError,
   resolveColumns,
@@ -222,8 +225,11 @@ async function ingestOne(
   const rejectedBefore = await rejectCount(db);
   const out = landedPath(plan, fileIndex);
   const abort = new AbortController();
+  // The verifying pass stops with the load, or as soon as the activity is cancelled.
+  const cancelled = currentSignal();
+  const signal = cancelled ? AbortSignal.any([abort.signal, cancelled]) : abort.signal;
   // Parquet is binary: no lines to count (its pages carry their own checks).
-  const digest = digestFile(file, abort.signal, format === 'parquet' ? undefined : sql.MAX_LINE_BYTES);
+  const digest = digestFile(file, signal, format === 'parquet' ? undefined : sql.MAX_LINE_BYTES);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
   const src: Source = { file, read: file, compression: compressionOf(file), tag: `f${fileIndex}` };
   const config = plan.config.schema;
@@ -232,6 +238,10 @@ async function ingestOne(
   try {
     loaded = await loadFile(db, src, format, fileIndex, out, config);
   } catch (err) {
+    if (cancelled?.aborted) {
+      abort.abort();
+      throw err;
+    }
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
     // A bad header needs no verdict on the rest of the file.
     if (err instanceof ContractError || err instanceof CsvHeaderError) {
@@ -244,6 +254,7 @@ async function ingestOne(
   try {
     verified = await digest;
   } catch (err) {
+    throwIfCancelled();
     // A corrupt stream is the root cause of whatever DuckDB made of it: report that.
     if (err instanceof CorruptCompressionError) throw badInput(`${file}: ${err.message}`);
     if (err instanceof UnverifiableInputError)
@@ -253,7 +264,7 @@ async function ingestOne(
   if (format !== 'parquet' && verified.longLines.length > 0) {
     await forgetFile(db, file, fileIndex, out);
     const copy = path.join(path.dirname(out), `f${fileIndex}-blanked`);
-    await writeBlanked(file, copy, verified.longLines);
+    await writeBlanked(file, copy, verified.longLines, cancelled);
     try {
       const again = { ...src, read: copy, compression: 'none' as const, tag: `f${fileIndex}b` };
       loaded = await loadFile(db, again, format, fileIndex, out, config);
@@ -344,6 +355,7 @@ async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
 async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
   await dropRelation(db, 'raw_events');
   await db.run(sql.DROP_RAW_TABLES);
+  await db.run(batchSql.DROP_BATCH_TABLES);
   fs.rmSync(path.join(plan.runDir, 'raw'), { recursive: true, force: true });
 }
 
@@ -374,16 +386,35 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
   await dropRaw(db, plan);
   fs.mkdirSync(path.join(plan.runDir, 'raw'), { recursive: true });
   await db.run(sql.CREATE_RAW_TABLES);
-  const files: IngestedFile[] = [];
+  await db.run(batchSql.CREATE_BATCH_TABLES);
+  const inputs = plan.interactionFiles;
+  const byIndex = new Map<number, IngestedFile & { warnings: string[] }>();
   const landed: sql.LandedFile[] = [];
-  const warnings: string[] = [];
-  for (const [i, file] of plan.interactionFiles.entries()) {
-    progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
-    const { warnings: w, landed: out, ...f } = await ingestOne(db, file, i, plan);
-    files.push(f);
+  // Small CSV files sharing a header: one scan per batch (activities/ingest-batch.ts); the rest one by one.
+  const policy: DriftPolicy = plan.config.schema.drift;
+  const small = inputs.flatMap((file, i) => readSmall(file, i, policy) ?? []);
+  const batches = groupBatches(small);
+  for (const [k, batch] of batches.entries()) {
+    progress({ stage: 'ingest', batch: k, files: batch.length, done: byIndex.size, total: inputs.length });
+    const r = await ingestBatch(db, batch, k, plan.runDir, contractOf(plan.config.schema));
+    for (const [i, f] of r.done) byIndex.set(i, f);
+    if (r.landed) landed.push(r.landed);
+    log('ingested a batch of small files', { files: batch.length, alone: r.fallback.length });
+  }
+  for (const [i, file] of inputs.entries()) {
+    if (byIndex.has(i)) continue;
+    progress({ stage: 'ingest', file, done: byIndex.size, total: inputs.length });
+    const { landed: out, ...f } = await ingestOne(db, file, i, plan);
+    byIndex.set(i, f);
     if (out) landed.push(out);
-    warnings.push(...w.map((m) => `${file}: ${m}`));
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
+  }
+  const files: IngestedFile[] = [];
+  const warnings: string[] = [];
+  for (const [i, file] of inputs.entries()) {
+    const { warnings: w, ...f } = byIndex.get(i)!;
+    files.push(f);
+    warnings.push(...w.map((m) => `${file}: ${m}`));
   }
   await db.run(sql.rawEventsViewSql(landed));
   const schemaDrift = compareSchemas(readSchemaRecord(plan), files);

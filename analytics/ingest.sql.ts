@@ -2,6 +2,7 @@ import { lit, ident } from '../lib/duckdb';
 import { INTERACTION_COLUMNS, type InteractionColumn } from '../lib/interactions';
 import type { Compression } from '../lib/csv-header';
 import { excerpt } from '../lib/excerpt';
+import { batchSelect } from './ingest-batch.sql';
 import { contractDetailSql, contractReasonSql, type ValueContract } from './input-contract';
 
 /**
@@ -39,7 +40,9 @@ export interface LandedFile {
   landed: string;
   source: string;
   fileIndex: number;
-  lines: 'stored' | 'ordinal' | 'shifted';
+  /** `batch`: many small files landed by one scan (analytics/ingest-batch.sql.ts); `batch` names it. */
+  lines: 'stored' | 'ordinal' | 'shifted' | 'batch';
+  batch?: number;
 }
 
 /**
@@ -52,6 +55,7 @@ const contractFilter = (rows: Rows) =>
   rows === 'valid' ? 'contract_reason IS NULL' : 'contract_reason IS NOT NULL';
 
 function landedSelect(f: LandedFile, rows: Rows = 'valid'): string {
+  if (f.lines === 'batch') return batchSelect(f.landed, f.batch ?? -1, rows);
   const extra = rows === 'violations' ? ', contract_reason' : '';
   if (f.lines === 'stored')
     return `SELECT ${RAW_COLUMNS}${extra} FROM read_parquet(${lit(f.landed)}) WHERE ${contractFilter(rows)}`;

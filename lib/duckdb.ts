@@ -112,7 +112,7 @@ export class Db {
     } catch (err) {
       const first = String((err as Error)?.message ?? err).split('\n')[0];
       // A setting DuckDB refuses fails every attempt the same way (a locked or missing file does not).
-      if (/Invalid Input Error|Parser Error|Failed to parse/i.test(first) && /memory|thread/i.test(first)) {
+      if (/Failed to set config|Invalid Input Error|Parser Error|Failed to parse/i.test(first)) {
         throw new RecforgeError(
           'ConfigError',
           `duckdb.memoryLimit ${limits.memoryLimit} / duckdb.threads ${limits.threads}: ${excerpt(first, 200)}`,
