@@ -243,8 +243,9 @@ async function ingestOne(
       throw err;
     }
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
-    // A bad header needs no verdict on the rest of the file.
-    if (err instanceof ContractError || err instanceof CsvHeaderError) {
+    // A bad header of a plain file needs no verdict on the rest of it; in a compressed one, corruption may be
+    // what made the header unreadable, and the verifying pass says so.
+    if ((err instanceof ContractError || err instanceof CsvHeaderError) && src.compression === 'none') {
       abort.abort();
       throw badInput(`${file}: ${err.message}`);
     }
