@@ -341,7 +341,7 @@ async function loadItems(db: Db, file: string): Promise<void> {
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
     if (err instanceof ContractError || err instanceof CsvHeaderError)
       throw badInput(`${file}: ${err.message}`);
-    throw badInput(`${file}: cannot read the item file: ${firstLine(err)}`);
+    throw badInput(`${file}: cannot read the item file: ${excerpt(firstLine(err))}`);
   }
 }
 
@@ -349,7 +349,7 @@ async function loadItems(db: Db, file: string): Promise<void> {
 async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
   if (f.rejectedLines === 0) return `${f.path}: no data rows (header only or empty)`;
   const r = await db.one<{ line: number; detail: string }>(sql.firstRejectSql(f.path));
-  return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${r.detail})`;
+  return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${excerpt(r.detail)})`;
 }
 
 /** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */

@@ -1,4 +1,5 @@
 import { INTERACTION_COLUMNS, ITEM_COLUMNS, type InteractionColumn } from '../lib/interactions';
+import { excerpt } from '../lib/excerpt';
 
 /**
  * The file-level schema contract for interaction files, as a pure function over the column names a file
@@ -40,8 +41,9 @@ export class ContractError extends Error {
 
 const CONTRACT = new Set<string>(INTERACTION_COLUMNS);
 
+/** Declared names as an error shows them: a short, sanitised excerpt (a header line is data too). */
 const show = (names: string[]) =>
-  names.length === 0 ? 'none' : names.map((n) => (n === '' ? "''" : n)).join(', ');
+  names.length === 0 ? 'none' : excerpt(names.map((n) => (n === '' ? "''" : n)).join(', '));
 
 /**
  * Matches contract columns case-insensitively, gives unknown columns unique names (DuckDB names are

@@ -394,6 +394,13 @@ export const CORPUS: CorpusCase[] = [
     expect: refused(/whitespace-header\.csv: missing required column/),
   },
   {
+    id: 'structure/long-column-names',
+    cls: 'structure',
+    what: 'a 500 KB header of unknown names: the error shows a short excerpt, not the line',
+    input: (d) => put(d, 'names.csv', `${'n'.repeat(250_000)},${'m'.repeat(250_000)}\n${G[0]}\n`),
+    expect: refused(/names\.csv: missing required column 'user_id'.*… \(\d+ characters\)/),
+  },
+  {
     id: 'structure/quoted-header',
     cls: 'structure',
     what: 'quoted column names',

@@ -382,7 +382,7 @@ describe('encodings, line endings and binary data', () => {
   test(
     'a UTF-8 byte-order mark does not hide the first column name (also with CRLF)',
     async () => {
-      for (const name of ['bom.csv', 'bom-crlf.csv']) {
+      for (const name of ['encoding/bom.csv', 'encoding/bom-crlf.csv']) {
         const plan = planFor([fixture(name)]);
         await ingest(plan);
         expect((await rawEvents(plan))[0]).toMatchObject({ source_line: 2, user_id: 'u1' });
