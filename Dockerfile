@@ -13,6 +13,8 @@ COPY . .
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim AS cpu-worker
+# zstd: ingest verifies .zst inputs end to end with it (Node 20 has no zstd decoder; activities/files.ts).
+RUN apt-get update && apt-get install -y --no-install-recommends zstd && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production RECFORGE_WORKER_QUEUES=cpu RECFORGE_DATA_DIR=/data
 COPY --from=build /app/node_modules ./node_modules

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform, Writable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { spawn } from 'node:child_process';
+import { LineScanner, type LongLine } from '../lib/line-scan';
 import { Db } from '../lib/duckdb';
 import { lit } from '../lib/duckdb';
 import { compressionOf } from '../lib/csv-header';
@@ -83,22 +85,47 @@ export async function resolveInputFiles(spec: string): Promise<string[]> {
 
 export interface FileDigest {
   sha256: string;
+  /** Size of the file as stored (compressed bytes for .gz/.zst). */
   bytes: number;
+  /** Physical lines of the (decompressed) content, delimited as DuckDB delimits them. */
+  lines: number;
+  /** Lines longer than the line limit (DuckDB cannot be trusted with them: see lib/line-scan.ts). */
+  longLines: LongLine[];
 }
 
-/** A gzip stream that fails verification (DuckDB reads such files partially, without an error). */
+/** A compressed stream that fails verification (DuckDB reads such files partially, without an error). */
 export class CorruptCompressionError extends Error {
   override name = 'CorruptCompressionError';
 }
 
+/** This worker cannot verify the file (no zstd decoder): an environment problem, not the data's. */
+export class UnverifiableInputError extends Error {
+  override name = 'UnverifiableInputError';
+}
+
+const sink = (scanner: LineScanner) =>
+  new Writable({
+    write(chunk: Buffer, _e, cb) {
+      scanner.feed(chunk);
+      cb();
+    },
+  });
+
 /**
- * SHA-256 of the file and, for gzip, a full decompression that checks the CRC and length trailer, in one
- * streaming pass. DuckDB's gzip reader stops quietly at a corrupt block or a truncated end, which would load
- * part of a file as if it were all of it; this pass turns that into an error.
+ * One streaming pass over a file: its SHA-256 (over the stored bytes), a full decompression for .gz and .zst
+ * (DuckDB's readers stop quietly at a truncated end, which would load part of a file as if it were all of it;
+ * the decoders here check the end of every frame or member and the checksums, and turn that into an error),
+ * and the physical lines of the content with the over-long ones (lib/line-scan.ts). `maxLineBytes`: the line
+ * limit the loader uses.
  */
-export async function digestFile(file: string, signal?: AbortSignal): Promise<FileDigest> {
+export async function digestFile(
+  file: string,
+  signal?: AbortSignal,
+  maxLineBytes = Number.MAX_SAFE_INTEGER,
+): Promise<FileDigest> {
   const hash = createHash('sha256');
   let bytes = 0;
+  const scanner = new LineScanner(maxLineBytes);
   const source = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -107,10 +134,10 @@ export async function digestFile(file: string, signal?: AbortSignal): Promise<Fi
       cb(null, chunk);
     },
   });
-  const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
-  if (compressionOf(file) === 'gzip') {
+  const compression = compressionOf(file);
+  if (compression === 'gzip') {
     try {
-      await pipeline(source, hasher, zlib.createGunzip(), sink(), { signal });
+      await pipeline(source, hasher, zlib.createGunzip(), sink(scanner), { signal });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'ENOENT' || e.name === 'AbortError') throw err;
@@ -120,10 +147,130 @@ export async function digestFile(file: string, signal?: AbortSignal): Promise<Fi
           : `corrupt or truncated gzip data after ${bytes} compressed bytes (${e.message})`,
       );
     }
+  } else if (compression === 'zstd') {
+    await zstdPass(source, hasher, sink(scanner), signal, () => bytes);
   } else {
-    await pipeline(source, hasher, sink(), { signal });
+    await pipeline(source, hasher, sink(scanner), { signal });
   }
-  return { sha256: hash.digest('hex'), bytes };
+  const lines = scanner.finish();
+  return { sha256: hash.digest('hex'), bytes, lines, longLines: scanner.long };
+}
+
+/**
+ * zstd through Node's own decoder where it has one (Node >= 22.15), else the `zstd` command (Debian package
+ * zstd) as a filter. Both verify every frame's end and its content checksum; a truncated frame is an error.
+ */
+async function zstdPass(
+  source: fs.ReadStream,
+  hasher: Transform,
+  out: Writable,
+  signal: AbortSignal | undefined,
+  read: () => number,
+): Promise<void> {
+  const corrupt = (why: string) =>
+    new CorruptCompressionError(`corrupt or truncated zstd data after ${read()} compressed bytes (${why})`);
+  const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+  if (native) {
+    try {
+      await pipeline(source, hasher, native(), out, { signal });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' || e.name === 'AbortError') throw err;
+      throw corrupt(e.message);
+    }
+    return;
+  }
+  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-500)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+  const stop = () => child.kill('SIGKILL');
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    const piped = await Promise.allSettled([
+      pipeline(source, hasher, child.stdin, { signal }),
+      pipeline(child.stdout, out, { signal }),
+    ]);
+    let code: number | null;
+    try {
+      code = await exited;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new UnverifiableInputError(
+          'zstd input cannot be verified on this worker: it needs Node.js >= 22.15 or the zstd command ' +
+            '(Debian package zstd)',
+        );
+      }
+      throw err;
+    }
+    for (const p of piped) {
+      const e = p.status === 'rejected' ? (p.reason as NodeJS.ErrnoException) : undefined;
+      if (e && (e.code === 'ENOENT' || e.name === 'AbortError')) throw e;
+    }
+    // The decoder's verdict first: a write to a decoder that gave up fails with EPIPE, which says nothing.
+    if (code !== 0) throw corrupt(lastLine(stderr) || `zstd exited with ${code}`);
+    for (const p of piped) if (p.status === 'rejected') throw p.reason;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+/** zstd's last message without its file-name prefix ('(stdin) : Read error (39) : premature end'). */
+function lastLine(text: string): string {
+  const line = text.trim().split('\n').pop() ?? '';
+  return line.replace(/^.*?\s:\s/, '').slice(0, 200);
+}
+
+/** The decompressed content of a verified file (digestFile has checked it; errors here are I/O errors). */
+function content(file: string): Readable {
+  const source = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  const compression = compressionOf(file);
+  if (compression === 'gzip') return source.pipe(zlib.createGunzip());
+  if (compression !== 'zstd') return source;
+  const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+  if (native) return source.pipe(native());
+  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  source.pipe(child.stdin);
+  return child.stdout;
+}
+
+/**
+ * Writes the file's content to `out` (uncompressed) with the bytes of each over-long line left out, its line
+ * break kept: the line becomes blank, which DuckDB skips and still counts, so every other line keeps its number.
+ */
+export async function writeBlanked(
+  file: string,
+  out: string,
+  long: LongLine[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const cuts = [...long].sort((a, b) => a.offset - b.offset);
+  let at = 0;
+  let k = 0;
+  const skip = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      const start = at;
+      at += chunk.length;
+      let pos = 0;
+      const keep: Buffer[] = [];
+      while (pos < chunk.length) {
+        while (k < cuts.length && cuts[k].offset + cuts[k].bytes <= start + pos) k++;
+        const cut = cuts[k];
+        if (!cut || cut.offset >= at) {
+          keep.push(chunk.subarray(pos));
+          break;
+        }
+        const from = Math.max(cut.offset - start, pos);
+        if (from > pos) keep.push(chunk.subarray(pos, from));
+        pos = Math.min(cut.offset + cut.bytes - start, chunk.length);
+      }
+      cb(null, Buffer.concat(keep));
+    },
+  });
+  await pipeline(content(file), skip, fs.createWriteStream(out), { signal });
 }
 
 /**

@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { runCancellable } from '../lib/cancellation';
 import { ProgressTracker } from '../lib/observability/progress';
+import { asFailure } from './failure';
 
 /**
  * Keeps an activity heartbeating while a long DuckDB statement runs (a single COPY can take minutes without
@@ -56,7 +57,8 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
         const reason: unknown = activity.cancellationSignal.reason;
         throw reason instanceof CancelledFailure ? reason : new CancelledFailure('activity cancelled');
       }
-      throw err;
+      // Typed domain errors (contracts/errors.ts) keep their type and retryability across the boundary.
+      throw asFailure(err);
     } finally {
       clearInterval(timer);
     }

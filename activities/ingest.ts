@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { dropRelation, withDb, type Db } from '../lib/duckdb';
+import { dropRelation, lit, withDb, type Db } from '../lib/duckdb';
+import { asFailure } from './failure';
+import { currentSignal, throwIfCancelled } from '../lib/cancellation';
 import {
   compressionOf,
   CsvHeaderError,
@@ -12,6 +14,8 @@ import {
 } from '../lib/csv-header';
 import type { InteractionColumn } from '../lib/interactions';
 import * as sql from '../analytics/ingest.sql';
+import * as batchSql from '../analytics/ingest-batch.sql';
+import { groupBatches, ingestBatch, readSmall } from './ingest-batch';
 import {
   ContractError,
   resolveColumns,
@@ -22,7 +26,16 @@ import {
 import { compareSchemas, describeDrift, quarantineFileSql } from '../analytics/schema-drift';
 import { readSchemaRecord } from './incremental';
 import type { IngestResult, IngestedFile, RunPlan } from '../workflows/types';
-import { CorruptCompressionError, digestFile, formatOf, type InputFormat } from './files';
+import {
+  CorruptCompressionError,
+  digestFile,
+  formatOf,
+  UnverifiableInputError,
+  writeBlanked,
+  type FileDigest,
+  type InputFormat,
+} from './files';
+import { excerpt } from '../lib/excerpt';
 import { limitsOf, log, progress } from './context';
 
 function badInput(message: string): ApplicationFailure {
@@ -55,45 +68,89 @@ function landedPath(plan: Pick<RunPlan, 'runDir'>, fileIndex: number): string {
   return path.join(plan.runDir, 'raw', `f${fileIndex}.parquet`);
 }
 
+/** Where a file is read from: itself, or a copy with its over-long lines blanked (see ingestOne). */
+interface Source {
+  /** The input file: the name rows and rejects carry. */
+  file: string;
+  /** What DuckDB reads. */
+  read: string;
+  compression: Compression;
+  /** Distinguishes the temporary tables of a second load of the same file. */
+  tag: string;
+}
+
+type Loaded = FileSchema & {
+  lines: sql.LandedFile['lines'] | 'none';
+  landed: string;
+  /** Physical lines DuckDB saw (read or rejected); absent for Parquet, which has no lines. */
+  physical?: number;
+};
+
 /**
- * Lands one file's rows at `out` and its malformed lines in raw_rejects. Returns how the landed rows' lines
- * are known (none: nothing to keep, e.g. a file quarantined whole for a retyped column). Throws ContractError /
- * CsvHeaderError for bad files.
+ * Lands one file's rows at `out` and its malformed lines in raw_rejects; rows that break the value contract
+ * (analytics/input-contract.ts) are landed too, marked, and quarantined from there. Returns how the landed
+ * rows' lines are known (none: nothing to keep, e.g. a file quarantined whole for a retyped column). Throws
+ * ContractError / CsvHeaderError for bad files.
  */
 async function loadFile(
   db: Db,
-  file: string,
+  src: Source,
   format: InputFormat,
   fileIndex: number,
   out: string,
-  drift: RunPlan['config']['schema']['drift'],
-): Promise<FileSchema & { lines: sql.LandedFile['lines'] | 'none'; landed: string }> {
-  const tag = `f${fileIndex}`;
-  const compression = compressionOf(file);
+  schemaConfig: RunPlan['config']['schema'],
+): Promise<Loaded> {
+  const loaded = await landFile(db, src, format, fileIndex, out, schemaConfig);
+  if (loaded.lines !== 'none') {
+    const landed = { landed: loaded.landed, source: src.file, fileIndex, lines: loaded.lines };
+    await db.run(sql.contractRejectsSql(landed, contractOf(schemaConfig)));
+  }
+  if (format === 'parquet') return loaded;
+  const physical = await db.scalar<number | null>(
+    `SELECT sum(lines) FROM raw_physical WHERE file_index = ${Math.trunc(fileIndex)}`,
+  );
+  return { ...loaded, physical: Number(physical ?? 0) };
+}
+
+const contractOf = (schema: RunPlan['config']['schema']) => ({ maxIdLength: schema.maxIdLength });
+
+async function landFile(
+  db: Db,
+  src: Source,
+  format: InputFormat,
+  fileIndex: number,
+  out: string,
+  schemaConfig: RunPlan['config']['schema'],
+): Promise<Loaded> {
+  const { file, read, compression, tag } = src;
+  const drift = schemaConfig.drift;
+  const contract = contractOf(schemaConfig);
   const policy: DriftPolicy = drift;
   if (format === 'csv') {
-    const header = await csvHeader(db, file, compression);
+    const header = await csvHeader(db, read, compression);
     const { names, source, warnings } = resolveColumns(header, policy);
     const dialect: sql.CsvDialect = { delim: delimiterOf(file), compression, strict: true };
     try {
-      await db.run(sql.scanCsv(file, names, source, tag, dialect, out));
+      await db.run(sql.scanCsv(read, names, source, tag, dialect, out, contract));
     } catch (err) {
       // Mixed CRLF/LF line endings trip strict mode for the whole file; non-strict reads them fine.
       if (!/state machine reached an invalid state/i.test(firstLine(err))) throw err;
-      await db.run(sql.scanCsv(file, names, source, tag, { ...dialect, strict: false }, out));
+      await db.run(sql.scanCsv(read, names, source, tag, { ...dialect, strict: false }, out, contract));
     }
     const schema = { columns: header.map((name) => ({ name })), warnings };
     const lines = await db.one<{ physical: number; records: number }>(
-      sql.lineCountsSql(file, tag, compression, out),
+      sql.lineCountsSql(read, tag, compression, out),
     );
     if (lines.physical === lines.records) {
+      await db.run(sql.countedLinesSql(fileIndex, tag, lines.physical));
       const rejected = Number(await db.scalar(`SELECT count(*) FROM rejlines_${tag}`));
       const rows = Number(await db.scalar(sql.landedRowsSql(out)));
       await db.run(sql.rejectsAndShiftsCsv(file, fileIndex, tag, out, sql.shiftWidth(rows, rejected)));
       return { ...schema, lines: rejected ? 'shifted' : 'ordinal', landed: out };
     }
     // Blank lines or quoted fields spanning lines: a raw pass finds them, and the rows land again with lines.
-    await db.run(sql.rawPassCsv(file, tag, compression));
+    await db.run(`DROP TABLE IF EXISTS rawcnt_${tag}; DROP TABLE IF EXISTS rawcnt_${tag}_scan;`);
+    await db.run(sql.rawPassCsv(read, fileIndex, tag, compression));
     const multiline = (await db.scalar<number>(`SELECT count(*) FROM cont_${tag}`)) > 0;
     const withLines = out.replace(/\.parquet$/, '-lines.parquet');
     await db.run(sql.landCsvAfterRawPass(file, fileIndex, tag, multiline, out, withLines));
@@ -112,7 +169,7 @@ async function loadFile(
     if (retyped.length && drift.retypedColumns === 'fail') {
       throw new ContractError(`${retyped.join('; ')} (schema.drift.retypedColumns: fail)`);
     }
-    await db.run(sql.landParquet(file, fileIndex, actual, out));
+    await db.run(sql.landParquet(file, fileIndex, actual, out, contract));
     if (retyped.length) {
       await db.run(quarantineFileSql(out, retyped.join('; ')));
       warnings.push(`${retyped.join('; ')}: every row quarantined as retyped_column`);
@@ -120,7 +177,7 @@ async function loadFile(
     const columns = cols.map((c) => ({ name: c.name, type: c.type }));
     return { columns, warnings, lines: retyped.length ? 'none' : 'stored', landed: out };
   } else {
-    await db.run(sql.landJsonl(file, fileIndex, tag, compression, out));
+    await db.run(sql.landJsonl(file, fileIndex, tag, compression, out, contract, read));
     // JSON Lines has no header: a required field that no line carries is the same contract violation.
     const present = await db.one<Record<InteractionColumn, number>>(sql.fieldPresenceSql(out));
     const rows = present.user_id + present.item_id + present.timestamp + present.event_type + present.rating;
@@ -142,8 +199,13 @@ async function rejectCount(db: Db): Promise<number> {
 }
 
 /**
- * One file: load and checksum concurrently (the checksum pass also verifies gzip, which DuckDB does not),
- * then classify any failure: gone → retryable; bad content → non-retryable, naming the file and the problem.
+ * One file: load and verify concurrently. The verifying pass (files.ts digestFile) hashes the file, fully
+ * decompresses .gz and .zst (DuckDB loads a truncated stream partly, without an error) and counts the physical
+ * lines, noting the over-long ones. Then every line must be accounted for: DuckDB drops a line longer than its
+ * buffer without a trace and numbers the following lines one too low, so a file with over-long lines is loaded
+ * again from a copy where those lines are blank (blank lines keep their numbers), and they are quarantined as
+ * line_too_long. Finally DuckDB's line count must equal the file's. Failures are classified: gone → retryable;
+ * bad content → non-retryable, naming the file and the problem.
  */
 async function ingestOne(
   db: Db,
@@ -163,55 +225,106 @@ async function ingestOne(
   const rejectedBefore = await rejectCount(db);
   const out = landedPath(plan, fileIndex);
   const abort = new AbortController();
-  const digest = digestFile(file, abort.signal);
+  // The verifying pass stops with the load, or as soon as the activity is cancelled.
+  const cancelled = currentSignal();
+  const signal = cancelled ? AbortSignal.any([abort.signal, cancelled]) : abort.signal;
+  // Parquet is binary: no lines to count (its pages carry their own checks).
+  const digest = digestFile(file, signal, format === 'parquet' ? undefined : sql.MAX_LINE_BYTES);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
-  let schema: Awaited<ReturnType<typeof loadFile>>;
+  const src: Source = { file, read: file, compression: compressionOf(file), tag: `f${fileIndex}` };
+  const config = plan.config.schema;
+  let loaded: Loaded | undefined;
+  let loadError: unknown;
   try {
-    schema = await loadFile(db, file, format, fileIndex, out, plan.config.schema.drift);
+    loaded = await loadFile(db, src, format, fileIndex, out, config);
   } catch (err) {
-    if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
-    // A corrupt gzip stream is the root cause of whatever DuckDB made of it: report that.
-    if (compressionOf(file) === 'gzip') {
-      const d = await digest.then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      if (d instanceof CorruptCompressionError) throw badInput(`${file}: ${d.message}`);
-    } else {
+    if (cancelled?.aborted) {
       abort.abort();
+      throw err;
     }
-    if (err instanceof ApplicationFailure) throw err;
-    if (err instanceof ContractError || err instanceof CsvHeaderError)
+    if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
+    // A bad header of a plain file needs no verdict on the rest of it; in a compressed one, corruption may be
+    // what made the header unreadable, and the verifying pass says so.
+    if ((err instanceof ContractError || err instanceof CsvHeaderError) && src.compression === 'none') {
+      abort.abort();
       throw badInput(`${file}: ${err.message}`);
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(file, 'while it was read');
-    throw badInput(`${file}: cannot read as ${format}: ${firstLine(err)}`);
+    }
+    loadError = err;
   }
-  let sha256: string;
+  let verified: FileDigest;
   try {
-    sha256 = (await digest).sha256;
+    verified = await digest;
   } catch (err) {
+    throwIfCancelled();
+    // A corrupt stream is the root cause of whatever DuckDB made of it: report that.
     if (err instanceof CorruptCompressionError) throw badInput(`${file}: ${err.message}`);
-    throw vanished(file, `while it was read (${firstLine(err)})`);
+    if (err instanceof UnverifiableInputError)
+      throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
+    throw vanished(file, `while it was read (${excerpt(firstLine(err))})`);
+  }
+  if (format !== 'parquet' && verified.longLines.length > 0) {
+    await forgetFile(db, file, fileIndex, out);
+    const copy = path.join(path.dirname(out), `f${fileIndex}-blanked`);
+    await writeBlanked(file, copy, verified.longLines, cancelled);
+    try {
+      const again = { ...src, read: copy, compression: 'none' as const, tag: `f${fileIndex}b` };
+      loaded = await loadFile(db, again, format, fileIndex, out, config);
+      loadError = undefined;
+    } catch (err) {
+      loaded = undefined;
+      loadError = err;
+    } finally {
+      fs.rmSync(copy, { force: true });
+    }
+    await db.run(sql.longLineRejectsSql(file, verified.longLines, sql.MAX_LINE_BYTES));
+  }
+  if (loadError !== undefined || !loaded) throw classify(file, format, loadError);
+  if (loaded.physical !== undefined && loaded.physical !== verified.lines) {
+    throw badInput(
+      `${file}: the file has ${verified.lines} lines but ${loaded.physical} were read; ` +
+        'refusing to load it partly (every line must be ingested or quarantined)',
+    );
   }
   const after = fs.statSync(file, { throwIfNoEntry: false });
   if (!after) throw vanished(file, 'while it was read');
   if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
     throw ApplicationFailure.retryable(`${file}: the file changed while it was read`, 'InputChanged');
   }
-  const { lines, landed, ...fileSchema } = schema;
-  const rows = lines === 'none' ? 0 : Number(await db.scalar(sql.landedRowsSql(landed)));
+  const { lines, landed, physical: _physical, ...fileSchema } = loaded;
+  const rows = lines === 'none' ? 0 : Number(await db.scalar(sql.validRowsSql(landed)));
   if (lines === 'none' || rows === 0) fs.rmSync(landed, { force: true });
   return {
     path: file,
     format,
     bytes: before.size,
-    sha256,
+    sha256: verified.sha256,
     rows,
     rejectedLines: (await rejectCount(db)) - rejectedBefore,
+    ...(format === 'parquet' ? {} : { lines: verified.lines }),
     mtimeMs: before.mtimeMs,
     ...fileSchema,
     ...(lines !== 'none' && rows > 0 ? { landed: { landed, source: file, fileIndex, lines } } : {}),
   };
+}
+
+/** A load failure as the activity reports it. */
+function classify(file: string, format: InputFormat, err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ContractError || err instanceof CsvHeaderError)
+    return badInput(`${file}: ${err.message}`);
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return vanished(file, 'while it was read');
+  const typed = asFailure(err);
+  if (typed instanceof ApplicationFailure) return typed; // e.g. OutOfMemory (lib/duckdb.ts)
+  return badInput(`${file}: cannot read as ${format}: ${excerpt(firstLine(err))}`);
+}
+
+/** Undoes what loading a file left behind, before it is loaded again. */
+async function forgetFile(db: Db, file: string, fileIndex: number, out: string): Promise<void> {
+  const i = Math.trunc(fileIndex);
+  await db.run(`DELETE FROM raw_rejects WHERE source_file = ${lit(file)};
+    DELETE FROM raw_line_shifts WHERE file_index = ${i}; DELETE FROM raw_physical WHERE file_index = ${i};`);
+  fs.rmSync(out, { force: true });
+  fs.rmSync(out.replace(/\.parquet$/, '-lines.parquet'), { force: true });
 }
 
 async function loadItems(db: Db, file: string): Promise<void> {
@@ -228,7 +341,7 @@ async function loadItems(db: Db, file: string): Promise<void> {
     if (!fs.existsSync(file)) throw vanished(file, 'while it was read');
     if (err instanceof ContractError || err instanceof CsvHeaderError)
       throw badInput(`${file}: ${err.message}`);
-    throw badInput(`${file}: cannot read the item file: ${firstLine(err)}`);
+    throw badInput(`${file}: cannot read the item file: ${excerpt(firstLine(err))}`);
   }
 }
 
@@ -236,13 +349,14 @@ async function loadItems(db: Db, file: string): Promise<void> {
 async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
   if (f.rejectedLines === 0) return `${f.path}: no data rows (header only or empty)`;
   const r = await db.one<{ line: number; detail: string }>(sql.firstRejectSql(f.path));
-  return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${r.detail})`;
+  return `${f.path}: all ${f.rejectedLines} data lines malformed (first: line ${r.line}: ${excerpt(r.detail)})`;
 }
 
 /** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */
 async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
   await dropRelation(db, 'raw_events');
   await db.run(sql.DROP_RAW_TABLES);
+  await db.run(batchSql.DROP_BATCH_TABLES);
   fs.rmSync(path.join(plan.runDir, 'raw'), { recursive: true, force: true });
 }
 
@@ -253,14 +367,18 @@ async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
  * later stage can mistake half-loaded input for the input.
  */
 export async function ingest(plan: RunPlan): Promise<IngestResult> {
-  return withDb(plan.dbPath, limitsOf(plan), async (db) => {
-    try {
-      return await ingestAll(db, plan);
-    } catch (err) {
-      await dropRaw(db, plan).catch(() => undefined);
-      throw err;
-    }
-  });
+  try {
+    return await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+      try {
+        return await ingestAll(db, plan);
+      } catch (err) {
+        await dropRaw(db, plan).catch(() => undefined);
+        throw err;
+      }
+    });
+  } catch (err) {
+    throw asFailure(err);
+  }
 }
 
 async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
@@ -269,16 +387,35 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
   await dropRaw(db, plan);
   fs.mkdirSync(path.join(plan.runDir, 'raw'), { recursive: true });
   await db.run(sql.CREATE_RAW_TABLES);
-  const files: IngestedFile[] = [];
+  await db.run(batchSql.CREATE_BATCH_TABLES);
+  const inputs = plan.interactionFiles;
+  const byIndex = new Map<number, IngestedFile & { warnings: string[] }>();
   const landed: sql.LandedFile[] = [];
-  const warnings: string[] = [];
-  for (const [i, file] of plan.interactionFiles.entries()) {
-    progress({ stage: 'ingest', file, done: i, total: plan.interactionFiles.length });
-    const { warnings: w, landed: out, ...f } = await ingestOne(db, file, i, plan);
-    files.push(f);
+  // Small CSV files sharing a header: one scan per batch (activities/ingest-batch.ts); the rest one by one.
+  const policy: DriftPolicy = plan.config.schema.drift;
+  const small = inputs.flatMap((file, i) => readSmall(file, i, policy) ?? []);
+  const batches = groupBatches(small);
+  for (const [k, batch] of batches.entries()) {
+    progress({ stage: 'ingest', batch: k, files: batch.length, done: byIndex.size, total: inputs.length });
+    const r = await ingestBatch(db, batch, k, plan.runDir, contractOf(plan.config.schema));
+    for (const [i, f] of r.done) byIndex.set(i, f);
+    if (r.landed) landed.push(r.landed);
+    log('ingested a batch of small files', { files: batch.length, alone: r.fallback.length });
+  }
+  for (const [i, file] of inputs.entries()) {
+    if (byIndex.has(i)) continue;
+    progress({ stage: 'ingest', file, done: byIndex.size, total: inputs.length });
+    const { landed: out, ...f } = await ingestOne(db, file, i, plan);
+    byIndex.set(i, f);
     if (out) landed.push(out);
-    warnings.push(...w.map((m) => `${file}: ${m}`));
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
+  }
+  const files: IngestedFile[] = [];
+  const warnings: string[] = [];
+  for (const [i, file] of inputs.entries()) {
+    const { warnings: w, ...f } = byIndex.get(i)!;
+    files.push(f);
+    warnings.push(...w.map((m) => `${file}: ${m}`));
   }
   await db.run(sql.rawEventsViewSql(landed));
   const schemaDrift = compareSchemas(readSchemaRecord(plan), files);

@@ -64,7 +64,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   let generatedData = false;
   const usingDefault = input.interactions === undefined;
   if (usingDefault && config.dataset.source === 'synthetic') {
-    const { generateDataset, isGeneratedDatasetComplete } = await import('../lib/datagen');
+    const { ensureGeneratedDataset } = await import('../lib/datagen');
     const g = config.dataset.generate;
     const out = path.dirname(interactionsSpec);
     const want = {
@@ -75,13 +75,10 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
       dirtyRate: g.dirtyRate,
       botUsers: g.botUsers,
     };
-    if (
-      !fs.existsSync(interactionsSpec) ||
-      (fs.existsSync(path.join(out, 'generation.json')) && !isGeneratedDatasetComplete(out, want))
-    ) {
-      log('generating the bundled synthetic dataset', { out });
-      await generateDataset({ ...want, out });
-      generatedData = true;
+    if (!fs.existsSync(interactionsSpec) || fs.existsSync(path.join(out, 'generation.json'))) {
+      // Verified (options and checksums) or generated exclusively: concurrent runs never share a generation.
+      generatedData = (await ensureGeneratedDataset({ ...want, out })).generated;
+      if (generatedData) log('generated the bundled synthetic dataset', { out });
     }
   }
 

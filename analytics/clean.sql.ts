@@ -37,6 +37,10 @@ export function eventsViewSql(file: string): string {
 
 export const REASONS = [
   'malformed_line',
+  // Ingest-level (analytics/input-contract.ts, lib/line-scan.ts): an id that is not printable bounded text,
+  // a line longer than the line limit.
+  'bad_id',
+  'line_too_long',
   'null_user_id',
   'null_item_id',
   'bad_timestamp',

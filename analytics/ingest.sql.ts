@@ -1,6 +1,9 @@
 import { lit, ident } from '../lib/duckdb';
 import { INTERACTION_COLUMNS, type InteractionColumn } from '../lib/interactions';
 import type { Compression } from '../lib/csv-header';
+import { excerpt } from '../lib/excerpt';
+import { batchSelect } from './ingest-batch.sql';
+import { contractDetailSql, contractReasonSql, type ValueContract } from './input-contract';
 
 /**
  * SQL for loading raw interaction files into the run database. Everything lands as VARCHAR with its source
@@ -18,7 +21,8 @@ export const CREATE_RAW_TABLES = `
 CREATE OR REPLACE TABLE raw_rejects (
   source_file VARCHAR, source_line BIGINT, reason VARCHAR, detail VARCHAR, raw VARCHAR);
 CREATE OR REPLACE TABLE raw_line_shifts (
-  file_index INTEGER, width INTEGER, shifts BIGINT[], vals BIGINT[][], cums BIGINT[][]);`;
+  file_index INTEGER, width INTEGER, shifts BIGINT[], vals BIGINT[][], cums BIGINT[][]);
+CREATE OR REPLACE TEMP TABLE raw_physical (file_index INTEGER, lines BIGINT);`;
 
 export const DROP_RAW_TABLES = `
 DROP TABLE IF EXISTS raw_rejects; DROP TABLE IF EXISTS raw_items; DROP TABLE IF EXISTS raw_line_shifts;`;
@@ -36,11 +40,25 @@ export interface LandedFile {
   landed: string;
   source: string;
   fileIndex: number;
-  lines: 'stored' | 'ordinal' | 'shifted';
+  /** `batch`: many small files landed by one scan (analytics/ingest-batch.sql.ts); `batch` names it. */
+  lines: 'stored' | 'ordinal' | 'shifted' | 'batch';
+  batch?: number;
 }
 
-function landedSelect(f: LandedFile): string {
-  if (f.lines === 'stored') return `SELECT ${RAW_COLUMNS} FROM read_parquet(${lit(f.landed)})`;
+/**
+ * Every landed file carries `contract_reason`, the value-contract verdict computed while it landed (NULL for
+ * almost every row, so the filter costs next to nothing): `valid` rows make up raw_events, `violations` go to
+ * raw_rejects with their line numbers, which the same ordinals give.
+ */
+type Rows = 'valid' | 'violations';
+const contractFilter = (rows: Rows) =>
+  rows === 'valid' ? 'contract_reason IS NULL' : 'contract_reason IS NOT NULL';
+
+function landedSelect(f: LandedFile, rows: Rows = 'valid'): string {
+  if (f.lines === 'batch') return batchSelect(f.landed, f.batch ?? -1, rows);
+  const extra = rows === 'violations' ? ', contract_reason' : '';
+  if (f.lines === 'stored')
+    return `SELECT ${RAW_COLUMNS}${extra} FROM read_parquet(${lit(f.landed)}) WHERE ${contractFilter(rows)}`;
   const ord = 'r.file_row_number + 1';
   const line = f.lines === 'ordinal' ? `${ord} + 1` : shiftedLine(ord, 's');
   const shifts =
@@ -48,8 +66,22 @@ function landedSelect(f: LandedFile): string {
       ? `, (SELECT width, shifts, vals, cums FROM raw_line_shifts WHERE file_index = ${Math.trunc(f.fileIndex)}) s`
       : '';
   return `SELECT ${ridOf(f.fileIndex, ord)} AS rid, ${lit(f.source)} AS source_file, ${line} AS source_line,
-         ${INTERACTION_COLUMNS.map((c) => `r.${ident(c)}`).join(', ')}
-  FROM read_parquet(${lit(f.landed)}, file_row_number = true) r${shifts}`;
+         ${INTERACTION_COLUMNS.map((c) => `r.${ident(c)}`).join(', ')}${extra}
+  FROM read_parquet(${lit(f.landed)}, file_row_number = true) r${shifts} WHERE r.${contractFilter(rows)}`;
+}
+
+/** Rows of a landed file that break the value contract, quarantined with reason, field and a bounded raw copy. */
+export function contractRejectsSql(f: LandedFile, c: ValueContract): string {
+  return `
+INSERT INTO raw_rejects
+  SELECT source_file, source_line, contract_reason, ${contractDetailSql(c)},
+         left(CAST(to_json(struct_pack(${INTERACTION_COLUMNS.map((x) => `${ident(x)} := ${ident(x)}`).join(', ')})) AS VARCHAR), ${RAW_KEEP})
+  FROM (${landedSelect(f, 'violations')})`;
+}
+
+/** Rows of a landed file that make it into raw_events. */
+export function validRowsSql(out: string): string {
+  return `SELECT count(*) AS n FROM read_parquet(${lit(out)}) WHERE contract_reason IS NULL`;
 }
 
 /** `raw_events` over the landed files (a typed empty relation when no file had rows). */
@@ -57,7 +89,7 @@ export function rawEventsViewSql(files: LandedFile[]): string {
   const empty = `SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, ${INTERACTION_COLUMNS.map(
     (c) => `NULL::VARCHAR AS ${ident(c)}`,
   ).join(', ')} WHERE false`;
-  const body = files.length ? files.map(landedSelect).join('\nUNION ALL\n') : empty;
+  const body = files.length ? files.map((f) => landedSelect(f)).join('\nUNION ALL\n') : empty;
   return `CREATE VIEW raw_events AS ${body}`;
 }
 
@@ -67,11 +99,16 @@ function ridOf(fileIndex: number, ord: string): string {
 }
 
 /**
- * Lands rows (`select` yields RAW_COLUMNS, or the contract columns in record order) as Parquet at `out`.
+ * Lands rows (`select` yields RAW_COLUMNS, or the contract columns in record order) as Parquet at `out`, with
+ * each row's value-contract verdict (`contract`: computed now; `carried`: `select` has it already).
  * Snappy, not zstd: a run-scoped working file, where 10-15% less write time matters more than half the size.
  */
-function land(out: string, select: string): string {
-  return `COPY (${select}) TO ${lit(out)} (FORMAT parquet, COMPRESSION snappy)`;
+function land(out: string, select: string, contract: ValueContract | 'carried'): string {
+  const rows =
+    contract === 'carried'
+      ? select
+      : `SELECT *, ${contractReasonSql(contract)} AS contract_reason FROM (${select})`;
+  return `COPY (${rows}) TO ${lit(out)} (FORMAT parquet, COMPRESSION snappy)`;
 }
 
 /** Rows in a landed file (from its footer). */
@@ -200,7 +237,7 @@ function rawHead(file: string, fileIndex: number, ord: string, line: string): st
   return `${ridOf(fileIndex, ord)} AS rid, ${lit(file)} AS source_file, ${line} AS source_line`;
 }
 
-const CONTRACT = INTERACTION_COLUMNS.map((c) => `g.${ident(c)}`).join(', ');
+const CONTRACT = `${INTERACTION_COLUMNS.map((c) => `g.${ident(c)}`).join(', ')}, g.contract_reason`;
 
 /**
  * CSV, step 1: lands the good rows, typed as text, from the header we parsed ourselves (explicit dialect, no
@@ -214,6 +251,7 @@ export function scanCsv(
   tag: string,
   dialect: CsvDialect,
   out: string,
+  contract: ValueContract,
 ): string {
   const columns = `{${names.map((h) => `${lit(h)}: 'VARCHAR'`).join(', ')}}`;
   const rej = `rej_${tag}`;
@@ -224,6 +262,7 @@ ${land(
   `SELECT ${projection(source, ident)}
   FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
                 store_rejects = true, rejects_table = '${rej}', rejects_scan = '${rej}_scan')`,
+  contract,
 )};
 ${rejectedLines(rej, `rejlines_${tag}`, true)}`;
 }
@@ -238,6 +277,15 @@ export function lineCountsSql(file: string, tag: string, compression: Compressio
   return `
 SELECT (SELECT count(*) FROM ${rawLines(file, compression, `rawcnt_${tag}`)}) AS physical,
        1 + (SELECT count(*) FROM read_parquet(${lit(out)})) + (SELECT count(*) FROM rejlines_${tag}) AS records`;
+}
+
+/**
+ * The lines DuckDB's raw read saw (`counted`, from lineCountsSql) plus those it rejected (invalid UTF-8): what
+ * the file's physical line count must equal, or DuckDB lost lines (see lib/line-scan.ts).
+ */
+export function countedLinesSql(fileIndex: number, tag: string, counted: number): string {
+  return `INSERT INTO raw_physical
+  SELECT ${Math.trunc(fileIndex)}, ${Math.trunc(counted)} + (SELECT count(DISTINCT line) FROM rawcnt_${tag})`;
 }
 
 /**
@@ -266,7 +314,7 @@ ${dropTemp(tag)}`;
  * counts them in its line numbers) and the continuation lines of quoted fields that span lines (which DuckDB
  * does not count).
  */
-export function rawPassCsv(file: string, tag: string, compression: Compression): string {
+export function rawPassCsv(file: string, fileIndex: number, tag: string, compression: Compression): string {
   return `
 DROP TABLE IF EXISTS rawrej_${tag}; DROP TABLE IF EXISTS rawrej_${tag}_scan;
 CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
@@ -275,6 +323,8 @@ CREATE OR REPLACE TEMP TABLE rawstat_${tag} AS
          list(ordinality) FILTER (WHERE contains(line, '"')
                                    AND (length(line) - length(replace(line, '"', ''))) % 2 = 1) AS odd
   FROM ${rawLines(file, compression, `rawrej_${tag}`)} WITH ORDINALITY;
+INSERT INTO raw_physical
+  SELECT ${Math.trunc(fileIndex)}, (SELECT n FROM rawstat_${tag}) + (SELECT count(DISTINCT line) FROM rawrej_${tag});
 CREATE OR REPLACE TEMP TABLE blanks_${tag} AS
   SELECT b.line FROM ${lineMap(
     `(SELECT unnest(coalesce(blanks, [])) AS ord FROM rawstat_${tag})`,
@@ -325,7 +375,7 @@ export function landCsvAfterRawPass(
   const ords = `(SELECT ord FROM ${good})`;
   const records = lineMap(ords, `excluded_${tag}`, 2);
   const rows = (line: string, from: string) =>
-    land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', line)}, ${CONTRACT} FROM ${from}`);
+    land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', line)}, ${CONTRACT} FROM ${from}`, 'carried');
   return `
 DELETE FROM cont_${tag} WHERE NOT (${consistent});
 CREATE OR REPLACE TEMP TABLE excluded_${tag} AS
@@ -387,11 +437,13 @@ export function landParquet(
   fileIndex: number,
   source: Partial<Record<InteractionColumn, string>>,
   out: string,
+  contract: ValueContract,
 ): string {
   return land(
     out,
     `SELECT ${rawHead(file, fileIndex, 'file_row_number + 1', 'file_row_number + 1')}, ${projection(source, ident)}
      FROM read_parquet(${lit(file)}, file_row_number = true)`,
+    contract,
   );
 }
 
@@ -410,6 +462,8 @@ export function landJsonl(
   tag: string,
   compression: Compression,
   out: string,
+  contract: ValueContract,
+  read = file,
 ): string {
   const field = (c: string) => `json_extract_string(g.text, ${lit(`$."${c}"`)}) AS ${ident(c)}`;
   const rej = `rawrej_${tag}`;
@@ -423,7 +477,9 @@ CREATE OR REPLACE TEMP TABLE jl_${tag} AS
                -- json_type fails on invalid JSON, and DuckDB may evaluate it before a CASE guard: feed it 'null'.
                CASE WHEN json_valid(line) THEN json_type(CASE WHEN json_valid(line) THEN line ELSE 'null' END)
                     ELSE 'invalid' END AS kind
-        FROM ${rawLines(file, compression, rej)} WITH ORDINALITY);
+        FROM ${rawLines(read, compression, rej)} WITH ORDINALITY);
+INSERT INTO raw_physical
+  SELECT ${Math.trunc(fileIndex)}, (SELECT count(*) FROM jl_${tag}) + (SELECT count(DISTINCT line) FROM ${rej});
 ${rejectedLines(rej, `rejlines_${tag}`, false)}
 INSERT INTO raw_rejects
   SELECT ${lit(file)}, line, 'malformed_line', detail, raw FROM rejlines_${tag}
@@ -432,7 +488,7 @@ INSERT INTO raw_rejects
          CASE WHEN kind = 'invalid' THEN 'invalid JSON' ELSE 'not a JSON object: ' || kind END,
          left(text, ${RAW_KEEP})
   FROM ${lines} WHERE text IS NOT NULL AND NOT ok;
-${land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', lineOf('g.ord', 1))}, ${INTERACTION_COLUMNS.map(field).join(', ')} FROM ${lines} WHERE ok`)};
+${land(out, `SELECT ${rawHead(file, fileIndex, 'g.ord', lineOf('g.ord', 1))}, ${INTERACTION_COLUMNS.map(field).join(', ')} FROM ${lines} WHERE ok`, contract)};
 ${dropTemp(tag)}`;
 }
 
@@ -460,4 +516,20 @@ INSERT INTO raw_items
   SELECT ${['item_id', 'category', 'price', 'title', 'in_stock'].map(pick).join(', ')}
   FROM read_csv(${lit(file)}, header = true, auto_detect = false, columns = ${columns}, ${dialectOptions(dialect)},
                 ignore_errors = true);`;
+}
+
+/**
+ * Over-long lines (found by the verifying pass, not by DuckDB: see lib/line-scan.ts) as rejects naming line,
+ * length and limit; `raw` keeps a sanitised excerpt of their start.
+ */
+export function longLineRejectsSql(
+  file: string,
+  long: { line: number; bytes: number; head: Buffer }[],
+  limit: number,
+): string {
+  const rows = long.map(
+    (l) =>
+      `(${lit(file)}, ${Math.trunc(l.line)}, 'line_too_long', ${lit(`line of ${l.bytes} bytes, longer than the ${limit}-byte limit`)}, ${lit(excerpt(l.head))})`,
+  );
+  return rows.length ? `INSERT INTO raw_rejects VALUES ${rows.join(', ')}` : 'SELECT 1';
 }

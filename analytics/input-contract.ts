@@ -1,4 +1,5 @@
 import { INTERACTION_COLUMNS, ITEM_COLUMNS, type InteractionColumn } from '../lib/interactions';
+import { excerpt } from '../lib/excerpt';
 
 /**
  * The file-level schema contract for interaction files, as a pure function over the column names a file
@@ -40,8 +41,9 @@ export class ContractError extends Error {
 
 const CONTRACT = new Set<string>(INTERACTION_COLUMNS);
 
+/** Declared names as an error shows them: a short, sanitised excerpt (a header line is data too). */
 const show = (names: string[]) =>
-  names.length === 0 ? 'none' : names.map((n) => (n === '' ? "''" : n)).join(', ');
+  names.length === 0 ? 'none' : excerpt(names.map((n) => (n === '' ? "''" : n)).join(', '));
 
 /**
  * Matches contract columns case-insensitively, gives unknown columns unique names (DuckDB names are
@@ -183,4 +185,69 @@ export function resolveItemColumns(declared: string[]): string[] {
     throw new ContractError(`missing required column 'item_id' (found: ${show(declared)})`);
   }
   return names;
+}
+
+/**
+ * The value contract every landed row is checked against, whatever its format: ids are printable text of
+ * bounded length (not JSON objects or arrays), and a timestamp's UTC offset is a real one. DuckDB's TIMESTAMPTZ
+ * cast accepts '+99:99' (and shifts the time by 4 days), and ids with NUL bytes, control characters or whole
+ * JSON documents would otherwise be published as they are. A violating row is quarantined at ingest with the
+ * reason and the field named.
+ */
+export interface ValueContract {
+  /** Longest user or item id, in characters (schema.maxIdLength). */
+  maxIdLength: number;
+}
+
+/** C0 and C1 control characters (NUL included), DEL, line/paragraph separators, bidi controls and the BOM. */
+const NON_PRINTABLE =
+  '[\\x00-\\x1F\\x7F-\\x9F\\x{2028}\\x{2029}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}\\x{FEFF}]';
+/** A time of day followed by a numeric UTC offset: groups 1 and 2 are its hours and minutes. */
+const OFFSET = '[T ]\\d{2}:\\d{2}(?::\\d{2}(?:[.,]\\d+)?)?\\s*[+-](\\d{1,2}):?(\\d{2})?\\s*$';
+/** ISO 8601 offsets reach ±18:00 at most (real zones: -12:00 to +14:00); minutes stop at 59. */
+const MAX_OFFSET_HOURS = 18;
+
+const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const ID_COLUMNS = ['user_id', 'item_id'] as const;
+
+/** Which rule an id breaks, as an SQL CASE over the column (NULL: none). Cheap tests first. */
+function idRule(col: string, c: ValueContract): string {
+  const v = `"${col}"`;
+  return `CASE WHEN ${v} IS NULL THEN NULL
+    WHEN length(${v}) > ${Math.trunc(c.maxIdLength)} THEN 'long'
+    WHEN regexp_matches(${v}, ${quote(NON_PRINTABLE)}) THEN 'control'
+    WHEN left(${v}, 1) IN ('{', '[') THEN CASE WHEN json_valid(${v}) THEN 'json' END END`;
+}
+
+/** Hours and minutes of the timestamp's offset when it is out of range (NULL: no offset, or a valid one). */
+function offsetRule(): string {
+  const ts = '"timestamp"';
+  const part = (g: number) => `TRY_CAST(regexp_extract(${ts}, ${quote(OFFSET)}, ${g}) AS INTEGER)`;
+  return `CASE WHEN ${ts} IS NULL OR ${ts} LIKE '%Z' OR NOT regexp_matches(${ts}, ${quote(OFFSET)}) THEN NULL
+    WHEN ${part(1)} > ${MAX_OFFSET_HOURS} OR coalesce(${part(2)}, 0) > 59
+      OR (${part(1)} = ${MAX_OFFSET_HOURS} AND coalesce(${part(2)}, 0) > 0) THEN 'offset' END`;
+}
+
+/** The quarantine reason of a row that breaks the value contract (bad_id, bad_timestamp), or NULL. */
+export function contractReasonSql(c: ValueContract): string {
+  const ids = ID_COLUMNS.map((col) => `(${idRule(col, c)}) IS NOT NULL`).join(' OR ');
+  return `CASE WHEN ${ids} THEN 'bad_id' WHEN (${offsetRule()}) IS NOT NULL THEN 'bad_timestamp' END`;
+}
+
+/**
+ * What is wrong, naming the field (evaluated only for violating rows). Never the value itself for ids (it may
+ * be a control character soup or a megabyte); the offset is short and checked by the pattern, so it is shown.
+ */
+export function contractDetailSql(c: ValueContract): string {
+  const idCases = ID_COLUMNS.map(
+    (
+      col,
+    ) => `WHEN (${idRule(col, c)}) = 'long' THEN '${col}: longer than ${Math.trunc(c.maxIdLength)} characters (' || length("${col}") || ')'
+    WHEN (${idRule(col, c)}) = 'control' THEN '${col}: holds a control or invisible character (U+' ||
+      printf('%04X', unicode(regexp_extract("${col}", ${quote(NON_PRINTABLE)}))) || ')'
+    WHEN (${idRule(col, c)}) = 'json' THEN '${col}: a JSON ' || CASE WHEN left("${col}", 1) = '{' THEN 'object' ELSE 'array' END || ', not an id'`,
+  ).join('\n    ');
+  return `CASE ${idCases}
+    WHEN (${offsetRule()}) IS NOT NULL THEN 'timestamp: UTC offset ' ||
+      regexp_extract("timestamp", '([+-]\\d{1,2}:?(\\d{2})?)\\s*$', 1) || ' out of range (at most ±18:00, minutes below 60)' END`;
 }

@@ -79,6 +79,17 @@ export async function readFirstLineBytes(
   return { bytes: stripCr(Buffer.concat(chunks)), complete: true, eof: true };
 }
 
+/** The first line of content already in memory (small files read whole), as readFirstLineBytes returns it. */
+export function firstLineOfBuffer(
+  buf: Buffer,
+  maxBytes = MAX_HEADER_BYTES,
+): { bytes: Buffer; complete: boolean; eof: boolean } {
+  const nl = lineBreak(buf);
+  if (nl !== -1 && nl <= maxBytes) return { bytes: stripCr(buf.subarray(0, nl)), complete: true, eof: false };
+  if (buf.length > maxBytes) return { bytes: buf.subarray(0, maxBytes), complete: false, eof: false };
+  return { bytes: stripCr(buf), complete: true, eof: true };
+}
+
 /** First LF or CR: DuckDB accepts LF, CRLF and old-Mac CR-only line endings, so the header ends at either. */
 function lineBreak(chunk: Buffer): number {
   const lf = chunk.indexOf(0x0a);

@@ -2,6 +2,8 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { currentSignal, throwIfCancelled } from './cancellation';
+import { RecforgeError } from '../contracts/errors';
+import { excerpt } from './excerpt';
 
 /**
  * DuckDB access for activities: one short-lived instance per activity call (a DuckDB file allows one writing
@@ -34,6 +36,28 @@ export function litList(values: string[]): string {
 
 export type Row = Record<string, unknown>;
 
+/** DuckDB's out-of-memory error ("Out of Memory Error: could not allocate block of size …"). */
+export function isOutOfMemory(err: unknown): boolean {
+  return /\bOut of Memory Error\b/i.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * Errors no retry can fix, typed for the activity layer: running out of memory under a fixed memory_limit
+ * (the same limit, data and plan fail the same way on every attempt) and a limit DuckDB refuses outright.
+ * Everything else passes through unchanged.
+ */
+function classify(err: unknown, limits: DuckdbLimits): unknown {
+  const first = String((err as Error)?.message ?? err).split('\n')[0];
+  if (isOutOfMemory(err)) {
+    return new RecforgeError(
+      'OutOfMemory',
+      `DuckDB ran out of memory under duckdb.memoryLimit ${limits.memoryLimit} with ${limits.threads} threads ` +
+        `(${excerpt(first, 200)}); raise duckdb.memoryLimit or lower duckdb.threads`,
+    );
+  }
+  return err;
+}
+
 /** Converts DuckDB JS values to plain JSON-friendly ones (BIGINT → number when safe, DECIMAL → number). */
 function plain(v: unknown): unknown {
   if (typeof v === 'bigint') {
@@ -58,6 +82,7 @@ export class Db {
   private constructor(
     private readonly instance: DuckDBInstance,
     readonly conn: DuckDBConnection,
+    private readonly limits: DuckdbLimits,
   ) {
     // A cancelled activity interrupts the statement in flight (a COPY may run for minutes) instead of
     // finishing work nobody wants; the next statement then refuses to start.
@@ -71,19 +96,32 @@ export class Db {
       return await fn();
     } catch (err) {
       throwIfCancelled();
-      throw err;
+      throw classify(err, this.limits);
     }
   }
 
   static async open(file: string, limits: DuckdbLimits): Promise<Db> {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
-    const instance = await DuckDBInstance.create(file, {
-      memory_limit: limits.memoryLimit,
-      threads: String(limits.threads),
-      ...(limits.tempDirectory ? { temp_directory: limits.tempDirectory } : {}),
-    });
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(file, {
+        memory_limit: limits.memoryLimit,
+        threads: String(limits.threads),
+        ...(limits.tempDirectory ? { temp_directory: limits.tempDirectory } : {}),
+      });
+    } catch (err) {
+      const first = String((err as Error)?.message ?? err).split('\n')[0];
+      // A setting DuckDB refuses fails every attempt the same way (a locked or missing file does not).
+      if (/Failed to set config|Invalid Input Error|Parser Error|Failed to parse/i.test(first)) {
+        throw new RecforgeError(
+          'ConfigError',
+          `duckdb.memoryLimit ${limits.memoryLimit} / duckdb.threads ${limits.threads}: ${excerpt(first, 200)}`,
+        );
+      }
+      throw classify(err, limits);
+    }
     const conn = await instance.connect();
-    return new Db(instance, conn);
+    return new Db(instance, conn, limits);
   }
 
   async run(sql: string): Promise<void> {

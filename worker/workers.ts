@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { RecforgeConfig } from '../lib/config';
 import { createCpuActivities, createTrainingActivities } from '../activities';
 import { metricsInterceptor } from '../lib/observability/interceptor';
+import { temporalSecurity } from '../lib/temporal/security';
 
 export type QueueRole = 'cpu' | 'training';
 
@@ -31,8 +32,10 @@ export interface WorkerSet {
  * queue. Production runs them as separate pools (RECFORGE_WORKER_QUEUES); development runs both in one process.
  */
 export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
-  const nativeConnection = await NativeConnection.connect({ address: o.address });
-  const clientConnection = await Connection.connect({ address: o.address });
+  // mTLS / API key for a remote server (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_API_KEY; .env.example).
+  const security = temporalSecurity();
+  const nativeConnection = await NativeConnection.connect({ address: o.address, ...security });
+  const clientConnection = await Connection.connect({ address: o.address, ...security });
   const client = new Client({ connection: clientConnection, namespace: o.config.temporal.namespace });
   const deps = { root: o.root, client, allowProtectedOverrides: o.allowProtectedOverrides ?? false };
   const workers: Worker[] = [];

@@ -68,6 +68,8 @@ export interface IngestedFile {
   sha256: string;
   rows: number;
   rejectedLines: number;
+  /** Physical lines (CSV, JSON Lines): the header, `rows`, `rejectedLines` and blank lines add up to it. */
+  lines?: number;
   /** Modification time when read (the watermark's cheap unchanged-file test). */
   mtimeMs?: number;
   /** The columns the file declares (CSV header, Parquet schema with types); absent for JSON Lines. */

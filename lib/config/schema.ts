@@ -1,13 +1,58 @@
+import * as os from 'node:os';
 import { z } from 'zod';
 
-/** Byte sizes as DuckDB accepts them (e.g. `2GB`, `512MiB`). */
+/** Bytes of a size as DuckDB reads it (decimal KB/MB/GB/TB, binary KiB/MiB/GiB/TiB); NaN when malformed. */
+export function parseByteSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.exec(s.trim());
+  if (!m) return NaN;
+  const unit = m[2].toLowerCase();
+  const scale: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    kib: 2 ** 10,
+    mib: 2 ** 20,
+    gib: 2 ** 30,
+    tib: 2 ** 40,
+  };
+  return Number(m[1]) * scale[unit];
+}
+
+/** Less than this and DuckDB fails on ordinary statements: a limit that can only fail is a config error. */
+const MIN_MEMORY = 128 * 2 ** 20;
+/**
+ * DuckDB memory limits: at least MIN_MEMORY and at most this machine's memory (a limit above it cannot be
+ * honoured and turns an out-of-memory condition into the kernel's OOM kill instead of DuckDB's clean error).
+ */
 const byteSize = z
   .string()
-  .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 2GB or 512MiB');
+  .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 2GB or 512MiB')
+  .refine((s) => parseByteSize(s) >= MIN_MEMORY, { message: 'at least 128MiB' })
+  .refine((s) => parseByteSize(s) <= os.totalmem(), {
+    message: `more than this machine's memory (${(os.totalmem() / 2 ** 30).toFixed(1)} GiB)`,
+  });
+
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5 };
+/** Milliseconds of a Temporal-style duration; NaN when malformed. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
+  return m ? Number(m[1]) * DURATION_MS[m[2]] : NaN;
+}
 /** Temporal-style durations (`30s`, `5m`, `1h`, `2d`). */
 export const durationString = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 5m, 1h or 2d');
+/**
+ * A duration within [min, max]: a `0s` timeout is valid Temporal syntax but makes every attempt fail at once
+ * (the workflow task then retries forever while holding the dataset lock), and a year-long one hides hangs.
+ */
+const boundedDuration = (min: string, max: string) =>
+  durationString.refine(
+    (s) => parseDuration(s) >= parseDuration(min) && parseDuration(s) <= parseDuration(max),
+    { message: `expected a duration from ${min} to ${max}` },
+  );
 /** A regular expression (checked here with JS; DuckDB's RE2 rejects the few constructs JS has beyond it at run time). */
 const regexString = z
   .string()
@@ -40,10 +85,10 @@ export const configSchema = z.strictObject({
     }),
     activities: z.strictObject({
       /** Longest a data stage may run before Temporal retries it elsewhere. */
-      startToCloseTimeout: durationString,
+      startToCloseTimeout: boundedDuration('1m', '7d'),
       /** A worker that stops heartbeating this long is presumed dead and the activity is retried. */
-      heartbeatTimeout: durationString,
-      trainingStartToCloseTimeout: durationString,
+      heartbeatTimeout: boundedDuration('1s', '1h'),
+      trainingStartToCloseTimeout: boundedDuration('1m', '30d'),
       maximumAttempts: z.number().int().min(1).max(100),
     }),
     taskQueues: z
@@ -56,13 +101,17 @@ export const configSchema = z.strictObject({
     items: z.string().optional(),
     /** `synthetic`: generate the interactions file from `generate` when it is missing; `file`: it must exist. */
     source: z.enum(['synthetic', 'file']),
+    /**
+     * Upper bounds: generation runs before any lock or budget check and writes ~60 bytes per event, so an
+     * unbounded `events` from a workflow input filled a disk (5 GB in 3 minutes). 50M events is ~3 GB.
+     */
     generate: z.strictObject({
-      users: z.number().int().min(10),
-      items: z.number().int().min(10),
-      events: z.number().int().min(100),
+      users: z.number().int().min(10).max(10_000_000),
+      items: z.number().int().min(10).max(1_000_000),
+      events: z.number().int().min(100).max(50_000_000),
       seed: z.number().int(),
       dirtyRate: z.number().min(0).max(0.5),
-      botUsers: z.number().int().min(0),
+      botUsers: z.number().int().min(0).max(10_000),
     }),
     /**
      * Incremental runs: each run reads only the input files not consumed by an earlier successful run (a
@@ -82,6 +131,8 @@ export const configSchema = z.strictObject({
       .strictObject({ min: z.number(), max: z.number() })
       .refine((r) => r.min < r.max, { message: 'rating.min must be below rating.max' }),
     timestampFloor: z.iso.datetime({ offset: true }),
+    /** Longest user or item id in characters; longer ids are quarantined at ingest (bad_id). */
+    maxIdLength: z.number().int().min(1).max(65536).default(256),
     /** Id formats (full-match regular expressions); rows whose id does not match are quarantined (bad_id_format). */
     idFormat: z.strictObject({ user: regexString.optional(), item: regexString.optional() }).optional(),
     /** What schema drift in an input file does (see analytics/input-contract.ts). */
@@ -320,7 +371,7 @@ export const configSchema = z.strictObject({
     cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'expected a 5-field cron expression'),
     timezone: z.string().min(1),
     overlap: z.enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']),
-    catchupWindow: durationString,
+    catchupWindow: boundedDuration('10s', '365d'),
   }),
 });
 
@@ -328,6 +379,14 @@ export type RecforgeConfig = z.infer<typeof configSchema>;
 
 /** Cross-key rules, reported with the key path like any other config error. */
 export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
+  const t = c.temporal.activities;
+  if (parseDuration(t.heartbeatTimeout) >= parseDuration(t.startToCloseTimeout)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['temporal', 'activities', 'heartbeatTimeout'],
+      message: 'must be shorter than startToCloseTimeout (activities heartbeat every third of it)',
+    });
+  }
   if (c.training.challenger === 'two-tower' && c.privacy.enabled) {
     ctx.addIssue({
       code: 'custom',

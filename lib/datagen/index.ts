@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../fs-atomic';
+import { readJsonIfExists } from '../fs-atomic';
+import { throwIfCancelled } from '../cancellation';
+import { createStaging, installDataset, verifyDataset } from './install';
 import { IMPLICIT_EVENT_TYPES, type ImplicitEventType } from '../interactions';
 import { generateBotEvents, planBots } from './bots';
 import { buildCatalog, formatId, idWidth } from './catalog';
@@ -84,10 +86,6 @@ function isoSeconds(epochSec: number): string {
   return new Date(epochSec * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function tmpName(file: string): string {
-  return `${file}.tmp-${process.pid}`;
-}
-
 async function writeItems(file: string, catalog: ReturnType<typeof buildCatalog>): Promise<FileInfo> {
   const sink = await ChunkedSink.open(file);
   try {
@@ -112,25 +110,96 @@ async function writeItems(file: string, catalog: ReturnType<typeof buildCatalog>
   return { file: ITEMS_FILE, sha256, bytes };
 }
 
+/** Stops a generation nobody wants any more: the activity's cancellation (lib/cancellation.ts) or `signal`. */
+function checkCancelled(signal: AbortSignal | undefined): void {
+  throwIfCancelled();
+  signal?.throwIfAborted();
+}
+
 /**
  * Generates the synthetic dataset into `opts.out`: items.csv, interactions.{csv,jsonl} and generation.json.
- * Rows are streamed user by user; memory is O(users + items + one user's events), never O(events). Files are
- * written under temporary names and renamed at the end, so a crash never leaves a partial dataset that looks
- * complete; generation.json is written last and is what `isGeneratedDatasetComplete` trusts.
+ * Rows are streamed user by user; memory is O(users + items + one user's events), never O(events). Everything
+ * is written into a staging folder of this generator's own and installed with one rename (./install.ts), so
+ * a crash never leaves a partial dataset that looks complete, and concurrent generators never share a file
+ * or remove each other's manifest. Cancellation (the activity's, or `opts.signal`) is checked at every chunk
+ * written: a cancelled generation stops within one chunk and leaves nothing behind.
  */
 export async function generateDataset(opts: GenerateOptions): Promise<GenerateResult> {
   const started = Date.now();
   const o = resolveOptions(opts);
-  const model = DEFAULT_MODEL;
   const outDir = path.resolve(o.out);
-  fs.mkdirSync(outDir, { recursive: true });
+  checkCancelled(opts.signal);
+  const staging = createStaging(outDir);
+  try {
+    const r = await generateInto(staging, o, opts);
+    await installDataset(staging, outDir, r.manifest);
+    const fmt = rowFormat(o.format);
+    return {
+      ...r,
+      outDir,
+      files: {
+        interactions: path.join(outDir, `interactions.${fmt.extension}`),
+        items: path.join(outDir, ITEMS_FILE),
+        manifest: path.join(outDir, MANIFEST_FILE),
+      },
+      elapsedMs: Date.now() - started,
+    };
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The dataset in `opts.out` when it verifies against the options (manifest and checksums), else a freshly
+ * generated one. `generated`: whether this call generated it.
+ */
+export async function ensureGeneratedDataset(
+  opts: GenerateOptions,
+): Promise<{ generated: boolean; manifest: GenerationManifest }> {
+  const o = resolveOptions(opts);
+  const want: Partial<GenerationManifest['options']> = {
+    users: o.users,
+    items: o.items,
+    events: o.events,
+    seed: o.seed,
+    dirtyRate: o.dirtyRate,
+    botUsers: o.botUsers,
+    days: o.days,
+    start: o.start,
+    format: o.format,
+    categories: o.categories,
+    zipfExponent: o.zipfExponent,
+  };
+  const there = await verifyGeneratedDataset(path.resolve(o.out), want);
+  if (there.ok) return { generated: false, manifest: there.manifest };
+  return { generated: true, manifest: (await generateDataset(opts)).manifest };
+}
+
+/** Whether `outDir` holds a dataset whose manifest matches `want` and whose files match their checksums. */
+export function verifyGeneratedDataset(
+  outDir: string,
+  want: Partial<GenerationManifest['options']> = {},
+): ReturnType<typeof verifyDataset<GenerationManifest>> {
+  return verifyDataset<GenerationManifest>(
+    outDir,
+    { generator: 'recforge-datagen', version: GENERATOR_VERSION },
+    want,
+  );
+}
+
+async function generateInto(
+  outDir: string,
+  o: ReturnType<typeof resolveOptions>,
+  opts: GenerateOptions,
+): Promise<Omit<GenerateResult, 'outDir' | 'files' | 'elapsedMs'>> {
+  const model = DEFAULT_MODEL;
   const fmt = rowFormat(o.format);
   const interactionsFile = path.join(outDir, `interactions.${fmt.extension}`);
   const itemsFile = path.join(outDir, ITEMS_FILE);
   const manifestFile = path.join(outDir, MANIFEST_FILE);
 
   const catalog = buildCatalog(o.seed, o.items, o.categories, model.latentDim, o.zipfExponent);
-  const itemsInfo = await writeItems(tmpName(itemsFile), catalog);
+  const itemsInfo = await writeItems(itemsFile, catalog);
 
   const activity = allocateActivity(o.seed, o.users, o.events, model.activitySigma);
   const bots = planBots(o.seed, o.botUsers, o.users, o.events, o.startSec, o.endSec);
@@ -151,7 +220,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   let clean = 0;
   const report = (): void => opts.onProgress?.({ cleanEvents: clean, totalEvents: o.events });
 
-  const sink = await ChunkedSink.open(tmpName(interactionsFile));
+  const sink = await ChunkedSink.open(interactionsFile);
   let interactionsInfo: FileInfo;
   try {
     sink.write(fmt.header);
@@ -181,6 +250,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
             dirty[kind]++;
           }
           if (sink.full) {
+            checkCancelled(opts.signal);
             await sink.flush();
             report();
           }
@@ -195,15 +265,16 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
           );
         });
         botEvents += b.events;
-        if (sink.full) await sink.flush();
+        if (sink.full) {
+          checkCancelled(opts.signal);
+          await sink.flush();
+        }
       }
     }
     const { sha256, bytes } = await sink.close();
     interactionsInfo = { file: path.basename(interactionsFile), sha256, bytes };
   } catch (err) {
     await sink.abort();
-    fs.rmSync(tmpName(interactionsFile), { force: true });
-    fs.rmSync(tmpName(itemsFile), { force: true });
     throw err;
   }
   report();
@@ -242,20 +313,15 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
     files: { interactions: interactionsInfo, items: itemsInfo },
   };
 
-  // Drop the old manifest first: between the renames and the new manifest the folder must not look complete.
-  fs.rmSync(manifestFile, { force: true });
-  fs.renameSync(tmpName(itemsFile), itemsFile);
-  fs.renameSync(tmpName(interactionsFile), interactionsFile);
-  fsyncDir(outDir);
-  writeJsonAtomic(manifestFile, manifest);
-  return {
-    outDir,
-    files: { interactions: interactionsFile, items: itemsFile, manifest: manifestFile },
-    counts,
-    manifest,
-    elapsedMs: Date.now() - started,
-    peakBufferedChars: sink.peakBufferedChars,
-  };
+  // Written last, in the private staging folder: a folder is a dataset only once it has its manifest.
+  const fd = fs.openSync(manifestFile, 'wx');
+  try {
+    fs.writeFileSync(fd, JSON.stringify(manifest, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { counts, manifest, peakBufferedChars: sink.peakBufferedChars };
 }
 
 export function readGenerationManifest(outDir: string): GenerationManifest | undefined {

@@ -20,6 +20,8 @@ export interface GenerateOptions {
   categories?: number;
   /** Exponent of the Zipf-like item popularity prior. */
   zipfExponent?: number;
+  /** Stops the generation at the next chunk (besides the activity's own cancellation, lib/cancellation.ts). */
+  signal?: AbortSignal;
   /** Called after each written chunk; lets CLIs print progress and tests sample memory. */
   onProgress?: (p: { cleanEvents: number; totalEvents: number }) => void;
 }

@@ -1,3 +1,4 @@
+import { temporalSecurity } from './security';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -79,7 +80,7 @@ async function waitForServer(
 
 /** Registers the project's search attributes on any server (dev or production); existing ones are fine. */
 export async function ensureSearchAttributes(address: string, namespace: string): Promise<void> {
-  const conn = await Connection.connect({ address });
+  const conn = await Connection.connect({ address, ...temporalSecurity() });
   try {
     const existing = await conn.operatorService.listSearchAttributes({ namespace });
     const missing = ALL_SEARCH_ATTRIBUTES.filter((k) => !(k.name in (existing.customAttributes ?? {})));

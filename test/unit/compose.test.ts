@@ -1,15 +1,25 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
+import { NativeConnection } from '@temporalio/worker';
 import { ROOT } from '../helpers/env';
 import { METRIC } from '../../lib/observability/metrics';
+import { loadConfig } from '../../lib/config';
+import { createWorkers } from '../../worker/workers';
+import { temporalSecurity } from '../../lib/temporal/security';
 
 /**
  * docker-compose.yml cannot run here (no Docker engine): check what the stack promises, and run
  * `docker compose config` where the compose plugin exists.
  */
-const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'));
+const text = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+const compose = parse(text, { merge: true });
+const services = compose.services as Record<
+  string,
+  Record<string, unknown> & { environment?: Record<string, string> }
+>;
 
 test('the stack has Temporal on PostgreSQL, the UI, CPU and GPU worker pools, Prometheus and Grafana', () => {
   expect(Object.keys(compose.services).sort()).toEqual([
@@ -38,13 +48,45 @@ test('Dockerfile defines the build targets compose uses', () => {
   }
 });
 
-const hasCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
-(hasCompose ? test : test.skip)('docker compose config accepts the file', () => {
-  const r = spawnSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], {
-    encoding: 'utf8',
+describe('safe production defaults (issue #16, item 7)', () => {
+  test('every published port is bound to localhost unless RECFORGE_BIND says otherwise', () => {
+    const published = Object.entries(services).flatMap(([name, s]) =>
+      ((s.ports as string[] | undefined) ?? []).map((p) => [name, String(p)]),
+    );
+    expect(published.map(([n]) => n).sort()).toEqual(['temporal', 'temporal-ui']);
+    for (const [, p] of published) {
+      // HOST_IP:HOST_PORT:CONTAINER_PORT; a bare "7233:7233" publishes on every interface.
+      expect(p).toMatch(/^\$\{RECFORGE_BIND:-127\.0\.0\.1\}:\d+:\d+$/);
+    }
   });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+
+  test('no default secrets: the PostgreSQL password is required from the environment', () => {
+    const pg = services.postgresql.environment!;
+    const temporal = services.temporal.environment!;
+    expect(pg.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?.+\}$/);
+    expect(temporal.POSTGRES_PWD).toMatch(/^\$\{POSTGRES_PASSWORD:\?.+\}$/);
+    // No variable that looks like a secret falls back to a literal value anywhere in the file.
+    expect(text).not.toMatch(/\$\{[A-Z_]*(PASSWORD|PWD|SECRET|TOKEN)[A-Z_]*:-[^}]+\}/);
+  });
+
+  test('workers take TLS and API-key options for a remote Temporal, documented in .env.example', () => {
+    const example = fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    for (const w of ['cpu-worker', 'gpu-worker']) {
+      const env = services[w].environment!;
+      for (const v of ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CA', 'TEMPORAL_API_KEY']) {
+        expect(env[v]).toBe(`\${${v}:-}`);
+      }
+    }
+    for (const v of [
+      'POSTGRES_PASSWORD',
+      'RECFORGE_BIND',
+      'TEMPORAL_TLS_CERT',
+      'TEMPORAL_TLS_KEY',
+      'TEMPORAL_API_KEY',
+    ]) {
+      expect(example).toMatch(new RegExp(`^# ${v}=`, 'm'));
+    }
+  });
 });
 
 test('every worker serves /metrics where Prometheus scrapes it, and Grafana gets the data source and dashboard', () => {
@@ -88,3 +130,73 @@ test('the Grafana dashboard queries only metrics that recforge or the Temporal S
   for (const m of ours) expect(recforgeUsed).toContain(m);
   expect([...used].some((m) => m.startsWith('temporal_'))).toBe(true);
 });
+describe('worker connection security', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-tls-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pem = (name: string) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, `-----BEGIN ${name}-----\n`);
+    return f;
+  };
+
+  test('nothing set: a plain connection; cert and key: mTLS; an API key alone: over TLS', () => {
+    expect(temporalSecurity({})).toEqual({});
+    const cert = pem('CERT');
+    const key = pem('KEY');
+    const mtls = temporalSecurity({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key });
+    expect(mtls.tls).toEqual({
+      clientCertPair: { crt: fs.readFileSync(cert), key: fs.readFileSync(key) },
+    });
+    expect(temporalSecurity({ TEMPORAL_API_KEY: 'k' })).toEqual({ apiKey: 'k', tls: true });
+    expect(() => temporalSecurity({ TEMPORAL_TLS_CERT: cert })).toThrow(/go together/);
+    expect(() => temporalSecurity({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: '/nope' })).toThrow(
+      /TEMPORAL_TLS_KEY=\/nope: cannot read/,
+    );
+  });
+
+  test('createWorkers connects with them', async () => {
+    const seen: unknown[] = [];
+    const spy = jest.spyOn(NativeConnection, 'connect').mockImplementation(async (o) => {
+      seen.push(o);
+      throw new Error('stop here');
+    });
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      TEMPORAL_TLS_CERT: pem('C2'),
+      TEMPORAL_TLS_KEY: pem('K2'),
+      TEMPORAL_API_KEY: 'secret-key',
+    });
+    try {
+      const { config } = loadConfig({ root: ROOT, env: {} });
+      await expect(
+        createWorkers({ root: ROOT, config, address: 'remote:7233', roles: ['cpu'] }),
+      ).rejects.toThrow('stop here');
+      expect(seen[0]).toMatchObject({
+        address: 'remote:7233',
+        apiKey: 'secret-key',
+        tls: { clientCertPair: { crt: expect.any(Buffer), key: expect.any(Buffer) } },
+      });
+    } finally {
+      spy.mockRestore();
+      process.env = saved;
+    }
+  });
+});
+
+const hasCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
+(hasCompose ? test : test.skip)(
+  'docker compose config accepts the file, and refuses it without a password',
+  () => {
+    const run = (env: NodeJS.ProcessEnv) =>
+      spawnSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      });
+    const ok = run({ POSTGRES_PASSWORD: 'from-the-environment' });
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    const missing = run({});
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toMatch(/POSTGRES_PASSWORD/);
+  },
+);

@@ -440,7 +440,8 @@ describe('profile() on awkward values', () => {
       const user = k % 2 ? evil : '<script>alert(1)</script>';
       lines.push(`"${user}",i${k % 5},rating,${(k % 5) + 1},${1_788_000_000 + k * 3600}`);
     }
-    lines.push(`u3,i\u00001,rating,NaN,not-a-date`);
+    // (An id with a NUL byte no longer reaches the profile: ingest quarantines it as bad_id.)
+    lines.push(`u3,i1,rating,NaN,not-a-date`);
     const file = path.join(scratch, 'awkward.csv');
     fs.writeFileSync(file, lines.join('\n') + '\n');
     const plan = planFor(dataDir, 'run-x', [file]);

@@ -119,7 +119,7 @@ async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
 }
 
 describe('drift actions in ingest (fixtures)', () => {
-  const renamed = path.join(FIX, 'renamed-columns.csv');
+  const renamed = path.join(FIX, 'structure/renamed-columns.csv');
 
   test('renamed columns load through configured aliases, with a warning naming file and column', async () => {
     const p = planFor([renamed], { renamedColumns: { user_id: ['customer_id'], timestamp: ['event_time'] } });
@@ -142,7 +142,7 @@ describe('drift actions in ingest (fixtures)', () => {
   });
 
   test('extraColumns: fail names the file and the extra columns', async () => {
-    const f = path.join(FIX, 'extra-columns.csv');
+    const f = path.join(FIX, 'structure/extra-columns.csv');
     const err = await failure(ingest(planFor([f], { extraColumns: 'fail' })));
     expect(err.message).toMatch(/extra-columns\.csv: unexpected columns .*schema\.drift\.extraColumns: fail/);
   });
@@ -172,7 +172,7 @@ describe('drift actions in ingest (fixtures)', () => {
 
   test('retypedColumns: quarantine keeps every row of the file in the quarantine', async () => {
     const f = await boolRating();
-    const good = path.join(FIX, 'good.csv');
+    const good = path.join(FIX, 'structure/good.csv');
     const p = planFor([f, good], { retypedColumns: 'quarantine' });
     const r = await ingest(p);
     expect(r.warnings).toEqual([
