@@ -53,7 +53,7 @@ describe('safe production defaults (issue #16, item 7)', () => {
     const published = Object.entries(services).flatMap(([name, s]) =>
       ((s.ports as string[] | undefined) ?? []).map((p) => [name, String(p)]),
     );
-    expect(published.map(([n]) => n).sort()).toEqual(['temporal', 'temporal-ui']);
+    expect(published.map(([n]) => n).sort()).toEqual(['grafana', 'prometheus', 'temporal', 'temporal-ui']);
     for (const [, p] of published) {
       // HOST_IP:HOST_PORT:CONTAINER_PORT; a bare "7233:7233" publishes on every interface.
       expect(p).toMatch(/^\$\{RECFORGE_BIND:-127\.0\.0\.1\}:\d+:\d+$/);
@@ -65,6 +65,9 @@ describe('safe production defaults (issue #16, item 7)', () => {
     const temporal = services.temporal.environment!;
     expect(pg.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?.+\}$/);
     expect(temporal.POSTGRES_PWD).toMatch(/^\$\{POSTGRES_PASSWORD:\?.+\}$/);
+    expect(services.grafana.environment!.GF_SECURITY_ADMIN_PASSWORD).toMatch(
+      /^\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}$/,
+    );
     // No variable that looks like a secret falls back to a literal value anywhere in the file.
     expect(text).not.toMatch(/\$\{[A-Z_]*(PASSWORD|PWD|SECRET|TOKEN)[A-Z_]*:-[^}]+\}/);
   });
@@ -79,6 +82,7 @@ describe('safe production defaults (issue #16, item 7)', () => {
     }
     for (const v of [
       'POSTGRES_PASSWORD',
+      'GRAFANA_ADMIN_PASSWORD',
       'RECFORGE_BIND',
       'TEMPORAL_TLS_CERT',
       'TEMPORAL_TLS_KEY',
