@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig, ConfigError, dataPath } from '../lib/config';
+import { loadRunConfig, ConfigError, dataPath } from '../lib/config';
 import { Registry, RegistryError, type Aliases, type ModelRecord } from '../lib/registry';
 import type {
   EvaluateResult,
@@ -16,7 +16,6 @@ import type {
   AliasResult,
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { checkOverrides } from './context';
 import { registryFor, kindOfFamily } from './evaluate';
 import { switchCurrent, writeVersion, manifestPrivacy, type ManifestPrivacy } from './publish';
 import type { RecforgeConfig } from '../lib/config';
@@ -155,8 +154,12 @@ export async function promoteCandidate(
 
 function loadForAlias(deps: ActivityDeps, input: AliasInput) {
   try {
-    checkOverrides(deps, input.overrides);
-    const { config } = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
+    const { config } = loadRunConfig({
+      root: deps.root,
+      config: input.config,
+      overrides: input.overrides,
+      allowProtected: deps.allowProtectedOverrides,
+    });
     const datasetId = input.datasetId ?? config.dataset.id;
     const registry = new Registry(path.join(dataPath(config, config.registry.dir), datasetId));
     const outputRoot = path.join(dataPath(config, config.publish.outputDir), datasetId);

@@ -8,15 +8,17 @@ import {
   WorkflowExecutionAlreadyStartedError,
 } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
-import { loadConfig, findProjectRoot, ConfigError } from '../lib/config';
+import { loadRunConfig, findProjectRoot, ConfigError } from '../lib/config';
 import { createWorkers } from '../worker/workers';
 import { ensureServer, installQuietRuntime } from './runtime';
 import type { RetrainInput, RunSummary } from '../workflows/types';
 import type { ProgressState } from '../workflows/retrain';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 
-const USAGE = `usage: npm run pipeline -- [--input <file|folder|glob>] [--items <file>] [--config <file>]
-                             [--dataset <id>] [--summary-json <file>]`;
+const USAGE = `usage: npm run pipeline -- [--input <file|folder|glob>] [--items <file>] [--config <configs/file>]
+                             [--dataset <id>] [--summary-json <file>]
+  --config names the run's config layer: a file under configs/, merged over the worker's config
+  (configs/default.yaml + RECFORGE_CONFIG + environment); it may not change protected keys (privacy, dataDir, ...).`;
 
 function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(4);
@@ -43,6 +45,13 @@ function printSummary(s: RunSummary): void {
         .map(([k, v]) => `${k}=${fmt(v)}`)
         .join('  ')}`,
     );
+  }
+  if (s.privacy) {
+    const u = s.privacy.utility;
+    console.log(
+      `  privacy: unit ${s.privacy.unit ?? '?'}, ε=${fmt(s.privacy.epsilon)} δ=${s.privacy.delta} (${s.privacy.mechanism}), window ${s.privacy.window}`,
+    );
+    if (u) console.log(`    planned utility: ${u.verdict} — ${u.note}`);
   }
   console.log(`  gate: ${s.gate.decision}`);
   for (const c of s.gate.checks)
@@ -73,15 +82,18 @@ async function main(): Promise<number> {
     return 0;
   }
   const root = findProjectRoot();
-  const overlay = values.config ? path.resolve(values.config) : undefined;
-  const { config } = loadConfig({ root, overlay });
+  // --config is the *run's* layer, exactly as a workflow input's `config`: a file under configs/ merged over the
+  // worker's config, which may not change protected keys (privacy, dataDir, …). The worker's own config comes only
+  // from configs/default.yaml, RECFORGE_CONFIG and the environment (.env). Checked here first to fail fast.
+  const runFile = values.config ? path.resolve(values.config) : undefined;
+  const { config: runConfig, worker: config } = loadRunConfig({ root, config: runFile });
   const input: RetrainInput = {
     ...(values.input ? { interactions: path.resolve(values.input) } : {}),
     ...(values.items ? { items: path.resolve(values.items) } : {}),
-    ...(overlay ? { config: overlay } : {}),
+    ...(runFile ? { config: runFile } : {}),
     ...(values.dataset ? { datasetId: values.dataset } : {}),
   };
-  const datasetId = values.dataset ?? config.dataset.id;
+  const datasetId = values.dataset ?? runConfig.dataset.id;
   const summaryFile = values['summary-json'] ? path.resolve(values['summary-json']) : undefined;
 
   installQuietRuntime();
