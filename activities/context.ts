@@ -16,6 +16,8 @@ export interface ActivityDeps {
    * another ledger or move the data folder.
    */
   allowProtectedOverrides?: boolean;
+  /** The worker's environment (RECFORGE_CONFIG, RECFORGE_DATA_DIR, TEMPORAL_*): its config; default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Heartbeat with progress details when running inside an activity; a no-op elsewhere (unit tests). */

@@ -37,6 +37,7 @@ function runConfig(deps: ActivityDeps, input: RetrainInput): RecforgeConfig {
     config: input.config,
     overrides: input.overrides,
     allowProtected: deps.allowProtectedOverrides,
+    env: deps.env,
   }).config;
 }
 

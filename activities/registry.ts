@@ -159,6 +159,7 @@ function loadForAlias(deps: ActivityDeps, input: AliasInput) {
       config: input.config,
       overrides: input.overrides,
       allowProtected: deps.allowProtectedOverrides,
+      env: deps.env,
     });
     const datasetId = input.datasetId ?? config.dataset.id;
     const registry = new Registry(path.join(dataPath(config, config.registry.dir), datasetId));
