@@ -53,7 +53,12 @@ export async function buildTrainingSet(db: Db, plan: RunPlan): Promise<HistoryOu
     await db.run(hist.writePartitionSql(tmp, runDate));
     fs.renameSync(tmp, inc.partition);
     fsyncDir(path.dirname(inc.partition));
-    await db.run(hist.windowSql(inc.historyDays));
+    // With privacy on the window starts at a public instant (run date − historyDays), never at the data's newest
+    // event minus historyDays: one user's far-future event would otherwise move every other user's window.
+    const start = plan.config.privacy.enabled
+      ? new Date(Date.parse(`${runDate}T00:00:00Z`) - inc.historyDays * 86_400_000).toISOString()
+      : undefined;
+    await db.run(hist.windowSql(inc.historyDays, start));
     const w = await db.one<{ new_rows: number; newest_new: string | null; start: string | null }>(
       `SELECT (SELECT count(*) FROM ev_all WHERE run_date = ${lit(runDate)}) AS new_rows,
               (SELECT strftime(max(ts), '%Y-%m-%dT%H:%M:%SZ') FROM ev_all WHERE run_date = ${lit(runDate)}) AS newest_new,

@@ -119,6 +119,93 @@ async function adoptTableLayout(db: Db): Promise<void> {
   }
 }
 
+/** The run date's instant (00:00 UTC): the incremental run date, else the workflow's start date. */
+export function runDateInstant(plan: Pick<RunPlan, 'startedAt' | 'incremental'>): number {
+  return Date.parse(`${plan.incremental?.runDate ?? plan.startedAt.slice(0, 10)}T00:00:00Z`);
+}
+
+/**
+ * Where the `time` split cuts: `evaluation.cutoff` when set; with privacy on, otherwise the run date minus
+ * holdoutDays — public instants, so one user's events cannot move anyone else's rows across the cut. Undefined
+ * (privacy off, no cutoff): the newest clean event minus holdoutDays, taken from the data.
+ */
+export function splitCutoff(plan: Pick<RunPlan, 'config' | 'startedAt' | 'incremental'>): string | undefined {
+  const e = plan.config.evaluation;
+  if (e.cutoff !== undefined) return new Date(e.cutoff).toISOString();
+  if (!plan.config.privacy.enabled) return undefined;
+  return new Date(runDateInstant(plan) - e.holdoutDays * 86_400_000).toISOString();
+}
+
+/**
+ * Classifies, deduplicates and de-bots the raw rows into `events` (and the quarantine table), then, for incremental
+ * runs or the k-core filter, builds the training set. With privacy on every step here is per-user or public
+ * (the bot threshold is the public cleaning.botMaxEventsPerDay; k-core is refused by config validation).
+ */
+export async function cleanRows(db: Db, plan: RunPlan): Promise<HistoryOutcome | null> {
+  await db.run(`SET TimeZone = 'UTC'`);
+  progress({ stage: 'clean', step: 'classify' });
+  await checkIdPatterns(db, plan.config.schema.idFormat);
+  await adoptTableLayout(db);
+  const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
+  await dropRelation(db, 'events');
+  const c = plan.config.cleaning;
+  await db.run(
+    sql.classifySql({
+      eventTypes: plan.config.schema.eventTypes,
+      ratingMin: plan.config.schema.rating.min,
+      ratingMax: plan.config.schema.rating.max,
+      timestampFloor: plan.config.schema.timestampFloor,
+      futureLimit,
+      detectBots: c.detectBots,
+      botMadK: c.botMadK,
+      botMinEventsPerDay: c.botMinEventsPerDay,
+      ...(plan.config.privacy.enabled ? { botMaxEventsPerDay: c.botMaxEventsPerDay } : {}),
+      requireKnownItems: c.requireKnownItems,
+      nearDuplicateSeconds: c.nearDuplicateSeconds,
+      idFormat: plan.config.schema.idFormat,
+      keepRid: needsSources(plan),
+      eventsFile: path.join(plan.runDir, 'events.parquet'),
+    }),
+  );
+  if (!needsSources(plan)) return null;
+  progress({ stage: 'clean', step: 'history and k-core' });
+  return buildTrainingSet(db, plan);
+}
+
+/** The columns that identify a clean event by its own content (the bounding's stable row identity). */
+export const EVENT_IDENTITY = ['user_id', 'item_id', 'event_type', 'ts', 'rating'] as const;
+
+/**
+ * Splits `events` into train/holdout and, with privacy on, bounds each user's contribution to the training split
+ * (`train_bounded`) and to all events (`all_bounded`) with the sampling key `secret`. Returns the rows the caps
+ * removed from all events. The bounding samples by a hash of each row's content, so which rows of user v survive
+ * depends only on v's rows: removing or adding another user changes nothing for v.
+ */
+export async function splitAndBound(db: Db, plan: RunPlan, secret: string): Promise<number> {
+  progress({ stage: 'clean', step: 'split' });
+  const e = plan.config.evaluation;
+  await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
+  await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction, splitCutoff(plan)));
+  // Per-user contribution bounding of the training inputs (the holdout is judged as it is).
+  if (!plan.config.privacy.enabled) return 0;
+  progress({ stage: 'clean', step: 'contribution bounding' });
+  for (const [source, target] of [
+    ['train_events', 'train_bounded'],
+    ['events', 'all_bounded'],
+  ]) {
+    const b = buildBoundingSql({
+      source,
+      userColumn: 'user_id',
+      itemColumn: 'item_id',
+      rowIdentity: EVENT_IDENTITY,
+      caps: plan.config.privacy.caps,
+      secret,
+    });
+    await db.run(b.createTableSql(target));
+  }
+  return db.scalar<number>(`SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM all_bounded)`);
+}
+
 /**
  * Types, validates, deduplicates and de-bots the raw rows in DuckDB; writes every rejected row with its reason
  * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
@@ -127,34 +214,7 @@ async function adoptTableLayout(db: Db): Promise<void> {
 export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<CleanResult> {
   const quarantinePath = path.join(plan.runDir, 'quarantine.parquet');
   const cleaned = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
-    await db.run(`SET TimeZone = 'UTC'`);
-    progress({ stage: 'clean', step: 'classify' });
-    await checkIdPatterns(db, plan.config.schema.idFormat);
-    await adoptTableLayout(db);
-    const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
-    await dropRelation(db, 'events');
-    await db.run(
-      sql.classifySql({
-        eventTypes: plan.config.schema.eventTypes,
-        ratingMin: plan.config.schema.rating.min,
-        ratingMax: plan.config.schema.rating.max,
-        timestampFloor: plan.config.schema.timestampFloor,
-        futureLimit,
-        detectBots: plan.config.cleaning.detectBots,
-        botMadK: plan.config.cleaning.botMadK,
-        botMinEventsPerDay: plan.config.cleaning.botMinEventsPerDay,
-        requireKnownItems: plan.config.cleaning.requireKnownItems,
-        nearDuplicateSeconds: plan.config.cleaning.nearDuplicateSeconds,
-        idFormat: plan.config.schema.idFormat,
-        keepRid: needsSources(plan),
-        eventsFile: path.join(plan.runDir, 'events.parquet'),
-      }),
-    );
-    let extra: HistoryOutcome | null = null;
-    if (needsSources(plan)) {
-      progress({ stage: 'clean', step: 'history and k-core' });
-      extra = await buildTrainingSet(db, plan);
-    }
+    const extra = await cleanRows(db, plan);
     progress({ stage: 'clean', step: 'quarantine' });
     await db.run(
       `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(quarantinePath)} (FORMAT parquet, COMPRESSION zstd)`,
@@ -176,34 +236,7 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
     await db.run(`COPY user_ids TO ${lit(path.join(plan.runDir, 'user_ids.parquet'))} (FORMAT parquet)`);
     await db.run(`COPY item_ids TO ${lit(path.join(plan.runDir, 'item_ids.parquet'))} (FORMAT parquet)`);
 
-    progress({ stage: 'clean', step: 'split' });
-    const e = plan.config.evaluation;
-    await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
-    await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction));
-    // Per-user contribution bounding of the training inputs (the holdout is judged as it is).
-    let privacyCapped = 0;
-    if (plan.config.privacy.enabled) {
-      progress({ stage: 'clean', step: 'contribution bounding' });
-      const secret = createSecureRng().secretHex();
-      for (const [source, target] of [
-        ['train_events', 'train_bounded'],
-        ['events', 'all_bounded'],
-      ]) {
-        const b = buildBoundingSql({
-          source,
-          userColumn: 'user_id',
-          itemColumn: 'item_id',
-          caps: plan.config.privacy.caps,
-          secret,
-        });
-        await db.run(b.createTableSql(target));
-        if (target === 'all_bounded') {
-          privacyCapped = await db.scalar<number>(
-            `SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM all_bounded)`,
-          );
-        }
-      }
-    }
+    const privacyCapped = await splitAndBound(db, plan, createSecureRng().secretHex());
     await db.run('CHECKPOINT');
     const c = await db.one<{
       kept: number;
@@ -260,6 +293,20 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
     );
   }
   if (result.trainRows === 0 || result.holdoutRows === 0) {
+    const cut = plan.config.evaluation.split === 'time' ? splitCutoff(plan) : undefined;
+    if (cut !== undefined) {
+      // A public cut that misses the data is a configuration to fix, not dirty data.
+      const source =
+        plan.config.evaluation.cutoff !== undefined
+          ? 'evaluation.cutoff'
+          : 'the run date minus evaluation.holdoutDays';
+      throw ApplicationFailure.nonRetryable(
+        `time split at ${cut} (${source}) left ${result.trainRows} training and ${result.holdoutRows} holdout rows; ` +
+          `the clean events end at ${result.newestEvent ?? 'nothing'}: set evaluation.cutoff to an instant inside the data ` +
+          "(with privacy on the cut must be public, never taken from the data's newest event), or use split: user-time",
+        'ConfigError',
+      );
+    }
     throw ApplicationFailure.nonRetryable(
       `time split left ${result.trainRows} training and ${result.holdoutRows} holdout rows (holdoutDays=${plan.config.evaluation.holdoutDays}); ` +
         'the data must span more than the holdout period',

@@ -4,7 +4,6 @@ import type { RunPlan } from '../workflows/types';
 import type { DuckdbLimits } from '../lib/duckdb';
 import * as path from 'node:path';
 import { setProgress } from './heartbeat';
-import { ConfigError } from '../lib/config';
 import { throwIfCancelled } from '../lib/cancellation';
 
 /** What activities need from the process hosting them: the project root and a Temporal client (for locks). */
@@ -12,25 +11,13 @@ export interface ActivityDeps {
   root: string;
   client?: Client;
   /**
-   * Accept workflow-input `overrides` of protected keys (see PROTECTED_OVERRIDES). Off in production: anyone
-   * who can start a workflow could otherwise lift the privacy budget or move the data folder.
+   * Accept run layers (workflow-input `config` and `overrides`) that change protected keys (lib/config
+   * PROTECTED_KEYS). Tests only: anyone who can start a workflow could otherwise lift the privacy budget, choose
+   * another ledger or move the data folder.
    */
   allowProtectedOverrides?: boolean;
-}
-
-/** Config keys a workflow input may not override: they guard privacy, state and routing. */
-export const PROTECTED_OVERRIDES = ['dataDir', 'privacy', 'temporal', 'registry'] as const;
-
-/** Refuses protected keys in workflow-input overrides, naming them (non-retryable at the caller). */
-export function checkOverrides(deps: ActivityDeps, overrides: Record<string, unknown> | undefined): void {
-  if (!overrides || deps.allowProtectedOverrides) return;
-  const bad = Object.keys(overrides).filter((k) => (PROTECTED_OVERRIDES as readonly string[]).includes(k));
-  if (bad.length) {
-    throw new ConfigError(
-      `workflow input overrides may not change ${bad.join(', ')} (protected: ${PROTECTED_OVERRIDES.join(', ')}); ` +
-        'change them in the config file on the workers instead',
-    );
-  }
+  /** The worker's environment (RECFORGE_CONFIG, RECFORGE_DATA_DIR, TEMPORAL_*): its config; default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Heartbeat with progress details when running inside an activity; a no-op elsewhere (unit tests). */

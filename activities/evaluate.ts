@@ -5,8 +5,8 @@ import { pairedDifferenceInterval, meanInterval } from '../evaluation/bootstrap'
 
 /** Users with fewer training events than this form the "new users" segment. */
 const NEW_USER_EVENTS = 5;
-import { decideGates } from '../evaluation/gates';
-import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
+import { decideGates, EXACT_MOSTPOP } from '../evaluation/gates';
+import { recommendSql, mostPopSql, type RecommendParams } from '../analytics/baselines.sql';
 import {
   perUserMetricsSql,
   aggregateMetricsSql,
@@ -85,6 +85,13 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
     const candidates: Candidate[] = trained.models
       .filter((m) => !m.name.endsWith('-full'))
       .map((m) => ({ name: m.name, kind: m.kind, modelFile: m.path, mostPopFile: mostPop.path }));
+    if (plan.config.privacy.enabled) {
+      // The gate's reference: MostPop from the exact training counts (an internal model, never published). A DP
+      // challenger that cannot beat it is noise, whatever the noisy MostPop beside it scores.
+      const exact = path.join(plan.runDir, 'models', `${EXACT_MOSTPOP}.parquet`);
+      await db.run(mostPopSql('train_events', exact));
+      candidates.push({ name: EXACT_MOSTPOP, kind: 'mostpop', modelFile: exact, mostPopFile: exact });
+    }
     if (champion) {
       // Learned champions were re-scored by the training activity on this run's history; baselines are
       // re-scored here from their registry artifact.
@@ -145,7 +152,7 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       challenger,
       metrics,
       evaluatedUsers,
-      baseline: 'mostpop',
+      baseline: metrics[EXACT_MOSTPOP] ? EXACT_MOSTPOP : 'mostpop',
       vsChampion,
       gates: plan.config.gates,
     });

@@ -85,9 +85,18 @@ export async function planIncremental(
     if (prefix?.sha256 === c.previous.sha256)
       appended.push({ path: c.path, previousLines: prefix.lines, consumedOn: c.consumedOn });
   }
-  const history = entriesInWindow(priorEntries(wm, runDate), config.dataset.incremental.historyDays).map(
-    (e) => ({ runDate: e.runDate, partition: e.partition }),
-  );
+  // With privacy on, which partitions are read must not depend on the data either (clean-history cuts the window
+  // at the same public instant).
+  const publicStart = config.privacy.enabled
+    ? new Date(
+        Date.parse(`${runDate}T00:00:00Z`) - config.dataset.incremental.historyDays * 86_400_000,
+      ).toISOString()
+    : undefined;
+  const history = entriesInWindow(
+    priorEntries(wm, runDate),
+    config.dataset.incremental.historyDays,
+    publicStart,
+  ).map((e) => ({ runDate: e.runDate, partition: e.partition }));
   if (sel.read.length === 0) {
     const last = history.at(-1)?.runDate;
     throw ApplicationFailure.nonRetryable(

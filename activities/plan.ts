@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig, dataPath, ConfigError, type RecforgeConfig } from '../lib/config';
+import { loadRunConfig, dataPath, ConfigError, type RecforgeConfig } from '../lib/config';
 import type { RetrainInput, RunPlan } from '../workflows/types';
 import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
@@ -9,7 +9,7 @@ import type { ActivityDeps } from './context';
 import { ledger, reserveBudget } from './privacy';
 import { planIncremental } from './incremental';
 import { runDateOf } from '../lib/incremental';
-import { log, checkOverrides } from './context';
+import { log } from './context';
 
 export interface PlanContext {
   workflowId: string;
@@ -26,10 +26,33 @@ function compactTime(iso: string): string {
  * Resolves the run: config (defaults + overlay + overrides), input files, run folder, model version, and the
  * dataset lock. Input and config errors are non-retryable: retrying cannot fix them.
  */
-/** The run's config: defaults, the input's overlay and overrides (protected keys checked). Throws ConfigError. */
+/**
+ * The run's config: the worker's own config (configs/default.yaml + RECFORGE_CONFIG + environment) with the
+ * input's config file (under configs/) and overrides merged on top; a run layer that changes a protected key
+ * (privacy, dataDir, …) is refused. Throws ConfigError.
+ */
 function runConfig(deps: ActivityDeps, input: RetrainInput): RecforgeConfig {
-  checkOverrides(deps, input.overrides);
-  return loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides }).config;
+  return loadRunConfig({
+    root: deps.root,
+    config: input.config,
+    overrides: input.overrides,
+    allowProtected: deps.allowProtectedOverrides,
+    env: deps.env,
+  }).config;
+}
+
+/** Rows of a CSV items file (lines after the header): the public catalogue's size for the utility estimate. */
+function catalogueSize(file: string | undefined): number | null {
+  if (!file || !/\.csv$/i.test(file)) return null;
+  try {
+    const text = fs.readFileSync(file);
+    let lines = 0;
+    for (const b of text) if (b === 10) lines++;
+    if (text.length > 0 && text[text.length - 1] !== 10) lines++;
+    return Math.max(0, lines - 1);
+  } catch {
+    return null;
+  }
 }
 
 /** Dataset ids name folders and lock files: letters, digits, dot, dash, underscore. */
@@ -119,9 +142,19 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
       interactionFiles = sel.files;
       incremental = sel.incremental;
     }
+    // Charged to the worker's privacy unit (never the dataset label), binding the real paths it reads to it.
     privacy = config.privacy.enabled
-      ? await reserveBudget(config, datasetId, ctx.runId, ctx.startedAt)
+      ? await reserveBudget(config, {
+          runId: ctx.runId,
+          label: datasetId,
+          inputs: interactionFiles.map((f) => fs.realpathSync(f)),
+          startedAt: ctx.startedAt,
+          items: itemsFile ? 'public-catalogue' : 'dp-partition-selection',
+          catalogueItems: catalogueSize(itemsFile),
+        })
       : null;
+    if (privacy)
+      log('privacy plan', { unit: privacy.unit, spend: privacy.spend.epsilon, utility: privacy.utility });
   } catch (err) {
     // The workflow only releases the lock of a run that finished planning: give it back here.
     await releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });
@@ -172,7 +205,8 @@ export async function abandonPlan(
   const datasetId = input.datasetId ?? config.dataset.id;
   if (config.privacy.enabled) {
     const l = ledger(config);
-    if (l.entries().some((e) => e.runId === me.runId && e.status === 'reserved')) await l.release(me.runId);
+    if ((await l.entries()).some((e) => e.runId === me.runId && e.status === 'reserved'))
+      await l.release(me.runId);
   }
   if (DATASET_ID.test(datasetId)) await releaseDatasetLock(config.dataDir, datasetId, me);
 }

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   calibrateNoiseMultiplier,
@@ -7,26 +6,35 @@ import {
   cooccurrenceSensitivity,
   quantizeSamplingRate,
   discreteGaussianSpend,
+  estimateUtility,
   itemUserCountSensitivity,
   openLedger,
-  PrivacyBudgetExceededError,
+  planPartitionSelection,
   rhoForApproxDp,
+  windowOf,
   zcdpToEpsilon,
   type ContributionCaps,
   type PrivacySpend,
   type PrivacyLedger,
   type Sensitivity,
+  type UtilityEstimate,
 } from '../privacy';
+import { isRecforgeError } from '../contracts/errors';
 import { dataPath, type RecforgeConfig } from '../lib/config';
+import { budgetLimits } from '../privacy/budget-limits';
+
+export { budgetLimits };
 
 /**
- * How the pipeline uses the privacy library. A run makes four releases, all exact discrete Gaussian after
- * per-user contribution bounding: item popularity and item-pair co-occurrence, each once on the training
- * split (for evaluation) and once on all data (for publishing). The run's (ε, δ) is converted to a zCDP
- * budget ρ and split between them; zCDP composes additively, so the four together spend exactly the
- * configured (ε, δ). With DP-SGD training (challenger mf), the counts keep (1 − trainingShare) of ρ and σ is
- * calibrated so that training composed with them in RDP spends at most the configured (ε, δ).
- * Sensitivities come from the caps, never from a typed-in number.
+ * How the pipeline uses the privacy library. A run makes four count releases, all exact discrete Gaussian after
+ * per-user contribution bounding: item popularity and item-pair co-occurrence, each once on the training split
+ * (for evaluation) and once on all data (for publishing) — plus, when no public item catalogue (items file) is
+ * given, one DP partition selection that decides which item ids may be released at all. The run's (ε, δ) is
+ * converted to a zCDP budget ρ (at δ minus the partition selection's threshold δ) and split between them; zCDP
+ * composes additively, so together they spend exactly the configured (ε, δ). With DP-SGD training (challenger
+ * mf), the counts keep (1 − trainingShare) of ρ and σ is calibrated so that training composed with them in RDP
+ * spends at most the configured (ε, δ). Sensitivities come from the caps, never from a typed-in number.
+ * Everything here is computed from public configuration, before any data is read.
  */
 export type ReleaseName = 'popularity' | 'cooccurrence';
 
@@ -35,6 +43,9 @@ export interface PlannedRelease {
   sensitivity: Sensitivity;
   rho: number;
 }
+
+/** Where the released item ids come from: the items file (public), or DP partition selection over the data. */
+export type ItemSelection = 'public-catalogue' | 'dp-partition-selection';
 
 export function capsOf(config: RecforgeConfig): ContributionCaps {
   return config.privacy.caps;
@@ -45,11 +56,39 @@ export function dpSgdEnabled(config: RecforgeConfig): boolean {
   return config.privacy.enabled && config.training.challenger === 'mf';
 }
 
-/** zCDP ρ of the four count releases: all of the run's budget, or what DP-SGD training leaves them. */
-export function countsRho(config: RecforgeConfig): number {
+/** The run's δ split: the threshold of partition selection (if any) and the rest, where ρ is converted. */
+export function deltaSplit(
+  config: RecforgeConfig,
+  items: ItemSelection,
+): { thresholdDelta: number; zcdpDelta: number } {
   const p = config.privacy;
-  const rhoTotal = rhoForApproxDp(p.epsilon, p.delta);
+  const thresholdDelta = items === 'dp-partition-selection' ? p.delta * p.partitionSelection.deltaShare : 0;
+  return { thresholdDelta, zcdpDelta: p.delta - thresholdDelta };
+}
+
+/** zCDP ρ of the count releases (partition selection included): the run's budget, or what DP-SGD leaves them. */
+export function countsRho(config: RecforgeConfig, items: ItemSelection = 'public-catalogue'): number {
+  const p = config.privacy;
+  const rhoTotal = rhoForApproxDp(p.epsilon, deltaSplit(config, items).zcdpDelta);
   return dpSgdEnabled(config) ? rhoTotal * (1 - p.dpSgd.trainingShare) : rhoTotal;
+}
+
+/** DP partition selection's share of the counts' ρ (0 with a public catalogue). */
+export function partitionSelectionRho(config: RecforgeConfig, items: ItemSelection): number {
+  return items === 'dp-partition-selection'
+    ? countsRho(config, items) * config.privacy.partitionSelection.share
+    : 0;
+}
+
+/** The partition selection's plan (σ, threshold, spend), or null with a public catalogue. */
+export function plannedPartitionSelection(config: RecforgeConfig, items: ItemSelection) {
+  if (items !== 'dp-partition-selection') return null;
+  const { thresholdDelta, zcdpDelta } = deltaSplit(config, items);
+  return planPartitionSelection(itemUserCountSensitivity(capsOf(config)), {
+    rho: partitionSelectionRho(config, items),
+    thresholdDelta,
+    delta: zcdpDelta,
+  });
 }
 
 /** DP-SGD's parameters, from public configuration only (so they are known before any data is read). */
@@ -76,18 +115,19 @@ export function dpSgdStepCount(epochs: number, samplingRate: number): number {
  * releases (ρ-zCDP is αρ-RDP), stay within the run's (ε, δ). Giving the counts their share in ρ and letting
  * DP-SGD fill the rest in RDP is tighter than converting each part to (ε, δ) and adding.
  */
-export function plannedDpSgd(config: RecforgeConfig): DpSgdPlan {
+export function plannedDpSgd(config: RecforgeConfig, items: ItemSelection = 'public-catalogue'): DpSgdPlan {
   const p = config.privacy;
   const d = p.dpSgd;
   const q = quantizeSamplingRate(d.samplingRate).q;
   const stepsEval = dpSgdStepCount(d.epochs, q);
   const stepsFull = dpSgdStepCount(d.fullEpochs, q);
   const steps = stepsEval + stepsFull;
+  const { zcdpDelta } = deltaSplit(config, items);
   const noiseMultiplier = calibrateNoiseMultiplier({
     samplingRate: q,
     steps,
-    otherRho: countsRho(config),
-    delta: p.delta,
+    otherRho: countsRho(config, items),
+    delta: zcdpDelta,
     targetEpsilon: p.epsilon,
   });
   return {
@@ -128,6 +168,12 @@ export function reservedDpSgd(spend: PrivacySpend): DpSgdPlan {
   };
 }
 
+/** How the reservation's item ids are released (recorded in its params at planning). */
+export function reservedItemSelection(spend: PrivacySpend): ItemSelection {
+  const v = spend.params.itemSelection;
+  return v === 'dp-partition-selection' ? v : 'public-catalogue';
+}
+
 /**
  * Re-derives the run's total ε from what training is about to use (σ, q, steps) and the count releases, and
  * refuses to train if it exceeds the reservation: the run's total must stay within what the ledger holds.
@@ -137,12 +183,13 @@ export function assertDpSgdWithinReservation(
   reserved: PrivacySpend,
   used: DpSgdPlan,
 ): number {
+  const items = reservedItemSelection(reserved);
   const epsilon = composedDpSgdEpsilon({
     samplingRate: used.samplingRate,
     noiseMultiplier: used.noiseMultiplier,
     steps: used.stepsEval + used.stepsFull,
-    otherRho: countsRho(config),
-    delta: reserved.delta,
+    otherRho: countsRho(config, items),
+    delta: deltaSplit(config, items).zcdpDelta,
   });
   if (!(epsilon <= reserved.epsilon * (1 + 1e-9)) || used.stepsEval + used.stepsFull <= 0) {
     throw new Error(
@@ -153,34 +200,45 @@ export function assertDpSgdWithinReservation(
 }
 
 /** The per-variant releases (the same plan applies to the eval and the full variant). */
-export function plannedReleases(config: RecforgeConfig): Record<ReleaseName, PlannedRelease> {
+export function plannedReleases(
+  config: RecforgeConfig,
+  items: ItemSelection = 'public-catalogue',
+): Record<ReleaseName, PlannedRelease> {
   const p = config.privacy;
-  const rhoTotal = countsRho(config);
+  const rest = countsRho(config, items) - partitionSelectionRho(config, items);
   const caps = capsOf(config);
-  // Two variants (training split, all data) of each release share the run's budget equally.
+  // Two variants (training split, all data) of each release share what partition selection leaves equally.
   return {
     popularity: {
       name: 'popularity',
       sensitivity: itemUserCountSensitivity(caps),
-      rho: (rhoTotal * p.popularityShare) / 2,
+      rho: (rest * p.popularityShare) / 2,
     },
     cooccurrence: {
       name: 'cooccurrence',
       sensitivity: cooccurrenceSensitivity(caps),
-      rho: (rhoTotal * (1 - p.popularityShare)) / 2,
+      rho: (rest * (1 - p.popularityShare)) / 2,
     },
   };
 }
 
 /** The whole run's spend, known before any data is read (what the ledger reserves). */
-export function plannedSpend(config: RecforgeConfig): PrivacySpend {
+export function plannedSpend(
+  config: RecforgeConfig,
+  items: ItemSelection = 'public-catalogue',
+): PrivacySpend {
   const p = config.privacy;
-  const r = plannedReleases(config);
-  const pop = discreteGaussianSpend(r.popularity.sensitivity, { rho: r.popularity.rho, delta: p.delta });
-  const co = discreteGaussianSpend(r.cooccurrence.sensitivity, { rho: r.cooccurrence.rho, delta: p.delta });
-  const rho = 2 * ((pop.rho ?? 0) + (co.rho ?? 0));
+  const r = plannedReleases(config, items);
+  const { zcdpDelta } = deltaSplit(config, items);
+  const ps = plannedPartitionSelection(config, items);
+  const pop = discreteGaussianSpend(r.popularity.sensitivity, { rho: r.popularity.rho, delta: zcdpDelta });
+  const co = discreteGaussianSpend(r.cooccurrence.sensitivity, { rho: r.cooccurrence.rho, delta: zcdpDelta });
+  const rho = 2 * ((pop.rho ?? 0) + (co.rho ?? 0)) + (ps?.spend.rho ?? 0);
+  // What the threshold actually costs (<= the δ share set aside for it); ρ is converted at the rest of δ.
+  const approxDelta = ps?.thresholdDelta ?? 0;
   const counts = {
-    releases: 4,
+    releases: ps ? 5 : 4,
+    itemSelection: items,
     countsRho: rho,
     popularitySigma: Number(pop.params.sigma),
     cooccurrenceSigma: Number(co.params.sigma),
@@ -188,33 +246,43 @@ export function plannedSpend(config: RecforgeConfig): PrivacySpend {
     maxEventsPerUserItem: p.caps.maxEventsPerUserItem,
     maxItemsPerUser: p.caps.maxItemsPerUser,
     cooccurrenceItems: p.cooccurrenceItems,
+    ...(ps
+      ? {
+          partitionSelectionSigma: ps.sigma,
+          partitionSelectionThreshold: ps.threshold,
+          partitionSelectionRho: ps.spend.rho ?? 0,
+          partitionSelectionDelta: approxDelta,
+        }
+      : {}),
   };
   const sensitivity = {
-    query: 'item-user-count + cooccurrence-user-count (x2 variants)',
+    query: `item-user-count + cooccurrence-user-count (x2 variants)${ps ? ' + partition selection' : ''}`,
     norm: 'L2' as const,
     value: r.cooccurrence.sensitivity.l2,
   };
+  const mechanism = ps ? 'discrete-gaussian + dp-partition-selection' : 'discrete-gaussian';
   if (!dpSgdEnabled(config)) {
     return {
-      mechanism: 'discrete-gaussian',
-      epsilon: zcdpToEpsilon(rho, p.delta),
+      mechanism,
+      epsilon: zcdpToEpsilon(rho, p.delta - approxDelta),
       delta: p.delta,
       rho,
+      ...(ps ? { approxDelta } : {}),
       sensitivity,
       params: counts,
     };
   }
   // DP-SGD is RDP-accounted, not ρ-zCDP: the run's spend carries no ρ (the ledger composes it basically).
-  const dp = plannedDpSgd(config);
+  const dp = plannedDpSgd(config, items);
   const epsilon = composedDpSgdEpsilon({
     samplingRate: dp.samplingRate,
     noiseMultiplier: dp.noiseMultiplier,
     steps: dp.stepsEval + dp.stepsFull,
     otherRho: rho,
-    delta: p.delta,
+    delta: zcdpDelta,
   });
   return {
-    mechanism: 'discrete-gaussian + dp-sgd',
+    mechanism: `${mechanism} + dp-sgd`,
     epsilon,
     delta: p.delta,
     sensitivity: {
@@ -223,7 +291,7 @@ export function plannedSpend(config: RecforgeConfig): PrivacySpend {
     },
     params: {
       ...counts,
-      countsEpsilon: zcdpToEpsilon(rho, p.delta),
+      countsEpsilon: zcdpToEpsilon(rho, zcdpDelta),
       composition: 'RDP (counts as zCDP) → (ε, δ), CKS20 conversion',
       dpSgdMechanism: 'dp-sgd',
       dpSgdEpsilon: dp.epsilonAlone,
@@ -241,6 +309,26 @@ export function plannedSpend(config: RecforgeConfig): PrivacySpend {
   };
 }
 
+/** Signal against noise, from public parameters only: what the summary shows before anything is spent. */
+export function plannedUtility(
+  config: RecforgeConfig,
+  items: ItemSelection,
+  catalogueItems: number | null,
+): UtilityEstimate {
+  const spend = plannedSpend(config, items);
+  const ps = plannedPartitionSelection(config, items);
+  const caps = config.privacy.caps;
+  return estimateUtility({
+    expectedUsers: config.privacy.expectedUsers,
+    maxItemsPerUser: Math.min(caps.maxItemsPerUser, caps.maxEventsPerUser),
+    catalogueItems,
+    cooccurrenceItems: config.privacy.cooccurrenceItems,
+    popularitySigma: Number(spend.params.popularitySigma),
+    cooccurrenceSigma: Number(spend.params.cooccurrenceSigma),
+    partitionSelectionThreshold: ps?.threshold ?? null,
+  });
+}
+
 export function ledgerDir(config: RecforgeConfig): string {
   return dataPath(config, 'privacy-ledger');
 }
@@ -251,47 +339,78 @@ export function ledger(config: RecforgeConfig): PrivacyLedger {
   return openLedger(dir);
 }
 
-/** The budget window a run spends in: its start's UTC month (`2026-11`) or day (`2026-11-23`). */
-export function windowOf(startedAt: string, window: 'month' | 'day'): string {
-  return window === 'month' ? startedAt.slice(0, 7) : startedAt.slice(0, 10);
-}
-
 export interface PrivacyReservation {
+  /** The privacy unit the spend is charged to (config privacy.unit). */
+  unit: string;
   window: string;
   spend: PrivacySpend;
   ledgerPath: string;
+  /** The input locations the reservation binds to the unit. */
+  inputs: string[];
+  /** The plan's estimate of signal against noise (from public parameters). */
+  utility: UtilityEstimate;
+}
+
+/** A RecforgeError from the privacy library as the Temporal failure of the same type (non-retryable as declared). */
+function asFailure(err: unknown): never {
+  if (isRecforgeError(err)) {
+    throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: !err.retryable });
+  }
+  throw err;
 }
 
 /**
- * Reserves the run's spend before any data is read. Refused (non-retryable) when it would exceed the
- * dataset's budget for the window; idempotent for the same run (activity retries do not double-spend).
+ * Reserves the run's spend before any data is read, charged to the worker's privacy unit, with the resolved
+ * input locations bound to it. Refused (non-retryable) when it would exceed the unit's window or lifetime budget,
+ * when an input is bound to another unit, or when the plan's own estimate says the lists would be noise and
+ * `privacy.minSignalToNoise` asks to refuse. Idempotent for the same run (activity retries do not double-spend).
  */
 export async function reserveBudget(
   config: RecforgeConfig,
-  datasetId: string,
-  runId: string,
-  startedAt: string,
+  run: {
+    runId: string;
+    /** The dataset id: recorded as a label only. */
+    label: string;
+    inputs: string[];
+    startedAt: string;
+    items: ItemSelection;
+    /** Public catalogue size (items file rows), for the utility estimate. */
+    catalogueItems: number | null;
+  },
 ): Promise<PrivacyReservation> {
-  const spend = plannedSpend(config);
-  const window = windowOf(startedAt, config.privacy.budget.window);
-  try {
-    await ledger(config).reserve(
-      datasetId,
-      window,
-      spend,
-      { epsilon: config.privacy.budget.epsilon, delta: config.privacy.budget.delta },
-      runId,
+  const unit = config.privacy.unit;
+  if (!unit) throw ApplicationFailure.nonRetryable('privacy.enabled needs privacy.unit', 'ConfigError');
+  const spend = plannedSpend(config, run.items);
+  const utility = plannedUtility(config, run.items, run.catalogueItems);
+  if (utility.cooccurrenceSignalToNoise < config.privacy.minSignalToNoise) {
+    throw ApplicationFailure.nonRetryable(
+      `privacy plan refused before spending: ${utility.note} (signal-to-noise ${utility.cooccurrenceSignalToNoise} < ` +
+        `privacy.minSignalToNoise ${config.privacy.minSignalToNoise}; expectedUsers ${utility.expectedUsers})`,
+      'ConfigError',
     );
-  } catch (err) {
-    if (err instanceof PrivacyBudgetExceededError) {
-      throw ApplicationFailure.nonRetryable(
-        `${err.message} (dataset '${datasetId}', window ${window}; raise privacy.budget or wait for the next window)`,
-        'PrivacyBudgetExceeded',
-      );
-    }
-    throw err;
   }
-  return { window, spend, ledgerPath: path.join(ledgerDir(config)) };
+  const limits = budgetLimits(config);
+  try {
+    await ledger(config).reserve({
+      runId: run.runId,
+      unit,
+      label: run.label,
+      inputs: run.inputs,
+      at: run.startedAt,
+      spend,
+      limits,
+    });
+  } catch (err) {
+    asFailure(err);
+  }
+  return {
+    unit,
+    window: windowOf(run.startedAt, limits.window.kind),
+    spend,
+    ledgerPath: ledgerDir(config),
+    inputs: [...new Set(run.inputs)].sort(),
+    utility,
+  };
 }
 
 export async function settleBudget(

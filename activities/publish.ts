@@ -37,10 +37,14 @@ export interface Manifest {
   createdAt: string;
   generatedAt: string;
   topN: number;
-  rowCount: number;
-  users: number;
+  /**
+   * Exact rows and users of the part files: only when privacy is off. With privacy on they are left out (the
+   * number of users is a count nobody noised); readers check each file by its sha256 and bytes instead.
+   */
+  rowCount?: number;
+  users?: number;
   schema: typeof OUTPUT_SCHEMA;
-  files: { path: string; rows: number; bytes: number; sha256: string }[];
+  files: { path: string; rows?: number; bytes: number; sha256: string }[];
   /** Top-N for users without a row in `files` (cold start). */
   fallback: { path: string; rows: number; bytes: number; sha256: string; for: string };
   metrics: Record<string, number>;
@@ -133,7 +137,10 @@ export interface VersionSpec {
  * items excluded, into a temporary folder; reads it back; writes the manifest; renames it into versions/.
  * A crash at any point leaves at most a `.tmp-*` folder that readers never see. Idempotent per run.
  */
-export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manifest: Manifest }> {
+/** Writes a version; `rows` and `users` are the exact counts, for the run summary (internal), not the manifest. */
+export async function writeVersion(
+  v: VersionSpec,
+): Promise<{ dir: string; manifest: Manifest; rows: number; users: number }> {
   const versionsDir = path.join(v.root, 'versions');
   const finalDir = path.join(versionsDir, v.version);
   fs.mkdirSync(versionsDir, { recursive: true });
@@ -141,7 +148,12 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
   if (existing) {
     if (existing.runId !== v.runId)
       throw new Error(`${finalDir} already holds version ${v.version} from run ${existing.runId}`);
-    return { dir: finalDir, manifest: existing };
+    const counted = await withDb(':memory:', v.limits, (db) =>
+      db.one<{ rows: number; users: number }>(
+        `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(path.join(finalDir, 'part-*.parquet'))})`,
+      ),
+    );
+    return { dir: finalDir, manifest: existing, ...counted };
   }
   const tmpDir = path.join(versionsDir, `.tmp-${v.version}-${process.pid}-${Date.now()}`);
   fs.mkdirSync(tmpDir, { recursive: true });
@@ -233,13 +245,13 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
     createdAt: new Date().toISOString(),
     generatedAt: v.generatedAt,
     topN: v.topN,
-    rowCount: stats.rows,
-    users: stats.users,
+    // Exact counts only without privacy: with it on, nothing exact about the users leaves the trust boundary.
+    ...(v.privacy ? {} : { rowCount: stats.rows, users: stats.users }),
     schema: OUTPUT_SCHEMA,
     files: [
       {
         path: 'part-00000.parquet',
-        rows: stats.rows,
+        ...(v.privacy ? {} : { rows: stats.rows }),
         bytes: fs.statSync(file).size,
         sha256: await sha256File(file),
       },
@@ -261,7 +273,7 @@ export async function writeVersion(v: VersionSpec): Promise<{ dir: string; manif
   fs.rmSync(finalDir, { recursive: true, force: true }); // Only a partial, manifest-less folder can be here.
   fs.renameSync(tmpDir, finalDir);
   fsyncDir(versionsDir);
-  return { dir: finalDir, manifest };
+  return { dir: finalDir, manifest, rows: stats.rows, users: stats.users };
 }
 
 /**
@@ -276,7 +288,12 @@ export async function publish(
   const root = outputRoot(plan);
   const model = trained.models.find((m) => m.name === `${evaluation.chosenModel}-full`)!;
   const mostPop = trained.models.find((m) => m.name === 'mostpop-full')!;
-  const { dir: finalDir, manifest } = await writeVersion({
+  const {
+    dir: finalDir,
+    manifest,
+    rows,
+    users,
+  } = await writeVersion({
     root,
     dbPath: plan.dbPath,
     limits: limitsOf(plan),
@@ -308,13 +325,14 @@ export async function publish(
   }
   // This run's profile becomes the baseline the next run's drift is measured against.
   await recordSuccessfulProfile(plan);
-  log('published', { version: plan.modelVersion, rows: manifest.rowCount });
+  log('published', { version: plan.modelVersion, rows });
   return {
     outputDir: root,
     versionDir: finalDir,
     currentPath,
-    rows: manifest.rowCount,
-    users: manifest.users,
+    // Exact counts for the run summary (Temporal memo, operators): inside the trust boundary.
+    rows,
+    users,
     manifestPath: path.join(finalDir, '_manifest.json'),
     sha256: manifest.files[0].sha256,
   };

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig, ConfigError } from '../lib/config';
+import { loadRunConfig, ConfigError } from '../lib/config';
 import type { ModelRecord } from '../contracts/registry';
 import { RegistryError, type ModelRegistry } from '../registry/registry';
 import { PointerConflict } from '../registry/pointer';
@@ -18,7 +18,6 @@ import type {
   AliasResult,
 } from '../workflows/types';
 import type { ActivityDeps } from './context';
-import { checkOverrides } from './context';
 import { kindOfFamily } from './evaluate';
 import { writeVersion, manifestPrivacy, pruneVersions } from './publish';
 import type { RecforgeConfig } from '../lib/config';
@@ -135,8 +134,13 @@ export async function promoteCandidate(
 
 function loadForAlias(deps: ActivityDeps, input: AliasInput) {
   try {
-    checkOverrides(deps, input.overrides);
-    const { config } = loadConfig({ root: deps.root, overlay: input.config, overrides: input.overrides });
+    const { config } = loadRunConfig({
+      root: deps.root,
+      config: input.config,
+      overrides: input.overrides,
+      allowProtected: deps.allowProtectedOverrides,
+      env: deps.env,
+    });
     const datasetId = input.datasetId ?? config.dataset.id;
     return { config, registry: registryOf(config, datasetId) };
   } catch (err) {

@@ -4,7 +4,7 @@ import { withDb, lit } from '../lib/duckdb';
 import * as sql from '../analytics/baselines.sql';
 import type { ModelArtifact, RunPlan, TrainResult } from '../workflows/types';
 import { limitsOf, progress } from './context';
-import { trainDpVariant } from './train-dp';
+import { trainDpBaselines } from './train-dp';
 
 export function modelsDir(plan: RunPlan): string {
   return path.join(plan.runDir, 'models');
@@ -20,19 +20,7 @@ export async function trainBaselines(plan: RunPlan): Promise<TrainResult> {
   const { maxHistoryPerUser, neighbours } = plan.config.training.itemItem;
   return withDb(plan.dbPath, limitsOf(plan), async (db) => {
     if (plan.config.privacy.enabled) {
-      const evalVariant = await trainDpVariant(db, plan, 'train_bounded', '', dir);
-      const fullVariant = await trainDpVariant(db, plan, 'all_bounded', '-full', dir);
-      // What was released must be what the ledger reserved: zCDP composes additively.
-      const released = [...evalVariant.spends, ...fullVariant.spends].reduce(
-        (sum, sp) => sum + (sp.rho ?? NaN),
-        0,
-      );
-      // With DP-SGD the run's spend has no single ρ; the counts' share is recorded as countsRho.
-      const reserved = plan.privacy?.spend.rho ?? Number(plan.privacy?.spend.params.countsRho ?? NaN);
-      if (!(Math.abs(released - reserved) <= 1e-9 * reserved)) {
-        throw new Error(`privacy accounting mismatch: released rho ${released}, reserved rho ${reserved}`);
-      }
-      return { backend: 'duckdb-sql+dp', models: [...evalVariant.models, ...fullVariant.models] };
+      return { backend: 'duckdb-sql+dp', models: await trainDpBaselines(db, plan, dir) };
     }
     const models: ModelArtifact[] = [];
     const variants: [string, string][] = [

@@ -15,6 +15,11 @@ export interface CleanParams {
   detectBots: boolean;
   botMadK: number;
   botMinEventsPerDay: number;
+  /**
+   * A public per-user bot threshold (events per active day). When set it replaces the adaptive rule: with privacy
+   * on, a user's bot status must depend on that user's rows only, never on a median/MAD over all users.
+   */
+  botMaxEventsPerDay?: number;
   /** Quarantine events of items absent from the item metadata file (only when one was loaded). */
   requireKnownItems: boolean;
   /** Same user, item and event type again within this many seconds of the previous kept one (0: off). */
@@ -108,13 +113,18 @@ FROM (
 WHERE (ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating)
    ${p.nearDuplicateSeconds > 0 ? `OR ts - prev_ts <= to_seconds(${p.nearDuplicateSeconds})` : ''};
 
--- Bots: events per active day far above the robust (median + k * MAD) level across users.
+-- Bots: events per active day far above the robust (median + k * MAD) level across users, or (privacy on) above a
+-- fixed public threshold, which keeps the rule per-user.
 CREATE OR REPLACE TEMP TABLE user_rate AS
 SELECT user_id, count(*) / count(DISTINCT date_trunc('day', ts)) AS per_day
 FROM cls ANTI JOIN repeats USING (rid) WHERE reason IS NULL GROUP BY user_id;
 CREATE OR REPLACE TEMP TABLE bot_threshold AS
-SELECT greatest(${p.botMinEventsPerDay}, median(per_day) + ${p.botMadK} * coalesce(mad(per_day), 0)) AS threshold
-FROM user_rate;
+${
+  p.botMaxEventsPerDay !== undefined
+    ? `SELECT CAST(${Number(p.botMaxEventsPerDay)} AS DOUBLE) AS threshold;`
+    : `SELECT greatest(${p.botMinEventsPerDay}, median(per_day) + ${p.botMadK} * coalesce(mad(per_day), 0)) AS threshold
+FROM user_rate;`
+}
 CREATE OR REPLACE TEMP TABLE bots AS
 SELECT user_id FROM user_rate WHERE ${p.detectBots} AND per_day > (SELECT threshold FROM bot_threshold);
 
@@ -183,15 +193,23 @@ export function dropSplitSql(found: { name: string; kind: string }[]): string {
 }
 
 /**
- * The holdout. `time`: the last `holdoutDays` of clean events form the test period (a global cut: nothing
- * after it is seen in training). `user-time`: each user's latest `holdoutFraction` of events (users with at
- * least 3 events), which leaks other users' later events into training — the usual leave-last-out trade-off.
+ * The holdout. `time`: one global cut, everything from `cutoff` on is the test period (nothing after it is seen in
+ * training). The cut is a public instant when `cutoff` is given (privacy on: evaluation.cutoff or the run date
+ * minus holdoutDays); otherwise the newest clean event minus `holdoutDays`, which depends on every user's data.
+ * `user-time`: each user's latest `holdoutFraction` of events (users with at least 3 events), per user and so
+ * stable under adding or removing another user; it leaks other users' later events into training — the usual
+ * leave-last-out trade-off. Ties in time are broken by the row's own content, never its position.
  */
-export function splitSql(split: 'time' | 'user-time', holdoutDays: number, holdoutFraction: number): string {
+export function splitSql(
+  split: 'time' | 'user-time',
+  holdoutDays: number,
+  holdoutFraction: number,
+  cutoff?: string,
+): string {
   if (split === 'user-time') {
     return `
 CREATE OR REPLACE TEMP TABLE ranked_events AS
-SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts, item_id) AS rn, count(*) OVER (PARTITION BY user_id) AS n
+SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts, item_id, event_type, rating) AS rn, count(*) OVER (PARTITION BY user_id) AS n
 FROM events;
 CREATE TABLE train_events AS
 SELECT * EXCLUDE (rn, n) FROM ranked_events WHERE n < 3 OR rn <= n - ceil(n * ${holdoutFraction});
@@ -201,12 +219,16 @@ CREATE OR REPLACE TABLE split_info AS
 SELECT (SELECT min(ts) FROM holdout_events) AS holdout_start, max(ts) AS max_ts FROM events;
 DROP TABLE ranked_events;`;
   }
+  const start =
+    cutoff !== undefined
+      ? `CAST(${lit(new Date(cutoff).toISOString().replace('Z', ''))} AS TIMESTAMP)`
+      : `max(ts) - to_milliseconds(CAST(${Math.round(holdoutDays * 86_400_000)} AS BIGINT))`;
   // Views, not copies: a global time cut is one filter on events, and copying all clean events twice more
   // (a full compressed write each) was the largest cost of the cleaning stage. The caller drops what a
   // retry or another split left under these names first (dropSplitSql).
   return `
 CREATE OR REPLACE TABLE split_info AS
-SELECT max(ts) - to_milliseconds(CAST(${Math.round(holdoutDays * 86_400_000)} AS BIGINT)) AS holdout_start, max(ts) AS max_ts FROM events;
+SELECT ${start} AS holdout_start, max(ts) AS max_ts FROM events;
 CREATE VIEW train_events AS SELECT * FROM events WHERE ts < (SELECT holdout_start FROM split_info);
 CREATE VIEW holdout_events AS SELECT * FROM events WHERE ts >= (SELECT holdout_start FROM split_info);`;
 }

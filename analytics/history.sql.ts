@@ -48,12 +48,19 @@ export function writePartitionSql(file: string, runDate: string): string {
                ORDER BY source_file, source_line) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd)`;
 }
 
-/** The training window: events within `historyDays` of the newest one. */
-export function windowSql(historyDays: number): string {
+/**
+ * The training window: events from `start` on when given (privacy on: the run date minus historyDays, a public
+ * instant), otherwise within `historyDays` of the newest event (which depends on every user's data).
+ */
+export function windowSql(historyDays: number, start?: string): string {
   const ms = Math.round(historyDays * 86_400_000);
+  const from =
+    start !== undefined
+      ? `CAST(${lit(new Date(start).toISOString().replace('Z', ''))} AS TIMESTAMP)`
+      : `(SELECT max(ts) FROM ev_all) - to_milliseconds(CAST(${ms} AS BIGINT))`;
   return `
 CREATE OR REPLACE TEMP TABLE ev_src AS
-SELECT * FROM ev_all WHERE ts >= (SELECT max(ts) FROM ev_all) - to_milliseconds(CAST(${ms} AS BIGINT));`;
+SELECT * FROM ev_all WHERE ts >= ${from};`;
 }
 
 /** The quarantine row of a clean event removed later (typed values rendered back as text). */

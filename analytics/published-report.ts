@@ -27,6 +27,10 @@ export interface PublishedReport {
   basis: 'differentially-private' | 'exact';
   privacy: ModelPrivacy | null;
   source: string;
+  /**
+   * Items in the release's key set: with privacy on, the public catalogue (items file) or the items DP partition
+   * selection released — never the exact number of items seen in the data.
+   */
   catalogueItems: number;
   /** Items whose released count is above zero. */
   itemsWithUsers: number;

@@ -35,6 +35,12 @@ export interface GateInputs {
   };
 }
 
+/**
+ * With privacy on, evaluation also scores MostPop trained on the exact training counts under this name: the
+ * baseline a challenger must beat (the noisy MostPop beside it is weaker, so beating that proves nothing).
+ */
+export const EXACT_MOSTPOP = 'mostpop-exact';
+
 export function decideGates(i: GateInputs): GateDecision {
   const m = i.metrics[i.challenger] ?? {};
   const at = (name: string) => (name === 'coverage' ? 'coverage' : `${name}@${i.k}`);

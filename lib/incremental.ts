@@ -173,7 +173,16 @@ export function windowStart(newestEvent: string, historyDays: number): string {
  * older than that minus `historyDays` lies wholly outside it: not read at all, which keeps a run's cost bounded
  * by the window instead of growing with every night ever ingested.
  */
-export function entriesInWindow(entries: WatermarkEntry[], historyDays: number): WatermarkEntry[] {
+export function entriesInWindow(
+  entries: WatermarkEntry[],
+  historyDays: number,
+  /** A public window start (privacy on: the run date minus historyDays) instead of one from the data. */
+  publicStart?: string,
+): WatermarkEntry[] {
+  if (publicStart !== undefined) {
+    const start = new Date(publicStart).toISOString();
+    return entries.filter((e) => e.newestEvent === null || new Date(e.newestEvent).toISOString() >= start);
+  }
   const newest = entries
     .map((e) => e.newestEvent)
     .filter((t): t is string => t !== null)

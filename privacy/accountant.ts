@@ -248,8 +248,11 @@ export class RdpAccountant {
 export interface ComposedSpend {
   /** Basic composition: Σε, Σδ (Dwork et al.). Always valid. */
   basic: { epsilon: number; delta: number };
-  /** zCDP composition: Σρ, converted at the target δ. Present only when every spend carries ρ. */
-  zcdp?: { rho: number; epsilon: number; delta: number };
+  /**
+   * zCDP composition: Σρ (and Σ approxDelta of approximate-zCDP spends, added to δ outside ρ), converted at the
+   * target δ. Present only when every spend carries ρ and the approximate part leaves room in the target δ.
+   */
+  zcdp?: { rho: number; approxDelta: number; epsilon: number; delta: number };
   /** The tighter of the two (smaller ε among those with δ <= the target δ). */
   best: { epsilon: number; delta: number; via: 'basic' | 'zcdp' };
 }
@@ -267,20 +270,30 @@ export function composeZcdp(rhos: readonly number[]): number {
 /**
  * Composes spends two ways and reports the tighter. `targetDelta` is the δ at which the zCDP total is converted
  * (normally the budget's δ); the zCDP route only counts as "best" when basic composition is not already better.
+ * Approximate zCDP composes as (Σρ, Σδ₀) (Bun & Steinke 2016, Lemma 8.3): the ρ part is converted at
+ * targetDelta − Σδ₀ and the result's δ is targetDelta.
  */
 export function composeSpends(spends: readonly PrivacySpend[], targetDelta: number): ComposedSpend {
   let eps = 0;
   let delta = 0;
+  let approx = 0;
   for (const s of spends) {
     eps += s.epsilon;
     delta += s.delta;
+    approx += s.approxDelta ?? 0;
   }
   const basic = { epsilon: eps, delta };
   const allRho = spends.length > 0 && spends.every((s) => typeof s.rho === 'number');
   let zcdp: ComposedSpend['zcdp'];
-  if (allRho && targetDelta > 0 && targetDelta < 1) {
+  const room = targetDelta - approx;
+  if (allRho && targetDelta > 0 && targetDelta < 1 && room > 0) {
     const rho = composeZcdp(spends.map((s) => s.rho as number));
-    zcdp = { rho, epsilon: zcdpToEpsilon(rho, targetDelta), delta: rho === 0 ? 0 : targetDelta };
+    zcdp = {
+      rho,
+      approxDelta: approx,
+      epsilon: zcdpToEpsilon(rho, room),
+      delta: rho === 0 ? approx : targetDelta,
+    };
   }
   let best: ComposedSpend['best'] = { ...basic, via: 'basic' };
   const basicFits = basic.delta <= targetDelta;

@@ -323,10 +323,18 @@ export interface BoundingSqlOptions {
   readonly userColumn: string;
   readonly itemColumn: string;
   /**
-   * A column unique per row (e.g. an event id), used to give every row its own random sort key. Without it a
-   * row_number() is used, which is fine for the caps but not reproducible between two runs of the query.
+   * A column unique per row whose value does not depend on other users' rows (e.g. an event id assigned by the
+   * source system), giving every row its own random sort key.
    */
   readonly rowIdColumn?: string;
+  /**
+   * Or: the columns whose content identifies a row (user, item, event type, timestamp, rating), hashed into the
+   * row's sort key. One of the two is required. A row position (row_number() over the table) is deliberately not
+   * offered: removing one user shifts every later row's position, so every other user would draw a different
+   * sample and the caps would no longer bound what one user changes. Rows with identical content tie, and any
+   * choice among them keeps the same multiset of rows.
+   */
+  readonly rowIdentity?: readonly string[];
   readonly caps: ContributionCaps;
   /** Secret sampling key; generate it with `rng.secretHex()` and do not log it. */
   readonly secret: string;
@@ -358,7 +366,8 @@ const U_RANK = '__rf_u_rank';
 /**
  * Builds the DuckDB SQL that enforces the caps (the same three steps as `boundContributions`).
  *
- * Random choice inside a window: rows are ordered by sha256(secret ‖ domain ‖ row id) and the first c / m / k kept.
+ * Random choice inside a window: rows are ordered by sha256(secret ‖ domain ‖ row id) and the first c / m / k kept,
+ * where the row id is the row's own content or a source id, never its position in the table.
  * With a secret key unknown to whoever produced the data, SHA-256 acts as a pseudorandom function, so the order is
  * a pseudorandom permutation of the rows in each window and the kept rows are a uniformly random subset of the
  * cap's size (exactly the distribution of "shuffle, take the first k"). Ties (a SHA-256 collision) are broken by
@@ -374,8 +383,18 @@ export function buildBoundingSql(opts: BoundingSqlOptions): BoundingSqlPlan {
   const u = sqlIdent(opts.userColumn);
   const it = sqlIdent(opts.itemColumn);
   const secret = sqlString(opts.secret);
-  const ridExpr = opts.rowIdColumn ? sqlIdent(opts.rowIdColumn) : 'row_number() OVER ()';
   const txt = (e: string): string => `coalesce(CAST(${e} AS VARCHAR), '')`;
+  // Length-prefixed, NULL-marked fields: ('ab', 'c') and ('a', 'bc') or NULL and '' cannot hash alike.
+  const field = (c: string): string =>
+    `CASE WHEN ${sqlIdent(c)} IS NULL THEN 'N' ELSE 'V' || CAST(length(CAST(${sqlIdent(c)} AS VARCHAR)) AS VARCHAR) || ':' || CAST(${sqlIdent(c)} AS VARCHAR) END`;
+  let ridExpr: string;
+  if (opts.rowIdColumn) ridExpr = sqlIdent(opts.rowIdColumn);
+  else if (opts.rowIdentity && opts.rowIdentity.length > 0)
+    ridExpr = opts.rowIdentity.map(field).join(' || ');
+  else
+    throw new RangeError(
+      'bounding needs a stable row identity: rowIdColumn or rowIdentity (never the row position)',
+    );
   const rowKey = (tag: string): string => `sha256(${secret} || ${sqlString(tag)} || ${txt(RID)})`;
   const pairKey =
     `sha256(${secret} || ${sqlString('/item/')} || CAST(length(${txt(u)}) AS VARCHAR) || ':' || ` +

@@ -112,6 +112,12 @@ function discreteGaussianTail(sigma: number, c: number): { upper: number; lower:
   return { upper: Math.min(1, 1 - sLow / norm), lower: Math.max(0, 1 - sHigh / norm) };
 }
 
+/** A rigorous upper bound on P[Y > c] for Y ~ N_Z(0, σ²) (exact sum for σ <= 4096). */
+export function discreteGaussianTailUpper(sigma: number, c: number): number {
+  checkPositive('sigma', sigma);
+  return discreteGaussianTail(sigma, c).upper;
+}
+
 /**
  * An upper bound on the delta of the discrete Gaussian mechanism N_Z(0, σ²) for an integer-valued scalar query with
  * sensitivity Δ (Canonne, Kamath & Steinke 2020, Theorem 7):

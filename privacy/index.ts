@@ -54,6 +54,7 @@ export {
   analyticGaussianSigma,
   discreteGaussianDelta,
   discreteGaussianSigma,
+  discreteGaussianTailUpper,
   gaussianDelta,
   gaussianRho,
   gaussianSigmaForRho,
@@ -88,10 +89,32 @@ export {
 export type { DpSgdAccounting, DpSgdRandomness } from './dp-sgd';
 
 export {
+  ANY_UNIT,
+  bestWithin,
+  decideReservation,
+  decideTransition,
+  emptyLedger,
   LedgerConflictError,
-  LedgerLockTimeoutError,
-  openLedger,
   PrivacyBudgetExceededError,
-  PrivacyLedger,
-} from './ledger';
-export type { BudgetUsage, LedgerEntry, LedgerOptions, PrivacyBudget, ReservationStatus } from './ledger';
+  PrivacyUnitConflictError,
+  windowOf,
+} from './budget';
+export type {
+  Binding,
+  BudgetLimits,
+  BudgetUsage,
+  LedgerDocument,
+  LedgerEntry,
+  PrivacyBudget,
+  ReservationRequest,
+  ReservationStatus,
+  WindowKind,
+} from './budget';
+export { LEDGER_KEY, openLedger, PrivacyLedger } from './ledger';
+export type { LedgerOptions } from './ledger';
+
+export { partitionSelectionThreshold, planPartitionSelection, selectPartitions } from './partition-selection';
+export type { PartitionSelectionParams, PartitionSelectionPlan } from './partition-selection';
+
+export { estimateUtility } from './utility';
+export type { UtilityEstimate, UtilityInputs, UtilityVerdict } from './utility';

@@ -8,6 +8,13 @@ export interface PrivacySpend {
   readonly delta: number;
   /** zCDP parameter, when the mechanism has one (Gaussian: Δ²/2σ²; pure ε-DP: ε²/2). Enables zCDP composition. */
   readonly rho?: number;
+  /**
+   * Approximate zCDP (Bun & Steinke 2016, Def. 8.1): the release is ρ-zCDP except on an event of at most this
+   * probability — DP partition selection's threshold (an item only one user has is released with at most this
+   * probability). Composition adds it to δ outside ρ: (Σρ, Σ approxDelta) → ε at δ − Σ approxDelta. Included in
+   * `delta`.
+   */
+  readonly approxDelta?: number;
   readonly sensitivity: {
     readonly query: string;
     readonly norm: 'L0' | 'L1' | 'L2' | 'Linf';
@@ -29,6 +36,7 @@ export function assertValidSpend(s: unknown): asserts s is PrivacySpend {
     !finiteNonNeg(o.delta) ||
     (o.delta as number) > 1 ||
     (o.rho !== undefined && !finiteNonNeg(o.rho)) ||
+    (o.approxDelta !== undefined && (!finiteNonNeg(o.approxDelta) || o.approxDelta > (o.delta as number))) ||
     !o.sensitivity ||
     typeof o.sensitivity.query !== 'string' ||
     !finiteNonNeg(o.sensitivity.value) ||

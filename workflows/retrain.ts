@@ -171,6 +171,8 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
             window: plan.privacy.window,
             rowsRemovedByCaps: cleaned.privacyCapped,
             params: { ...plan.privacy.spend.params },
+            unit: plan.privacy.unit,
+            utility: plan.privacy.utility,
           }
         : null,
       published,

@@ -206,6 +206,10 @@ export interface RunPrivacy {
   window: string;
   rowsRemovedByCaps: number;
   params: Record<string, number | string | boolean>;
+  /** The privacy unit the spend was charged to (optional: runs from before units existed lack it). */
+  unit?: string;
+  /** The plan's signal-to-noise estimate from public parameters, made before the budget was reserved. */
+  utility?: import('../privacy/utility').UtilityEstimate;
 }
 
 export interface StageTiming {

@@ -4,6 +4,7 @@ import { withDb, lit, type Db } from '../../lib/duckdb';
 import { readJsonIfExists } from '../../lib/fs-atomic';
 import { dataPath } from '../../lib/config';
 import { openLedger } from '../../privacy/ledger';
+import { budgetLimits } from '../../privacy/budget-limits';
 import type { ProfileDocument } from '../profile-model';
 import type { RunPlan, RunSummary } from '../../workflows/types';
 import type {
@@ -77,15 +78,22 @@ function validationMetricOf(plan: RunPlan | undefined): string | null {
   return t[key]?.validationMetric ?? null;
 }
 
-export function privacyView(plan: RunPlan | undefined, summary: RunSummary | null): PrivacyBudgetView | null {
+export async function privacyView(
+  plan: RunPlan | undefined,
+  summary: RunSummary | null,
+): Promise<PrivacyBudgetView | null> {
   if (!plan || !summary?.privacy) return null;
   const budget = plan.config.privacy.budget;
   let usedEpsilon: number | null = null;
   const dir = dataPath(plan.config, 'privacy-ledger');
   if (fs.existsSync(dir)) {
     try {
-      usedEpsilon = openLedger(dir).usage(plan.datasetId, summary.privacy.window, budget.delta).composed.best
-        .epsilon;
+      const usage = await openLedger(dir).usage(
+        summary.privacy.unit ?? plan.config.privacy.unit ?? plan.datasetId,
+        plan.startedAt,
+        budgetLimits(plan.config),
+      );
+      usedEpsilon = usage.window.composed.best.epsilon;
     } catch {
       usedEpsilon = null; // An unreadable ledger leaves the figure out rather than failing the report.
     }
@@ -193,7 +201,7 @@ export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): P
     profileHref: fs.existsSync(f.profileHtml) ? 'profile.html' : null,
     evaluation,
     training: readTrainingCurves(runDir, plan),
-    privacy: privacyView(plan, summary),
+    privacy: await privacyView(plan, summary),
     samples,
     indexHref: indexFile ? path.relative(runDir, indexFile) : null,
   };

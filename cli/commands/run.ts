@@ -51,6 +51,13 @@ export function registerRun(program: Command): void {
 
 async function run(ctx: CliContext, o: RunOptions): Promise<number> {
   const { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } = await import('@temporalio/client');
+  // --config names the *run's* layers, exactly as a workflow input's `config`: files under configs/, merged over
+  // the worker's config, which may not change protected keys (privacy, dataDir, …). The in-process worker's own
+  // config comes only from configs/default.yaml, RECFORGE_CONFIG and the environment (.env), so the command
+  // line cannot choose another privacy ledger or lift the budget. Checked here first to fail fast.
+  const { loadRunConfig, loadWorkerConfig } = await import('../../lib/config');
+  const runConfig = loadRunConfig({ root: ctx.root, config: ctx.overlays }).config;
+  const workerConfig = loadWorkerConfig({ root: ctx.root }).config;
   const { WorkflowIdConflictPolicy } = await import('@temporalio/common');
   const { writeJsonAtomic } = await import('../../lib/fs-atomic');
   const { installObservability } = await import('../../lib/observability/runtime');
@@ -70,7 +77,7 @@ async function run(ctx: CliContext, o: RunOptions): Promise<number> {
     ...(o.dataset ? { datasetId: o.dataset } : {}),
     ...(o.runDate ? { runDate: o.runDate } : {}),
   };
-  const datasetId = o.dataset ?? ctx.config.dataset.id;
+  const datasetId = o.dataset ?? runConfig.dataset.id;
   const summaryFile = o.summaryJson ? path.resolve(o.summaryJson) : undefined;
   const server = inProcessWorker ? await ensureServer(ctx, say) : null;
   if (server) {
@@ -83,7 +90,7 @@ async function run(ctx: CliContext, o: RunOptions): Promise<number> {
     if (inProcessWorker) {
       workers = await createWorkers({
         root: ctx.root,
-        config: ctx.config,
+        config: workerConfig,
         address: ctx.address,
         roles: ['cpu', 'training'],
       });

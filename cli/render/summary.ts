@@ -18,8 +18,13 @@ export function summaryLines(s: RunSummary): string[] {
     lines.push(
       `    ${c.passed ? 'ok  ' : 'FAIL'} ${c.name}: ${fmt(c.value)} (threshold ${fmt(c.threshold)})`,
     );
-  if (s.privacy)
-    lines.push(`  privacy: ε=${s.privacy.epsilon} δ=${s.privacy.delta} (${s.privacy.mechanism})`);
+  if (s.privacy) {
+    lines.push(
+      `  privacy: unit ${s.privacy.unit ?? '?'}, ε=${s.privacy.epsilon} δ=${s.privacy.delta} (${s.privacy.mechanism}), window ${s.privacy.window}`,
+    );
+    const u = s.privacy.utility;
+    if (u) lines.push(`    planned utility: ${u.verdict} — ${u.note}`);
+  }
   if (s.published) {
     lines.push(`  published ${s.published.rows} rows for ${s.published.users} users`);
     lines.push(`  output: ${s.published.currentPath} -> ${s.published.versionDir}`);

@@ -178,8 +178,15 @@ export const configSchema = z.strictObject({
   cleaning: z.strictObject({
     /** Explicit-rating datasets have legitimate power users; bot detection is for implicit click logs. */
     detectBots: z.boolean(),
+    /** Adaptive bot rule (privacy off): events per active day above max(botMinEventsPerDay, median + botMadK·MAD). */
     botMadK: z.number().positive(),
     botMinEventsPerDay: z.number().positive(),
+    /**
+     * Public per-user bot rule, used with privacy on: a user whose events per active day exceed this is a bot.
+     * A fixed number keeps the rule per-user (the adaptive rule's median/MAD across users would let one user's
+     * presence flip other users' bot status, which no sensitivity accounts for).
+     */
+    botMaxEventsPerDay: z.number().positive(),
     /** Quarantine events of items missing from the item metadata file (when one is given). */
     requireKnownItems: z.boolean(),
     /** Repeats of the same (user, item, event type) within this many seconds are near-duplicates (0: off). */
@@ -217,11 +224,40 @@ export const configSchema = z.strictObject({
     split: z.enum(['time', 'user-time']),
     holdoutFraction: z.number().gt(0).lt(1),
     holdoutDays: z.number().positive().max(3650),
+    /**
+     * `time` split: the instant the holdout starts. Absent: with privacy on, the run date minus holdoutDays (a
+     * public instant); with privacy off, the newest clean event minus holdoutDays.
+     */
+    cutoff: z.iso.datetime({ offset: true }).optional(),
     k: z.number().int().min(1).max(1000),
   }),
   privacy: z.strictObject({
     /** Differential privacy for everything learned from other users' behaviour (see docs/privacy.md). */
     enabled: z.boolean(),
+    /**
+     * The privacy unit: names the population of users whose data this worker reads (e.g. `shop-eu-customers`).
+     * The budget ledger is kept per unit, never per dataset label; required when privacy is on.
+     */
+    unit: identifier.optional(),
+    /**
+     * Public estimate of the number of users in the population (not measured from the data): the plan's
+     * signal-to-noise estimate before any budget is spent.
+     */
+    expectedUsers: z.number().int().min(1),
+    /**
+     * Refuse to spend when the plan's expected signal-to-noise of the co-occurrence counts is below this (0: only
+     * report it in the summary).
+     */
+    minSignalToNoise: z.number().min(0),
+    /**
+     * DP partition selection, used when no public item catalogue (items file) is given: items are released only
+     * if their noisy distinct-user count clears a threshold. `share` of the count releases' zCDP budget goes to
+     * it and `deltaShare` of the run's δ to the threshold.
+     */
+    partitionSelection: z.strictObject({
+      share: z.number().gt(0).lt(1),
+      deltaShare: z.number().gt(0).lt(1),
+    }),
     /** Per-run target (ε, δ) over all releases, composed in zCDP. */
     epsilon: z.number().positive().max(100),
     delta: z.number().gt(0).lt(1e-2),
@@ -257,6 +293,11 @@ export const configSchema = z.strictObject({
       delta: z.number().gt(0).lt(1),
       /** Budget window: spends compose within a calendar month or day (UTC) of the run's start. */
       window: z.enum(['month', 'day']),
+      /** Lifetime bound on everything ever spent on the unit (nightly runs re-read the same users). */
+      lifetime: z.strictObject({
+        epsilon: z.number().positive(),
+        delta: z.number().gt(0).lt(1),
+      }),
     }),
   }),
   gates: z.strictObject({
@@ -387,6 +428,7 @@ export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
       message: 'must be shorter than startToCloseTimeout (activities heartbeat every third of it)',
     });
   }
+  if (c.privacy.enabled) privacyRules(c, ctx);
   if (c.training.challenger === 'two-tower' && c.privacy.enabled) {
     ctx.addIssue({
       code: 'custom',
@@ -415,3 +457,29 @@ export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
     }
   }
 });
+
+/**
+ * With privacy on, every step between reading the data and a DP release must be per-user (its output for user u
+ * depends only on u's rows) or use public parameters only; steps that are neither are refused here, naming the key.
+ */
+function privacyRules(c: RecforgeConfig, ctx: z.RefinementCtx): void {
+  const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (c.privacy.unit === undefined) {
+    issue(
+      ['privacy', 'unit'],
+      'required with privacy.enabled: name the population of users this worker reads (the budget is kept per unit)',
+    );
+  }
+  const k = c.cleaning.kCore;
+  if (k.users > 1 || k.items > 1) {
+    issue(
+      ['cleaning', 'kCore'],
+      "not allowed with privacy.enabled: the k-core keeps or removes a user's rows depending on other users' " +
+        "rows, so one user could change everyone else's data by more than the calibrated sensitivity; set users and items to 0",
+    );
+  }
+  const b = c.privacy.budget;
+  if (b.lifetime.epsilon < b.epsilon || b.lifetime.delta < b.delta) {
+    issue(['privacy', 'budget', 'lifetime'], 'must be at least the per-window budget');
+  }
+}

@@ -12,18 +12,22 @@ describe('abandonPlan', () => {
 
   test('releases this run’s reservation and dataset lock, and nothing of another run', async () => {
     const dataDir = tempDir('abandon');
-    const overrides = { dataDir };
+    const overrides = { dataDir, privacy: { enabled: true, unit: 'abandon-test' } };
     const { config } = loadConfig({ root: ROOT, env: {}, overrides });
     await acquireDatasetLock(dataDir, 'ds', { ...me, acquiredAt: 'now' }, undefined);
-    await reserveBudget(config, 'ds', me.runId, '2026-11-23T00:00:00Z');
-    await reserveBudget(config, 'ds', 'other-run', '2026-11-23T00:00:00Z');
+    const run = (runId: string) => ({
+      runId,
+      label: 'ds',
+      inputs: ['/data/in.csv'],
+      startedAt: '2026-11-23T00:00:00Z',
+      items: 'public-catalogue' as const,
+      catalogueItems: null,
+    });
+    await reserveBudget(config, run(me.runId));
+    await reserveBudget(config, run('other-run'));
 
     await abandonPlan(deps, { datasetId: 'ds', overrides }, me);
-    const status = Object.fromEntries(
-      ledger(config)
-        .entries()
-        .map((e) => [e.runId, e.status]),
-    );
+    const status = Object.fromEntries((await ledger(config).entries()).map((e) => [e.runId, e.status]));
     expect(status).toEqual({ [me.runId]: 'released', 'other-run': 'reserved' });
     expect(fs.existsSync(lockFile(dataDir, 'ds'))).toBe(false);
     // Idempotent, and harmless when nothing was taken.

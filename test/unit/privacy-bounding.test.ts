@@ -307,11 +307,23 @@ describe('SQL quoting', () => {
       source: ['main', 'x"; DROP TABLE y; --'],
       userColumn: 'u"',
       itemColumn: "i'",
+      rowIdentity: ['u"', "i'", 't"s'],
       caps: { maxEventsPerUser: 2, maxEventsPerUserItem: 1 },
       secret: "0123456789abcdef'; DROP TABLE z; --",
     });
     expect(plan.boundedRowsSql).toContain('"main"."x""; DROP TABLE y; --"');
     expect(plan.boundedRowsSql).toContain("'0123456789abcdef''; DROP TABLE z; --'");
+    expect(plan.boundedRowsSql).toContain('"t""s"');
+    // A row's position is not an identity: without rowIdColumn or rowIdentity the plan is refused.
+    expect(() =>
+      buildBoundingSql({
+        source: 't',
+        userColumn: 'u',
+        itemColumn: 'i',
+        caps: { maxEventsPerUser: 2, maxEventsPerUserItem: 1 },
+        secret: '0123456789abcdef0123',
+      }),
+    ).toThrow(/stable row identity/);
     expect(() =>
       buildBoundingSql({
         source: 't',
@@ -436,6 +448,29 @@ describe('buildBoundingSql in a real DuckDB', () => {
     expect(minus.map((r) => r.event_id)).toEqual(full.map((r) => r.event_id));
   });
 
+  test('content identity: the kept rows do not depend on row order or on other users (rows shuffled, one user removed)', async () => {
+    const byContent = (source: string) =>
+      buildBoundingSql({
+        source,
+        userColumn: 'user_id',
+        itemColumn: 'item_id',
+        rowIdentity: ['user_id', 'item_id', 'payload'],
+        caps: { ...caps, maxItemsPerUser: 3 },
+        secret,
+      });
+    const heavy = [...countBy(log, (r) => r.userId).entries()].sort((a, b) => b[1] - a[1])[0][0];
+    // The same rows in another physical order, without the heavy user: every other user keeps the same rows.
+    await conn.run(
+      `CREATE OR REPLACE TABLE shuffled AS SELECT * FROM events WHERE user_id <> ${sqlString(heavy)} ORDER BY md5(payload)`,
+    );
+    const full = await rows(
+      `SELECT event_id FROM (${byContent('events').boundedRowsSql}) WHERE user_id <> ${sqlString(heavy)} ORDER BY 1`,
+    );
+    const other = await rows(`SELECT event_id FROM (${byContent('shuffled').boundedRowsSql}) ORDER BY 1`);
+    expect(other.map((r) => r.event_id)).toEqual(full.map((r) => r.event_id));
+    expect(full.length).toBeLessThan(log.length);
+  });
+
   test('hash-ordered sampling is uniform over a user’s events (chi-square over 500 users)', async () => {
     // 500 users with the same 10 "event slots": which slots survive k = 3 must be uniform.
     await conn.run(`CREATE OR REPLACE TABLE slots AS
@@ -468,6 +503,7 @@ describe('buildBoundingSql in a real DuckDB', () => {
       source: table,
       userColumn: userCol,
       itemColumn: 'item_id',
+      rowIdColumn: 'event_id',
       caps,
       secret: "x'); DROP TABLE events; SELECT ('",
     });

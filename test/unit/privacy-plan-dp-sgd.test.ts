@@ -10,10 +10,11 @@ import {
 import { rhoForApproxDp } from '../../privacy';
 import { ROOT } from '../helpers/env';
 
+const PRIVATE = path.join(ROOT, 'configs', 'private.yaml');
 const mfDp = () =>
-  loadConfig({ root: ROOT, env: {}, overlay: path.join(ROOT, 'configs', 'mf-dp.yaml') }).config;
+  loadConfig({ root: ROOT, env: {}, overlay: [PRIVATE, path.join(ROOT, 'configs', 'mf-dp.yaml')] }).config;
 
-describe('the run plan with DP-SGD (configs/mf-dp.yaml)', () => {
+describe('the run plan with DP-SGD (configs/private.yaml + configs/mf-dp.yaml)', () => {
   const config = mfDp();
   const spend = plannedSpend(config);
 
@@ -49,7 +50,7 @@ describe('the run plan with DP-SGD (configs/mf-dp.yaml)', () => {
   });
 
   test('without DP-SGD the plan is the four count releases, as before', () => {
-    const itemitem = loadConfig({ root: ROOT, env: {} }).config;
+    const itemitem = loadConfig({ root: ROOT, env: {}, overlay: PRIVATE }).config;
     const s = plannedSpend(itemitem);
     expect(s.mechanism).toBe('discrete-gaussian');
     expect(s.epsilon).toBeCloseTo(itemitem.privacy.epsilon, 9);
@@ -59,7 +60,7 @@ describe('the run plan with DP-SGD (configs/mf-dp.yaml)', () => {
   test('config validation: two-tower and non-private mf options are refused with privacy on', () => {
     const msg = (overrides: Record<string, unknown>) => {
       try {
-        loadConfig({ root: ROOT, env: {}, overrides });
+        loadConfig({ root: ROOT, env: {}, overlay: PRIVATE, overrides });
         return '';
       } catch (err) {
         expect(err).toBeInstanceOf(ConfigError);
