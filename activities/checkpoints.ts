@@ -15,7 +15,7 @@ import {
   type TrainHooks,
   type TrainResult,
 } from '../models';
-import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { ModelArtifact, RunPlan } from '../contracts/stages';
 import { limitsOf, progress } from './context';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 

@@ -5,7 +5,7 @@ import { lit, type Db } from '../lib/duckdb';
 import { fsyncDir } from '../lib/fs-atomic';
 import * as hist from '../analytics/history.sql';
 import { kCoreEnabled, kCorePassSql, kCoreSetupSql, KCORE_DROP_SQL } from '../analytics/kcore.sql';
-import type { CleanResult, RunPlan } from '../workflows/types';
+import type { CleanResult, RunPlan } from '../contracts/stages';
 import { log, progress } from './context';
 
 /**

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { dropRelation, withDb, lit, type Db } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
-import type { CleanResult, ProfileResult, RunPlan } from '../workflows/types';
+import type { CleanResult, ProfileResult, RunPlan } from '../contracts/stages';
 import { limitsOf, log, progress } from './context';
 import { buildBoundingSql, createSecureRng } from '../privacy';
 import { buildTrainingSet, needsSources, type HistoryOutcome } from './clean-history';

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import type { RunPlan } from '../workflows/types';
+import type { RunPlan } from '../contracts/stages';
 import type { DuckdbLimits } from '../lib/duckdb';
 import * as path from 'node:path';
 import { setProgress } from './heartbeat';

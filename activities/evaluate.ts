@@ -13,7 +13,7 @@ import {
   segmentMetricsSql,
   PER_USER_NDCG_SQL,
 } from '../evaluation/metrics.sql';
-import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../workflows/types';
+import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../contracts/stages';
 import { limitsOf, progress } from './context';
 import { registryOf } from './support/storage';
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { RecforgeConfig } from '../lib/config/schema';
+import type { RecforgeConfig } from '../contracts/config';
 import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
 import {
   checkWatermark,
@@ -18,7 +18,13 @@ import {
   type WatermarkEntry,
 } from '../lib/incremental';
 import type { SchemaRecord } from '../analytics/schema-drift';
-import type { CleanResult, IncrementalPlan, IngestResult, RunInputReport, RunPlan } from '../workflows/types';
+import type {
+  CleanResult,
+  IncrementalPlan,
+  IngestResult,
+  RunInputReport,
+  RunPlan,
+} from '../contracts/stages';
 import { digestFile, digestPrefix, formatOf } from './files';
 import { compressionOf } from '../lib/csv-header';
 import { log, progress } from './context';

@@ -1,4 +1,4 @@
-import type { RetrainInput, RunPlan } from '../workflows/types';
+import type { RetrainInput, RunPlan } from '../contracts/stages';
 import type { ActivityDeps } from './context';
 import { withHeartbeat } from './heartbeat';
 import { abandonPlan, planRun, releaseLock } from './plan';
@@ -22,7 +22,7 @@ import type {
   ProfileResult,
   RunSummary,
   TrainResult,
-} from '../workflows/types';
+} from '../contracts/stages';
 import { writeRunReport } from '../analytics/run-report/write';
 import { Context } from '@temporalio/activity';
 

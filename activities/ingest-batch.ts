@@ -9,7 +9,7 @@ import { LineScanner } from '../lib/line-scan';
 import { resolveColumns, type DriftPolicy, type ValueContract } from '../analytics/input-contract';
 import * as batchSql from '../analytics/ingest-batch.sql';
 import * as sql from '../analytics/ingest.sql';
-import type { IngestedFile } from '../workflows/types';
+import type { IngestedFile } from '../contracts/stages';
 
 /**
  * Ingest of many small CSV files in one scan per header (see analytics/ingest-batch.sql.ts). Each file is

@@ -25,7 +25,7 @@ import {
 } from '../analytics/input-contract';
 import { compareSchemas, describeDrift, quarantineFileSql } from '../analytics/schema-drift';
 import { readSchemaRecord } from './incremental';
-import type { IngestResult, IngestedFile, RunPlan } from '../workflows/types';
+import type { IngestResult, IngestedFile, RunPlan } from '../contracts/stages';
 import {
   CorruptCompressionError,
   digestFile,

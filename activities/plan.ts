@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadRunConfig, dataPath, ConfigError, type RecforgeConfig } from '../lib/config';
-import type { RetrainInput, RunPlan } from '../workflows/types';
+import type { RetrainInput, RunPlan } from '../contracts/stages';
 import { resolveInputFiles } from './files';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
 import type { ActivityDeps } from './context';

@@ -339,17 +339,8 @@ export function ledger(config: RecforgeConfig): PrivacyLedger {
   return openLedger(dir);
 }
 
-export interface PrivacyReservation {
-  /** The privacy unit the spend is charged to (config privacy.unit). */
-  unit: string;
-  window: string;
-  spend: PrivacySpend;
-  ledgerPath: string;
-  /** The input locations the reservation binds to the unit. */
-  inputs: string[];
-  /** The plan's estimate of signal against noise (from public parameters). */
-  utility: UtilityEstimate;
-}
+export type { PrivacyReservation } from '../contracts/privacy';
+import type { PrivacyReservation } from '../contracts/privacy';
 
 /** A RecforgeError from the privacy library as the Temporal failure of the same type (non-retryable as declared). */
 function asFailure(err: unknown): never {

@@ -18,7 +18,7 @@ import {
   type Share,
   type TimeProfile,
 } from '../analytics/profile-model';
-import type { ProfileResult, RunPlan } from '../workflows/types';
+import type { ProfileResult, RunPlan } from '../contracts/stages';
 import { limitsOf, log, progress } from './context';
 
 /** What profile() returns: the workflow's ProfileResult plus the report and the drift summary. */

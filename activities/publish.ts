@@ -4,7 +4,7 @@ import { withDb, lit, type DuckdbLimits } from '../lib/duckdb';
 import { fsyncDir, sha256File, writeJsonAtomic, readJsonIfExists } from '../lib/fs-atomic';
 import { configKey } from './support/storage';
 import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
-import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../workflows/types';
+import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../contracts/stages';
 import { limitsOf, log, progress } from './context';
 import { stateDir } from './clean';
 import { recordSuccessfulProfile } from './profile';

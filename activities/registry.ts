@@ -16,7 +16,7 @@ import type {
   TrainResult,
   AliasInput,
   AliasResult,
-} from '../workflows/types';
+} from '../contracts/stages';
 import type { ActivityDeps } from './context';
 import { kindOfFamily } from './evaluate';
 import { writeVersion, manifestPrivacy, pruneVersions } from './publish';

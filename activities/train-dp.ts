@@ -10,7 +10,7 @@ import {
   type PrivacySpend,
   type SecureRng,
 } from '../privacy';
-import type { ModelArtifact, RunPlan } from '../workflows/types';
+import type { ModelArtifact, RunPlan } from '../contracts/stages';
 import {
   deltaSplit,
   partitionSelectionRho,

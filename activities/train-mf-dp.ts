@@ -16,7 +16,7 @@ import {
   type MFModel,
 } from '../models';
 import { createSecureRng, secureDpSgdRandomness } from '../privacy';
-import type { RunPlan } from '../workflows/types';
+import type { RunPlan } from '../contracts/stages';
 import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
 import { limitsOf, log } from './context';
 import { assertDpSgdWithinReservation, reservedDpSgd, type DpSgdPlan } from './privacy';

@@ -13,7 +13,7 @@ import {
   type MFModel,
   type MFConfig,
 } from '../models';
-import type { RunPlan } from '../workflows/types';
+import type { RunPlan } from '../contracts/stages';
 import type { ModelRecord } from '../contracts/registry';
 import type { ModelRegistry } from '../registry/registry';
 import { limitsOf, log } from './context';

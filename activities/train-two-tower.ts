@@ -18,7 +18,7 @@ import {
   type TwoTowerModel,
   type TwoTowerConfig,
 } from '../models';
-import type { RunPlan } from '../workflows/types';
+import type { RunPlan } from '../contracts/stages';
 import type { ModelRecord } from '../contracts/registry';
 import type { ModelRegistry } from '../registry/registry';
 import { limitsOf, log } from './context';

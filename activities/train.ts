@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withDb, lit } from '../lib/duckdb';
 import * as sql from '../analytics/baselines.sql';
-import type { ModelArtifact, RunPlan, TrainResult } from '../workflows/types';
+import type { ModelArtifact, RunPlan, TrainResult } from '../contracts/stages';
 import { limitsOf, progress } from './context';
 import { trainDpBaselines } from './train-dp';
 

@@ -105,7 +105,8 @@ export interface InteractionProfile {
   time: TimeProfile;
 }
 
-export type DriftStatus = 'ok' | 'warn' | 'alert';
+export type { DriftStatus, DriftSummary } from '../contracts/profile';
+import type { DriftStatus } from '../contracts/profile';
 
 export interface DriftCheck {
   name: string;
@@ -129,16 +130,6 @@ export interface DriftReport {
   vanishedUsersShare: number | null;
   vanishedItemsShare: number | null;
   checks: DriftCheck[];
-  status: DriftStatus;
-}
-
-/** The compact summary returned to the workflow (the full report is in profile.json). */
-export interface DriftSummary {
-  previousRunId: string;
-  volumeChange: number;
-  maxPsi: number;
-  newUsersShare: number | null;
-  newItemsShare: number | null;
   status: DriftStatus;
 }
 

@@ -1,5 +1,5 @@
 import { lit } from '../lib/duckdb';
-import type { IngestedFile, SchemaDrift } from '../workflows/types';
+import type { IngestedFile, SchemaDrift } from '../contracts/stages';
 
 /**
  * Column drift against the previous successful run, pure. The previous run's files are recorded with their

@@ -7,7 +7,7 @@ import { generateDataset, isGeneratedDatasetComplete } from '../lib/datagen';
 import { ingest } from '../activities/ingest';
 import { profile } from '../activities/profile';
 import { clean } from '../activities/clean';
-import type { RunPlan } from '../workflows/types';
+import type { RunPlan } from '../contracts/stages';
 import { RssSampler, timed, writeResults, type BenchResult } from './common';
 
 /**

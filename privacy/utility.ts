@@ -26,24 +26,8 @@ export interface UtilityInputs {
   partitionSelectionThreshold: number | null;
 }
 
-export type UtilityVerdict = 'signal' | 'weak' | 'noise';
-
-export interface UtilityEstimate {
-  expectedUsers: number;
-  popularitySigma: number;
-  cooccurrenceSigma: number;
-  /** Upper bound on the mean distinct-user count per catalogue item (null without a public catalogue). */
-  expectedPopularitySignal: number | null;
-  /** Upper bound on the mean distinct-user count per candidate pair. */
-  expectedCooccurrenceSignal: number;
-  popularitySignalToNoise: number | null;
-  cooccurrenceSignalToNoise: number;
-  /** Users an item needs (in expectation of the noisy count) to be released at all, without a catalogue. */
-  partitionSelectionThreshold: number | null;
-  /** From the co-occurrence signal-to-noise (the item-item model's input): >= 3 signal, >= 1 weak, else noise. */
-  verdict: UtilityVerdict;
-  note: string;
-}
+export type { UtilityEstimate, UtilityVerdict } from '../contracts/privacy';
+import type { UtilityEstimate, UtilityVerdict } from '../contracts/privacy';
 
 const pairs = (n: number) => (n * (n - 1)) / 2;
 const round = (x: number) => Math.round(x * 1000) / 1000;

@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { CpuActivities } from '../activities';
-import type { AliasInput, AliasResult } from './types';
+import type { AliasInput, AliasResult } from '../contracts/stages';
 
 const registry = proxyActivities<CpuActivities>({
   startToCloseTimeout: '5m',

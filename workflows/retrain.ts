@@ -13,7 +13,14 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
-import type { RetrainInput, RunSummary, StageTiming, RunPlan, PublishResult, TrainResult } from './types';
+import type {
+  RetrainInput,
+  RunSummary,
+  StageTiming,
+  RunPlan,
+  PublishResult,
+  TrainResult,
+} from '../contracts/stages';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
 
 /** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */

@@ -3,7 +3,7 @@ import { historyChart, rowsHistoryChart } from './charts';
 import { REPORT_CSS } from './html';
 import type { RunIndexEntry } from './model';
 import { renderAll } from './svg';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 
 /**
  * The index of a dataset's finished runs: NDCG@K of challenger and baselines over time with each run's gate

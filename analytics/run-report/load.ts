@@ -6,7 +6,7 @@ import { dataPath } from '../../lib/config';
 import { openLedger } from '../../privacy/ledger';
 import { budgetLimits } from '../../privacy/budget-limits';
 import type { ProfileDocument } from '../profile-model';
-import type { RunPlan, RunSummary } from '../../workflows/types';
+import type { RunPlan, RunSummary } from '../../contracts/stages';
 import type {
   EvaluationDocument,
   ItemInfo,

@@ -1,5 +1,5 @@
 import type { ProfileDocument } from '../profile-model';
-import type { GateCheck, ModelMetrics, RunPrivacy, RunSummary } from '../../workflows/types';
+import type { GateCheck, ModelMetrics, RunPrivacy, RunSummary } from '../../contracts/stages';
 
 /**
  * Everything the run report shows, gathered from a run's artifacts by ./load.ts and rendered by ./html.ts.

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../../lib/fs-atomic';
-import type { RunPlan, RunSummary } from '../../workflows/types';
+import type { RunPlan, RunSummary } from '../../contracts/stages';
 import { buildRunReport } from './html';
 import { buildRunIndex, indexEntryOf } from './index-page';
 import { indexPathOf, loadRunReportInput, runFiles } from './load';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { AliasInput, AliasResult } from '../../workflows/types';
+import type { AliasInput, AliasResult } from '../../contracts/stages';
 import { connect, loadContext, rootCause, type CliContext, type GlobalOptions } from '../context';
 
 interface AliasOptions {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { loadContext, UsageError, type GlobalOptions } from '../context';
 
 interface ReportOptions {

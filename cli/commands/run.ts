@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import type { RetrainInput, RunSummary } from '../../workflows/types';
+import type { RetrainInput, RunSummary } from '../../contracts/stages';
 import type { WorkerSet } from '../../worker/workers';
 import {
   connect,

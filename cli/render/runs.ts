@@ -1,4 +1,4 @@
-import type { GateCheck } from '../../workflows/types';
+import type { GateCheck } from '../../contracts/stages';
 import { duration } from './progress';
 
 /**

@@ -1,4 +1,4 @@
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 
 /** The run summary as the pipeline has always printed it; rejected runs say so in the first line. Pure. */
 export function summaryLines(s: RunSummary): string[] {

@@ -1,2 +1,2 @@
-export * from './schema';
+export * from '../../contracts/config';
 export * from './load';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { RecforgeError } from '../../contracts/errors';
-import { validatedConfigSchema, type RecforgeConfig } from './schema';
+import { validatedConfigSchema, type RecforgeConfig } from '../../contracts/config';
 
 /** Raised for any configuration problem; the message names the file and the key. Non-retryable. */
 export class ConfigError extends RecforgeError {
@@ -94,6 +94,7 @@ function envOverrides(env: NodeJS.ProcessEnv): Plain {
   if (env.TEMPORAL_NAMESPACE)
     out.temporal = { ...(out.temporal as Plain), namespace: env.TEMPORAL_NAMESPACE };
   if (env.RECFORGE_DATA_DIR) out.dataDir = env.RECFORGE_DATA_DIR;
+  if (env.RECFORGE_STORAGE_ROOT !== undefined) out.storage = { root: env.RECFORGE_STORAGE_ROOT };
   return out;
 }
 
@@ -194,7 +195,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
  * environment): they decide the privacy ledger and budget, where state and outputs live, and routing. A run's
  * layers (the workflow input's `config` file and `overrides`, or the CLI's `--config`) may not change them.
  */
-export const PROTECTED_KEYS = ['dataDir', 'privacy', 'temporal', 'registry', 'publish.outputDir'] as const;
+export const PROTECTED_KEYS = [
+  'dataDir',
+  'storage',
+  'privacy',
+  'temporal',
+  'registry',
+  'publish.outputDir',
+] as const;
 
 /** The worker's config: configs/default.yaml + RECFORGE_CONFIG overlays (a comma-separated list) + environment. */
 export function loadWorkerConfig(options: { root?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {

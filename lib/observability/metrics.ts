@@ -5,7 +5,7 @@ import type {
   IngestResult,
   PublishResult,
   RunPlan,
-} from '../../workflows/types';
+} from '../../contracts/stages';
 
 /**
  * recforge's own Prometheus metrics, exported through the Temporal SDK's metric meter: they appear on the same

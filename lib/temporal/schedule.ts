@@ -5,7 +5,7 @@ import {
   type ScheduleOptions,
 } from '@temporalio/client';
 import type { RecforgeConfig } from '../config';
-import type { RetrainInput } from '../../workflows/types';
+import type { RetrainInput } from '../../contracts/stages';
 
 /** The nightly retrain as a Temporal Schedule, built from config (cron, timezone, overlap, catch-up window). */
 export function scheduleOptions(config: RecforgeConfig, input: RetrainInput = {}): ScheduleOptions {

@@ -1,6 +1,6 @@
 import type { ProfileDocument } from '../../analytics/profile-model';
 import type { RunReportInput } from '../../analytics/run-report/model';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 
 /**
  * A complete run report input built by hand (no pipeline run): a learned challenger that lost to the champion,

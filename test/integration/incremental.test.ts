@@ -13,7 +13,7 @@ import {
   rootMessage,
   queryDuckDb,
 } from '../helpers/env';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 import type { Watermark } from '../../lib/incremental';
 
 const query = (dbFile: string, sql: string) => queryDuckDb(sql, dbFile);

@@ -11,7 +11,7 @@ import {
   testOverrides,
   ROOT,
 } from '../helpers/env';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 
 jest.setTimeout(300_000);
 

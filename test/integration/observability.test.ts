@@ -7,7 +7,7 @@ import { runtimeOptions } from '../../lib/observability/runtime';
 import { createJsonLogger } from '../../lib/observability/logger';
 import { main as cli } from '../../cli/main';
 import type { RunRow } from '../../cli/render/runs';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 import {
   smallDataset,
   startTemporal,

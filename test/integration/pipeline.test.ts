@@ -17,7 +17,7 @@ import {
   queryDuckDb,
   recordHistory,
 } from '../helpers/env';
-import type { RunPlan, RunSummary } from '../../workflows/types';
+import type { RunPlan, RunSummary } from '../../contracts/stages';
 import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/publish';
 

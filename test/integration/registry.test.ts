@@ -13,7 +13,7 @@ import {
   rootMessage,
   recordHistory,
 } from '../helpers/env';
-import type { AliasResult, RunSummary } from '../../workflows/types';
+import type { AliasResult, RunSummary } from '../../contracts/stages';
 import { ModelRegistry } from '../../registry/registry';
 import { LocalStorage } from '../../lib/storage';
 import { pruneVersions } from '../../activities/publish';

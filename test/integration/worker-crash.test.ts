@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startTemporal, tempDir, testOverrides, smallDataset, ROOT, recordHistory } from '../helpers/env';
-import type { RunSummary } from '../../workflows/types';
+import type { RunSummary } from '../../contracts/stages';
 
 jest.setTimeout(300_000);
 

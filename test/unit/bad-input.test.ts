@@ -9,7 +9,7 @@ import { Db, lit, withDb } from '../../lib/duckdb';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
 import { resolveInputFiles } from '../../activities/files';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 
 /**
  * The bad-input corpus: every case must end in a clear error naming the file (and line/field where it

@@ -5,7 +5,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { ROOT } from '../helpers/env';
 
 /** The catalogue and near-duplicate rules of cleaning, on a tiny hand-made log. */

@@ -8,7 +8,7 @@ import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
 import { resolveInputFiles } from '../../activities/files';
 import { REASONS } from '../../analytics/clean.sql';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { CORPUS, materialize, type CorpusCase } from '../helpers/hostile-corpus';
 
 /**

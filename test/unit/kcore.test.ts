@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { ROOT, queryDuckDb } from '../helpers/env';
 
 const rows = (sql: string) => queryDuckDb(sql);

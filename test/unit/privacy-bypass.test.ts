@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { planRun, releaseLock } from '../../activities/plan';
 import { ledger } from '../../activities/privacy';
 import type { ActivityDeps } from '../../activities/context';
-import type { RetrainInput, RunPlan } from '../../workflows/types';
+import type { RetrainInput, RunPlan } from '../../contracts/stages';
 import { ROOT, tempDir } from '../helpers/env';
 
 /**

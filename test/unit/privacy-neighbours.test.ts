@@ -6,7 +6,7 @@ import { cleanRows, splitAndBound } from '../../activities/clean';
 import { cooccurrenceCountsSql, observedItemUsersSql, popularityCountsSql } from '../../activities/train-dp';
 import { plannedReleases, type ItemSelection } from '../../activities/privacy';
 import { itemUserCountSensitivity, type Sensitivity } from '../../privacy';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { ROOT, tempDir } from '../helpers/env';
 
 /**

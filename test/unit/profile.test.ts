@@ -12,7 +12,7 @@ import {
   type DriftBaseline,
   type ProfileDocument,
 } from '../../analytics/profile-model';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 
 const ROOT = findProjectRoot(__dirname);
 const STARTED = '2027-01-01T00:00:00.000Z';

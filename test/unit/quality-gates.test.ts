@@ -1,6 +1,6 @@
 import { loadConfig } from '../../lib/config';
 import { gateCounts, qualityChecks } from '../../activities/clean';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 import { ROOT } from '../helpers/env';
 
 function plan(quality: Record<string, unknown> = {}): RunPlan {

@@ -9,7 +9,7 @@ import { runCancellable } from '../../lib/cancellation';
 import { isRecforgeError } from '../../contracts/errors';
 import { asFailure } from '../../activities/failure';
 import { ingest } from '../../activities/ingest';
-import type { RunPlan } from '../../workflows/types';
+import type { RunPlan } from '../../contracts/stages';
 
 /**
  * Issue #16, item 4: resource abuse from the workflow input. Sizes and durations are bounded in the config

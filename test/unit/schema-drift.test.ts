@@ -8,7 +8,7 @@ import { ContractError, resolveColumns, retypedColumns } from '../../analytics/i
 import { compareSchemas } from '../../analytics/schema-drift';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { IngestedFile, RunPlan } from '../../workflows/types';
+import type { IngestedFile, RunPlan } from '../../contracts/stages';
 
 /** Schema drift: extra, renamed (aliased) and retyped columns follow schema.drift; drift vs the last run. */
 

@@ -75,6 +75,17 @@ const identifier = z
 
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1),
+  storage: z.strictObject({
+    /**
+     * Where runs, the registry, published output and state live: '' for the data folder (the embedded default),
+     * or s3://bucket/prefix for object storage shared by workers on several machines (credentials only from the
+     * standard AWS environment variables). dataDir then holds only worker-local scratch and the dev server.
+     */
+    root: z.union([
+      z.literal(''),
+      z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'expected s3://bucket[/prefix]'),
+    ]),
+  }),
   temporal: z.strictObject({
     address: z.string(),
     namespace: identifier,

@@ -51,12 +51,12 @@ export interface RunPlan {
   itemsFile?: string;
   modelVersion: string;
   /** The resolved, validated configuration every activity of this run uses (small; no data). */
-  config: import('../lib/config/schema').RecforgeConfig;
+  config: import('./config').RecforgeConfig;
   startedAt: string;
   /** Whether the bundled dataset had to be generated for this run. */
   generatedData: boolean;
   /** The privacy spend reserved in the ledger for this run (null when differential privacy is off). */
-  privacy: import('../activities/privacy').PrivacyReservation | null;
+  privacy: import('./privacy').PrivacyReservation | null;
   /** Set when dataset.incremental is on (optional: plans written before it existed lack it). */
   incremental?: IncrementalPlan | null;
 }
@@ -109,7 +109,7 @@ export interface ProfileResult {
   /** Self-contained HTML report beside profile.json. */
   reportPath: string;
   /** Drift against the previous successful run's profile of this dataset; null on a first run. */
-  drift: import('../analytics/profile-model').DriftSummary | null;
+  drift: import('./profile').DriftSummary | null;
 }
 
 export interface CleanResult {
@@ -209,7 +209,7 @@ export interface RunPrivacy {
   /** The privacy unit the spend was charged to (optional: runs from before units existed lack it). */
   unit?: string;
   /** The plan's signal-to-noise estimate from public parameters, made before the budget was reserved. */
-  utility?: import('../privacy/utility').UtilityEstimate;
+  utility?: import('./privacy').UtilityEstimate;
 }
 
 export interface StageTiming {
