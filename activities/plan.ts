@@ -156,7 +156,8 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
           catalogueItems: catalogueSize(itemsFile),
         })
       : null;
-    if (privacy) log('privacy plan', { unit: privacy.unit, spend: privacy.spend.epsilon, utility: privacy.utility });
+    if (privacy)
+      log('privacy plan', { unit: privacy.unit, spend: privacy.spend.epsilon, utility: privacy.utility });
   } catch (err) {
     // The workflow only releases the lock of a run that finished planning: give it back here.
     await releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });

@@ -221,7 +221,10 @@ export function plannedReleases(
 }
 
 /** The whole run's spend, known before any data is read (what the ledger reserves). */
-export function plannedSpend(config: RecforgeConfig, items: ItemSelection = 'public-catalogue'): PrivacySpend {
+export function plannedSpend(
+  config: RecforgeConfig,
+  items: ItemSelection = 'public-catalogue',
+): PrivacySpend {
   const p = config.privacy;
   const r = plannedReleases(config, items);
   const { zcdpDelta } = deltaSplit(config, items);

@@ -301,7 +301,12 @@ export async function publish(
   const root = outputRoot(plan);
   const model = trained.models.find((m) => m.name === `${evaluation.chosenModel}-full`)!;
   const mostPop = trained.models.find((m) => m.name === 'mostpop-full')!;
-  const { dir: finalDir, manifest, rows, users } = await writeVersion({
+  const {
+    dir: finalDir,
+    manifest,
+    rows,
+    users,
+  } = await writeVersion({
     root,
     dbPath: plan.dbPath,
     limits: limitsOf(plan),

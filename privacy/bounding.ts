@@ -389,7 +389,8 @@ export function buildBoundingSql(opts: BoundingSqlOptions): BoundingSqlPlan {
     `CASE WHEN ${sqlIdent(c)} IS NULL THEN 'N' ELSE 'V' || CAST(length(CAST(${sqlIdent(c)} AS VARCHAR)) AS VARCHAR) || ':' || CAST(${sqlIdent(c)} AS VARCHAR) END`;
   let ridExpr: string;
   if (opts.rowIdColumn) ridExpr = sqlIdent(opts.rowIdColumn);
-  else if (opts.rowIdentity && opts.rowIdentity.length > 0) ridExpr = opts.rowIdentity.map(field).join(' || ');
+  else if (opts.rowIdentity && opts.rowIdentity.length > 0)
+    ridExpr = opts.rowIdentity.map(field).join(' || ');
   else
     throw new RangeError(
       'bounding needs a stable row identity: rowIdColumn or rowIdentity (never the row position)',

@@ -176,7 +176,12 @@ export function liveEntries(doc: LedgerDocument, unit: string): LedgerEntry[] {
 }
 
 /** Live entries of the unit in the window (`kind`) that contains `at`. */
-export function windowEntries(doc: LedgerDocument, unit: string, at: string, kind: WindowKind): LedgerEntry[] {
+export function windowEntries(
+  doc: LedgerDocument,
+  unit: string,
+  at: string,
+  kind: WindowKind,
+): LedgerEntry[] {
   const w = windowOf(at, kind);
   return liveEntries(doc, unit).filter((e) => windowOf(e.at, kind) === w);
 }
@@ -277,7 +282,14 @@ export function decideReservation(
     'window',
     window,
   );
-  checkLimit(others(liveEntries(current, req.unit)), req.spend, req.limits.lifetime, req.unit, 'lifetime', window);
+  checkLimit(
+    others(liveEntries(current, req.unit)),
+    req.spend,
+    req.limits.lifetime,
+    req.unit,
+    'lifetime',
+    window,
+  );
 
   const entry: LedgerEntry = {
     runId: req.runId,
@@ -323,7 +335,13 @@ export function decideTransition(
 /** Checks a ledger document read from storage. */
 export function checkLedgerDocument(value: unknown): LedgerDocument {
   const d = value as Partial<LedgerDocument> | null;
-  if (!d || d.version !== 2 || typeof d.entries !== 'object' || d.entries === null || typeof d.bindings !== 'object')
+  if (
+    !d ||
+    d.version !== 2 ||
+    typeof d.entries !== 'object' ||
+    d.entries === null ||
+    typeof d.bindings !== 'object'
+  )
     throw new Error('unrecognised privacy ledger format (expected version 2 with entries and bindings)');
   return d as LedgerDocument;
 }

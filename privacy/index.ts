@@ -113,11 +113,7 @@ export type {
 export { LEDGER_KEY, openLedger, PrivacyLedger } from './ledger';
 export type { LedgerOptions } from './ledger';
 
-export {
-  partitionSelectionThreshold,
-  planPartitionSelection,
-  selectPartitions,
-} from './partition-selection';
+export { partitionSelectionThreshold, planPartitionSelection, selectPartitions } from './partition-selection';
 export type { PartitionSelectionParams, PartitionSelectionPlan } from './partition-selection';
 
 export { estimateUtility } from './utility';

@@ -106,13 +106,18 @@ export class PrivacyLedger {
   private async update(
     decide: (doc: LedgerDocument) => { document: LedgerDocument | null; entry: LedgerEntry },
   ): Promise<LedgerEntry> {
-    return updateDocument<LedgerDocument, LedgerEntry>(this.store, LEDGER_KEY, async (current) => {
-      const doc = current ? checkLedgerDocument(current) : await this.legacy();
-      const { document, entry } = decide(doc);
-      // A first write also persists a migrated legacy ledger, even when the decision itself changed nothing.
-      if (document) return { write: document, result: entry };
-      return current ? { keep: true, result: entry } : { write: doc, result: entry };
-    }, MAX_SWAP_ATTEMPTS);
+    return updateDocument<LedgerDocument, LedgerEntry>(
+      this.store,
+      LEDGER_KEY,
+      async (current) => {
+        const doc = current ? checkLedgerDocument(current) : await this.legacy();
+        const { document, entry } = decide(doc);
+        // A first write also persists a migrated legacy ledger, even when the decision itself changed nothing.
+        if (document) return { write: document, result: entry };
+        return current ? { keep: true, result: entry } : { write: doc, result: entry };
+      },
+      MAX_SWAP_ATTEMPTS,
+    );
   }
 }
 

@@ -44,7 +44,11 @@ export interface PartitionSelectionPlan {
 }
 
 /** The smallest integer τ >= 1 with P·P[Z >= τ − 1] <= δ_t, Z ~ N_Z(0, σ²) (rigorous upper tail). */
-export function partitionSelectionThreshold(sigma: number, maxPartitionsPerUser: number, delta: number): number {
+export function partitionSelectionThreshold(
+  sigma: number,
+  maxPartitionsPerUser: number,
+  delta: number,
+): number {
   if (!(delta > 0 && delta < 1)) throw new RangeError(`threshold delta must be in (0, 1), got ${delta}`);
   if (!(maxPartitionsPerUser >= 1)) throw new RangeError('maxPartitionsPerUser must be >= 1');
   // P[Z >= t] = P[Z > t − 1]: the cost of threshold τ is P·P[Z > τ − 2].

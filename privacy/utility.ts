@@ -50,7 +50,8 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 
 export function estimateUtility(i: UtilityInputs): UtilityEstimate {
   const P = Math.max(0, i.maxItemsPerUser);
-  const popSignal = i.catalogueItems && i.catalogueItems > 0 ? (i.expectedUsers * P) / i.catalogueItems : null;
+  const popSignal =
+    i.catalogueItems && i.catalogueItems > 0 ? (i.expectedUsers * P) / i.catalogueItems : null;
   const coSignal = (i.expectedUsers * pairs(P)) / Math.max(1, pairs(i.cooccurrenceItems));
   const coSnr = coSignal / i.cooccurrenceSigma;
   const verdict: UtilityVerdict = coSnr >= 3 ? 'signal' : coSnr >= 1 ? 'weak' : 'noise';

@@ -283,8 +283,10 @@ export function loadRunConfig(options: RunConfigOptions = {}): LoadedRunConfig {
       const parts = key.split('.');
       const diff = firstDifference(getPath(before, parts), getPath(after, parts), parts);
       if (!diff) continue;
-      const layer = [...runLayers].reverse().find((l) => getPath(l.data, diff) !== undefined) ??
-        [...runLayers].reverse().find((l) => getPath(l.data, parts) !== undefined) ?? runLayers[0];
+      const layer =
+        [...runLayers].reverse().find((l) => getPath(l.data, diff) !== undefined) ??
+        [...runLayers].reverse().find((l) => getPath(l.data, parts) !== undefined) ??
+        runLayers[0];
       throw new ConfigError(
         `${layer.name}: may not change the protected key ${diff.join('.')} (worker: ${show(getPath(before, diff))}, ` +
           `run: ${show(getPath(after, diff))}). Protected keys (${PROTECTED_KEYS.join(', ')}) are set only in the ` +

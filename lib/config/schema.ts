@@ -414,7 +414,7 @@ function privacyRules(c: RecforgeConfig, ctx: z.RefinementCtx): void {
     issue(
       ['cleaning', 'kCore'],
       "not allowed with privacy.enabled: the k-core keeps or removes a user's rows depending on other users' " +
-        'rows, so one user could change everyone else\'s data by more than the calibrated sensitivity; set users and items to 0',
+        "rows, so one user could change everyone else's data by more than the calibrated sensitivity; set users and items to 0",
     );
   }
   const b = c.privacy.budget;

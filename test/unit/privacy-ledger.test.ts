@@ -63,7 +63,11 @@ const limits: BudgetLimits = {
 };
 const DAY1 = '2026-11-23T02:00:00.000Z';
 
-const req = (runId: string, spend: PrivacySpend, over: Partial<ReservationRequest> = {}): ReservationRequest => ({
+const req = (
+  runId: string,
+  spend: PrivacySpend,
+  over: Partial<ReservationRequest> = {},
+): ReservationRequest => ({
   runId,
   unit: 'shoppers',
   label: 'ds',
@@ -158,9 +162,9 @@ describe('PrivacyLedger semantics', () => {
     expect(b).toEqual(a);
     expect((await ledger.usage('shoppers', DAY1, limits)).window.entries).toHaveLength(1);
     await expect(ledger.reserve(req('r', laplace(0.31)))).rejects.toBeInstanceOf(LedgerConflictError);
-    await expect(ledger.reserve(req('r', laplace(0.3), { at: '2026-11-24T00:00:00Z' }))).rejects.toBeInstanceOf(
-      LedgerConflictError,
-    );
+    await expect(
+      ledger.reserve(req('r', laplace(0.3), { at: '2026-11-24T00:00:00Z' })),
+    ).rejects.toBeInstanceOf(LedgerConflictError);
     await expect(ledger.reserve(req('r', laplace(0.3), { unit: 'x' }))).rejects.toBeInstanceOf(
       LedgerConflictError,
     );
@@ -174,11 +178,15 @@ describe('PrivacyLedger semantics', () => {
   test('release returns budget; a released run can be re-reserved (checked again)', async () => {
     const ledger = open();
     await ledger.reserve(req('failed', laplace(0.7)));
-    await expect(ledger.reserve(req('next', laplace(0.7)))).rejects.toBeInstanceOf(PrivacyBudgetExceededError);
+    await expect(ledger.reserve(req('next', laplace(0.7)))).rejects.toBeInstanceOf(
+      PrivacyBudgetExceededError,
+    );
     expect((await ledger.release('failed')).status).toBe('released');
     expect((await ledger.release('failed')).status).toBe('released');
     await ledger.reserve(req('next', laplace(0.7)));
-    await expect(ledger.reserve(req('failed', laplace(0.7)))).rejects.toBeInstanceOf(PrivacyBudgetExceededError);
+    await expect(ledger.reserve(req('failed', laplace(0.7)))).rejects.toBeInstanceOf(
+      PrivacyBudgetExceededError,
+    );
     await expect(ledger.commit('failed')).rejects.toThrow(/released; cannot mark it committed/);
   });
 
@@ -201,7 +209,9 @@ describe('PrivacyLedger semantics', () => {
     expect(usage.composed.best.via).toBe('zcdp');
     expect(usage.composed.best.epsilon).toBeLessThanOrEqual(1 + 1e-12);
     expect(usage.composed.basic.epsilon).toBeGreaterThan(1);
-    await expect(ledger.reserve(req('sgd', noRho(0.01, 0)))).rejects.toBeInstanceOf(PrivacyBudgetExceededError);
+    await expect(ledger.reserve(req('sgd', noRho(0.01, 0)))).rejects.toBeInstanceOf(
+      PrivacyBudgetExceededError,
+    );
   });
 
   test('approximate zCDP (partition selection): Σ approxDelta is taken out of δ before ρ is converted', () => {
@@ -212,9 +222,9 @@ describe('PrivacyLedger semantics', () => {
     expect(approx.zcdp!.epsilon).toBeCloseTo(zcdpToEpsilon(0.01, 8e-7), 12);
     expect(approx.zcdp!.epsilon).toBeGreaterThan(plain.zcdp!.epsilon);
     // Thresholds that eat the whole δ leave no zCDP route.
-    expect(composeSpends([withThreshold, withThreshold, withThreshold, withThreshold, withThreshold], 1e-6).zcdp).toBe(
-      undefined,
-    );
+    expect(
+      composeSpends([withThreshold, withThreshold, withThreshold, withThreshold, withThreshold], 1e-6).zcdp,
+    ).toBe(undefined);
   });
 
   test('persisted as a compare-and-swap document: a new instance sees the entries; no lock file exists', async () => {
@@ -266,13 +276,15 @@ describe('PrivacyLedger semantics', () => {
       for (let op = 0; op < 30; op++) {
         const kind = gen.uniformInt(10);
         if (kind < 6 || runs.length === 0) {
-          const again = gen.uniformInt(3) === 0 && runs.length > 0 ? runs[gen.uniformInt(runs.length)] : undefined;
+          const again =
+            gen.uniformInt(3) === 0 && runs.length > 0 ? runs[gen.uniformInt(runs.length)] : undefined;
           const run = again ?? {
             runId: `r${op}`,
             at: `2026-11-${String(1 + gen.uniformInt(4)).padStart(2, '0')}T03:00:00Z`,
-            spend: [laplace(0.05 + gen.uniformInt(20) / 40), gaussian(0.001 * (1 + gen.uniformInt(10)), 1e-8)][
-              gen.uniformInt(2)
-            ],
+            spend: [
+              laplace(0.05 + gen.uniformInt(20) / 40),
+              gaussian(0.001 * (1 + gen.uniformInt(10)), 1e-8),
+            ][gen.uniformInt(2)],
           };
           const before = await ledger.entries();
           const existing = before.find((e) => e.runId === run.runId);
@@ -287,13 +299,15 @@ describe('PrivacyLedger semantics', () => {
           const inWindow = live.filter((e) => e.at.slice(0, 10) === run.at.slice(0, 10)).map((e) => e.spend);
           const ok =
             (existing !== undefined && existing.status !== 'released') ||
-            (fitsIn(inWindow, lim.window) && fitsIn(live.map((e) => e.spend), lim.lifetime));
-          const result = await ledger
-            .reserve(req(run.runId, run.spend, { at: run.at, limits: lim }))
-            .then(
-              () => 'ok',
-              (e: unknown) => (e as Error).name,
-            );
+            (fitsIn(inWindow, lim.window) &&
+              fitsIn(
+                live.map((e) => e.spend),
+                lim.lifetime,
+              ));
+          const result = await ledger.reserve(req(run.runId, run.spend, { at: run.at, limits: lim })).then(
+            () => 'ok',
+            (e: unknown) => (e as Error).name,
+          );
           expect(result).toBe(ok ? 'ok' : 'PrivacyBudgetExceeded');
           if (!again) runs.push(run);
         } else {
@@ -363,7 +377,10 @@ describe('PrivacyLedger under concurrency', () => {
 
     beforeAll(() => {
       // Child processes cannot load TypeScript: compile what the ledger imports with swc.
-      const build = compileForChildren(['privacy', 'lib/storage', 'contracts'], fs.mkdtempSync(path.join(root, 'build-')));
+      const build = compileForChildren(
+        ['privacy', 'lib/storage', 'contracts'],
+        fs.mkdtempSync(path.join(root, 'build-')),
+      );
       childScript = path.join(build, 'child.js');
       fs.writeFileSync(
         childScript,
@@ -392,13 +409,17 @@ process.send({ ready: true });
     /** Forks one process per job list, waits until all are ready, then releases them at once. */
     async function race(dir: string, jobLists: ReservationRequest[][]): Promise<Result[]> {
       const children: ChildProcess[] = jobLists.map(() => fork(childScript, [], { stdio: 'ignore' }));
-      await Promise.all(children.map((c) => new Promise<void>((resolve) => c.once('message', () => resolve()))));
+      await Promise.all(
+        children.map((c) => new Promise<void>((resolve) => c.once('message', () => resolve()))),
+      );
       const done = children.map(
         (c) =>
           new Promise<Result[]>((resolve, reject) => {
             c.once('message', (m) => resolve((m as { results: Result[] }).results));
             c.once('error', reject);
-            c.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`child exited with ${code}`))));
+            c.once('exit', (code) =>
+              code === 0 ? undefined : reject(new Error(`child exited with ${code}`)),
+            );
           }),
       );
       children.forEach((c, i) => c.send({ dir, jobs: jobLists[i] }));
