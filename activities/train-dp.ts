@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { type Db, lit } from '../lib/duckdb';
 import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
 import {
@@ -124,6 +125,16 @@ export async function releaseItemKeys(
     spend = sel.spend;
   }
   keys.sort();
+  if (keys.length === 0) {
+    // A DP outcome (the noise is spent, the reservation stays committed): nothing could be released. Retrying
+    // would draw new noise on the same data, which the reservation does not cover.
+    const t = plan.privacy?.spend.params.partitionSelectionThreshold;
+    throw ApplicationFailure.nonRetryable(
+      `DP partition selection released no item id (an item needs about ${String(t)} users after bounding to pass); ` +
+        'give a public item catalogue (items file), a larger privacy.epsilon or more users',
+      'BadInput',
+    );
+  }
   writeCsv(keysCsv, 'item_id', keys.map(csvField));
   const out: ReleasedKeys = { keysCsv, items, count: keys.length, spend };
   writeJsonAtomic(marker, out);

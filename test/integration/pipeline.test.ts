@@ -20,6 +20,7 @@ import {
 import type { RunPlan, RunSummary } from '../../contracts/stages';
 import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/publish';
+import { deepMerge } from '../../lib/config';
 
 const query = (sql: string) => queryDuckDb(sql);
 
@@ -41,11 +42,22 @@ afterAll(async () => {
   if (env) await env.teardown();
 });
 
+/**
+ * Privacy is an opt-in per population; this suite's main runs opt in (the learned-challenger and cancellation
+ * runs below opt out). The test data spans 2026-09-01..29: its last week is the holdout, cut at a public instant.
+ */
+const PRIVATE = {
+  privacy: { enabled: true, unit: 'it-pipeline-users' },
+  evaluation: { cutoff: '2026-09-22T00:00:00Z' },
+};
+const privateOverrides = (dir: string, extra: Record<string, unknown> = {}) =>
+  testOverrides(dir, deepMerge(PRIVATE, extra));
+
 function runPipeline(workflowId: string, input: Record<string, unknown>) {
   return env.client.workflow.start('retrainPipeline', {
     taskQueue: 'recforge-cpu',
     workflowId,
-    args: [{ overrides: testOverrides(dataDir), ...input }],
+    args: [{ overrides: privateOverrides(dataDir), ...input }],
   });
 }
 
@@ -84,6 +96,12 @@ describe('retrainPipeline end to end', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(current, '_manifest.json'), 'utf8')) as Manifest;
     expect(manifest.modelVersion).toBe(summary.modelVersion);
     expect(manifest.runId).toBe(summary.runId);
+    // With privacy on nothing exact about the users is in the manifest: no row or user counts.
+    expect(manifest.rowCount).toBeUndefined();
+    expect(manifest.users).toBeUndefined();
+    expect(manifest.files[0].rows).toBeUndefined();
+    expect(manifest.files[0].bytes).toBe(fs.statSync(path.join(current, manifest.files[0].path)).size);
+    const rowCount = summary.published!.rows; // exact, in the run summary (internal)
     const file = path.join(current, manifest.files[0].path);
     const sha = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
     expect(sha).toBe(manifest.files[0].sha256);
@@ -100,7 +118,7 @@ describe('retrainPipeline end to end', () => {
     const [counts] = await query(`SELECT count(*)::INT AS n, count(DISTINCT user_id)::INT AS users,
         max(rank)::INT AS max_rank, count(DISTINCT (user_id, rank))::INT AS distinct_ranks
       FROM read_parquet('${file}')`);
-    expect(counts.n).toBe(manifest.rowCount);
+    expect(counts.n).toBe(rowCount);
     expect(counts.distinct_ranks).toBe(counts.n);
     expect(counts.max_rank).toBe(20);
     const perUser = await query(
@@ -119,12 +137,12 @@ describe('retrainPipeline end to end', () => {
     const bytes = fs.readFileSync(file);
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     const meta = parquetMetadata(buffer);
-    expect(Number(meta.num_rows)).toBe(manifest.rowCount);
+    expect(Number(meta.num_rows)).toBe(rowCount);
     const rows = (await parquetReadObjects({ file: buffer, columns: ['user_id', 'rank', 'item_id'] })) as {
       user_id: string;
       rank: number;
     }[];
-    expect(rows.length).toBe(manifest.rowCount);
+    expect(rows.length).toBe(rowCount);
     expect(rows[0].rank).toBe(1);
 
     // The cold-start fallback: N popular items, in a subfolder that `current/*.parquet` does not match.
@@ -134,7 +152,7 @@ describe('retrainPipeline end to end', () => {
     );
     expect(fb).toEqual({ n: 20, first: 1 });
     const [glob] = await query(`SELECT count(*)::INT AS n FROM read_parquet('${current}/*.parquet')`);
-    expect(glob.n).toBe(manifest.rowCount);
+    expect(glob.n).toBe(rowCount);
   });
 
   test('differential privacy: the spend is in the summary, the manifest and the registry, and was committed', () => {
@@ -159,11 +177,15 @@ describe('retrainPipeline end to end', () => {
       ),
     );
     expect(model.privacy.epsilon).toBeCloseTo(4, 9);
-    const ledger = JSON.parse(
-      fs.readFileSync(path.join(dataDir, 'privacy-ledger', 'privacy-ledger.json'), 'utf8'),
+    const ledger = JSON.parse(fs.readFileSync(path.join(dataDir, 'privacy-ledger', 'ledger.json'), 'utf8'));
+    expect(ledger.entries[summary.runId]).toMatchObject({ unit: 'it-pipeline-users', status: 'committed' });
+    expect(Object.values(ledger.bindings)).toContainEqual(
+      expect.objectContaining({ unit: 'it-pipeline-users' }),
     );
-    expect(JSON.stringify(ledger)).toContain(summary.runId);
-    expect(JSON.stringify(ledger)).toContain('committed');
+    expect(summary.privacy!.unit).toBe('it-pipeline-users');
+    expect(summary.privacy!.utility).toMatchObject({ verdict: expect.stringMatching(/signal|weak|noise/) });
+    // The gate's reference with privacy on: MostPop on exact counts (internal), beside the noisy one.
+    expect(summary.metrics['mostpop-exact']).toBeDefined();
   });
 
   test('the published report is built from the DP popularity release only, never from raw counts', async () => {
@@ -250,13 +272,18 @@ describe('bad input publishes nothing', () => {
       args: [
         {
           interactions: data.interactions,
-          overrides: testOverrides(dir, { privacy: { budget: { epsilon: 3, delta: 1e-5, window: 'day' } } }),
+          overrides: privateOverrides(dir, {
+            privacy: { budget: { epsilon: 3, delta: 1e-5, window: 'day' } },
+          }),
         },
       ],
     });
     const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(rootMessage(err)).toMatch(/budget ε=3 .*requested ε=(4|3\.99999|4\.00000)/s);
+    // No items file: the plan includes DP partition selection, whose threshold costs a little less δ than set aside.
+    expect(rootMessage(err)).toMatch(
+      /unit "it-pipeline-users" window "\d{4}-\d\d-\d\d": budget ε=3 .*requested ε=(3\.9\d+|4) .*dp-partition-selection/s,
+    );
     // Refused in planning: nothing was ingested.
     const runs = path.join(dir, 'runs', 'synthetic');
     const dbs = fs.existsSync(runs)
@@ -319,6 +346,13 @@ describe('learned challengers', () => {
     };
     const first = await run('it-tt-1');
     expect(first.status).toBe('completed');
+    // Privacy off: the manifest carries the exact counts readers can check against.
+    const ttManifest = JSON.parse(
+      fs.readFileSync(path.join(first.outputDir!, 'current', '_manifest.json'), 'utf8'),
+    ) as Manifest;
+    expect(ttManifest.rowCount).toBe(first.published!.rows);
+    expect(ttManifest.files[0].rows).toBe(first.published!.rows);
+    expect(first.privacy).toBeNull();
     expect(first.metrics['two-tower']['ndcg@10']).toBeGreaterThan(0);
     expect(first.training!.device).toMatch(/wasm|cpu|GPU|tensorflow/i);
     const model = JSON.parse(
@@ -392,7 +426,7 @@ describe('DP-SGD', () => {
           datasetId: 'mfdp',
           interactions: data.interactions,
           items: data.items,
-          overrides: testOverrides(dir, {
+          overrides: privateOverrides(dir, {
             training: { challenger: 'mf', mf: { dim: 16, checkpointEvery: 4 } },
             privacy: { dpSgd: { epochs: 2, fullEpochs: 1, samplingRate: 0.2 } },
           }),
@@ -442,8 +476,22 @@ describe('DP-SGD', () => {
     );
     expect(model.privacy.params.dpSgdNoiseMultiplier).toBe(p.params.dpSgdNoiseMultiplier);
     const ledger = JSON.stringify(
-      JSON.parse(fs.readFileSync(path.join(dir, 'privacy-ledger', 'privacy-ledger.json'), 'utf8')),
+      JSON.parse(fs.readFileSync(path.join(dir, 'privacy-ledger', 'ledger.json'), 'utf8')),
     );
+    // The DP-MF candidate lists name only released item ids (here the public catalogue).
+    const catalogue = new Set(
+      fs
+        .readFileSync(data.items, 'utf8')
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((l) => l.split(',')[0]),
+    );
+    const listed = await query(
+      `SELECT DISTINCT item_id FROM read_parquet('${path.join(dir, 'runs', 'mfdp', summary.runId, 'models', 'mf-full.parquet')}')`,
+    );
+    expect(listed.length).toBeGreaterThan(0);
+    for (const r of listed) expect(catalogue.has(String(r.item_id))).toBe(true);
     expect(ledger).toContain('dp-sgd');
     expect(ledger).toContain('committed');
     // Each variant was released once, with a marker a retried activity would reuse instead of drawing noise.
@@ -468,6 +516,63 @@ describe('DP-SGD', () => {
       { variant: 'mf-full', fromStep: 5 },
     ]);
     for (const r of released) expect(fs.statSync(r.dir).mtimeMs).toBe(r.mtime);
+  });
+});
+
+describe('DP partition selection', () => {
+  test('without an items file only item ids that pass the noisy threshold are released, anywhere', async () => {
+    const dir = tempDir('partition-selection');
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: 'it-partition-selection',
+      args: [
+        {
+          datasetId: 'nocatalogue',
+          interactions: data.interactions,
+          // A large ε so that this small population (300 users) clears the threshold for some items.
+          overrides: privateOverrides(dir, {
+            privacy: { epsilon: 60, budget: { epsilon: 100, delta: 1e-5 } },
+          }),
+        },
+      ],
+    });
+    const summary = (await handle.result()) as RunSummary;
+    expect(summary.privacy!.params).toMatchObject({ itemSelection: 'dp-partition-selection', releases: 5 });
+    expect(summary.privacy!.mechanism).toBe('discrete-gaussian + dp-partition-selection');
+    expect(summary.privacy!.utility!.partitionSelectionThreshold).toBe(
+      summary.privacy!.params.partitionSelectionThreshold,
+    );
+    const runDir = path.join(dir, 'runs', 'nocatalogue', summary.runId);
+    const keys = new Set(
+      fs
+        .readFileSync(path.join(runDir, 'models', 'dp-keys.csv'), 'utf8')
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((k) => JSON.parse(k)),
+    );
+    const observed = await query(
+      `SELECT count(DISTINCT item_id)::INT AS n FROM read_csv('${data.interactions}', all_varchar = true, header = true, ignore_errors = true)`,
+    );
+    expect(keys.size).toBeGreaterThan(0);
+    expect(keys.size).toBeLessThan(Number(observed[0].n));
+    for (const f of ['mostpop.parquet', 'mostpop-full.parquet', 'itemitem-full.parquet']) {
+      const items = await query(
+        `SELECT DISTINCT item_id FROM read_parquet('${path.join(runDir, 'models', f)}')`,
+      );
+      for (const r of items) expect(keys.has(String(r.item_id))).toBe(true);
+    }
+    // The test gates are open (testOverrides): the run publishes, so the output can be checked too.
+    expect(summary.status).toBe('completed');
+    {
+      const current = path.join(summary.outputDir!, 'current');
+      const listed = await query(
+        `SELECT DISTINCT item_id FROM read_parquet(['${current}/part-00000.parquet', '${current}/_fallback/popular.parquet'])`,
+      );
+      for (const r of listed) expect(keys.has(String(r.item_id))).toBe(true);
+      const report = JSON.parse(fs.readFileSync(path.join(current, '_report', 'report.json'), 'utf8'));
+      expect(report.catalogueItems).toBe(keys.size);
+    }
   });
 });
 
@@ -502,7 +607,9 @@ describe('protected config keys', () => {
       });
       const err = (await handle.result().catch((e) => e)) as WorkflowFailedError;
       expect(err).toBeInstanceOf(WorkflowFailedError);
-      expect(rootMessage(err)).toMatch(/may not change privacy/);
+      expect(rootMessage(err)).toMatch(
+        /workflow input overrides: may not change the protected key privacy\.budget\.epsilon/,
+      );
     } finally {
       strict.shutdown();
       await running.catch(() => undefined);
