@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, lit } from '../lib/duckdb';
+import { lit } from '../lib/duckdb';
 import {
   saveTrainingState,
   loadTrainingState,
@@ -15,8 +15,9 @@ import {
   type TrainHooks,
   type TrainResult,
 } from '../models';
-import type { ModelArtifact, RunPlan } from '../contracts/stages';
-import { limitsOf, progress } from './context';
+import type { ModelArtifact } from '../contracts/stages';
+import { progress } from './support/context';
+import type { TrainContext } from './support/train-context';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 
 /**
@@ -32,12 +33,15 @@ export interface VariantRun<M> {
 }
 
 export async function runWithCheckpoints<M>(
-  plan: RunPlan,
+  plan: TrainContext,
   name: string,
   train: (hooks: TrainHooks<M>, resumeFrom: TrainingState | undefined) => Promise<TrainResult<M>>,
   evaluate?: TrainHooks<M>['evaluate'],
 ): Promise<VariantRun<M>> {
   const ckpt = path.join(plan.runDir, 'models', `${name}.ckpt`);
+  // Checkpoints live in the run's storage, so a retry on another worker resumes where this one stopped.
+  const ckptKey = plan.key(ckpt);
+  if (!plan.io.isLocal && !fs.existsSync(ckpt)) await plan.io.fetch([`${ckptKey}/`]).catch(() => undefined);
   let resumeFrom: TrainingState | undefined;
   if (fs.existsSync(ckpt)) {
     try {
@@ -74,18 +78,24 @@ export async function runWithCheckpoints<M>(
           resumedFrom: resumeFrom?.globalStep ?? null,
         });
       },
-      onCheckpoint: (state) => saveTrainingState(ckpt, state),
+      onCheckpoint: async (state) => {
+        await saveTrainingState(ckpt, state);
+        await plan.io.push([`${ckptKey}/`]);
+      },
     },
     resumeFrom,
   );
   fs.rmSync(ckpt, { recursive: true, force: true });
+  if (!plan.io.isLocal) await plan.io.store.deletePrefix(ckptKey);
   // Per-epoch loss and validation score, for the run report's training curves (analytics/run-report).
-  writeJsonAtomic(path.join(plan.runDir, 'models', `${name}.history.json`), {
+  const history = path.join(plan.runDir, 'models', `${name}.history.json`);
+  writeJsonAtomic(history, {
     variant: name,
     bestEpoch: result.bestEpoch,
     stoppedEarly: result.stoppedEarly,
     epochs: result.history,
   });
+  await plan.io.push([plan.key(history)]);
   return {
     model: result.model,
     resumedFrom: resumeFrom?.globalStep ?? null,
@@ -124,7 +134,7 @@ export interface LearnedVariants<M, D extends RecsData> {
  * this run's training history, and assembles the activity result. Shared by every learned challenger.
  */
 export async function finishLearned<M, D extends RecsData>(
-  plan: RunPlan,
+  plan: TrainContext,
   v: LearnedVariants<M, D>,
 ): Promise<LearnedResult> {
   const dir = path.join(plan.runDir, 'models');
@@ -150,13 +160,15 @@ export async function finishLearned<M, D extends RecsData>(
       candidates,
       file,
     );
-    models.push({ name, kind: 'recs', path: file, rows, modelDir });
+    models.push({ name, kind: 'recs', key: plan.key(file), rows, modelDir: plan.key(modelDir) });
+    await plan.io.push([plan.key(file), `${plan.key(modelDir)}/`]);
   }
   let champion: ModelArtifact | null = null;
   if (v.championEval) {
     const file = path.join(dir, 'champion-rescored.parquet');
     const rows = await writeRecs(plan, v.factors(v.championEval, v.eval.data), v.eval.data, candidates, file);
-    champion = { name: 'champion', kind: 'recs', path: file, rows };
+    champion = { name: 'champion', kind: 'recs', key: plan.key(file), rows };
+    await plan.io.push([plan.key(file)]);
   }
   const resumed = [
     ...(v.eval.run.resumedFrom !== null ? [{ variant: v.family, fromStep: v.eval.run.resumedFrom }] : []),
@@ -180,7 +192,7 @@ export type RecsData = { userIdx: Int32Array; itemIdx: Int32Array; numUsers: num
 
 /** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
 export async function writeRecs(
-  plan: RunPlan,
+  plan: TrainContext,
   model: ScoringFactors,
   data: RecsData,
   topN: number,
@@ -210,12 +222,14 @@ export async function writeRecs(
   } finally {
     fs.closeSync(fd);
   }
-  const rows = await withDb(':memory:', limitsOf(plan), async (db) => {
+  const userIds = await plan.local(plan.clean.userIds.key);
+  const itemIds = await plan.local(plan.clean.itemIds.key);
+  const rows = await plan.io.withDb('recs', async (db) => {
     await db.run(`COPY (
         SELECT u.id AS user_id, i.id AS item_id, r.score
         FROM read_csv(${lit(csv)}, header = true, columns = {'u': 'INTEGER', 'i': 'INTEGER', 'score': 'DOUBLE'}) r
-        JOIN read_parquet(${lit(path.join(plan.runDir, 'user_ids.parquet'))}) u ON u.idx = r.u
-        JOIN read_parquet(${lit(path.join(plan.runDir, 'item_ids.parquet'))}) i ON i.idx = r.i
+        JOIN read_parquet(${lit(userIds)}) u ON u.idx = r.u
+        JOIN read_parquet(${lit(itemIds)}) i ON i.idx = r.i
         ORDER BY user_id, score DESC
       ) TO ${lit(file)} (FORMAT parquet, COMPRESSION zstd)`);
     return db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(file)})`);
@@ -240,7 +254,7 @@ export type TimedData = RecsData & {
  * taken from a `userShare` of the users (models/validation.ts).
  */
 export function validationSplitFor<D extends TimedData>(
-  plan: RunPlan,
+  plan: Pick<TrainContext, 'config'>,
   data: D,
   userShare: number,
   seed: number,

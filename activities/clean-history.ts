@@ -1,12 +1,13 @@
-import { ApplicationFailure } from '@temporalio/common';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit, type Db } from '../lib/duckdb';
 import { fsyncDir } from '../lib/fs-atomic';
 import * as hist from '../analytics/history.sql';
 import { kCoreEnabled, kCorePassSql, kCoreSetupSql, KCORE_DROP_SQL } from '../analytics/kcore.sql';
-import type { CleanResult, RunPlan } from '../contracts/stages';
-import { log, progress } from './context';
+import type { CleanResult } from '../contracts/stages';
+import { WINDOWED_EVENTS, type CleanContext } from './clean';
+import { badInput } from '../contracts/errors';
+import { log, progress } from './support/context';
 
 /**
  * The step between cleaning and the id maps when incremental runs or the k-core filter are on: this run's
@@ -15,7 +16,7 @@ import { log, progress } from './context';
  */
 
 /** Whether clean() must keep raw row ids in `events` for this step. */
-export const needsSources = (plan: RunPlan) =>
+export const needsSources = (plan: Pick<CleanContext, 'incremental' | 'config'>) =>
   Boolean(plan.incremental) || kCoreEnabled(plan.config.cleaning.kCore);
 
 export interface HistoryOutcome {
@@ -25,34 +26,48 @@ export interface HistoryOutcome {
   history: CleanResult['history'];
 }
 
-export async function buildTrainingSet(db: Db, plan: RunPlan): Promise<HistoryOutcome> {
+/**
+ * The local folder that mirrors the run's storage root: the run folder is `runs/<dataset>/<runId>` below it,
+ * and store partitions `state/<dataset>/…`.
+ */
+function storageRootOf(plan: CleanContext): string {
+  return path.resolve(plan.runDir, '..', '..', '..');
+}
+
+export async function buildTrainingSet(db: Db, plan: CleanContext): Promise<HistoryOutcome> {
   const inc = plan.incremental ?? null;
-  const runDate = inc?.runDate ?? plan.startedAt.slice(0, 10);
+  const runDate = plan.runDate;
   await db.run(hist.newSourcesSql(runDate));
   let duplicatesOfHistory = 0;
   let history: CleanResult['history'] = null;
   let newRows: number;
   if (inc) {
     progress({ stage: 'clean', step: 'history', partitions: inc.history.length });
+    // History partitions are storage keys (older watermarks hold paths); each is made present locally first.
+    const local = plan.local ?? (async (key: string) => key);
+    const partitions: string[] = [];
     for (const h of inc.history) {
-      if (!fs.existsSync(h.partition)) {
+      const file = await local(h.partition).catch(() => h.partition);
+      if (!fs.existsSync(file)) {
         // Permanent until someone restores it: retrying cannot help.
-        throw ApplicationFailure.nonRetryable(
+        throw badInput(
           `${h.partition}: store partition of ${h.runDate} is missing (watermark.json lists it); restore it, ` +
             'or remove that entry from watermark.json to re-read its files',
-          'BadInput',
         );
       }
+      partitions.push(file);
     }
-    await db.run(hist.unionHistorySql(inc.history.map((h) => h.partition)));
+    await db.run(hist.unionHistorySql(partitions));
     await db.run(hist.QUARANTINE_HISTORY_DUPS_SQL);
     duplicatesOfHistory = await db.scalar<number>(`SELECT count(*) FROM ev_hist_dups`);
-    // Written under a temporary name and renamed: a crash never leaves a half-written partition.
-    fs.mkdirSync(path.dirname(inc.partition), { recursive: true });
-    const tmp = `${inc.partition}.tmp-${process.pid}`;
+    // This run's partition, written locally under a temporary name and renamed (a crash never leaves a half-written
+    // one); the clean activity uploads it with its other artifacts.
+    const partition = path.isAbsolute(inc.partition) ? inc.partition : path.join(storageRootOf(plan), ...inc.partition.split('/'));
+    fs.mkdirSync(path.dirname(partition), { recursive: true });
+    const tmp = `${partition}.tmp-${process.pid}`;
     await db.run(hist.writePartitionSql(tmp, runDate));
-    fs.renameSync(tmp, inc.partition);
-    fsyncDir(path.dirname(inc.partition));
+    fs.renameSync(tmp, partition);
+    fsyncDir(path.dirname(partition));
     // With privacy on the window starts at a public instant (run date − historyDays), never at the data's newest
     // event minus historyDays: one user's far-future event would otherwise move every other user's window.
     const start = plan.config.privacy.enabled
@@ -77,12 +92,12 @@ export async function buildTrainingSet(db: Db, plan: RunPlan): Promise<HistoryOu
   }
   const kCore = await applyKCore(db, plan);
   // A file of its own: the view still reads events.parquet until it is replaced.
-  await db.run(hist.replaceEventsSql(path.join(plan.runDir, 'events-window.parquet')));
+  await db.run(hist.replaceEventsSql(path.join(plan.runDir, WINDOWED_EVENTS)));
   return { newRows, duplicatesOfHistory, kCore, history };
 }
 
 /** Peels `ev_src` to its k-core, pass by pass, and quarantines what it removes. */
-async function applyKCore(db: Db, plan: RunPlan): Promise<CleanResult['kCore']> {
+async function applyKCore(db: Db, plan: CleanContext): Promise<CleanResult['kCore']> {
   const k = plan.config.cleaning.kCore;
   if (!kCoreEnabled(k)) return null;
   await db.run(kCoreSetupSql('ev_src'));

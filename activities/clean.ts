@@ -1,17 +1,50 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import { dropRelation, withDb, lit, type Db } from '../lib/duckdb';
+import { RecforgeError, configError } from '../contracts/errors';
+import { dropRelation, lit, type Db } from '../lib/duckdb';
 import * as sql from '../analytics/clean.sql';
-import type { CleanResult, ProfileResult, RunPlan } from '../contracts/stages';
-import { limitsOf, log, progress } from './context';
+import type {
+  CleanArtifacts,
+  CleanResult,
+  IncrementalPlan,
+  ProfileResult,
+  RawArtifacts,
+  SplitRef,
+  StageRun,
+} from '../contracts/stages';
+import type { RecforgeConfig } from '../lib/config';
+import { log, progress, type ActivityDeps } from './support/context';
+import { RunIO } from './support/run-io';
+import { openRawViews, parquetArtifact } from './support/artifacts';
 import { buildBoundingSql, createSecureRng } from '../privacy';
 import { buildTrainingSet, needsSources, type HistoryOutcome } from './clean-history';
 import { newLineCountsSql } from '../analytics/history.sql';
 
-/** Where the dataset's stable id maps live between runs (updated only when a run publishes). */
-export function stateDir(plan: Pick<RunPlan, 'config' | 'datasetId'>): string {
-  return path.join(plan.config.dataDir, 'state', plan.datasetId);
+/** Where the dataset's stable id maps live between runs (moved only when a run publishes): storage keys. */
+export const idMapKeys = (datasetId: string) => ({
+  users: `state/${datasetId}/user_ids.parquet`,
+  items: `state/${datasetId}/item_ids.parquet`,
+});
+
+/** The events file of incremental runs and the k-core filter: the windowed training set (clean-history.ts). */
+export const WINDOWED_EVENTS = 'events-window.parquet';
+
+/**
+ * What cleaning needs of the run: its config, dates and identity, the local folder it writes into, and the
+ * incremental plan. The neighbour harness (test/unit/privacy-neighbours.test.ts) builds one by hand.
+ */
+export interface CleanContext {
+  config: RecforgeConfig;
+  startedAt: string;
+  /** The run's logical date (incremental runs: the watermark's date). */
+  runDate: string;
+  datasetId: string;
+  runId: string;
+  /** Local folder the clean artifacts are written into (the run's folder on this worker). */
+  runDir: string;
+  incremental: IncrementalPlan | null;
+  /** Makes a storage key present locally and returns its path (store partitions of incremental runs). */
+  local?: (key: string) => Promise<string>;
 }
 
 export interface QualityCheck {
@@ -23,7 +56,7 @@ export interface QualityCheck {
 
 /** Pure: the quality gate over the cleaning counts, the drift against the last good run and freshness. */
 export function qualityChecks(
-  plan: RunPlan,
+  plan: Pick<CleanContext, 'config' | 'startedAt'>,
   counts: { kept: number; total: number; byReason: Record<string, number>; newest: string | null },
   drift: ProfileResult['drift'],
 ): QualityCheck[] {
@@ -73,16 +106,13 @@ export function qualityChecks(
 }
 
 /** Compiles the id patterns in DuckDB first: RE2 rejects some patterns JS accepts (config, not retryable). */
-async function checkIdPatterns(db: Db, f: RunPlan['config']['schema']['idFormat']): Promise<void> {
+async function checkIdPatterns(db: Db, f: RecforgeConfig['schema']['idFormat']): Promise<void> {
   for (const [key, pattern] of Object.entries(f ?? {})) {
     if (pattern === undefined) continue;
     try {
       await db.run(`SELECT regexp_full_match('', ${lit(pattern)})`);
     } catch (err) {
-      throw ApplicationFailure.nonRetryable(
-        `schema.idFormat.${key} '${pattern}': ${String((err as Error).message).split('\n')[0]}`,
-        'ConfigError',
-      );
+      throw configError(`schema.idFormat.${key} '${pattern}': ${String((err as Error).message).split('\n')[0]}`);
     }
   }
 }
@@ -104,24 +134,9 @@ export function gateCounts(
   return { kept: total - quarantined, total, byReason: reasons, newest: newestKept };
 }
 
-/**
- * A run ingested by a worker from before the Parquet landing zone (raw_events a table, no rid) and cleaned by
- * this one, as happens when workers are upgraded while a run is in flight: give that table the row ids
- * cleaning joins on (its rowids, which follow file and line order as the old ingest inserted them).
- */
-async function adoptTableLayout(db: Db): Promise<void> {
-  const old = await db.scalar<number>(`
-    SELECT count(*) FROM duckdb_tables() t WHERE NOT t.temporary AND t.table_name = 'raw_events'
-      AND NOT EXISTS (SELECT 1 FROM duckdb_columns() c WHERE c.table_name = 'raw_events' AND c.column_name = 'rid')`);
-  if (Number(old) > 0) {
-    log('raw_events from an earlier ingest layout: adding row ids', {});
-    await db.run(`ALTER TABLE raw_events ADD COLUMN rid BIGINT; UPDATE raw_events SET rid = rowid;`);
-  }
-}
-
-/** The run date's instant (00:00 UTC): the incremental run date, else the workflow's start date. */
-export function runDateInstant(plan: Pick<RunPlan, 'startedAt' | 'incremental'>): number {
-  return Date.parse(`${plan.incremental?.runDate ?? plan.startedAt.slice(0, 10)}T00:00:00Z`);
+/** The run date's instant (00:00 UTC). */
+export function runDateInstant(plan: Pick<CleanContext, 'runDate'>): number {
+  return Date.parse(`${plan.runDate}T00:00:00Z`);
 }
 
 /**
@@ -129,7 +144,7 @@ export function runDateInstant(plan: Pick<RunPlan, 'startedAt' | 'incremental'>)
  * holdoutDays — public instants, so one user's events cannot move anyone else's rows across the cut. Undefined
  * (privacy off, no cutoff): the newest clean event minus holdoutDays, taken from the data.
  */
-export function splitCutoff(plan: Pick<RunPlan, 'config' | 'startedAt' | 'incremental'>): string | undefined {
+export function splitCutoff(plan: Pick<CleanContext, 'config' | 'runDate'>): string | undefined {
   const e = plan.config.evaluation;
   if (e.cutoff !== undefined) return new Date(e.cutoff).toISOString();
   if (!plan.config.privacy.enabled) return undefined;
@@ -141,11 +156,10 @@ export function splitCutoff(plan: Pick<RunPlan, 'config' | 'startedAt' | 'increm
  * runs or the k-core filter, builds the training set. With privacy on every step here is per-user or public
  * (the bot threshold is the public cleaning.botMaxEventsPerDay; k-core is refused by config validation).
  */
-export async function cleanRows(db: Db, plan: RunPlan): Promise<HistoryOutcome | null> {
+export async function cleanRows(db: Db, plan: CleanContext): Promise<HistoryOutcome | null> {
   await db.run(`SET TimeZone = 'UTC'`);
   progress({ stage: 'clean', step: 'classify' });
   await checkIdPatterns(db, plan.config.schema.idFormat);
-  await adoptTableLayout(db);
   const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
   await dropRelation(db, 'events');
   const c = plan.config.cleaning;
@@ -181,7 +195,7 @@ export const EVENT_IDENTITY = ['user_id', 'item_id', 'event_type', 'ts', 'rating
  * removed from all events. The bounding samples by a hash of each row's content, so which rows of user v survive
  * depends only on v's rows: removing or adding another user changes nothing for v.
  */
-export async function splitAndBound(db: Db, plan: RunPlan, secret: string): Promise<number> {
+export async function splitAndBound(db: Db, plan: CleanContext, secret: string): Promise<number> {
   progress({ stage: 'clean', step: 'split' });
   const e = plan.config.evaluation;
   await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
@@ -207,37 +221,67 @@ export async function splitAndBound(db: Db, plan: RunPlan, secret: string): Prom
 }
 
 /**
- * Types, validates, deduplicates and de-bots the raw rows in DuckDB; writes every rejected row with its reason
- * to quarantine.parquet; maps ids to stable dense indices; splits train/holdout by time; applies the quality
- * gate. Idempotent: all tables are recreated from raw_events.
+ * Types, validates, deduplicates and de-bots the raw rows in a scratch DuckDB over ingest's artifacts; writes the
+ * clean events, every rejected row with its reason (quarantine.parquet), the stable dense id maps, the split
+ * and, with privacy on, each user's bounded contribution; applies the quality gate. Idempotent: every output is
+ * recreated from the raw artifacts.
  */
-export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<CleanResult> {
-  const quarantinePath = path.join(plan.runDir, 'quarantine.parquet');
-  const cleaned = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
-    const extra = await cleanRows(db, plan);
+export async function clean(
+  deps: ActivityDeps,
+  run: StageRun,
+  raw: RawArtifacts,
+  profiled?: ProfileResult,
+): Promise<CleanResult> {
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  fs.mkdirSync(io.runDir, { recursive: true });
+  const ctx: CleanContext = {
+    config: run.plan.config,
+    startedAt: run.plan.run.startedAt,
+    runDate: run.incremental?.runDate ?? run.plan.runDate,
+    datasetId: run.plan.run.datasetId,
+    runId: run.plan.run.runId,
+    runDir: io.runDir,
+    incremental: run.incremental,
+    local: async (key) => {
+      if (path.isAbsolute(key)) return key; // a watermark written before partitions were storage keys
+      await io.fetch([key]);
+      return io.local(key);
+    },
+  };
+  const k = {
+    quarantine: io.key('quarantine.parquet'),
+    userIds: io.key('user_ids.parquet'),
+    itemIds: io.key('item_ids.parquet'),
+    train: io.key('train_events.parquet'),
+    holdout: io.key('holdout_events.parquet'),
+    trainBounded: io.key('train_bounded.parquet'),
+    allBounded: io.key('all_bounded.parquet'),
+  };
+  const cleaned = await io.withDb('clean', async (db) => {
+    await openRawViews(db, io, raw);
+    const extra = await cleanRows(db, ctx);
+    // Incremental runs and the k-core filter replace the events with the windowed training set.
+    const eventsKey = io.key(extra ? WINDOWED_EVENTS : 'events.parquet');
     progress({ stage: 'clean', step: 'quarantine' });
     await db.run(
-      `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(quarantinePath)} (FORMAT parquet, COMPRESSION zstd)`,
+      `COPY (SELECT * FROM quarantine ORDER BY source_file, source_line) TO ${lit(io.local(k.quarantine))} (FORMAT parquet, COMPRESSION zstd)`,
     );
     const byReason: Record<string, number> = {};
     for (const r of await db.all<{ reason: string; n: number }>(sql.REASON_COUNTS_SQL))
       byReason[r.reason] = r.n;
 
     progress({ stage: 'clean', step: 'id maps' });
-    const state = stateDir(plan);
-    const prevUsers = path.join(state, 'user_ids.parquet');
-    const prevItems = path.join(state, 'item_ids.parquet');
-    await db.run(
-      sql.idMapSql(
-        fs.existsSync(prevUsers) ? prevUsers : undefined,
-        fs.existsSync(prevItems) ? prevItems : undefined,
-      ),
-    );
-    await db.run(`COPY user_ids TO ${lit(path.join(plan.runDir, 'user_ids.parquet'))} (FORMAT parquet)`);
-    await db.run(`COPY item_ids TO ${lit(path.join(plan.runDir, 'item_ids.parquet'))} (FORMAT parquet)`);
+    const prev = idMapKeys(ctx.datasetId);
+    const prevLocal = async (key: string) => {
+      if (!(await io.store.exists(key))) return undefined;
+      await io.fetch([key]);
+      return io.local(key);
+    };
+    await db.run(sql.idMapSql(await prevLocal(prev.users), await prevLocal(prev.items)));
+    await db.run(`COPY user_ids TO ${lit(io.local(k.userIds))} (FORMAT parquet)`);
+    await db.run(`COPY item_ids TO ${lit(io.local(k.itemIds))} (FORMAT parquet)`);
 
-    const privacyCapped = await splitAndBound(db, plan, createSecureRng().secretHex());
-    await db.run('CHECKPOINT');
+    const privacyCapped = await splitAndBound(db, ctx, createSecureRng().secretHex());
     const c = await db.one<{
       kept: number;
       quarantined: number;
@@ -249,14 +293,44 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
       items: number;
     }>(`SELECT (SELECT count(*) FROM events) AS kept, (SELECT count(*) FROM quarantine) AS quarantined,
                (SELECT count(*) FROM train_events) AS train, (SELECT count(*) FROM holdout_events) AS holdout,
-               (SELECT strftime(holdout_start, '%Y-%m-%dT%H:%M:%SZ') FROM split_info) AS holdout_start,
+               (SELECT strftime(holdout_start, '%Y-%m-%dT%H:%M:%S.%fZ') FROM split_info) AS holdout_start,
                (SELECT strftime(max(ts), '%Y-%m-%dT%H:%M:%SZ') FROM events) AS newest,
                (SELECT count(DISTINCT user_id) FROM events) AS users, (SELECT count(DISTINCT item_id) FROM events) AS items`);
+    // The split as the next stages see it: an instant over the events, or (per-user split) two files.
+    let split: SplitRef;
+    if (run.plan.config.evaluation.split === 'time') {
+      split = { kind: 'time', holdoutStart: c.holdout_start ?? '1970-01-01T00:00:00.000000Z' };
+    } else {
+      await db.run(`COPY train_events TO ${lit(io.local(k.train))} (FORMAT parquet, COMPRESSION snappy);
+                    COPY holdout_events TO ${lit(io.local(k.holdout))} (FORMAT parquet, COMPRESSION snappy);`);
+      split = {
+        kind: 'files',
+        train: await parquetArtifact(db, io, k.train),
+        holdout: await parquetArtifact(db, io, k.holdout),
+      };
+    }
+    let bounded: CleanArtifacts['bounded'] = null;
+    if (run.plan.config.privacy.enabled) {
+      await db.run(`COPY train_bounded TO ${lit(io.local(k.trainBounded))} (FORMAT parquet, COMPRESSION snappy);
+                    COPY all_bounded TO ${lit(io.local(k.allBounded))} (FORMAT parquet, COMPRESSION snappy);`);
+      bounded = {
+        train: await parquetArtifact(db, io, k.trainBounded),
+        all: await parquetArtifact(db, io, k.allBounded),
+      };
+    }
+    const artifacts: CleanArtifacts = {
+      events: await parquetArtifact(db, io, eventsKey),
+      quarantine: await parquetArtifact(db, io, k.quarantine),
+      userIds: await parquetArtifact(db, io, k.userIds),
+      itemIds: await parquetArtifact(db, io, k.itemIds),
+      split,
+      bounded,
+    };
     const out: CleanResult = {
+      artifacts,
       kept: c.kept,
       quarantined: c.quarantined,
       byReason,
-      quarantinePath,
       trainRows: c.train,
       holdoutRows: c.holdout,
       holdoutStart: c.holdout_start ?? '',
@@ -270,15 +344,25 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
     };
     const newLines: Record<string, number> = {};
     for (const r of await db.all<{ reason: string; n: number }>(
-      newLineCountsSql(plan.incremental?.appended ?? []),
+      newLineCountsSql(run.incremental?.appended ?? []),
     ))
       newLines[r.reason] = r.n;
     return { out, gate: gateCounts(newLines, c.newest) };
   });
   const result = cleaned.out;
+  const a = result.artifacts;
+  await io.push([
+    a.events.key,
+    a.quarantine.key,
+    a.userIds.key,
+    a.itemIds.key,
+    ...(a.split.kind === 'files' ? [a.split.train.key, a.split.holdout.key] : []),
+    ...(a.bounded ? [a.bounded.train.key, a.bounded.all.key] : []),
+    ...(run.incremental ? [run.incremental.partition] : []),
+  ]);
   log('cleaned', { kept: result.kept, quarantined: result.quarantined, byReason: result.byReason });
 
-  const failed = qualityChecks(plan, cleaned.gate, profiled?.drift ?? null).filter((c) => !c.passed);
+  const failed = qualityChecks(ctx, cleaned.gate, profiled?.drift ?? null).filter((c) => !c.passed);
   if (failed.length) {
     const what = failed
       .map(
@@ -286,31 +370,30 @@ export async function clean(plan: RunPlan, profiled?: ProfileResult): Promise<Cl
           `${c.name}: measured ${Number.isInteger(c.value) ? c.value : c.value.toFixed(4)}, threshold ${c.threshold}`,
       )
       .join('; ');
-    throw ApplicationFailure.nonRetryable(
-      `quality gate failed (${what}); quarantine: ${quarantinePath}`,
+    throw new RecforgeError(
       'QualityGateFailed',
+      `quality gate failed (${what}); quarantine: ${io.store.uri(a.quarantine.key)}`,
       result,
     );
   }
   if (result.trainRows === 0 || result.holdoutRows === 0) {
-    const cut = plan.config.evaluation.split === 'time' ? splitCutoff(plan) : undefined;
+    const cut = run.plan.config.evaluation.split === 'time' ? splitCutoff(ctx) : undefined;
     if (cut !== undefined) {
       // A public cut that misses the data is a configuration to fix, not dirty data.
       const source =
-        plan.config.evaluation.cutoff !== undefined
+        run.plan.config.evaluation.cutoff !== undefined
           ? 'evaluation.cutoff'
           : 'the run date minus evaluation.holdoutDays';
-      throw ApplicationFailure.nonRetryable(
+      throw configError(
         `time split at ${cut} (${source}) left ${result.trainRows} training and ${result.holdoutRows} holdout rows; ` +
           `the clean events end at ${result.newestEvent ?? 'nothing'}: set evaluation.cutoff to an instant inside the data ` +
           "(with privacy on the cut must be public, never taken from the data's newest event), or use split: user-time",
-        'ConfigError',
       );
     }
-    throw ApplicationFailure.nonRetryable(
-      `time split left ${result.trainRows} training and ${result.holdoutRows} holdout rows (holdoutDays=${plan.config.evaluation.holdoutDays}); ` +
-        'the data must span more than the holdout period',
+    throw new RecforgeError(
       'QualityGateFailed',
+      `time split left ${result.trainRows} training and ${result.holdoutRows} holdout rows (holdoutDays=${run.plan.config.evaluation.holdoutDays}); ` +
+        'the data must span more than the holdout period',
       result,
     );
   }

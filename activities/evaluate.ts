@@ -1,10 +1,9 @@
 import * as path from 'node:path';
-import { withDb, lit, type Db } from '../lib/duckdb';
+import * as fs from 'node:fs';
+import { lit, type Db } from '../lib/duckdb';
 import { writeJsonAtomic } from '../lib/fs-atomic';
 import { pairedDifferenceInterval, meanInterval } from '../evaluation/bootstrap';
 
-/** Users with fewer training events than this form the "new users" segment. */
-const NEW_USER_EVENTS = 5;
 import { decideGates, EXACT_MOSTPOP } from '../evaluation/gates';
 import { recommendSql, mostPopSql, type RecommendParams } from '../analytics/baselines.sql';
 import {
@@ -13,9 +12,22 @@ import {
   segmentMetricsSql,
   PER_USER_NDCG_SQL,
 } from '../evaluation/metrics.sql';
-import type { EvaluateResult, ModelMetrics, RunPlan, TrainResult, GateCheck } from '../contracts/stages';
-import { limitsOf, progress } from './context';
-import { registryOf } from './support/storage';
+import type {
+  CleanArtifacts,
+  EvaluateResult,
+  ModelMetrics,
+  TrainResult,
+  GateCheck,
+  StageRun,
+} from '../contracts/stages';
+import type { RecforgeConfig } from '../lib/config';
+import type { ModelRecord } from '../contracts/registry';
+import { progress, type ActivityDeps } from './support/context';
+import { RunIO } from './support/run-io';
+import { openCleanViews } from './support/artifacts';
+
+/** Users with fewer training events than this form the "new users" segment. */
+const NEW_USER_EVENTS = 5;
 
 /**
  * How a registered model family is scored from its artifact: baselines by their own SQL, learned models
@@ -44,7 +56,7 @@ interface Candidate {
   mostPopFile: string;
 }
 
-async function recommendInto(db: Db, plan: RunPlan, c: Candidate): Promise<void> {
+async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candidate): Promise<void> {
   await db.run(
     recommendSql({
       kind: c.kind,
@@ -66,13 +78,28 @@ async function recommendInto(db: Db, plan: RunPlan, c: Candidate): Promise<void>
  * already seen in training. The champion is scored from its registry artifact trained on its own training
  * split, so a re-run on the same data does not hand it the holdout.
  */
-export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<EvaluateResult> {
+export async function evaluate(
+  deps: ActivityDeps,
+  run: StageRun,
+  clean: CleanArtifacts,
+  trained: TrainResult,
+  champion: ModelRecord | null,
+): Promise<EvaluateResult> {
+  const plan = run.plan;
+  const io = new RunIO(plan.run, deps.dataDir);
   const k = plan.config.evaluation.k;
   const mostPop = trained.models.find((m) => m.name === 'mostpop')!;
-  const registry = registryOf(plan.config, plan.datasetId);
-  const championVersion = await registry.champion();
-  const champion = championVersion ? await registry.get(championVersion) : undefined;
-  return withDb(plan.dbPath, limitsOf(plan), async (db) => {
+  const championVersion = champion?.version ?? null;
+  // Every model file evaluation reads, this run's and the champion's, present on this worker.
+  const modelKeys = [
+    ...trained.models.filter((m) => !m.name.endsWith('-full')).map((m) => m.key),
+    ...(trained.champion ? [trained.champion.key] : []),
+    ...(champion ? [champion.artifacts.eval, champion.artifacts.mostPopEval] : []),
+  ];
+  await io.fetch(modelKeys);
+  fs.mkdirSync(`${io.runDir}/models`, { recursive: true });
+  return io.withDb('evaluate', async (db) => {
+    await openCleanViews(db, io, clean);
     await db.run(`
       CREATE OR REPLACE TEMP TABLE eval_users AS
         SELECT DISTINCT user_id FROM holdout_events WHERE user_id IN (SELECT user_id FROM train_events);
@@ -84,11 +111,11 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       CREATE OR REPLACE TEMP TABLE recs (model VARCHAR, user_id VARCHAR, rank INTEGER, item_id VARCHAR, score DOUBLE);`);
     const candidates: Candidate[] = trained.models
       .filter((m) => !m.name.endsWith('-full'))
-      .map((m) => ({ name: m.name, kind: m.kind, modelFile: m.path, mostPopFile: mostPop.path }));
+      .map((m) => ({ name: m.name, kind: m.kind, modelFile: io.local(m.key), mostPopFile: io.local(mostPop.key) }));
     if (plan.config.privacy.enabled) {
       // The gate's reference: MostPop from the exact training counts (an internal model, never published). A DP
       // challenger that cannot beat it is noise, whatever the noisy MostPop beside it scores.
-      const exact = path.join(plan.runDir, 'models', `${EXACT_MOSTPOP}.parquet`);
+      const exact = path.join(io.runDir, 'models', `${EXACT_MOSTPOP}.parquet`);
       await db.run(mostPopSql('train_events', exact));
       candidates.push({ name: EXACT_MOSTPOP, kind: 'mostpop', modelFile: exact, mostPopFile: exact });
     }
@@ -99,8 +126,8 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       candidates.push({
         name: 'champion',
         kind: rescored ? 'recs' : kindOfFamily(champion.model),
-        modelFile: rescored ? rescored.path : registry.store.uri(champion.artifacts.eval),
-        mostPopFile: registry.store.uri(champion.artifacts.mostPopEval),
+        modelFile: io.local(rescored ? rescored.key : champion.artifacts.eval),
+        mostPopFile: io.local(champion.artifacts.mostPopEval),
       });
     }
     for (const c of candidates) {
@@ -156,8 +183,8 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       vsChampion,
       gates: plan.config.gates,
     });
-    const reportPath = path.join(plan.runDir, 'evaluation.json');
-    writeJsonAtomic(reportPath, {
+    const report = io.key('evaluation.json');
+    writeJsonAtomic(io.local(report), {
       k,
       evaluatedUsers,
       catalogue,
@@ -169,6 +196,7 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       champion: championVersion,
       vsChampion,
     });
+    await io.push([report]);
     return {
       k,
       evaluatedUsers,
@@ -176,7 +204,7 @@ export async function evaluate(plan: RunPlan, trained: TrainResult): Promise<Eva
       chosenModel: challenger,
       championVersion: championVersion ?? null,
       gate,
-      reportPath,
+      report,
     };
   });
 }

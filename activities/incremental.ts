@@ -1,8 +1,6 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import type { RecforgeConfig } from '../contracts/config';
-import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
+import { RecforgeError, badInput } from '../contracts/errors';
+import { openStorage, readDocument, updateDocument, type Storage } from '../lib/storage';
 import {
   checkWatermark,
   emptyWatermark,
@@ -22,63 +20,63 @@ import type {
   CleanResult,
   IncrementalPlan,
   IngestResult,
+  PreparedInput,
   RunInputReport,
   RunPlan,
+  StageRun,
 } from '../contracts/stages';
+import { RunIO } from './support/run-io';
+import type { ActivityDeps } from './support/context';
 import { digestFile, digestPrefix, formatOf } from './files';
 import { compressionOf } from '../lib/csv-header';
-import { log, progress } from './context';
+import { log, progress } from './support/context';
 
 /**
- * Incremental runs, the I/O part: the watermark log and store partitions under
- * <dataDir>/state/<dataset>/, file selection at planning, and the commit at the end of a successful run.
+ * Incremental runs, the I/O part: the watermark log and store partitions under `state/<dataset>/` on the run's
+ * storage, file selection under the dataset lock, and the commit at the end of a completed run. The log is a
+ * state document changed only by compare-and-swap (lib/storage), like the live pointer and the ledger.
  */
 
-const stateOf = (config: RecforgeConfig, datasetId: string) => path.join(config.dataDir, 'state', datasetId);
-export const watermarkPath = (config: RecforgeConfig, datasetId: string) =>
-  path.join(stateOf(config, datasetId), 'watermark.json');
+const stateKey = (datasetId: string) => `state/${datasetId}`;
+export const watermarkKey = (datasetId: string) => `${stateKey(datasetId)}/watermark.json`;
 /** One file per run of a date: a failed re-run never touches the partition the committed entry points at. */
-export const partitionPath = (config: RecforgeConfig, datasetId: string, runDate: string, runId: string) =>
-  path.join(stateOf(config, datasetId), 'events', `date=${runDate}`, `${runId}.parquet`);
-const schemaPath = (config: RecforgeConfig, datasetId: string) =>
-  path.join(stateOf(config, datasetId), 'last_schema.json');
+export const partitionKey = (datasetId: string, runDate: string, runId: string) =>
+  `${stateKey(datasetId)}/events/date=${runDate}/${runId}.parquet`;
+export const schemaKey = (datasetId: string) => `${stateKey(datasetId)}/last_schema.json`;
 
-export function readWatermark(config: RecforgeConfig, datasetId: string): Watermark {
-  const file = watermarkPath(config, datasetId);
+export async function readWatermark(store: Storage, datasetId: string): Promise<Watermark> {
+  const key = watermarkKey(datasetId);
   try {
-    const v = readJsonIfExists<unknown>(file);
+    const v = (await readDocument<unknown>(store, key))?.value;
     return v === undefined ? emptyWatermark(datasetId) : checkWatermark(v, datasetId);
   } catch (err) {
     // A damaged log must not silently turn into "nothing consumed yet" (that would re-read everything).
-    throw ApplicationFailure.nonRetryable(
-      `${file}: ${(err as Error).message.replace(`${file}: `, '')}`,
-      'BadInput',
-    );
+    throw badInput(`${store.uri(key)}: ${(err as Error).message}`);
   }
 }
 
 /**
- * Selects this run's files among the resolved inputs. No new file is a non-retryable NoNewData failure: the
- * run stops before reading anything, so the champion and the published output stay as they are.
+ * Selects this run's files among the prepared inputs (under the dataset lock: no other run of the dataset can
+ * commit meanwhile). No new file is a non-retryable NoNewData failure: the run stops before reading anything,
+ * so the champion and the published output stay as they are.
  */
-export async function planIncremental(
-  config: RecforgeConfig,
-  datasetId: string,
-  runId: string,
-  runDate: string,
-  files: string[],
-): Promise<{ files: string[]; incremental: IncrementalPlan }> {
-  const wm = readWatermark(config, datasetId);
+export async function selectIncrementalInput(
+  plan: RunPlan,
+  prepared: PreparedInput,
+): Promise<{ input: PreparedInput; incremental: IncrementalPlan }> {
+  const { config, runDate } = plan;
+  const { datasetId, runId } = plan.run;
+  const wm = await readWatermark(openStorage(plan.run.storage), datasetId);
   const problem = runDateProblem(wm, runDate);
-  if (problem) throw ApplicationFailure.nonRetryable(`dataset ${datasetId}: ${problem}`, 'BadInput');
-  const stats: FileStat[] = files.map((f) => {
+  if (problem) throw badInput(`dataset ${datasetId}: ${problem}`);
+  const stats: FileStat[] = prepared.interactionFiles.map((f) => {
     const st = fs.statSync(f);
     return { path: f, size: st.size, mtimeMs: st.mtimeMs };
   });
   const toHash = new Set(needsDigest(wm, runDate, stats));
   for (const s of stats) {
     if (!toHash.has(s.path)) continue;
-    progress({ stage: 'plan', step: 'digest', file: s.path });
+    progress({ stage: 'input', step: 'digest', file: s.path });
     s.sha256 = (await digestFile(s.path).catch(() => ({ sha256: undefined }))).sha256;
   }
   const sel = selectFiles(wm, runDate, stats);
@@ -105,76 +103,76 @@ export async function planIncremental(
   ).map((e) => ({ runDate: e.runDate, partition: e.partition }));
   if (sel.read.length === 0) {
     const last = history.at(-1)?.runDate;
-    throw ApplicationFailure.nonRetryable(
+    throw new RecforgeError(
+      'NoNewData',
       `dataset ${datasetId}, runDate ${runDate}: no new input files since the last successful run` +
         `${last ? ` (${last})` : ''}; all ${sel.skipped.length} file(s) were already consumed. ` +
         'Nothing was read; the champion and the published output are unchanged',
-      'NoNewData',
     );
   }
   log('incremental selection', { runDate, read: sel.read.length, skipped: sel.skipped.length });
   return {
-    files: sel.read,
+    input: { ...prepared, interactionFiles: sel.read },
     incremental: {
       runDate,
       historyDays: config.dataset.incremental.historyDays,
       skipped: sel.skipped,
       history,
-      partition: partitionPath(config, datasetId, runDate, runId),
+      partition: partitionKey(datasetId, runDate, runId),
       appended,
     },
   };
 }
 
-export function readSchemaRecord(plan: Pick<RunPlan, 'config' | 'datasetId'>): SchemaRecord | undefined {
+export async function readSchemaRecord(store: Storage, datasetId: string): Promise<SchemaRecord | undefined> {
   try {
-    const r = readJsonIfExists<SchemaRecord>(schemaPath(plan.config, plan.datasetId));
+    const r = (await readDocument<SchemaRecord>(store, schemaKey(datasetId)))?.value;
     return r?.formatVersion === 1 && Array.isArray(r.files) ? r : undefined;
   } catch {
     return undefined; // drift reporting is advisory: an unreadable record means "nothing to compare with"
   }
 }
 
-/** The run date of any run (incremental or not): the plan's, else the start date. */
-const runDateOfPlan = (plan: RunPlan) => plan.incremental?.runDate ?? plan.startedAt.slice(0, 10);
+/** The run's file columns become the next run's schema-drift reference (published runs only). */
+export async function writeSchemaRecord(store: Storage, run: StageRun, ingested: IngestResult): Promise<void> {
+  const record: SchemaRecord = {
+    formatVersion: 1,
+    runId: run.plan.run.runId,
+    runDate: run.incremental?.runDate ?? run.plan.runDate,
+    files: ingested.files.filter((f) => f.columns).map((f) => ({ path: f.path, columns: f.columns! })),
+  };
+  if (record.files.length) await store.put(schemaKey(run.plan.run.datasetId), JSON.stringify(record, null, 2) + '\n');
+}
 
 /**
- * Commits a completed run: records its file columns (the next run's schema-drift reference) and, for
- * incremental runs, writes the watermark entry of its date (replacing an earlier run of the same date) and
- * removes other partitions of that date (failed or superseded runs). Idempotent: a retry writes the same
- * entry. The dataset lock held by the run serialises commits.
+ * Commits a completed run's input: for incremental runs, the watermark entry of its date (replacing an earlier
+ * run of the same date, by compare-and-swap) and removes other partitions of that date (failed or superseded
+ * runs). Idempotent: a retry writes the same entry.
  */
 export async function commitRun(
-  plan: RunPlan,
+  deps: ActivityDeps,
+  run: StageRun,
   ingested: IngestResult,
   cleaned: CleanResult,
 ): Promise<RunInputReport> {
-  const record: SchemaRecord = {
-    formatVersion: 1,
-    runId: plan.runId,
-    runDate: runDateOfPlan(plan),
-    files: ingested.files.filter((f) => f.columns).map((f) => ({ path: f.path, columns: f.columns! })),
-  };
-  if (record.files.length) writeJsonAtomic(schemaPath(plan.config, plan.datasetId), record);
   const report: RunInputReport = {
     files: ingested.files.map((f) => f.path),
-    skipped: plan.incremental?.skipped ?? [],
+    skipped: run.incremental?.skipped ?? [],
     warnings: ingested.warnings ?? [],
     schemaDrift: ingested.schemaDrift ?? [],
     watermark: null,
   };
-  const inc = plan.incremental;
+  const inc = run.incremental;
   if (!inc) return report;
-  if (!fs.existsSync(inc.partition)) {
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  const { datasetId, runId } = run.plan.run;
+  if (!(await io.store.exists(inc.partition))) {
     // Without its partition the entry would mark files consumed whose events are nowhere: refuse.
-    throw ApplicationFailure.nonRetryable(
-      `${inc.partition}: the run's store partition is missing; not committing the watermark`,
-      'BadInput',
-    );
+    throw badInput(`${io.store.uri(inc.partition)}: the run's store partition is missing; not committing the watermark`);
   }
   const entry: WatermarkEntry = {
     runDate: inc.runDate,
-    runId: plan.runId,
+    runId,
     committedAt: new Date().toISOString(),
     files: ingested.files.map((f) => ({
       path: f.path,
@@ -186,16 +184,15 @@ export async function commitRun(
     partition: inc.partition,
     rows: cleaned.newRows ?? 0,
   };
-  const current = readWatermark(plan.config, plan.datasetId);
-  const existing = current.entries.find((e) => e.runDate === inc.runDate);
-  // A retry of this commit keeps the first commit time, so the log is byte-stable across retries.
-  if (existing?.runId === plan.runId) entry.committedAt = existing.committedAt;
-  writeJsonAtomic(watermarkPath(plan.config, plan.datasetId), withEntry(current, entry));
-  const dateDir = path.dirname(inc.partition);
-  for (const name of fs.readdirSync(dateDir)) {
-    const f = path.join(dateDir, name);
-    if (f !== inc.partition) fs.rmSync(f, { force: true });
-  }
+  await updateDocument<Watermark, void>(io.store, watermarkKey(datasetId), (cur) => {
+    const current = cur ? checkWatermark(cur, datasetId) : emptyWatermark(datasetId);
+    const existing = current.entries.find((e) => e.runDate === inc.runDate);
+    // A retry of this commit keeps the first commit time, so the log is byte-stable across retries.
+    const e = existing?.runId === runId ? { ...entry, committedAt: existing.committedAt } : entry;
+    return { write: withEntry(current, e), result: undefined };
+  });
+  const dateDir = inc.partition.slice(0, inc.partition.lastIndexOf('/'));
+  for (const key of await io.store.list(dateDir)) if (key !== inc.partition) await io.store.delete(key);
   log('watermark committed', { runDate: inc.runDate, files: entry.files.length, rows: entry.rows });
   report.watermark = {
     runDate: inc.runDate,

@@ -1,97 +1,156 @@
-import type { RetrainInput, RunPlan } from '../contracts/stages';
-import type { ActivityDeps } from './context';
-import { withHeartbeat } from './heartbeat';
-import { abandonPlan, planRun, releaseLock } from './plan';
+import { Context } from '@temporalio/activity';
+import type {
+  AliasInput,
+  CleanArtifacts,
+  CleanResult,
+  EvaluateResult,
+  IngestResult,
+  PreparedInput,
+  ProfileResult,
+  RawArtifacts,
+  RetrainInput,
+  RunPlan,
+  RunSummary,
+  StageRun,
+  TrainResult,
+} from '../contracts/stages';
+import type { ModelRecord } from '../contracts/registry';
+import type { RunRef } from '../contracts/run';
+import type { ActivityDeps } from './support/context';
+import { withHeartbeat } from './support/heartbeat';
+import { RunIO } from './support/run-io';
+import { TrainContext } from './support/train-context';
+import { planRun, prepareInput } from './plan';
+import { acquireDatasetLock, releaseDatasetLock } from './lock';
+import { selectIncrementalInput, commitRun } from './incremental';
+import { reservePrivacyBudget, settlePrivacyBudget } from './privacy';
 import { ingest } from './ingest';
 import { profile } from './profile';
 import { clean } from './clean';
 import { trainBaselines } from './train';
-import { evaluate } from './evaluate';
-import { registryOf } from './support/storage';
 import { trainLearned } from './train-mf';
 import { trainLearnedDp } from './train-mf-dp';
 import { trainTwoTowerChallenger } from './train-two-tower';
-import { publish } from './publish';
-import { settleBudget } from './privacy';
-import { commitRun } from './incremental';
-import { registerCandidate, promoteCandidate, setChampion, rollbackChampion } from './registry';
-import type {
-  AliasInput,
-  EvaluateResult,
-  IngestResult,
-  ProfileResult,
-  RunSummary,
-  TrainResult,
-} from '../contracts/stages';
+import { evaluate } from './evaluate';
+import { scorePublishShard, publishVersion, type ScoringInputs, type ShardPart } from './publish';
+import {
+  currentChampion,
+  registerCandidate,
+  promoteCandidate,
+  discardVersion,
+  commitDatasetState,
+  setChampion,
+  rollbackChampion,
+} from './registry';
 import { writeRunReport } from '../analytics/run-report/write';
-import { Context } from '@temporalio/activity';
 
-export type { ActivityDeps } from './context';
+export type { ActivityDeps } from './support/context';
 
-function workflowIdOf(): string {
-  return Context.current().info.workflowExecution?.workflowId ?? 'unknown';
+function execution() {
+  const e = Context.current().info.workflowExecution;
+  if (!e) throw new Error('this activity must be called from a workflow');
+  return e;
 }
 
-/** Activities served on the CPU task queue. */
+/**
+ * Activities served on the CPU task queue: thin adapters from the workflow's calls to the stage modules. Each
+ * takes the run (or its plan) and the artifact references of the stages before it, and returns its own.
+ */
 export function createCpuActivities(deps: ActivityDeps) {
   return {
     planRun: withHeartbeat('plan', async (input: RetrainInput, startedAt: string) => {
-      const execution = Context.current().info.workflowExecution;
-      if (!execution) throw new Error('planRun must be called from a workflow');
-      return planRun(deps, input, { workflowId: execution.workflowId, runId: execution.runId, startedAt });
+      const e = execution();
+      return planRun(deps, input, { workflowId: e.workflowId, runId: e.runId, startedAt });
     }),
-    abandonPlan: async (input: RetrainInput) => {
-      const execution = Context.current().info.workflowExecution;
-      if (!execution) throw new Error('abandonPlan must be called from a workflow');
-      return abandonPlan(deps, input, { workflowId: execution.workflowId, runId: execution.runId });
-    },
-    ingest: withHeartbeat('ingest', ingest),
-    profile: withHeartbeat('profile', profile),
-    clean: withHeartbeat('clean', clean),
-    evaluate: withHeartbeat('evaluate', evaluate),
-    publish: withHeartbeat('publish', publish),
-    releaseLock: async (plan: RunPlan) => releaseLock(plan),
-    /** Records the completed run's input (file columns; the watermark entry of incremental runs). */
-    commitRun: withHeartbeat('commit', commitRun),
+    prepareInput: withHeartbeat('input', (plan: RunPlan) => prepareInput(deps, plan)),
+    acquireDatasetLock: withHeartbeat('lock', (run: RunRef) => acquireDatasetLock(run, deps.client)),
+    releaseDatasetLock: withHeartbeat('lock', (run: RunRef) => releaseDatasetLock(run)),
+    selectIncrementalInput: withHeartbeat('input', (plan: RunPlan, prepared: PreparedInput) =>
+      selectIncrementalInput(plan, prepared),
+    ),
+    reservePrivacyBudget: withHeartbeat('privacy', (plan: RunPlan, input: PreparedInput) =>
+      reservePrivacyBudget(plan, input),
+    ),
+    settlePrivacyBudget: withHeartbeat('privacy', (plan: RunPlan, outcome: 'commit' | 'release') =>
+      settlePrivacyBudget(plan, outcome),
+    ),
+    ingest: withHeartbeat('ingest', (run: StageRun) => ingest(deps, run)),
+    profile: withHeartbeat('profile', (run: StageRun, raw: RawArtifacts) => profile(deps, run, raw)),
+    clean: withHeartbeat('clean', (run: StageRun, raw: RawArtifacts, profiled: ProfileResult) =>
+      clean(deps, run, raw, profiled),
+    ),
+    currentChampion: withHeartbeat('registry', (plan: RunPlan) => currentChampion(plan)),
+    evaluate: withHeartbeat(
+      'evaluate',
+      (run: StageRun, cleaned: CleanArtifacts, trained: TrainResult, champion: ModelRecord | null) =>
+        evaluate(deps, run, cleaned, trained, champion),
+    ),
     registerCandidate: withHeartbeat(
       'register',
-      async (
-        plan: RunPlan,
+      (
+        run: StageRun,
         ingested: IngestResult,
         profiled: ProfileResult,
+        cleaned: CleanResult,
         trained: TrainResult,
         evaluation: EvaluateResult,
-      ) => {
-        await registerCandidate(deps, plan, ingested, profiled, trained, evaluation);
-      },
+      ) => registerCandidate(deps, run, ingested, profiled, cleaned, trained, evaluation),
     ),
-    promoteCandidate: withHeartbeat('promote', promoteCandidate),
-    /** Writes the run's summary.json, report.html and the dataset's index of runs (analytics/run-report). */
-    writeRunReport: withHeartbeat('report', async (plan: RunPlan, summary: RunSummary) =>
-      writeRunReport(plan.runDir, { summary }),
+    scorePublishShard: withHeartbeat('publish', (run: StageRun, s: ScoringInputs, shard: number) =>
+      scorePublishShard(deps, run, s, shard),
     ),
-    /** Commit the run's privacy reservation once noise was released, or give it back if nothing was. */
-    settlePrivacy: async (plan: RunPlan, outcome: 'commit' | 'release') => {
-      if (plan.privacy) await settleBudget(plan.config, plan.runId, outcome);
-    },
-    setChampion: async (input: AliasInput) => setChampion(deps, input, workflowIdOf()),
-    rollbackChampion: async (input: AliasInput) => rollbackChampion(deps, input, workflowIdOf()),
+    publishVersion: withHeartbeat(
+      'publish',
+      (run: StageRun, s: ScoringInputs, parts: ShardPart[], evaluation: EvaluateResult) =>
+        publishVersion(deps, run, s, parts, evaluation),
+    ),
+    discardUnpublishedVersion: withHeartbeat('publish', (plan: RunPlan) => discardVersion(plan)),
+    promoteCandidate: withHeartbeat('promote', (plan: RunPlan, evaluation: EvaluateResult) =>
+      promoteCandidate(plan, evaluation),
+    ),
+    commitDatasetState: withHeartbeat(
+      'commit',
+      (run: StageRun, ingested: IngestResult, _profiled: ProfileResult, cleaned: CleanResult) =>
+        commitDatasetState(deps, run, ingested, cleaned),
+    ),
+    /** Records the completed run's input (the watermark entry of incremental runs). */
+    commitRun: withHeartbeat('commit', (run: StageRun, ingested: IngestResult, cleaned: CleanResult) =>
+      commitRun(deps, run, ingested, cleaned),
+    ),
+    writeRunReport: withHeartbeat('report', async (plan: RunPlan, summary: RunSummary) => {
+      const io = new RunIO(plan.run, deps.dataDir);
+      return writeRunReport(io.runDir, { summary });
+    }),
+    setChampion: (input: AliasInput) => setChampion(deps, input, execution().workflowId),
+    rollbackChampion: (input: AliasInput) => rollbackChampion(deps, input, execution().workflowId),
   };
 }
 
 /** Activities served on the training task queue (GPU workers in production). */
-export function createTrainingActivities(_deps: ActivityDeps) {
+export function createTrainingActivities(deps: ActivityDeps) {
   return {
-    trainBaselines: withHeartbeat('train', trainBaselines),
-    trainLearned: withHeartbeat('train', async (plan: RunPlan) => {
-      const registry = registryOf(plan.config, plan.datasetId);
-      const championVersion = await registry.champion();
-      const champion = championVersion ? await registry.get(championVersion) : undefined;
-      if (plan.config.training.challenger === 'two-tower')
-        return trainTwoTowerChallenger(plan, registry, champion);
-      // With privacy on, mf is trained with DP-SGD against the run's reservation (train-mf-dp.ts).
-      return plan.privacy ? trainLearnedDp(plan, registry, champion) : trainLearned(plan, registry, champion);
-    }),
+    trainBaselines: withHeartbeat('train', (run: StageRun, cleaned: CleanArtifacts, raw: RawArtifacts) =>
+      trainBaselines(deps, run, cleaned, raw),
+    ),
+    /**
+     * The learned challenger the workflow chose: two-tower, or BPR-MF (trained with DP-SGD against the run's
+     * reservation when privacy is on), warm-started from the champion when it is of the same family.
+     */
+    trainLearned: withHeartbeat(
+      'train',
+      async (
+        run: StageRun,
+        cleaned: CleanArtifacts,
+        raw: RawArtifacts,
+        family: string,
+        champion: ModelRecord | null,
+      ): Promise<TrainResult> => {
+        const ctx = new TrainContext(run, cleaned, raw, deps.dataDir);
+        if (family === 'two-tower') return trainTwoTowerChallenger(ctx, champion);
+        if (family === 'mf') return run.privacy ? trainLearnedDp(ctx, champion) : trainLearned(ctx, champion);
+        throw new Error(`unknown challenger family '${family}'`);
+      },
+    ),
   };
 }
 

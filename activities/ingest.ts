@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { dropRelation, lit, withDb, type Db } from '../lib/duckdb';
-import { asFailure } from './failure';
+import { dropRelation, lit, type Db } from '../lib/duckdb';
+import { asFailure } from './support/failure';
 import { currentSignal, throwIfCancelled } from '../lib/cancellation';
 import {
   compressionOf,
@@ -25,7 +25,11 @@ import {
 } from '../analytics/input-contract';
 import { compareSchemas, describeDrift, quarantineFileSql } from '../analytics/schema-drift';
 import { readSchemaRecord } from './incremental';
-import type { IngestResult, IngestedFile, RunPlan } from '../contracts/stages';
+import type { IngestResult, IngestedFile, LandedRef, StageRun } from '../contracts/stages';
+import type { RecforgeConfig } from '../lib/config';
+import { RunIO } from './support/run-io';
+import { parquetArtifact } from './support/artifacts';
+import type { ActivityDeps } from './support/context';
 import {
   CorruptCompressionError,
   digestFile,
@@ -36,7 +40,7 @@ import {
   type InputFormat,
 } from './files';
 import { excerpt } from '../lib/excerpt';
-import { limitsOf, log, progress } from './context';
+import { log, progress } from './support/context';
 
 function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
@@ -64,9 +68,11 @@ interface FileSchema {
 }
 
 /** Where one input file's rows land (the run's landing zone, one Parquet file per input file). */
-function landedPath(plan: Pick<RunPlan, 'runDir'>, fileIndex: number): string {
-  return path.join(plan.runDir, 'raw', `f${fileIndex}.parquet`);
+function landedPath(io: RunIO, fileIndex: number): string {
+  return io.local(io.key(`raw/f${fileIndex}.parquet`));
 }
+
+type SchemaConfig = RecforgeConfig['schema'];
 
 /** Where a file is read from: itself, or a copy with its over-long lines blanked (see ingestOne). */
 interface Source {
@@ -98,7 +104,7 @@ async function loadFile(
   format: InputFormat,
   fileIndex: number,
   out: string,
-  schemaConfig: RunPlan['config']['schema'],
+  schemaConfig: SchemaConfig,
 ): Promise<Loaded> {
   const loaded = await landFile(db, src, format, fileIndex, out, schemaConfig);
   if (loaded.lines !== 'none') {
@@ -112,7 +118,7 @@ async function loadFile(
   return { ...loaded, physical: Number(physical ?? 0) };
 }
 
-const contractOf = (schema: RunPlan['config']['schema']) => ({ maxIdLength: schema.maxIdLength });
+const contractOf = (schema: SchemaConfig) => ({ maxIdLength: schema.maxIdLength });
 
 async function landFile(
   db: Db,
@@ -120,7 +126,7 @@ async function landFile(
   format: InputFormat,
   fileIndex: number,
   out: string,
-  schemaConfig: RunPlan['config']['schema'],
+  schemaConfig: SchemaConfig,
 ): Promise<Loaded> {
   const { file, read, compression, tag } = src;
   const drift = schemaConfig.drift;
@@ -211,7 +217,8 @@ async function ingestOne(
   db: Db,
   file: string,
   fileIndex: number,
-  plan: RunPlan,
+  io: RunIO,
+  config: SchemaConfig,
 ): Promise<IngestedFile & FileSchema & { landed?: sql.LandedFile }> {
   const format = formatOf(file);
   if (!format) throw badInput(`${file}: unsupported file type`);
@@ -223,7 +230,7 @@ async function ingestOne(
   }
   if (!before.isFile()) throw badInput(`${file}: not a regular file`);
   const rejectedBefore = await rejectCount(db);
-  const out = landedPath(plan, fileIndex);
+  const out = landedPath(io, fileIndex);
   const abort = new AbortController();
   // The verifying pass stops with the load, or as soon as the activity is cancelled.
   const cancelled = currentSignal();
@@ -232,7 +239,6 @@ async function ingestOne(
   const digest = digestFile(file, signal, format === 'parquet' ? undefined : sql.MAX_LINE_BYTES);
   digest.catch(() => undefined); // settled below; avoids an unhandled rejection if the load fails first
   const src: Source = { file, read: file, compression: compressionOf(file), tag: `f${fileIndex}` };
-  const config = plan.config.schema;
   let loaded: Loaded | undefined;
   let loadError: unknown;
   try {
@@ -353,26 +359,29 @@ async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
 }
 
 /** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */
-async function dropRaw(db: Db, plan: RunPlan): Promise<void> {
+async function dropRaw(db: Db, io: RunIO): Promise<void> {
   await dropRelation(db, 'raw_events');
   await db.run(sql.DROP_RAW_TABLES);
   await db.run(batchSql.DROP_BATCH_TABLES);
-  fs.rmSync(path.join(plan.runDir, 'raw'), { recursive: true, force: true });
+  fs.rmSync(path.join(io.runDir, 'raw'), { recursive: true, force: true });
 }
 
 /**
  * Loads every input file as text columns with source file and line: the rows land as Parquet in the run's
- * folder (raw/), united by the `raw_events` view in the run's DuckDB file; malformed lines go to raw_rejects.
- * Idempotent: everything is recreated, so a retry after a crash starts clean; a failure removes it, so no
+ * folder (raw/f<N>.parquet), malformed lines in raw/rejects.parquet, the items in raw/items.parquet, and the
+ * small tables that give every landed row its physical line beside them. What the next stages get is the list
+ * of those artifacts (RawArtifacts): any worker that sees the run's storage can build the `raw_events` view from
+ * it. Idempotent: everything is recreated, so a retry after a crash starts clean; a failure removes it, so no
  * later stage can mistake half-loaded input for the input.
  */
-export async function ingest(plan: RunPlan): Promise<IngestResult> {
+export async function ingest(deps: ActivityDeps, run: StageRun): Promise<IngestResult> {
+  const io = new RunIO(run.plan.run, deps.dataDir);
   try {
-    return await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+    return await io.withDb('ingest', async (db) => {
       try {
-        return await ingestAll(db, plan);
+        return await ingestAll(db, io, run);
       } catch (err) {
-        await dropRaw(db, plan).catch(() => undefined);
+        await dropRaw(db, io).catch(() => undefined);
         throw err;
       }
     });
@@ -381,31 +390,31 @@ export async function ingest(plan: RunPlan): Promise<IngestResult> {
   }
 }
 
-async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
-  // Typed Parquet timestamps are rendered as text; in UTC they carry '+00', which the cleaner reads correctly.
-  await db.run(`SET TimeZone = 'UTC'`);
-  await dropRaw(db, plan);
-  fs.mkdirSync(path.join(plan.runDir, 'raw'), { recursive: true });
+async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult> {
+  const schema = run.plan.config.schema;
+  await dropRaw(db, io);
+  const rawDir = path.join(io.runDir, 'raw');
+  fs.mkdirSync(rawDir, { recursive: true });
   await db.run(sql.CREATE_RAW_TABLES);
   await db.run(batchSql.CREATE_BATCH_TABLES);
-  const inputs = plan.interactionFiles;
+  const inputs = run.input.interactionFiles;
   const byIndex = new Map<number, IngestedFile & { warnings: string[] }>();
   const landed: sql.LandedFile[] = [];
   // Small CSV files sharing a header: one scan per batch (activities/ingest-batch.ts); the rest one by one.
-  const policy: DriftPolicy = plan.config.schema.drift;
+  const policy: DriftPolicy = schema.drift;
   const small = inputs.flatMap((file, i) => readSmall(file, i, policy) ?? []);
   const batches = groupBatches(small);
   for (const [k, batch] of batches.entries()) {
-    progress({ stage: 'ingest', batch: k, files: batch.length, done: byIndex.size, total: inputs.length });
-    const r = await ingestBatch(db, batch, k, plan.runDir, contractOf(plan.config.schema));
+    progress({ stage: 'ingest', step: 'batch', done: byIndex.size, total: inputs.length, unit: 'files' });
+    const r = await ingestBatch(db, batch, k, io.runDir, contractOf(schema));
     for (const [i, f] of r.done) byIndex.set(i, f);
     if (r.landed) landed.push(r.landed);
     log('ingested a batch of small files', { files: batch.length, alone: r.fallback.length });
   }
   for (const [i, file] of inputs.entries()) {
     if (byIndex.has(i)) continue;
-    progress({ stage: 'ingest', file, done: byIndex.size, total: inputs.length });
-    const { landed: out, ...f } = await ingestOne(db, file, i, plan);
+    progress({ stage: 'ingest', step: 'files', file, done: byIndex.size, total: inputs.length, unit: 'files' });
+    const { landed: out, ...f } = await ingestOne(db, file, i, io, schema);
     byIndex.set(i, f);
     if (out) landed.push(out);
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
@@ -418,11 +427,10 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
     warnings.push(...w.map((m) => `${file}: ${m}`));
   }
   await db.run(sql.rawEventsViewSql(landed));
-  const schemaDrift = compareSchemas(readSchemaRecord(plan), files);
+  const schemaDrift = compareSchemas(await readSchemaRecord(io.store, run.plan.run.datasetId), files);
   for (const d of schemaDrift) log('schema drift against the previous run', { drift: describeDrift(d) });
   await db.run(sql.CREATE_RAW_ITEMS);
-  if (plan.itemsFile) await loadItems(db, plan.itemsFile);
-  await db.run('CHECKPOINT');
+  if (run.input.itemsFile) await loadItems(db, run.input.itemsFile);
   const totals = await db.one<{ rows: number; rejected: number; items: number }>(
     `SELECT (SELECT count(*) FROM raw_events) AS rows, (SELECT count(*) FROM raw_rejects) AS rejected,
             (SELECT count(*) FROM raw_items) AS items`,
@@ -432,7 +440,30 @@ async function ingestAll(db: Db, plan: RunPlan): Promise<IngestResult> {
     for (const f of files) why.push(await whyEmpty(db, f));
     throw badInput(`no readable interaction rows: ${why.join('; ')}`);
   }
+  // The tables behind raw_events' line numbers, the rejects and the items become artifacts beside the rows.
+  const tables = { rejects: 'raw_rejects', lineShifts: 'raw_line_shifts', batchFiles: 'raw_batch_files', items: 'raw_items' };
+  const keys = {
+    rejects: io.key('raw/rejects.parquet'),
+    lineShifts: io.key('raw/line-shifts.parquet'),
+    batchFiles: io.key('raw/batch-files.parquet'),
+    items: io.key('raw/items.parquet'),
+  };
+  for (const k of Object.keys(keys) as (keyof typeof keys)[])
+    await db.run(`COPY ${tables[k]} TO ${lit(io.local(keys[k]))} (FORMAT parquet, COMPRESSION zstd)`);
+  const refs: LandedRef[] = landed.map(({ landed: file, ...l }) => ({
+    ...l,
+    key: `${io.run.runKey}/${path.relative(io.runDir, file).split(path.sep).join('/')}`,
+  }));
+  const raw = {
+    landed: refs,
+    rejects: await parquetArtifact(db, io, keys.rejects),
+    lineShifts: await parquetArtifact(db, io, keys.lineShifts),
+    batchFiles: await parquetArtifact(db, io, keys.batchFiles),
+    items: await parquetArtifact(db, io, keys.items),
+  };
+  await io.push([...refs.map((r) => r.key), ...Object.values(keys)]);
   return {
+    raw,
     rows: totals.rows,
     rejectedLines: totals.rejected,
     files,

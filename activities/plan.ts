@@ -1,15 +1,15 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { loadRunConfig, dataPath, ConfigError, type RecforgeConfig } from '../lib/config';
-import type { RetrainInput, RunPlan } from '../contracts/stages';
+import { RecforgeError, configError, badInput } from '../contracts/errors';
+import type { RetrainInput, RunPlan, PreparedInput } from '../contracts/stages';
+import type { RunRef } from '../contracts/run';
 import { resolveInputFiles } from './files';
-import { acquireDatasetLock, releaseDatasetLock } from './lock';
-import type { ActivityDeps } from './context';
-import { ledger, reserveBudget } from './privacy';
-import { planIncremental } from './incremental';
+import type { ActivityDeps } from './support/context';
 import { runDateOf } from '../lib/incremental';
-import { log } from './context';
+import { log } from './support/context';
+import { openStorage } from '../lib/storage';
 
 export interface PlanContext {
   workflowId: string;
@@ -23,13 +23,9 @@ function compactTime(iso: string): string {
 }
 
 /**
- * Resolves the run: config (defaults + overlay + overrides), input files, run folder, model version, and the
- * dataset lock. Input and config errors are non-retryable: retrying cannot fix them.
- */
-/**
  * The run's config: the worker's own config (configs/default.yaml + RECFORGE_CONFIG + environment) with the
- * input's config file (under configs/) and overrides merged on top; a run layer that changes a protected key
- * (privacy, dataDir, …) is refused. Throws ConfigError.
+ * input's config file(s) (under configs/) and overrides merged on top; a run layer that changes a protected key
+ * (privacy, dataDir, storage, …) is refused. Throws ConfigError.
  */
 function runConfig(deps: ActivityDeps, input: RetrainInput): RecforgeConfig {
   return loadRunConfig({
@@ -41,172 +37,136 @@ function runConfig(deps: ActivityDeps, input: RetrainInput): RecforgeConfig {
   }).config;
 }
 
-/** Rows of a CSV items file (lines after the header): the public catalogue's size for the utility estimate. */
-function catalogueSize(file: string | undefined): number | null {
-  if (!file || !/\.csv$/i.test(file)) return null;
-  try {
-    const text = fs.readFileSync(file);
-    let lines = 0;
-    for (const b of text) if (b === 10) lines++;
-    if (text.length > 0 && text[text.length - 1] !== 10) lines++;
-    return Math.max(0, lines - 1);
-  } catch {
-    return null;
-  }
+/** Dataset ids name folders and state documents: letters, digits, dot, dash, underscore. */
+export const DATASET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * Folders a run may read its input from: the data folder, the project, the OS temp folder and
+ * `dataset.inputRoots` (a protected key). A workflow input naming anything else (`{"items": "/etc/passwd"}`) is
+ * refused before it is opened, and symlinks are resolved first so a link cannot lead out.
+ */
+export function inputRoots(config: RecforgeConfig, root: string): string[] {
+  return [config.dataDir, root, os.tmpdir(), ...config.dataset.inputRoots.map((r) => path.resolve(root, r))].map(
+    (r) => {
+      try {
+        return fs.realpathSync(r);
+      } catch {
+        return path.resolve(r);
+      }
+    },
+  );
 }
 
-/** Dataset ids name folders and lock files: letters, digits, dot, dash, underscore. */
-const DATASET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+export function checkInputLocation(file: string, roots: readonly string[], what: string): void {
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    real = path.resolve(file);
+  }
+  if (roots.some((r) => real === r || real.startsWith(r + path.sep))) return;
+  throw badInput(
+    `${what} '${String(file).slice(0, 200)}' is outside the folders runs may read (${roots.join(', ')}); ` +
+      'add its folder to dataset.inputRoots in the workers’ config',
+  );
+}
 
+/**
+ * Resolves the run without side effects: config (worker config + the input's layers), dataset id, run date,
+ * where its artifacts go (storage root, run folder key), the model version, and what input it reads — the
+ * bundled dataset to generate when the default input is used, or the given files. Config and input errors are
+ * non-retryable: retrying cannot fix them.
+ */
 export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: PlanContext): Promise<RunPlan> {
   let config: RecforgeConfig;
   try {
     config = runConfig(deps, input);
   } catch (err) {
-    if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
+    if (err instanceof ConfigError) throw configError(err.message);
     throw err;
   }
   const datasetId = input.datasetId ?? config.dataset.id;
-  if (!DATASET_ID.test(datasetId)) {
-    throw ApplicationFailure.nonRetryable(
-      `datasetId '${datasetId}': expected letters, digits, dot, dash or underscore`,
-      'BadInput',
-    );
-  }
+  if (!DATASET_ID.test(datasetId))
+    throw badInput(`datasetId '${String(datasetId).slice(0, 100)}': expected letters, digits, dot, dash or underscore`);
   let runDate: string;
   try {
     runDate = runDateOf(input.runDate, ctx.startedAt);
   } catch (err) {
-    throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
+    throw badInput((err as Error).message);
   }
-  const interactionsSpec = dataPath(config, input.interactions ?? config.dataset.interactions);
-  const itemsSpec = input.items ?? config.dataset.items;
-
-  // The bundled dataset is generated (deterministically) when the default input is missing or incomplete
-  // (e.g. a crash during generation); its manifest records the options, so a config change regenerates it.
-  let generatedData = false;
-  const usingDefault = input.interactions === undefined;
-  if (usingDefault && config.dataset.source === 'synthetic') {
-    const { ensureGeneratedDataset } = await import('../lib/datagen');
-    const g = config.dataset.generate;
-    const out = path.dirname(interactionsSpec);
-    const want = {
-      users: g.users,
-      items: g.items,
-      events: g.events,
-      seed: g.seed,
-      dirtyRate: g.dirtyRate,
-      botUsers: g.botUsers,
-    };
-    if (!fs.existsSync(interactionsSpec) || fs.existsSync(path.join(out, 'generation.json'))) {
-      // Verified (options and checksums) or generated exclusively: concurrent runs never share a generation.
-      generatedData = (await ensureGeneratedDataset({ ...want, out })).generated;
-      if (generatedData) log('generated the bundled synthetic dataset', { out });
-    }
-  }
-
-  let interactionFiles: string[];
-  try {
-    interactionFiles = await resolveInputFiles(interactionsSpec);
-  } catch (err) {
-    const hint =
-      usingDefault && datasetId === 'movielens'
-        ? ' (fetch it first: npm run datasets -- fetch movielens)'
-        : '';
-    throw ApplicationFailure.nonRetryable((err as Error).message + hint, 'BadInput');
-  }
-  let itemsFile: string | undefined;
-  if (itemsSpec) {
-    const p = dataPath(config, itemsSpec);
-    if (fs.existsSync(p)) itemsFile = p;
-    else if (input.items !== undefined)
-      throw ApplicationFailure.nonRetryable(`items '${p}': no such file`, 'BadInput');
-  }
-
-  const runDir = path.join(config.dataDir, 'runs', datasetId, ctx.runId);
-  fs.mkdirSync(runDir, { recursive: true });
-  await acquireDatasetLock(
-    config.dataDir,
-    datasetId,
-    { workflowId: ctx.workflowId, runId: ctx.runId, acquiredAt: ctx.startedAt },
-    deps.client,
-  );
-
-  // Incremental selection reads the watermark under the lock (no other run of the dataset can commit
-  // meanwhile); the privacy budget is checked before any data is read (ingest is the next stage).
-  let privacy: RunPlan['privacy'] = null;
-  let incremental: RunPlan['incremental'] = null;
-  try {
-    if (config.dataset.incremental.enabled) {
-      const sel = await planIncremental(config, datasetId, ctx.runId, runDate, interactionFiles);
-      interactionFiles = sel.files;
-      incremental = sel.incremental;
-    }
-    // Charged to the worker's privacy unit (never the dataset label), binding the real paths it reads to it.
-    privacy = config.privacy.enabled
-      ? await reserveBudget(config, {
-          runId: ctx.runId,
-          label: datasetId,
-          inputs: interactionFiles.map((f) => fs.realpathSync(f)),
-          startedAt: ctx.startedAt,
-          items: itemsFile ? 'public-catalogue' : 'dp-partition-selection',
-          catalogueItems: catalogueSize(itemsFile),
-        })
-      : null;
-    if (privacy)
-      log('privacy plan', { unit: privacy.unit, spend: privacy.spend.epsilon, utility: privacy.utility });
-  } catch (err) {
-    // The workflow only releases the lock of a run that finished planning: give it back here.
-    await releaseDatasetLock(config.dataDir, datasetId, { workflowId: ctx.workflowId, runId: ctx.runId });
-    throw err;
-  }
-
-  const plan: RunPlan = {
-    workflowId: ctx.workflowId,
+  const run: RunRef = {
     runId: ctx.runId,
+    workflowId: ctx.workflowId,
     datasetId,
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles,
-    itemsFile,
+    storage: config.storage.root || config.dataDir,
+    runKey: `runs/${datasetId}/${ctx.runId}`,
+    startedAt: ctx.startedAt,
     // The run id's tail: UUIDv7 run ids share their (time-based) head.
     modelVersion: `${datasetId}-${compactTime(ctx.startedAt)}-${ctx.runId.replace(/-/g, '').slice(-8)}`,
-    config,
-    startedAt: ctx.startedAt,
-    generatedData,
-    privacy,
-    incremental,
+    duckdb: { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads },
   };
-  fs.writeFileSync(path.join(runDir, 'plan.json'), JSON.stringify(plan, null, 2));
-  return plan;
-}
-
-export async function releaseLock(
-  plan: Pick<RunPlan, 'config' | 'datasetId' | 'workflowId' | 'runId'>,
-): Promise<boolean> {
-  return releaseDatasetLock(plan.config.dataDir, plan.datasetId, plan);
+  const interactions = dataPath(config, input.interactions ?? config.dataset.interactions);
+  const itemsSpec = input.items ?? config.dataset.items;
+  const items = itemsSpec ? dataPath(config, itemsSpec) : null;
+  const roots = inputRoots(config, deps.root);
+  checkInputLocation(interactions, roots, 'input');
+  if (items) checkInputLocation(items, roots, 'items');
+  const usingDefault = input.interactions === undefined;
+  const g = config.dataset.generate;
+  return {
+    run,
+    config,
+    runDate,
+    interactions,
+    items,
+    itemsRequired: input.items !== undefined,
+    generate:
+      usingDefault && config.dataset.source === 'synthetic'
+        ? {
+            out: path.dirname(interactions),
+            users: g.users,
+            items: g.items,
+            events: g.events,
+            seed: g.seed,
+            dirtyRate: g.dirtyRate,
+            botUsers: g.botUsers,
+          }
+        : null,
+  };
 }
 
 /**
- * Undoes what a planRun cancelled mid-way may have done before the workflow stopped waiting for it: gives back
- * the run's privacy reservation and its dataset lock (both only if this run holds them). Idempotent.
+ * The input the run reads: the bundled dataset verified (options and checksums) or generated exclusively
+ * when the plan asks for it, then the interactions file/folder/glob resolved to files and the items file
+ * checked. Idempotent.
  */
-export async function abandonPlan(
-  deps: ActivityDeps,
-  input: RetrainInput,
-  me: { workflowId: string; runId: string },
-): Promise<void> {
-  let config: RecforgeConfig;
+export async function prepareInput(deps: ActivityDeps, plan: RunPlan): Promise<PreparedInput> {
+  let generatedData = false;
+  if (plan.generate) {
+    const { ensureGeneratedDataset } = await import('../lib/datagen');
+    generatedData = (await ensureGeneratedDataset(plan.generate)).generated;
+    if (generatedData) log('generated the bundled synthetic dataset', { out: plan.generate.out });
+  }
+  let interactionFiles: string[];
   try {
-    config = runConfig(deps, input);
-  } catch {
-    return; // planning could not have got past its config either: it reserved and locked nothing
+    interactionFiles = await resolveInputFiles(plan.interactions);
+  } catch (err) {
+    const hint =
+      !plan.generate && plan.run.datasetId === 'movielens'
+        ? ' (fetch it first: npm run datasets -- fetch movielens)'
+        : '';
+    throw badInput((err as Error).message + hint);
   }
-  const datasetId = input.datasetId ?? config.dataset.id;
-  if (config.privacy.enabled) {
-    const l = ledger(config);
-    if ((await l.entries()).some((e) => e.runId === me.runId && e.status === 'reserved'))
-      await l.release(me.runId);
+  const roots = inputRoots(plan.config, deps.root);
+  for (const f of interactionFiles) checkInputLocation(f, roots, 'input');
+  let itemsFile: string | null = null;
+  if (plan.items) {
+    if (fs.existsSync(plan.items)) itemsFile = plan.items;
+    else if (plan.itemsRequired) throw badInput(`items '${plan.items}': no such file`);
   }
-  if (DATASET_ID.test(datasetId)) await releaseDatasetLock(config.dataDir, datasetId, me);
+  // The plan beside the run's artifacts: what the run report and `recforge report` read back later.
+  await openStorage(plan.run.storage).put(`${plan.run.runKey}/plan.json`, JSON.stringify(plan, null, 2) + '\n');
+  return { interactionFiles, itemsFile, generatedData };
 }
+
+export { RecforgeError };

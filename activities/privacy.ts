@@ -8,19 +8,20 @@ import {
   discreteGaussianSpend,
   estimateUtility,
   itemUserCountSensitivity,
-  openLedger,
   planPartitionSelection,
   rhoForApproxDp,
   windowOf,
   zcdpToEpsilon,
   type ContributionCaps,
   type PrivacySpend,
-  type PrivacyLedger,
+  PrivacyLedger,
   type Sensitivity,
   type UtilityEstimate,
 } from '../privacy';
 import { isRecforgeError } from '../contracts/errors';
 import { dataPath, type RecforgeConfig } from '../lib/config';
+import { openStorage } from '../lib/storage';
+import type { PreparedInput, RunPlan } from '../contracts/stages';
 import { budgetLimits } from '../privacy/budget-limits';
 
 export { budgetLimits };
@@ -333,10 +334,9 @@ export function ledgerDir(config: RecforgeConfig): string {
   return dataPath(config, 'privacy-ledger');
 }
 
+/** The ledger on the workers' storage (`privacy-ledger/ledger.json`): shared by every worker that shares it. */
 export function ledger(config: RecforgeConfig): PrivacyLedger {
-  const dir = ledgerDir(config);
-  fs.mkdirSync(dir, { recursive: true });
-  return openLedger(dir);
+  return new PrivacyLedger(openStorage(config.storage.root || config.dataDir), { prefix: 'privacy-ledger' });
 }
 
 export type { PrivacyReservation } from '../contracts/privacy';
@@ -402,6 +402,37 @@ export async function reserveBudget(
     inputs: [...new Set(run.inputs)].sort(),
     utility,
   };
+}
+
+/** Activity: reserves the planned run's spend (see reserveBudget), binding the files it will read. */
+export async function reservePrivacyBudget(plan: RunPlan, input: PreparedInput): Promise<PrivacyReservation> {
+  return reserveBudget(plan.config, {
+    runId: plan.run.runId,
+    label: plan.run.datasetId,
+    inputs: input.interactionFiles.map((f) => fs.realpathSync(f)),
+    startedAt: plan.run.startedAt,
+    items: input.itemsFile ? 'public-catalogue' : 'dp-partition-selection',
+    catalogueItems: catalogueSize(input.itemsFile),
+  });
+}
+
+/** Rows of a CSV items file (lines after the header): the public catalogue's size for the utility estimate. */
+function catalogueSize(file: string | null): number | null {
+  if (!file || !/\.csv$/i.test(file)) return null;
+  try {
+    const text = fs.readFileSync(file);
+    let lines = 0;
+    for (const b of text) if (b === 10) lines++;
+    if (text.length > 0 && text[text.length - 1] !== 10) lines++;
+    return Math.max(0, lines - 1);
+  } catch {
+    return null;
+  }
+}
+
+/** Activity: commits the run's reservation once noise was released, or gives it back if nothing was. */
+export async function settlePrivacyBudget(plan: RunPlan, outcome: 'commit' | 'release'): Promise<void> {
+  await settleBudget(plan.config, plan.run.runId, outcome);
 }
 
 export async function settleBudget(

@@ -1,7 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, type Db } from '../lib/duckdb';
-import { fsyncDir, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../lib/fs-atomic';
+import { type Db } from '../lib/duckdb';
+import { writeFileAtomic, writeJsonAtomic } from '../lib/fs-atomic';
+import { readDocument } from '../lib/storage';
+import { RunIO } from './support/run-io';
+import { openRawViews } from './support/artifacts';
+import type { ActivityDeps } from './support/context';
 import { INTERACTION_COLUMNS } from '../lib/interactions';
 import * as sql from '../analytics/profile.sql';
 import { baselineOf, computeDrift, driftSummary, type IdShares } from '../analytics/drift';
@@ -12,19 +16,15 @@ import {
   type CountDistribution,
   type DriftBaseline,
   type DriftReport,
-  type DriftSummary,
   type InteractionProfile,
   type ProfileDocument,
   type Share,
   type TimeProfile,
 } from '../analytics/profile-model';
-import type { ProfileResult, RunPlan } from '../contracts/stages';
-import { limitsOf, log, progress } from './context';
+import type { ProfileResult, RawArtifacts, StageRun } from '../contracts/stages';
+import { log, progress } from './support/context';
 
-/** What profile() returns: the workflow's ProfileResult plus the report and the drift summary. */
-export type ProfileOutput = ProfileResult & { reportPath: string; drift: DriftSummary | null };
-
-/** The pointer to the last successful run's profile of a dataset, written by recordSuccessfulProfile. */
+/** The pointer to the last published run's profile of a dataset, written by recordSuccessfulProfile. */
 export interface LastProfilePointer {
   formatVersion: 1;
   datasetId: string;
@@ -32,24 +32,29 @@ export interface LastProfilePointer {
   modelVersion: string;
   createdAt: string;
   recordedAt: string;
-  /** The run's own profile.json (may be pruned later; the baseline below is self-sufficient). */
+  /** Storage key of the run's own profile.json (may be pruned later; the baseline below is self-sufficient). */
   profilePath: string;
-  /** Copies of the run's distinct ids, kept in the state folder so they outlive the run folder. */
+  /** Storage keys of copies of the run's distinct ids, kept in the state folder so they outlive the run folder. */
   usersPath: string;
   itemsPath: string;
   baseline: DriftBaseline;
 }
 
-const stateDirOf = (plan: Pick<RunPlan, 'config' | 'datasetId'>) =>
-  path.join(plan.config.dataDir, 'state', plan.datasetId);
-export const lastProfilePath = (plan: Pick<RunPlan, 'config' | 'datasetId'>) =>
-  path.join(stateDirOf(plan), 'last_profile.json');
-const runFiles = (plan: RunPlan) => ({
-  json: path.join(plan.runDir, 'profile.json'),
-  html: path.join(plan.runDir, 'profile.html'),
-  users: path.join(plan.runDir, 'profile_users.parquet'),
-  items: path.join(plan.runDir, 'profile_items.parquet'),
+export const lastProfileKey = (datasetId: string) => `state/${datasetId}/last_profile.json`;
+
+/** The keys of a run's profile outputs. */
+const runFiles = (io: RunIO) => ({
+  json: io.key('profile.json'),
+  html: io.key('profile.html'),
+  users: io.key('profile_users.parquet'),
+  items: io.key('profile_items.parquet'),
 });
+
+/** What profiling needs of the run: its start (future timestamps) and the schema's timestamp floor. */
+interface ProfileRun {
+  startedAt: string;
+  timestampFloor: string;
+}
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map(Number) : []);
@@ -131,9 +136,9 @@ function dayCount(min: string | null, max: string | null): number {
   return Math.round((Date.parse(max.slice(0, 10)) - Date.parse(min.slice(0, 10))) / 86_400_000) + 1;
 }
 
-async function timeAndTypes(db: Db, plan: RunPlan): Promise<{ time: TimeProfile; types: Share[] }> {
-  const futureLimit = new Date(Date.parse(plan.startedAt) + 86_400_000).toISOString();
-  await db.run(sql.timeGroupsSql(plan.config.schema.timestampFloor, futureLimit));
+async function timeAndTypes(db: Db, r: ProfileRun): Promise<{ time: TimeProfile; types: Share[] }> {
+  const futureLimit = new Date(Date.parse(r.startedAt) + 86_400_000).toISOString();
+  await db.run(sql.timeGroupsSql(r.timestampFloor, futureLimit));
   const groups = await db.all<{
     kind: string;
     key: string;
@@ -171,7 +176,7 @@ async function timeAndTypes(db: Db, plan: RunPlan): Promise<{ time: TimeProfile;
   };
 }
 
-async function interactionProfile(db: Db, plan: RunPlan, rows: number): Promise<InteractionProfile> {
+async function interactionProfile(db: Db, r: ProfileRun, rows: number): Promise<InteractionProfile> {
   await db.run(sql.ID_FREQUENCIES_SQL);
   const users = await distribution(db, 'prof_users');
   const items = await distribution(db, 'prof_items');
@@ -185,7 +190,7 @@ async function interactionProfile(db: Db, plan: RunPlan, rows: number): Promise<
   ]);
   const deciles = new Array<number>(10).fill(0);
   for (const d of await db.all<{ d: number; share: number }>(sql.DECILES_SQL)) deciles[9 - d.d] = d.share;
-  const { time, types } = await timeAndTypes(db, plan);
+  const { time, types } = await timeAndTypes(db, r);
   return {
     users: users.ids,
     items: items.ids,
@@ -209,23 +214,31 @@ async function copyAtomic(db: Db, sqlFor: (file: string) => string, file: string
   fs.renameSync(tmp, file);
 }
 
-/** The previous successful profile of this dataset, unless it is this very run or it is unreadable. */
-function previousPointer(plan: RunPlan): { pointer?: LastProfilePointer; note: string | null } {
+/** The previous published profile of this dataset, unless it is this very run or it is unreadable. */
+async function previousPointer(io: RunIO): Promise<{ pointer?: LastProfilePointer; note: string | null }> {
   let pointer: LastProfilePointer | undefined;
   try {
-    pointer = readJsonIfExists<LastProfilePointer>(lastProfilePath(plan));
+    pointer = (await readDocument<LastProfilePointer>(io.store, lastProfileKey(io.run.datasetId)))?.value;
   } catch (err) {
     return { note: `previous profile pointer unreadable: ${(err as Error).message}` };
   }
   if (!pointer) return { note: 'no previous successful run of this dataset to compare with' };
-  if (pointer.runId === plan.runId) return { note: 'the recorded previous profile is this run' };
+  if (pointer.runId === io.run.runId) return { note: 'the recorded previous profile is this run' };
   if (pointer.formatVersion !== 1 || !pointer.baseline)
     return { note: 'previous profile pointer has an unknown format' };
   return { pointer, note: null };
 }
 
-async function idShares(db: Db, pointer: LastProfilePointer): Promise<IdShares> {
-  const share = async (table: 'prof_users' | 'prof_items', prev: string) => {
+/** A pointer's id list on this worker: a storage key fetched into the mirror (older pointers hold a path). */
+async function localIds(io: RunIO, ref: string): Promise<string> {
+  if (path.isAbsolute(ref)) return ref;
+  await io.fetch([ref]).catch(() => undefined);
+  return io.local(ref);
+}
+
+async function idShares(db: Db, io: RunIO, pointer: LastProfilePointer): Promise<IdShares> {
+  const share = async (table: 'prof_users' | 'prof_items', ref: string) => {
+    const prev = await localIds(io, ref);
     if (!fs.existsSync(prev)) return { added: null, gone: null };
     const r = await db.one<{ current: number; previous: number; new_ids: number; vanished: number }>(
       sql.idOverlapSql(table, prev),
@@ -247,28 +260,32 @@ async function idShares(db: Db, pointer: LastProfilePointer): Promise<IdShares> 
 
 /**
  * Profiles what arrived (before cleaning): per-column statistics, interaction statistics, drift against the
- * previous successful run of the dataset; stores profile.json, profile.html and the run's distinct user and
- * item ids (for the next run's drift) beside the run. Idempotent: every output is rewritten whole.
+ * previous published run of the dataset; stores profile.json, profile.html and the run's distinct user and
+ * item ids (for the next run's drift) in the run's folder. Idempotent: every output is rewritten whole.
  */
-export async function profile(plan: RunPlan): Promise<ProfileOutput> {
+export async function profile(deps: ActivityDeps, run: StageRun, raw: RawArtifacts): Promise<ProfileResult> {
   const started = Date.now();
-  const files = runFiles(plan);
-  const { pointer, note } = previousPointer(plan);
-  const doc = await withDb(plan.dbPath, limitsOf(plan), async (db): Promise<ProfileDocument> => {
-    await db.run(`SET TimeZone = 'UTC'`);
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  const keys = runFiles(io);
+  const files = { json: io.local(keys.json), html: io.local(keys.html), users: io.local(keys.users), items: io.local(keys.items) };
+  fs.mkdirSync(io.runDir, { recursive: true });
+  const { pointer, note } = await previousPointer(io);
+  const r: ProfileRun = { startedAt: run.plan.run.startedAt, timestampFloor: run.plan.config.schema.timestampFloor };
+  const doc = await io.withDb('profile', async (db): Promise<ProfileDocument> => {
+    await openRawViews(db, io, raw);
     progress({ stage: 'profile', step: 'columns' });
     const columns = await columnProfiles(db);
     const rows = Number(await db.scalar(`SELECT count(*) FROM raw_events`));
     const rejectedLines = Number(await db.scalar(`SELECT count(*) FROM raw_rejects`));
     progress({ stage: 'profile', step: 'interactions' });
-    const interactions = await interactionProfile(db, plan, rows);
+    const interactions = await interactionProfile(db, r, rows);
     await copyAtomic(db, (f) => sql.exportIdsSql('prof_users', f), files.users);
     await copyAtomic(db, (f) => sql.exportIdsSql('prof_items', f), files.items);
     const partial: ProfileDocument = {
       formatVersion: PROFILE_FORMAT_VERSION,
-      datasetId: plan.datasetId,
-      runId: plan.runId,
-      createdAt: plan.startedAt,
+      datasetId: run.plan.run.datasetId,
+      runId: run.plan.run.runId,
+      createdAt: run.plan.run.startedAt,
       rows,
       rejectedLines,
       columns,
@@ -280,7 +297,7 @@ export async function profile(plan: RunPlan): Promise<ProfileOutput> {
     let drift: DriftReport | null = null;
     if (pointer) {
       progress({ stage: 'profile', step: 'drift' });
-      drift = computeDrift(pointer.baseline, baselineOf(partial), await idShares(db, pointer));
+      drift = computeDrift(pointer.baseline, baselineOf(partial), await idShares(db, io, pointer));
     }
     await db.run(sql.DROP_PROFILE_TABLES);
     return { ...partial, drift };
@@ -288,9 +305,10 @@ export async function profile(plan: RunPlan): Promise<ProfileOutput> {
   doc.seconds = (Date.now() - started) / 1000;
   writeJsonAtomic(files.json, doc);
   writeFileAtomic(files.html, renderProfileReport(doc));
+  await io.push(Object.values(keys));
   const nullsOf = (c: string) => doc.columns.find((x) => x.name === c)?.nulls ?? 0;
-  const result: ProfileOutput = {
-    profilePath: files.json,
+  const result: ProfileResult = {
+    profile: keys.json,
     rows: doc.rows,
     users: doc.interactions.users,
     items: doc.interactions.items,
@@ -298,7 +316,7 @@ export async function profile(plan: RunPlan): Promise<ProfileOutput> {
     minTimestamp: doc.interactions.time.min,
     maxTimestamp: doc.interactions.time.max,
     nulls: Object.fromEntries(INTERACTION_COLUMNS.map((c) => [c, nullsOf(c)])),
-    reportPath: files.html,
+    report: keys.html,
     drift: driftSummary(doc.drift),
   };
   log('profiled', { rows: doc.rows, seconds: doc.seconds, drift: result.drift?.status ?? 'none' });
@@ -307,55 +325,52 @@ export async function profile(plan: RunPlan): Promise<ProfileOutput> {
 
 /**
  * Marks this run's profile as the dataset's baseline for drift: copies its id lists into the state folder and
- * then swaps the last_profile.json pointer (the pointer is the commit point, so readers never see a pointer to
- * missing files). Call after the run has published. Idempotent; never moves the baseline back to an older run;
+ * then writes the last_profile.json pointer (the pointer is the commit point, so readers never see a pointer to
+ * missing files). Only a published run records it. Idempotent; never moves the baseline back to an older run;
  * returns the pointer now in place, or null (and changes nothing) when this run has no profile to record.
  */
-export async function recordSuccessfulProfile(plan: RunPlan): Promise<LastProfilePointer | null> {
-  const files = runFiles(plan);
-  const doc = readJsonIfExists<ProfileDocument>(files.json);
+export async function recordSuccessfulProfile(io: RunIO): Promise<LastProfilePointer | null> {
+  const keys = runFiles(io);
+  const { datasetId, runId } = io.run;
+  const doc = await io.getJson<ProfileDocument>(keys.json).catch(() => null);
   // A run that published must not fail over its drift baseline: without a profile, keep the old baseline.
   if (
     !doc ||
     doc.formatVersion !== PROFILE_FORMAT_VERSION ||
-    !fs.existsSync(files.users) ||
-    !fs.existsSync(files.items)
+    !(await io.store.exists(keys.users)) ||
+    !(await io.store.exists(keys.items))
   ) {
-    log('no profile of this run to record as the drift baseline', { profile: files.json });
+    log('no profile of this run to record as the drift baseline', { profile: keys.json });
     return null;
   }
-  const current = readJsonIfExists<LastProfilePointer>(lastProfilePath(plan));
-  if (current && current.runId !== plan.runId && current.createdAt > plan.startedAt) return current;
-  const state = stateDirOf(plan);
-  fs.mkdirSync(state, { recursive: true });
-  const keep = (kind: string) => path.join(state, `profile-${plan.runId}-${kind}.parquet`);
+  const current = (await readDocument<LastProfilePointer>(io.store, lastProfileKey(datasetId)))?.value;
+  if (current && current.runId !== runId && current.createdAt > io.run.startedAt) return current;
+  const keep = (kind: string) => `state/${datasetId}/profile-${runId}-${kind}.parquet`;
   for (const [kind, from] of [
-    ['users', files.users],
-    ['items', files.items],
+    ['users', keys.users],
+    ['items', keys.items],
   ] as const) {
-    const tmp = `${keep(kind)}.tmp-${process.pid}`;
-    fs.copyFileSync(from, tmp);
-    fs.renameSync(tmp, keep(kind));
+    const obj = await io.store.get(from);
+    if (obj) await io.store.put(keep(kind), obj.body);
   }
-  fsyncDir(state);
   const pointer: LastProfilePointer = {
     formatVersion: 1,
-    datasetId: plan.datasetId,
-    runId: plan.runId,
-    modelVersion: plan.modelVersion,
-    createdAt: plan.startedAt,
+    datasetId,
+    runId,
+    modelVersion: io.run.modelVersion,
+    createdAt: io.run.startedAt,
     recordedAt: new Date().toISOString(),
-    profilePath: files.json,
+    profilePath: keys.json,
     usersPath: keep('users'),
     itemsPath: keep('items'),
     baseline: baselineOf(doc),
   };
-  writeJsonAtomic(lastProfilePath(plan), pointer);
+  await io.putJson(lastProfileKey(datasetId), pointer);
   // Id lists of earlier baselines are no longer referenced by the pointer.
-  for (const name of fs.readdirSync(state)) {
-    if (/^profile-.*-(users|items)\.parquet$/.test(name) && !name.startsWith(`profile-${plan.runId}-`)) {
-      fs.rmSync(path.join(state, name), { force: true });
-    }
+  for (const key of await io.store.list(`state/${datasetId}`)) {
+    const name = key.slice(key.lastIndexOf('/') + 1);
+    if (/^profile-.*-(users|items)\.parquet$/.test(name) && !name.startsWith(`profile-${runId}-`))
+      await io.store.delete(key);
   }
   return pointer;
 }

@@ -1,16 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, lit, type DuckdbLimits } from '../lib/duckdb';
-import { fsyncDir, sha256File, writeJsonAtomic, readJsonIfExists } from '../lib/fs-atomic';
-import { configKey } from './support/storage';
-import { recommendSql, type RecommendParams } from '../analytics/baselines.sql';
-import type { EvaluateResult, PublishResult, RunPlan, TrainResult } from '../contracts/stages';
-import { limitsOf, log, progress } from './context';
-import { stateDir } from './clean';
-import { recordSuccessfulProfile } from './profile';
-import type { ModelPrivacy } from '../contracts/registry';
+import { lit, type Db } from '../lib/duckdb';
+import { fsyncDir, sha256File, writeJsonAtomic } from '../lib/fs-atomic';
+import { recommendSql } from '../analytics/baselines.sql';
+import type { PrivacyReservation } from '../contracts/privacy';
+import type { ModelRecord, ModelPrivacy } from '../contracts/registry';
+import type { ArtifactRef } from '../contracts/run';
+import type { EvaluateResult, PublishResult, StageRun } from '../contracts/stages';
 import type { ModelRegistry } from '../registry/registry';
 import { retainedVersions } from '../registry/pointer';
+import { log, progress, type ActivityDeps } from './support/context';
+import { RunIO } from './support/run-io';
+import { parquetArtifact } from './support/artifacts';
+import { registryOf } from './support/storage';
 import {
   buildPublishedReport,
   renderPublishedReport,
@@ -28,7 +30,7 @@ export const OUTPUT_SCHEMA = [
 ] as const;
 
 export interface Manifest {
-  formatVersion: 1;
+  formatVersion: 1 | 2;
   datasetId: string;
   modelVersion: string;
   model: string;
@@ -44,6 +46,7 @@ export interface Manifest {
   rowCount?: number;
   users?: number;
   schema: typeof OUTPUT_SCHEMA;
+  /** One part file per user shard (part-<shard>.parquet), sorted by user_id, rank within each. */
   files: { path: string; rows?: number; bytes: number; sha256: string }[];
   /** Top-N for users without a row in `files` (cold start). */
   fallback: { path: string; rows: number; bytes: number; sha256: string; for: string };
@@ -59,8 +62,7 @@ export interface Manifest {
 /** The differential-privacy spend of the run that produced a version (the registry's record of it). */
 export type ManifestPrivacy = ModelPrivacy;
 
-export function manifestPrivacy(plan: RunPlan): ManifestPrivacy | null {
-  const p = plan.privacy;
+export function manifestPrivacy(p: PrivacyReservation | null): ManifestPrivacy | null {
   if (!p) return null;
   return {
     epsilon: p.spend.epsilon,
@@ -72,31 +74,48 @@ export function manifestPrivacy(plan: RunPlan): ManifestPrivacy | null {
   };
 }
 
-export function outputRoot(plan: RunPlan): string {
-  return path.join(
-    plan.config.dataDir,
-    configKey(plan.config, plan.config.publish.outputDir, 'publish.outputDir'),
-    plan.datasetId,
-  );
+/** The version folders under a dataset's output (storage keys grouped by folder name). */
+async function versionFolders(registry: ModelRegistry): Promise<Map<string, string[]>> {
+  const prefix = `${registry.where.outputPrefix}/versions`;
+  const out = new Map<string, string[]>();
+  for (const key of await registry.store.list(prefix)) {
+    const name = key.slice(prefix.length + 1).split('/')[0];
+    out.set(name, [...(out.get(name) ?? []), key]);
+  }
+  return out;
+}
+
+/** When a version folder was written: its manifest's createdAt (null for a folder without one). */
+async function createdAtOf(registry: ModelRegistry, version: string): Promise<number | null> {
+  const obj = await registry.store.get(`${registry.versionKey(version)}/_manifest.json`);
+  if (!obj) return null;
+  try {
+    return Date.parse((JSON.parse(obj.body.toString('utf8')) as Manifest).createdAt);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * Retention: removes version folders the live pointer no longer needs (see retainedVersions: the live one,
- * `previous`, and the most recently live up to `keep`), and folders that never went live (a failed or rejected
- * run's) once older than an hour — younger ones may belong to a run still publishing. Never the live version.
+ * `previous`, and the most recently live up to `keep`), and folders that never went live (a failed run's) once
+ * older than an hour — younger ones may belong to a run still publishing. Never the live version. Works the
+ * same on a folder and on a bucket.
  */
 export async function pruneVersions(registry: ModelRegistry, keep: number): Promise<string[]> {
-  const dir = path.join(registry.store.uri(registry.where.outputPrefix), 'versions');
-  if (!fs.existsSync(dir)) return [];
   const pointer = await registry.pointer();
   const keepSet = retainedVersions(pointer, keep);
   const everLive = new Set(pointer?.history.map((m) => m.version) ?? []);
   const removed: string[] = [];
-  for (const name of fs.readdirSync(dir)) {
+  for (const name of (await versionFolders(registry)).keys()) {
     if (keepSet.has(name) || name === pointer?.version) continue;
-    const age = Date.now() - fs.statSync(path.join(dir, name)).mtimeMs;
-    if (everLive.has(name) || age > 3_600_000) {
-      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    let remove = everLive.has(name);
+    if (!remove) {
+      const at = await createdAtOf(registry, name);
+      remove = at !== null && Date.now() - at > 3_600_000;
+    }
+    if (remove) {
+      await registry.store.deletePrefix(registry.versionKey(name));
       removed.push(name);
     }
   }
@@ -107,155 +126,194 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
 export async function discardUnpublishedVersion(registry: ModelRegistry, version: string): Promise<boolean> {
   const pointer = await registry.pointer();
   if (pointer?.version === version || pointer?.history.some((m) => m.version === version)) return false;
-  const dir = path.join(registry.store.uri(registry.where.outputPrefix), 'versions', version);
-  if (!fs.existsSync(dir)) return false;
-  fs.rmSync(dir, { recursive: true, force: true });
+  const keys = (await versionFolders(registry)).get(version);
+  if (!keys) return false;
+  await registry.store.deletePrefix(registry.versionKey(version));
   return true;
 }
 
-export interface VersionSpec {
-  root: string;
-  dbPath: string;
-  limits: DuckdbLimits;
-  datasetId: string;
-  version: string;
-  runId: string;
-  workflowId: string;
-  model: string;
-  kind: RecommendParams['kind'];
-  modelFile: string;
-  mostPopFile: string;
-  topN: number;
-  maxHistory: number;
-  generatedAt: string;
-  metrics: Record<string, number>;
-  privacy: Manifest['privacy'];
+export type { ScoringInputs } from '../contracts/stages';
+import { partName, type ScoringInputs } from '../contracts/stages';
+
+/** A scored shard: its part file (in the run's folder until the version is assembled) and who it covers. */
+export interface ShardPart {
+  shard: number;
+  part: ArtifactRef;
+  users: number;
+  /** Users whose whole list is popular backfill (no personalised candidate). */
+  fallbackUsers: number;
+}
+
+
+async function scoringViews(db: Db, io: RunIO, s: ScoringInputs): Promise<void> {
+  await io.fetch([s.eventsKey, s.itemsKey, s.modelKey, s.mostPopKey]);
+  await db.run(`
+    CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet(${lit(io.local(s.eventsKey))});
+    CREATE OR REPLACE VIEW raw_items AS SELECT * FROM read_parquet(${lit(io.local(s.itemsKey))});
+    CREATE OR REPLACE TEMP TABLE publish_users AS SELECT DISTINCT user_id FROM events;
+    CREATE OR REPLACE TEMP TABLE unavailable_items AS
+      SELECT DISTINCT trim(item_id) AS item_id FROM raw_items
+      WHERE nullif(trim(item_id), '') IS NOT NULL AND lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
 }
 
 /**
- * Writes one immutable version folder: top-N for every user of the run's clean events, seen and out-of-stock
- * items excluded, into a temporary folder; reads it back; writes the manifest; renames it into versions/.
- * A crash at any point leaves at most a `.tmp-*` folder that readers never see. Idempotent per run.
+ * Scores one shard of the users (a stable hash of the user id): top-N for every user of the clean events,
+ * seen and out-of-stock items excluded, backfilled with popular items, into `file`. Shards are independent, so
+ * any worker can score any of them, and one shard gives exactly the unsharded file.
  */
-/** Writes a version; `rows` and `users` are the exact counts, for the run summary (internal), not the manifest. */
-export async function writeVersion(
-  v: VersionSpec,
-): Promise<{ dir: string; manifest: Manifest; rows: number; users: number }> {
-  const versionsDir = path.join(v.root, 'versions');
-  const finalDir = path.join(versionsDir, v.version);
-  fs.mkdirSync(versionsDir, { recursive: true });
-  const existing = readJsonIfExists<Manifest>(path.join(finalDir, '_manifest.json'));
-  if (existing) {
-    if (existing.runId !== v.runId)
-      throw new Error(`${finalDir} already holds version ${v.version} from run ${existing.runId}`);
-    const counted = await withDb(':memory:', v.limits, (db) =>
-      db.one<{ rows: number; users: number }>(
-        `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(path.join(finalDir, 'part-*.parquet'))})`,
-      ),
-    );
-    return { dir: finalDir, manifest: existing, ...counted };
-  }
-  const tmpDir = path.join(versionsDir, `.tmp-${v.version}-${process.pid}-${Date.now()}`);
-  fs.mkdirSync(tmpDir, { recursive: true });
-  const file = path.join(tmpDir, 'part-00000.parquet');
-  const stats = await withDb(v.dbPath, v.limits, async (db) => {
-    await db.run(`SET TimeZone = 'UTC'`);
-    progress({ stage: 'publish', step: 'score' });
-    await db.run(`
-      CREATE OR REPLACE TEMP TABLE publish_users AS SELECT DISTINCT user_id FROM events;
-      CREATE OR REPLACE TEMP TABLE unavailable_items AS
-        SELECT DISTINCT trim(item_id) AS item_id FROM raw_items
-        WHERE nullif(trim(item_id), '') IS NOT NULL AND lower(trim(in_stock)) IN ('false', '0', 'no', 'n', 'f');`);
-    await db.run(
-      recommendSql({
-        kind: v.kind,
-        modelFile: v.modelFile,
-        mostPopFile: v.mostPopFile,
-        targets: 'publish_users',
-        history: 'events',
-        k: v.topN,
-        maxHistory: v.maxHistory,
-        into: 'publish_recs',
-        excludeItems: 'unavailable_items',
-      }),
-    );
-    progress({ stage: 'publish', step: 'write' });
-    // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
-    await db.run(`
-      COPY (
-        SELECT user_id, rank, item_id, score, ${lit(v.version)} AS model_version,
-               CAST(${lit(v.generatedAt)} AS TIMESTAMPTZ) AS generated_at
-        FROM publish_recs ORDER BY user_id, rank
-      ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
-    // Read back what was written: the manifest states what a reader will actually get.
-    // Cold start: users unknown to this run get the most popular available items (DP-noised counts when
-    // privacy is on), in an underscore subfolder: `current/*.parquet` (DuckDB) does not recurse into it, and
-    // pyarrow and Spark skip paths starting with '_' when reading the version folder as a dataset.
-    fs.mkdirSync(path.join(tmpDir, '_fallback'), { recursive: true });
+async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard: number, file: string) {
+  await scoringViews(db, io, s);
+  progress({ stage: 'publish', step: `score shard ${shard + 1}/${s.shards}` });
+  await db.run(
+    recommendSql({
+      kind: s.kind,
+      modelFile: io.local(s.modelKey),
+      mostPopFile: io.local(s.mostPopKey),
+      targets: 'publish_users',
+      history: 'events',
+      k: s.topN,
+      maxHistory: s.maxHistory,
+      into: 'publish_recs',
+      excludeItems: 'unavailable_items',
+      shard: { index: shard, of: s.shards },
+    }),
+  );
+  progress({ stage: 'publish', step: `write shard ${shard + 1}/${s.shards}` });
+  // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
+  await db.run(`
+    COPY (
+      SELECT user_id, rank, item_id, score, ${lit(s.version)} AS model_version,
+             CAST(${lit(s.generatedAt)} AS TIMESTAMPTZ) AS generated_at
+      FROM publish_recs ORDER BY user_id, rank
+    ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
+  return db.one<{ users: number; fallback: number }>(`
+    SELECT count(*) AS users, count(*) FILTER (WHERE NOT personal) AS fallback
+    FROM (SELECT user_id, bool_or(personal) AS personal FROM publish_recs GROUP BY user_id)`);
+}
+
+/** Activity: scores one shard into the run's folder (publish/part-<shard>.parquet). Idempotent. */
+export async function scorePublishShard(
+  deps: ActivityDeps,
+  run: StageRun,
+  s: ScoringInputs,
+  shard: number,
+): Promise<ShardPart> {
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  const key = io.key(`publish/${partName(shard)}`);
+  fs.mkdirSync(path.dirname(io.local(key)), { recursive: true });
+  return io.withDb(`publish-${shard}`, async (db) => {
+    const r = await scoreShardInto(db, io, s, shard, io.local(key));
+    const part = await parquetArtifact(db, io, key);
+    await io.push([key]);
+    return { shard, part, users: r.users, fallbackUsers: r.fallback };
+  });
+}
+
+export interface VersionIdentity {
+  runId: string;
+  workflowId: string;
+  metrics: Record<string, number>;
+  privacy: ManifestPrivacy | null;
+}
+
+/**
+ * Assembles one immutable version folder from the scored shards: part files, the cold-start fallback, the
+ * published report and, last, the manifest (what a reader can check each file against). Staged under a
+ * temporary name and renamed into `versions/` on a folder; on a bucket, uploaded with the manifest last — readers
+ * only ever reach a version through the live pointer, which moves after this. Idempotent per run.
+ */
+export async function assembleVersion(
+  registry: ModelRegistry,
+  io: RunIO,
+  s: ScoringInputs,
+  parts: ShardPart[],
+  id: VersionIdentity,
+): Promise<{ manifest: Manifest; rows: number; users: number; fallbackUsers: number }> {
+  const versionKey = registry.versionKey(s.version);
+  const existing = await readManifest(registry, s.version);
+  if (existing && existing.runId !== id.runId)
+    throw new Error(`${registry.store.uri(versionKey)} already holds version ${s.version} from run ${existing.runId}`);
+  const staging = registry.store.kind === 'local'
+    ? path.join(registry.store.uri(`${registry.where.outputPrefix}/versions`), `.tmp-${s.version}-${process.pid}-${Date.now()}`)
+    : path.join(io.scratch('publish-staging'), s.version);
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(path.join(staging, '_fallback'), { recursive: true });
+  fs.mkdirSync(path.join(staging, '_report'), { recursive: true });
+  const sorted = [...parts].sort((a, b) => a.shard - b.shard);
+  await io.fetch(sorted.map((p) => p.part.key));
+  for (const p of sorted) fs.copyFileSync(io.local(p.part.key), path.join(staging, partName(p.shard)));
+  const stats = await io.withDb('publish-assemble', async (db) => {
+    await scoringViews(db, io, s);
+    const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
+    // Cold start: users unknown to this run get the most popular available items (DP-noised counts when privacy
+    // is on), in an underscore subfolder: `current/*.parquet` (DuckDB) does not recurse into it, and pyarrow and
+    // Spark skip paths starting with '_' when reading the version folder as a dataset.
     await db.run(`
       COPY (
         SELECT CAST(row_number() OVER (ORDER BY score DESC, item_id) AS INTEGER) AS rank, item_id,
-               CAST(score AS DOUBLE) AS score, ${lit(v.version)} AS model_version,
-               CAST(${lit(v.generatedAt)} AS TIMESTAMPTZ) AS generated_at
-        FROM read_parquet(${lit(v.mostPopFile)})
+               CAST(score AS DOUBLE) AS score, ${lit(s.version)} AS model_version,
+               CAST(${lit(s.generatedAt)} AS TIMESTAMPTZ) AS generated_at
+        FROM read_parquet(${lit(io.local(s.mostPopKey))})
         WHERE NOT EXISTS (SELECT 1 FROM unavailable_items u WHERE u.item_id = read_parquet.item_id)
-        ORDER BY score DESC, item_id LIMIT ${v.topN}
-      ) TO ${lit(path.join(tmpDir, '_fallback', 'popular.parquet'))} (FORMAT parquet, COMPRESSION snappy)`);
+        ORDER BY score DESC, item_id LIMIT ${s.topN}
+      ) TO ${lit(fallbackFile)} (FORMAT parquet, COMPRESSION snappy)`);
+    // Read back what was written: the manifest states what a reader will actually get.
     const written = await db.one<{ rows: number; users: number; fallbackRows: number }>(
       `SELECT count(*) AS rows, count(DISTINCT user_id) AS users,
-              (SELECT count(*) FROM read_parquet(${lit(path.join(tmpDir, '_fallback', 'popular.parquet'))})) AS "fallbackRows"
-       FROM read_parquet(${lit(file)})`,
+              (SELECT count(*) FROM read_parquet(${lit(fallbackFile)})) AS "fallbackRows"
+       FROM read_parquet(${lit(path.join(staging, 'part-*.parquet'))})`,
     );
     // An empty output would replace good recommendations with nothing: refuse it. (A user who has seen every
     // available item legitimately gets no row, so fewer users is logged, not refused.)
     const expectedUsers = await db.scalar<number>(`SELECT count(*) FROM publish_users`);
-    if (written.rows === 0) {
-      throw new Error(
-        `refusing to publish ${v.version}: no recommendations for any of ${expectedUsers} users`,
-      );
-    }
-    if (written.users < expectedUsers)
-      log('users without recommendations', { missing: expectedUsers - written.users });
+    if (written.rows === 0)
+      throw new Error(`refusing to publish ${s.version}: no recommendations for any of ${expectedUsers} users`);
+    if (written.users < expectedUsers) log('users without recommendations', { missing: expectedUsers - written.users });
     progress({ stage: 'publish', step: 'report' });
     const popularity = await db.all<{ item_id: string; users: number; category: string | null }>(`
       SELECT m.item_id, CAST(m.users AS DOUBLE) AS users, c.category
-      FROM read_parquet(${lit(v.mostPopFile)}) m
+      FROM read_parquet(${lit(io.local(s.mostPopKey))}) m
       LEFT JOIN (SELECT trim(item_id) AS item_id, any_value(nullif(trim(category), '')) AS category
                  FROM raw_items GROUP BY 1) c ON c.item_id = m.item_id`);
     const report = buildPublishedReport({
-      datasetId: v.datasetId,
-      modelVersion: v.version,
-      generatedAt: v.generatedAt,
-      privacy: v.privacy,
+      datasetId: s.datasetId,
+      modelVersion: s.version,
+      generatedAt: s.generatedAt,
+      privacy: id.privacy,
       items: popularity.map((r) => ({ itemId: r.item_id, users: r.users, category: r.category })),
     });
-    fs.mkdirSync(path.join(tmpDir, '_report'), { recursive: true });
-    writeJsonAtomic(path.join(tmpDir, '_report', 'report.json'), report);
-    fs.writeFileSync(path.join(tmpDir, '_report', 'report.html'), renderPublishedReport(report));
-    return { ...written, reportBasis: report.basis };
+    writeJsonAtomic(path.join(staging, '_report', 'report.json'), report);
+    fs.writeFileSync(path.join(staging, '_report', 'report.html'), renderPublishedReport(report));
+    const perPart = await db.all<{ file: string; rows: number }>(
+      `SELECT filename AS file, count(*) AS rows FROM read_parquet(${lit(path.join(staging, 'part-*.parquet'))}, filename = true) GROUP BY 1`,
+    );
+    return { ...written, reportBasis: report.basis, perPart: new Map(perPart.map((r) => [path.basename(r.file), r.rows])) };
   });
-  const fallbackFile = path.join(tmpDir, '_fallback', 'popular.parquet');
-  const manifest: Manifest = {
-    formatVersion: 1,
-    datasetId: v.datasetId,
-    modelVersion: v.version,
-    model: v.model,
-    runId: v.runId,
-    workflowId: v.workflowId,
+  const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
+  const manifest: Manifest = existing ?? {
+    formatVersion: 2,
+    datasetId: s.datasetId,
+    modelVersion: s.version,
+    model: s.model,
+    runId: id.runId,
+    workflowId: id.workflowId,
     createdAt: new Date().toISOString(),
-    generatedAt: v.generatedAt,
-    topN: v.topN,
+    generatedAt: s.generatedAt,
+    topN: s.topN,
     // Exact counts only without privacy: with it on, nothing exact about the users leaves the trust boundary.
-    ...(v.privacy ? {} : { rowCount: stats.rows, users: stats.users }),
+    ...(id.privacy ? {} : { rowCount: stats.rows, users: stats.users }),
     schema: OUTPUT_SCHEMA,
-    files: [
-      {
-        path: 'part-00000.parquet',
-        ...(v.privacy ? {} : { rows: stats.rows }),
-        bytes: fs.statSync(file).size,
-        sha256: await sha256File(file),
-      },
-    ],
+    files: await Promise.all(
+      sorted.map(async (p) => {
+        const f = path.join(staging, partName(p.shard));
+        return {
+          path: partName(p.shard),
+          ...(id.privacy ? {} : { rows: stats.perPart.get(partName(p.shard)) ?? 0 }),
+          bytes: fs.statSync(f).size,
+          sha256: await sha256File(f),
+        };
+      }),
+    ),
     fallback: {
       path: '_fallback/popular.parquet',
       rows: stats.fallbackRows,
@@ -264,76 +322,96 @@ export async function writeVersion(
       for: 'users not in part files (cold start): the most popular available items',
     },
     // Evaluation metrics come from the raw holdout (no noise): with privacy on they stay in the registry.
-    metrics: v.privacy ? {} : v.metrics,
-    privacy: v.privacy,
+    metrics: id.privacy ? {} : id.metrics,
+    privacy: id.privacy,
     report: { json: '_report/report.json', html: '_report/report.html', basis: stats.reportBasis },
   };
-  writeJsonAtomic(path.join(tmpDir, '_manifest.json'), manifest);
-  fsyncDir(tmpDir);
-  fs.rmSync(finalDir, { recursive: true, force: true }); // Only a partial, manifest-less folder can be here.
-  fs.renameSync(tmpDir, finalDir);
-  fsyncDir(versionsDir);
-  return { dir: finalDir, manifest, rows: stats.rows, users: stats.users };
+  writeJsonAtomic(path.join(staging, '_manifest.json'), manifest);
+  const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
+  if (registry.store.kind === 'local') {
+    fsyncDir(staging);
+    const finalDir = registry.store.uri(versionKey);
+    // Only a partial, manifest-less folder (or this run's own, identical one) can be here.
+    fs.rmSync(finalDir, { recursive: true, force: true });
+    fs.renameSync(staging, finalDir);
+    fsyncDir(path.dirname(finalDir));
+  } else {
+    // Objects appear whole; the manifest goes last, so a version with a manifest is complete.
+    const files = fs.readdirSync(staging, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const rel = files.map((e) => path.relative(staging, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+    for (const r of rel.filter((r) => r !== '_manifest.json'))
+      await registry.store.put(`${versionKey}/${r}`, fs.readFileSync(path.join(staging, ...r.split('/'))));
+    await registry.store.put(`${versionKey}/_manifest.json`, fs.readFileSync(path.join(staging, '_manifest.json')));
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  return { manifest, rows: stats.rows, users: stats.users, fallbackUsers };
+}
+
+async function readManifest(registry: ModelRegistry, version: string): Promise<Manifest | null> {
+  const obj = await registry.store.get(`${registry.versionKey(version)}/_manifest.json`);
+  return obj ? (JSON.parse(obj.body.toString('utf8')) as Manifest) : null;
 }
 
 /**
- * Publishes the run's challenger: writes its version folder, then switches `current`. A crash at any point
- * leaves the previous version current; a retry of the same run reuses a completed version folder.
+ * Activity: assembles the run's version from its scored shards. The live pointer (and `current`) moves in
+ * promoteCandidate: one compare-and-swap names version and champion. A crash at any point leaves the previous
+ * version live; a retry of the same run rebuilds the same folder.
  */
-export async function publish(
-  plan: RunPlan,
-  trained: TrainResult,
-  evaluation: EvaluateResult,
+export async function publishVersion(
+  deps: ActivityDeps,
+  run: StageRun,
+  s: ScoringInputs,
+  parts: ShardPart[],
+  evaluation: Pick<EvaluateResult, 'chosenModel' | 'metrics'>,
 ): Promise<PublishResult> {
-  const root = outputRoot(plan);
-  const model = trained.models.find((m) => m.name === `${evaluation.chosenModel}-full`)!;
-  const mostPop = trained.models.find((m) => m.name === 'mostpop-full')!;
-  const {
-    dir: finalDir,
-    manifest,
-    rows,
-    users,
-  } = await writeVersion({
-    root,
-    dbPath: plan.dbPath,
-    limits: limitsOf(plan),
-    datasetId: plan.datasetId,
-    version: plan.modelVersion,
-    runId: plan.runId,
-    workflowId: plan.workflowId,
-    model: evaluation.chosenModel,
-    kind: model.kind,
-    modelFile: model.path,
-    mostPopFile: mostPop.path,
-    topN: plan.config.publish.topN,
-    maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
-    generatedAt: plan.startedAt,
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  const registry = registryOf(run.plan.config, run.plan.run.datasetId);
+  const { rows, users, fallbackUsers } = await assembleVersion(registry, io, s, parts, {
+    runId: run.plan.run.runId,
+    workflowId: run.plan.run.workflowId,
     metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
-    privacy: manifestPrivacy(plan),
+    privacy: manifestPrivacy(run.privacy),
   });
-  // The live pointer (and `current`) moves in promoteCandidate: one compare-and-swap names version and champion.
-  const currentPath = path.join(root, 'current');
-  // The id maps become the dataset's state only once a run has published with them.
-  const state = stateDir(plan);
-  fs.mkdirSync(state, { recursive: true });
-  for (const f of ['user_ids.parquet', 'item_ids.parquet']) {
-    const src = path.join(plan.runDir, f);
-    if (fs.existsSync(src)) {
-      fs.copyFileSync(src, path.join(state, `${f}.tmp`));
-      fs.renameSync(path.join(state, `${f}.tmp`), path.join(state, f));
-    }
-  }
-  // This run's profile becomes the baseline the next run's drift is measured against.
-  await recordSuccessfulProfile(plan);
-  log('published', { version: plan.modelVersion, rows });
+  log('published', { version: s.version, rows, shards: parts.length, fallbackUsers });
+  const output = registry.where.outputPrefix;
   return {
-    outputDir: root,
-    versionDir: finalDir,
-    currentPath,
+    version: s.version,
+    output,
+    versionKey: registry.versionKey(s.version),
+    manifest: `${registry.versionKey(s.version)}/_manifest.json`,
+    outputDir: registry.store.uri(output),
     // Exact counts for the run summary (Temporal memo, operators): inside the trust boundary.
     rows,
     users,
-    manifestPath: path.join(finalDir, '_manifest.json'),
-    sha256: manifest.files[0].sha256,
+    fallbackUsers,
   };
+}
+
+/**
+ * Rebuilds a registered version's output (its folder was pruned): scores every shard in this process from the
+ * registry record's artifacts, then assembles the version. No retraining.
+ */
+export async function republishVersion(
+  registry: ModelRegistry,
+  io: RunIO,
+  record: ModelRecord,
+  s: ScoringInputs,
+): Promise<void> {
+  const parts: ShardPart[] = [];
+  for (let shard = 0; shard < s.shards; shard++) {
+    const key = io.key(`publish/${partName(shard)}`);
+    fs.mkdirSync(path.dirname(io.local(key)), { recursive: true });
+    const part = await io.withDb(`republish-${shard}`, async (db) => {
+      const r = await scoreShardInto(db, io, s, shard, io.local(key));
+      return { shard, part: await parquetArtifact(db, io, key), users: r.users, fallbackUsers: r.fallback };
+    });
+    await io.push([key]);
+    parts.push(part);
+  }
+  await assembleVersion(registry, io, s, parts, {
+    runId: record.runId,
+    workflowId: record.workflowId,
+    metrics: record.metrics[record.model] ?? {},
+    privacy: record.privacy,
+  });
 }

@@ -2,26 +2,30 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import { loadRunConfig, ConfigError } from '../lib/config';
+import { loadRunConfig, ConfigError, type RecforgeConfig } from '../lib/config';
+import { RecforgeError, badInput, configError } from '../contracts/errors';
 import type { ModelRecord } from '../contracts/registry';
-import { RegistryError, type ModelRegistry } from '../registry/registry';
-import { PointerConflict } from '../registry/pointer';
 import type {
+  AliasInput,
+  AliasResult,
+  CleanResult,
   EvaluateResult,
   IngestResult,
   ProfileResult,
-  PublishResult,
   RunPlan,
+  StageRun,
   TrainResult,
-  AliasInput,
-  AliasResult,
 } from '../contracts/stages';
-import type { ActivityDeps } from './context';
+import { RegistryError, type ModelRegistry } from '../registry/registry';
+import { PointerConflict } from '../registry/pointer';
+import type { ActivityDeps } from './support/context';
+import { registryOf } from './support/storage';
+import { RunIO } from './support/run-io';
+import { discardUnpublishedVersion, manifestPrivacy, pruneVersions, republishVersion } from './publish';
 import { kindOfFamily } from './evaluate';
-import { writeVersion, manifestPrivacy, pruneVersions } from './publish';
-import type { RecforgeConfig } from '../lib/config';
-import { keyOfPath, registryOf } from './support/storage';
+import { idMapKeys } from './clean';
+import { recordSuccessfulProfile } from './profile';
+import { writeSchemaRecord } from './incremental';
 
 let codeVersionCache: string | undefined;
 /** package version + git commit when available: enough to find the code that trained a model. */
@@ -46,90 +50,119 @@ export function configHash(config: unknown): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
-function asFailure(err: unknown): never {
-  if (err instanceof PointerConflict) {
-    throw ApplicationFailure.nonRetryable(
-      err.message,
-      err.code === 'NothingToRollBack' ? 'NothingToRollBack' : 'RegistryConflict',
-    );
-  }
-  if (err instanceof RegistryError) throw ApplicationFailure.nonRetryable(err.message, `Registry${err.code}`);
+/** Registry and pointer refusals as the error types workflows know (contracts/errors.ts). */
+function asRecforgeError(err: unknown): never {
+  if (err instanceof PointerConflict)
+    throw new RecforgeError(err.code === 'NothingToRollBack' ? 'NothingToRollBack' : 'RegistryConflict', err.message);
+  if (err instanceof RegistryError) throw new RecforgeError(`Registry${err.code}`, err.message);
   throw err;
+}
+
+/** The dataset's champion as the retrain judges and warm-starts against it (null for a first run). */
+export async function currentChampion(plan: RunPlan): Promise<ModelRecord | null> {
+  const registry = registryOf(plan.config, plan.run.datasetId);
+  const version = await registry.champion();
+  return version ? ((await registry.get(version)) ?? null) : null;
 }
 
 /** Registers this run's challenger (with lineage) whatever the gate decided: rejected models stay inspectable. */
 export async function registerCandidate(
   deps: ActivityDeps,
-  plan: RunPlan,
+  run: StageRun,
   ingested: IngestResult,
   profiled: ProfileResult,
+  cleaned: CleanResult,
   trained: TrainResult,
   evaluation: EvaluateResult,
-): Promise<ModelRecord> {
-  const registry = registryOf(plan.config, plan.datasetId);
-  const key = (file: string) => keyOfPath(registry.store, file);
+): Promise<void> {
+  const { plan } = run;
+  const registry = registryOf(plan.config, plan.run.datasetId);
   const name = evaluation.chosenModel;
   const model = (n: string) => trained.models.find((m) => m.name === n)!;
-  const dirs = (() => {
-    const e = model(name).modelDir;
-    const f = model(`${name}-full`).modelDir;
-    return e && f ? { eval: key(e), full: key(f) } : undefined;
-  })();
+  const e = model(name).modelDir;
+  const f = model(`${name}-full`).modelDir;
   try {
-    return await registry.register({
-      version: plan.modelVersion,
-      datasetId: plan.datasetId,
+    await registry.register({
+      version: plan.run.modelVersion,
+      datasetId: plan.run.datasetId,
       model: name,
       createdAt: new Date().toISOString(),
-      runId: plan.runId,
-      workflowId: plan.workflowId,
+      runId: plan.run.runId,
+      workflowId: plan.run.workflowId,
       parentVersion: evaluation.championVersion,
       configHash: configHash(plan.config),
       codeVersion: codeVersion(deps.root),
       backend: trained.backend,
       data: {
-        files: ingested.files.map((f) => ({ path: f.path, sha256: f.sha256, rows: f.rows })),
+        files: ingested.files.map((x) => ({ path: x.path, sha256: x.sha256, rows: x.rows })),
         rows: ingested.rows,
-        profilePath: profiled.profilePath,
+        profile: profiled.profile,
       },
       metrics: evaluation.metrics,
       gate: evaluation.gate,
-      privacy: manifestPrivacy(plan),
+      privacy: manifestPrivacy(run.privacy),
       artifacts: {
-        eval: key(model(name).path),
-        full: key(model(`${name}-full`).path),
-        mostPopEval: key(model('mostpop').path),
-        mostPopFull: key(model('mostpop-full').path),
+        eval: model(name).key,
+        full: model(`${name}-full`).key,
+        mostPopEval: model('mostpop').key,
+        mostPopFull: model('mostpop-full').key,
       },
-      ...(dirs ? { modelDirs: dirs } : {}),
-      runDb: key(plan.dbPath),
+      ...(e && f ? { modelDirs: { eval: e, full: f } } : {}),
+      inputs: { events: cleaned.artifacts.events.key, items: ingested.raw.items.key },
     });
   } catch (err) {
-    asFailure(err);
+    asRecforgeError(err);
   }
 }
 
 /**
- * After publishing: the challenger goes live (and becomes champion) in one compare-and-swap of the live
- * pointer, against the champion it was evaluated against. Idempotent on retry; old versions pruned after.
+ * The commit point of a retrain: the challenger goes live (and becomes champion) in one compare-and-swap of the
+ * live pointer, against the champion it was evaluated against. Idempotent on retry; old versions pruned after.
  */
 export async function promoteCandidate(
   plan: RunPlan,
   evaluation: EvaluateResult,
-  _published: PublishResult,
 ): Promise<{ champion: string | null; previous: string | null }> {
-  const registry = registryOf(plan.config, plan.datasetId);
+  const registry = registryOf(plan.config, plan.run.datasetId);
   try {
-    const p = await registry.promoteChallenger(plan.modelVersion, evaluation.championVersion, {
+    const p = await registry.promoteChallenger(plan.run.modelVersion, evaluation.championVersion, {
       at: new Date().toISOString(),
-      reason: `promoted by run ${plan.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
-      by: plan.workflowId,
+      reason: `promoted by run ${plan.run.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
+      by: plan.run.workflowId,
     });
     await pruneVersions(registry, plan.config.publish.keepVersions);
     return { champion: p.version, previous: p.previous };
   } catch (err) {
-    asFailure(err);
+    asRecforgeError(err);
   }
+}
+
+/** Compensation of a failed run: its version folder goes, unless it went live. Idempotent. */
+export async function discardVersion(plan: RunPlan): Promise<boolean> {
+  return discardUnpublishedVersion(registryOf(plan.config, plan.run.datasetId), plan.run.modelVersion);
+}
+
+/**
+ * What only a published run may move: its stable id maps become the dataset's (so the next run's indices line
+ * up with this champion's), its profile the drift baseline, its file columns the schema reference.
+ */
+export async function commitDatasetState(
+  deps: ActivityDeps,
+  run: StageRun,
+  ingested: IngestResult,
+  cleaned: CleanResult,
+): Promise<void> {
+  const io = new RunIO(run.plan.run, deps.dataDir);
+  const state = idMapKeys(run.plan.run.datasetId);
+  for (const [from, to] of [
+    [cleaned.artifacts.userIds.key, state.users],
+    [cleaned.artifacts.itemIds.key, state.items],
+  ] as const) {
+    const obj = await io.store.get(from);
+    if (obj) await io.store.put(to, obj.body);
+  }
+  await recordSuccessfulProfile(io);
+  await writeSchemaRecord(io.store, run, ingested);
 }
 
 function loadForAlias(deps: ActivityDeps, input: AliasInput) {
@@ -144,47 +177,64 @@ function loadForAlias(deps: ActivityDeps, input: AliasInput) {
     const datasetId = input.datasetId ?? config.dataset.id;
     return { config, registry: registryOf(config, datasetId) };
   } catch (err) {
-    if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'ConfigError');
+    if (err instanceof ConfigError) throw configError(err.message);
     throw err;
   }
 }
 
 /**
  * Makes sure a version's output folder exists before the pointer names it: its kept folder, or its
- * recommendations rebuilt from the registry artifacts and the run's database (no retraining).
+ * recommendations scored again from the registry's artifacts (no retraining).
  */
 async function ensurePublished(
+  deps: ActivityDeps,
   registry: ModelRegistry,
   record: ModelRecord,
   config: RecforgeConfig,
 ): Promise<void> {
-  const store = registry.store;
-  if (await store.exists(`${registry.versionKey(record.version)}/_manifest.json`)) return;
-  const runDb = store.uri(record.runDb);
-  if (!fs.existsSync(runDb)) {
-    throw ApplicationFailure.nonRetryable(
-      `cannot republish ${record.version}: its output was pruned and its run database ${runDb} is gone`,
-      'VersionNotPublished',
-    );
+  if (await registry.store.exists(`${registry.versionKey(record.version)}/_manifest.json`)) return;
+  const needed = [record.artifacts.full, record.artifacts.mostPopFull, record.inputs.events, record.inputs.items];
+  for (const k of needed) {
+    if (!(await registry.store.exists(k))) {
+      throw new RecforgeError(
+        'VersionNotPublished',
+        `cannot republish ${record.version}: its output was pruned and its artifact ${registry.store.uri(k)} is gone`,
+      );
+    }
   }
-  await writeVersion({
-    root: store.uri(registry.where.outputPrefix),
-    dbPath: runDb,
-    limits: { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads },
+  const io = new RunIO(
+    {
+      runId: record.runId,
+      workflowId: record.workflowId,
+      datasetId: record.datasetId,
+      storage: registry.store.root,
+      runKey: `runs/${record.datasetId}/${record.runId}`,
+      startedAt: record.createdAt,
+      modelVersion: record.version,
+      duckdb: { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads },
+    },
+    deps.dataDir,
+  );
+  await republishVersion(registry, io, record, {
     datasetId: record.datasetId,
     version: record.version,
-    runId: record.runId,
-    workflowId: record.workflowId,
-    model: record.model,
+    generatedAt: record.createdAt,
     kind: kindOfFamily(record.model),
-    modelFile: store.uri(record.artifacts.full),
-    mostPopFile: store.uri(record.artifacts.mostPopFull),
+    model: record.model,
+    modelKey: record.artifacts.full,
+    mostPopKey: record.artifacts.mostPopFull,
+    eventsKey: record.inputs.events,
+    itemsKey: record.inputs.items,
     topN: config.publish.topN,
     maxHistory: config.training.itemItem.maxHistoryPerUser,
-    generatedAt: record.createdAt,
-    metrics: record.metrics[record.model] ?? {},
-    privacy: record.privacy,
+    shards: config.publish.shards,
   });
+}
+
+function currentPathOf(registry: ModelRegistry): string {
+  return registry.store.kind === 'local'
+    ? path.join(registry.store.uri(registry.where.outputPrefix), 'current')
+    : registry.store.uri(registry.pointerKey);
 }
 
 /**
@@ -193,16 +243,16 @@ async function ensurePublished(
  */
 export async function setChampion(deps: ActivityDeps, input: AliasInput, by: string): Promise<AliasResult> {
   const { registry, config } = loadForAlias(deps, input);
-  if (!input.version) throw ApplicationFailure.nonRetryable('promoteModel needs a version', 'BadInput');
+  if (!input.version) throw badInput('promoteModel needs a version');
   try {
     const record = await registry.require(input.version);
     if (record.gate?.decision === 'reject' && !input.force) {
-      throw ApplicationFailure.nonRetryable(
-        `${record.version} was rejected by its gates; pass "force": true to promote it anyway`,
+      throw new RecforgeError(
         'VersionRejected',
+        `${record.version} was rejected by its gates; pass "force": true to promote it anyway`,
       );
     }
-    await ensurePublished(registry, record, config);
+    await ensurePublished(deps, registry, record, config);
     const p = await registry.setLive(record.version, {
       at: new Date().toISOString(),
       reason: input.reason ?? 'manual promotion',
@@ -210,33 +260,19 @@ export async function setChampion(deps: ActivityDeps, input: AliasInput, by: str
     });
     return { champion: p.version, previous: p.previous, currentPath: currentPathOf(registry) };
   } catch (err) {
-    asFailure(err);
+    asRecforgeError(err);
   }
 }
 
 /** `rollbackModel`: `previous` goes live again (and the rolled-back one becomes `previous`). */
-export async function rollbackChampion(
-  deps: ActivityDeps,
-  input: AliasInput,
-  by: string,
-): Promise<AliasResult> {
+export async function rollbackChampion(deps: ActivityDeps, input: AliasInput, by: string): Promise<AliasResult> {
   const { registry, config } = loadForAlias(deps, input);
   try {
     const before = await registry.pointer();
-    if (before?.previous) await ensurePublished(registry, await registry.require(before.previous), config);
-    const p = await registry.rollBack({
-      at: new Date().toISOString(),
-      reason: input.reason ?? 'rollback',
-      by,
-    });
+    if (before?.previous) await ensurePublished(deps, registry, await registry.require(before.previous), config);
+    const p = await registry.rollBack({ at: new Date().toISOString(), reason: input.reason ?? 'rollback', by });
     return { champion: p.version, previous: p.previous, currentPath: currentPathOf(registry) };
   } catch (err) {
-    asFailure(err);
+    asRecforgeError(err);
   }
-}
-
-function currentPathOf(registry: ModelRegistry): string {
-  return registry.store.kind === 'local'
-    ? path.join(registry.store.uri(registry.where.outputPrefix), 'current')
-    : registry.store.uri(registry.pointerKey);
 }

@@ -11,7 +11,7 @@ import {
   type PrivacySpend,
   type SecureRng,
 } from '../privacy';
-import type { ModelArtifact, RunPlan } from '../contracts/stages';
+import type { ModelArtifact,  } from '../contracts/stages';
 import {
   deltaSplit,
   partitionSelectionRho,
@@ -19,7 +19,8 @@ import {
   reservedItemSelection,
   type ItemSelection,
 } from './privacy';
-import { progress } from './context';
+import type { TrainContext } from './support/train-context';
+import { progress } from './support/context';
 
 /**
  * MostPop and item-item trained only from differentially private releases of the bounded events:
@@ -92,13 +93,14 @@ export interface ReleasedKeys {
  */
 export async function releaseItemKeys(
   db: Db,
-  plan: RunPlan,
+  plan: TrainContext,
   dir: string,
   rng: SecureRng,
 ): Promise<ReleasedKeys> {
   const marker = path.join(dir, 'dp-keys.json');
+  await plan.recall([plan.key(marker), plan.key(path.join(dir, 'dp-keys.csv'))]);
   const done = readJsonIfExists<ReleasedKeys>(marker);
-  if (done && fs.existsSync(done.keysCsv)) return done;
+  if (done && fs.existsSync(path.join(dir, 'dp-keys.csv'))) return { ...done, keysCsv: path.join(dir, 'dp-keys.csv') };
   const items = plan.privacy ? reservedItemSelection(plan.privacy.spend) : 'public-catalogue';
   const keysCsv = path.join(dir, 'dp-keys.csv');
   let keys: string[];
@@ -108,7 +110,7 @@ export async function releaseItemKeys(
     if (keys.length === 0) {
       // Planned with an items file that turned out empty: there is no public key set to release counts over.
       throw new Error(
-        `the items file ${plan.itemsFile ?? ''} has no item ids: with privacy on, counts are released only for a public catalogue`,
+        `the items file has no item ids: with privacy on, counts are released only for a public catalogue`,
       );
     }
   } else {
@@ -138,12 +140,14 @@ export async function releaseItemKeys(
   writeCsv(keysCsv, 'item_id', keys.map(csvField));
   const out: ReleasedKeys = { keysCsv, items, count: keys.length, spend };
   writeJsonAtomic(marker, out);
+  // The release is persisted before it is used: the marker last, so a retry sees all of it or none.
+  await plan.persist([plan.key(keysCsv), plan.key(marker)]);
   return out;
 }
 
 export async function trainDpVariant(
   db: Db,
-  plan: RunPlan,
+  plan: TrainContext,
   source: string,
   suffix: string,
   dir: string,
@@ -152,8 +156,10 @@ export async function trainDpVariant(
   // Noise is drawn once per run and variant: a retried activity reuses the released artifacts instead of
   // drawing (and so spending) again, which the ledger's single reservation would not cover.
   const marker = path.join(dir, `dp-release${suffix}.json`);
+  await plan.recall([plan.key(marker)]);
   const released = readJsonIfExists<{ models: ModelArtifact[]; spends: PrivacySpend[] }>(marker);
-  if (released && released.models.every((m) => fs.existsSync(m.path))) return released;
+  if (released) await plan.recall(released.models.map((m) => m.key));
+  if (released && released.models.every((m) => fs.existsSync(plan.io.local(m.key)))) return released;
   const releases = plannedReleases(plan.config, keys.items);
   const delta = deltaSplit(plan.config, keys.items).zcdpDelta;
   const rng = createSecureRng();
@@ -233,19 +239,20 @@ export async function trainDpVariant(
       {
         name: `mostpop${suffix}`,
         kind: 'mostpop' as const,
-        path: mostPopFile,
+        key: plan.key(mostPopFile),
         rows: await count(mostPopFile),
       },
       {
         name: `itemitem${suffix}`,
         kind: 'itemitem' as const,
-        path: itemItemFile,
+        key: plan.key(itemItemFile),
         rows: await count(itemItemFile),
       },
     ],
     spends: [pop.spend, co.spend],
   };
   writeJsonAtomic(marker, result);
+  await plan.persist([...result.models.map((m) => m.key), plan.key(marker)]);
   return result;
 }
 
@@ -253,7 +260,7 @@ export async function trainDpVariant(
  * The DP baselines of a run: the released item ids, then both variants (training split for evaluation, all
  * events for publishing). Checks that what was released is what the ledger reserved (zCDP composes additively).
  */
-export async function trainDpBaselines(db: Db, plan: RunPlan, dir: string): Promise<ModelArtifact[]> {
+export async function trainDpBaselines(db: Db, plan: TrainContext, dir: string): Promise<ModelArtifact[]> {
   const keys = await releaseItemKeys(db, plan, dir, createSecureRng());
   const evalVariant = await trainDpVariant(db, plan, 'train_bounded', '', dir, keys);
   const fullVariant = await trainDpVariant(db, plan, 'all_bounded', '-full', dir, keys);

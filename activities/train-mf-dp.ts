@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { withDb, lit, type Db } from '../lib/duckdb';
+import { lit, type Db } from '../lib/duckdb';
 import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
 import type { ModelRecord } from '../contracts/registry';
-import type { ModelRegistry } from '../registry/registry';
+import type { TrainContext } from './support/train-context';
 import {
   loadMFModel,
   mixSeed,
@@ -16,9 +16,8 @@ import {
   type MFModel,
 } from '../models';
 import { createSecureRng, secureDpSgdRandomness } from '../privacy';
-import type { RunPlan } from '../contracts/stages';
 import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
-import { limitsOf, log } from './context';
+import { log } from './support/context';
 import { assertDpSgdWithinReservation, reservedDpSgd, type DpSgdPlan } from './privacy';
 import { fit, mfConfig, readInteractions, type Data } from './train-mf';
 import type { ReleasedKeys } from './train-dp';
@@ -49,7 +48,7 @@ interface ReleasedVariant {
 }
 
 async function trainVariant(
-  plan: RunPlan,
+  plan: TrainContext,
   name: string,
   data: Data,
   dp: DpSgdPlan,
@@ -229,9 +228,8 @@ async function onDenseItems(db: Db, model: MFModel, itemIds: string[]): Promise<
 }
 
 export async function trainLearnedDp(
-  plan: RunPlan,
-  registry: ModelRegistry,
-  champion: ModelRecord | undefined,
+  plan: TrainContext,
+  champion: ModelRecord | null,
 ): Promise<LearnedResult> {
   if (!plan.privacy) throw new Error('DP-SGD training needs the run privacy reservation (plan.privacy)');
   const dp = reservedDpSgd(plan.privacy.spend);
@@ -245,7 +243,7 @@ export async function trainLearnedDp(
     throw new Error('DP-SGD needs the run’s released item ids (models/dp-keys.json from trainBaselines)');
   }
   const mf = plan.config.training.mf;
-  const loaded = await withDb(plan.dbPath, limitsOf(plan), async (db) => ({
+  const loaded = await plan.withViews('train', async (db) => ({
     train: await releasedData(db, 'train_bounded', keys.keysCsv, mf.eventWeights),
     all: await releasedData(db, 'all_bounded', keys.keysCsv, mf.eventWeights),
     // Seen-item exclusion and scoring run on the dense ids (each user's own history, all of it).
@@ -255,7 +253,7 @@ export async function trainLearnedDp(
   // Re-scoring the champion only feeds the evaluation report (like the other models' metrics), not a release.
   const championEval =
     champion?.model === 'mf' && champion.modelDirs
-      ? (await loadMFModel(registry.store.uri(champion.modelDirs.eval))).model
+      ? (await loadMFModel(await plan.localDir(champion.modelDirs.eval))).model
       : undefined;
   // Fresh secure randomness per attempt: the sample of users and the noise must be unpredictable. No warm start
   // from the champion: its item table is laid out on its own released ids, and every run starts from rows seeded
@@ -276,10 +274,9 @@ export async function trainLearnedDp(
           evalRun.model,
         )
       : { ...evalRun, resumedFrom: null };
-  const [evalDense, fullDense] = await withDb(':memory:', limitsOf(plan), async (db) => {
-    await db.run(
-      `CREATE TABLE item_ids AS SELECT * FROM read_parquet(${lit(path.join(plan.runDir, 'item_ids.parquet'))})`,
-    );
+  const itemIdsFile = await plan.local(plan.clean.itemIds.key);
+  const [evalDense, fullDense] = await plan.io.withDb('train-dense', async (db) => {
+    await db.run(`CREATE TABLE item_ids AS SELECT * FROM read_parquet(${lit(itemIdsFile)})`);
     return [
       await onDenseItems(db, evalRun.model, loaded.train.itemIds),
       await onDenseItems(db, fullRun.model, loaded.all.itemIds),
@@ -295,17 +292,19 @@ export async function trainLearnedDp(
     factors: (model) => model,
   });
   // Only released item ids may reach a list: drop any other row (they rank last already; this makes it certain).
-  await withDb(':memory:', limitsOf(plan), async (db) => {
+  await plan.io.withDb('train-released', async (db) => {
     for (const m of result.models) {
-      const tmp = `${m.path}.released.tmp`;
+      const file = plan.io.local(m.key);
+      const tmp = `${file}.released.tmp`;
       await db.run(`COPY (
-          SELECT r.* FROM read_parquet(${lit(m.path)}) r
+          SELECT r.* FROM read_parquet(${lit(file)}) r
           SEMI JOIN read_csv(${lit(keys.keysCsv)}, header = true, columns = {'item_id': 'VARCHAR'}) k ON k.item_id = r.item_id
           ORDER BY r.user_id, r.score DESC
         ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
-      fs.renameSync(tmp, m.path);
-      m.rows = await db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(m.path)})`);
+      fs.renameSync(tmp, file);
+      m.rows = await db.scalar<number>(`SELECT count(*) FROM read_parquet(${lit(file)})`);
     }
   });
+  await plan.persist(result.models.map((m) => m.key));
   return result;
 }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, Db } from '../lib/duckdb';
+import { Db } from '../lib/duckdb';
 import {
   selectBackend,
   trainMF,
@@ -13,10 +13,9 @@ import {
   type MFModel,
   type MFConfig,
 } from '../models';
-import type { RunPlan } from '../contracts/stages';
 import type { ModelRecord } from '../contracts/registry';
-import type { ModelRegistry } from '../registry/registry';
-import { limitsOf, log } from './context';
+import type { TrainContext } from './support/train-context';
+import { log } from './support/context';
 import {
   finishLearned,
   runWithCheckpoints,
@@ -87,7 +86,7 @@ export async function readInteractions(
   };
 }
 
-export function mfConfig(plan: RunPlan, epochs: number): Partial<MFConfig> {
+export function mfConfig(plan: TrainContext, epochs: number): Partial<MFConfig> {
   const m = plan.config.training.mf;
   return {
     dim: m.dim,
@@ -110,7 +109,7 @@ export function fit(model: MFModel, data: Data, seed: number): MFModel {
 
 /** Trains one variant with checkpoint/resume; returns the model and whether it resumed. */
 async function trainVariant(
-  plan: RunPlan,
+  plan: TrainContext,
   name: string,
   data: Data,
   epochs: number,
@@ -152,9 +151,8 @@ async function trainVariant(
 }
 
 export async function trainLearned(
-  plan: RunPlan,
-  registry: ModelRegistry,
-  champion: ModelRecord | undefined,
+  plan: TrainContext,
+  champion: ModelRecord | null,
 ): Promise<LearnedResult> {
   const selection = await selectBackend(plan.config.training.backend);
   log('tfjs backend', { backend: selection.name, device: selection.device });
@@ -162,15 +160,15 @@ export async function trainLearned(
   fs.mkdirSync(dir, { recursive: true });
   const mf = plan.config.training.mf;
   // Read everything first and close the run database: training holds no DuckDB lock.
-  const { trainData, allData } = await withDb(plan.dbPath, limitsOf(plan), async (db) => ({
+  const { trainData, allData } = await plan.withViews('train', async (db) => ({
     trainData: await readInteractions(db, 'train_events', mf.recencyHalfLifeDays, mf.eventWeights),
     allData: await readInteractions(db, 'events', mf.recencyHalfLifeDays, mf.eventWeights),
   }));
   const championModels =
     champion?.model === 'mf' && champion.modelDirs
       ? {
-          eval: (await loadMFModel(registry.store.uri(champion.modelDirs.eval))).model,
-          full: (await loadMFModel(registry.store.uri(champion.modelDirs.full))).model,
+          eval: (await loadMFModel(await plan.localDir(champion.modelDirs.eval))).model,
+          full: (await loadMFModel(await plan.localDir(champion.modelDirs.full))).model,
         }
       : undefined;
 

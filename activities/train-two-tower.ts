@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withDb, type Db } from '../lib/duckdb';
+import { type Db } from '../lib/duckdb';
 import {
   selectBackend,
   trainTwoTower,
@@ -18,10 +18,9 @@ import {
   type TwoTowerModel,
   type TwoTowerConfig,
 } from '../models';
-import type { RunPlan } from '../contracts/stages';
 import type { ModelRecord } from '../contracts/registry';
-import type { ModelRegistry } from '../registry/registry';
-import { limitsOf, log } from './context';
+import type { TrainContext } from './support/train-context';
+import { log } from './support/context';
 import {
   finishLearned,
   runWithCheckpoints,
@@ -100,7 +99,7 @@ async function readItemFeatures(db: Db, numItems: number): Promise<ItemFeatures>
   };
 }
 
-function ttConfig(plan: RunPlan, epochs: number): Partial<TwoTowerConfig> {
+function ttConfig(plan: TrainContext, epochs: number): Partial<TwoTowerConfig> {
   const t = plan.config.training.twoTower;
   return {
     embDim: t.embDim,
@@ -132,7 +131,7 @@ function fit(model: TwoTowerModel, data: TTData, seed: number): TwoTowerModel {
 }
 
 async function trainVariant(
-  plan: RunPlan,
+  plan: TrainContext,
   name: string,
   data: TTData,
   items: ItemFeatures,
@@ -177,15 +176,14 @@ function embeddings(model: TwoTowerModel, data: TTData, items: ItemFeatures) {
 }
 
 export async function trainTwoTowerChallenger(
-  plan: RunPlan,
-  registry: ModelRegistry,
-  champion: ModelRecord | undefined,
+  plan: TrainContext,
+  champion: ModelRecord | null,
 ): Promise<LearnedResult> {
   const selection = await selectBackend(plan.config.training.backend);
   log('tfjs backend', { backend: selection.name, device: selection.device });
   const dir = path.join(plan.runDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
-  const { trainData, allData, items } = await withDb(plan.dbPath, limitsOf(plan), async (db) => {
+  const { trainData, allData, items } = await plan.withViews('train', async (db) => {
     const weights = plan.config.training.twoTower.eventWeights;
     const trainData = await readData(db, 'train_events', weights);
     return {
@@ -198,8 +196,8 @@ export async function trainTwoTowerChallenger(
   const championModels =
     champion?.model === 'two-tower' && champion.modelDirs
       ? {
-          eval: (await loadTwoTowerModel(registry.store.uri(champion.modelDirs.eval))).model,
-          full: (await loadTwoTowerModel(registry.store.uri(champion.modelDirs.full))).model,
+          eval: (await loadTwoTowerModel(await plan.localDir(champion.modelDirs.eval))).model,
+          full: (await loadTwoTowerModel(await plan.localDir(champion.modelDirs.full))).model,
         }
       : undefined;
   const { train, heldOut } = validationSplitFor(plan, trainData, t.validationUsers, t.seed);

@@ -58,10 +58,18 @@ export interface RecommendParams {
   k: number;
   /** Most recent distinct items per user that drive item-item scoring. */
   maxHistory: number;
-  /** Result table: (user_id, rank, item_id, score). */
+  /** Result table: (user_id, rank, item_id, score, personal) — personal: from the model, not the popular backfill. */
   into: string;
   /** Optional table of item ids that must never be recommended (e.g. out of stock). */
   excludeItems?: string;
+  /** Only users in this shard of `shards` (a stable hash of the user id), for scoring fanned out by shard. */
+  shard?: { index: number; of: number };
+}
+
+/** The shard a user belongs to: a stable hash of the id (DuckDB's hash is fixed across runs and versions). */
+export function shardPredicate(column: string, shard: { index: number; of: number } | undefined): string {
+  if (!shard || shard.of <= 1) return 'true';
+  return `hash(${column}) % ${Math.trunc(shard.of)} = ${Math.trunc(shard.index)}`;
 }
 
 /**
@@ -84,7 +92,7 @@ export function recommendSql(p: RecommendParams): string {
   hist AS (
     SELECT user_id, item_id FROM (
       SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn
-      FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets}) GROUP BY user_id, item_id)
+      FROM ${p.history} WHERE user_id IN (SELECT user_id FROM target_users) GROUP BY user_id, item_id)
     WHERE rn <= ${p.maxHistory}),
   personal AS (
     SELECT h.user_id, n.neighbour_id AS item_id, sum(n.sim) AS score, 0 AS tier
@@ -94,13 +102,14 @@ export function recommendSql(p: RecommendParams): string {
         ? `
   personal AS (
     SELECT r.user_id, r.item_id, r.score, 0 AS tier FROM read_parquet(${lit(p.modelFile)}) r
-    WHERE r.user_id IN (SELECT user_id FROM ${p.targets})),`
+    WHERE r.user_id IN (SELECT user_id FROM target_users)),`
         : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
   return `
 CREATE OR REPLACE TEMP TABLE ${p.into} AS
-WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ${p.targets})),
+WITH target_users AS (SELECT DISTINCT user_id FROM ${p.targets} WHERE ${shardPredicate('user_id', p.shard)}),
+  seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id IN (SELECT user_id FROM target_users)),
   seen_count AS (
-    SELECT t.user_id, count(s.item_id) AS n FROM (SELECT DISTINCT user_id FROM ${p.targets}) t
+    SELECT t.user_id, count(s.item_id) AS n FROM target_users t
     LEFT JOIN seen s ON s.user_id = t.user_id GROUP BY t.user_id),
   ${personal}
   pop AS (
@@ -117,9 +126,9 @@ WITH seen AS (SELECT DISTINCT user_id, item_id FROM ${p.history} WHERE user_id I
   best AS (
     SELECT user_id, item_id, arg_min(score, tier) AS score, min(tier) AS tier FROM unseen GROUP BY ALL),
   ranked AS (
-    SELECT user_id, item_id, score,
+    SELECT user_id, item_id, score, tier,
            row_number() OVER (PARTITION BY user_id ORDER BY tier, score DESC, item_id) AS rank
     FROM best)
-SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score
+SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score, tier = 0 AS personal
 FROM ranked WHERE rank <= ${p.k};`;
 }

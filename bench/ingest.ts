@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadConfig } from '../lib/config';
+import { findProjectRoot, loadConfig } from '../lib/config';
 import { Db, lit } from '../lib/duckdb';
 import { generateDataset, isGeneratedDatasetComplete } from '../lib/datagen';
 import { ingest } from '../activities/ingest';
 import { profile } from '../activities/profile';
 import { clean } from '../activities/clean';
-import type { RunPlan } from '../contracts/stages';
+import { directRun } from '../activities/support/direct';
 import { RssSampler, timed, writeResults, type BenchResult } from './common';
 
 /**
@@ -64,24 +64,18 @@ export async function benchIngest(root: string, events: number): Promise<string>
   const runDir = path.join(dataDir, 'runs', 'bench', 'run');
   fs.rmSync(runDir, { recursive: true, force: true });
   fs.mkdirSync(runDir, { recursive: true });
-  const plan: RunPlan = {
-    workflowId: 'bench',
-    runId: 'bench-run',
+  const run = directRun({
+    config,
     datasetId: 'bench',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
+    runId: 'run',
     interactionFiles: [csv],
     itemsFile: path.join(input, 'items.csv'),
-    modelVersion: 'bench-1',
-    config,
-    startedAt: new Date().toISOString(),
-    generatedData: false,
-    privacy: null,
-  };
+  });
+  const deps = { root: findProjectRoot(), dataDir: config.dataDir };
   const rss = new RssSampler();
-  const tIngest = await timed(() => ingest(plan));
-  const tProfile = await timed(() => profile(plan));
-  const tClean = await timed(() => clean(plan));
+  const tIngest = await timed(() => ingest(deps, run));
+  const tProfile = await timed(() => profile(deps, run, tIngest.value.raw));
+  const tClean = await timed(() => clean(deps, run, tIngest.value.raw, tProfile.value));
   const peak = rss.stop();
   const baseAfter = await bareCopy();
   console.log(`[bench ingest] bare COPY again: ${baseAfter.seconds.toFixed(1)} s`);

@@ -109,6 +109,11 @@ export const configSchema = z.strictObject({
   dataset: z.strictObject({
     id: identifier,
     interactions: z.string().min(1),
+    /**
+     * Extra folders runs may read input from (besides the data folder, the project and the OS temp folder).
+     * Protected: a workflow input can only name files inside them.
+     */
+    inputRoots: z.array(z.string().min(1)).max(100),
     items: z.string().optional(),
     /** `synthetic`: generate the interactions file from `generate` when it is missing; `file`: it must exist. */
     source: z.enum(['synthetic', 'file']),
@@ -417,6 +422,11 @@ export const configSchema = z.strictObject({
     topN: z.number().int().min(1).max(1000),
     outputDir: z.string().min(1),
     keepVersions: z.number().int().min(1),
+    /**
+     * Scoring and writing the published lists fan out into this many user shards (a stable hash of the user
+     * id): one activity and one part file each, on any worker of the CPU queue. 1 shard = the unsharded output.
+     */
+    shards: z.number().int().min(1).max(256),
   }),
   schedule: z.strictObject({
     id: identifier,

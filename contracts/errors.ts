@@ -26,6 +26,9 @@ export const ERROR_TYPES = {
   VersionNotPublished: { retryable: false },
   NothingToRollBack: { retryable: false },
   RegistryNotFound: { retryable: false },
+  /** The live pointer moved under a promotion (a concurrent promote/rollback): this run's comparison is void. */
+  RegistryConflict: { retryable: false },
+  RegistryInvalid: { retryable: false },
   /** Too many concurrent writers on one state document: worth another attempt. */
   StateConflict: { retryable: true },
 } as const;

@@ -31,7 +31,7 @@ export interface ModelRecord {
   configHash: string;
   codeVersion: string;
   backend: string;
-  data: { files: { path: string; sha256: string; rows: number }[]; rows: number; profilePath: string };
+  data: { files: { path: string; sha256: string; rows: number }[]; rows: number; profile: string };
   metrics: Record<string, Record<string, number>>;
   gate: { decision: 'promote' | 'reject'; checks: unknown[] } | null;
   privacy: ModelPrivacy | null;
@@ -42,8 +42,11 @@ export interface ModelRecord {
   artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
   /** Saved learned-model folders (weights + metadata), for warm starts. */
   modelDirs?: { eval: string; full: string };
-  /** The run's DuckDB file (storage key), to republish this version if its output was pruned. */
-  runDb: string;
+  /**
+   * What scoring this version again needs (its output was pruned): the run's clean events (each user's history)
+   * and item metadata (out-of-stock items), as storage keys.
+   */
+  inputs: { events: string; items: string };
 }
 
 /** What a version is, derived from the live pointer and its gate decision (never stored, so never stale). */

@@ -40,25 +40,53 @@ export interface IncrementalPlan {
   appended?: { path: string; previousLines: number; consumedOn: string }[];
 }
 
+/** The bundled synthetic dataset a run generates (seeded, deterministic) when its default input is missing. */
+export interface GenerateSpec {
+  out: string;
+  users: number;
+  items: number;
+  events: number;
+  seed: number;
+  dirtyRate: number;
+  botUsers: number;
+}
+
+/**
+ * The run as planning resolved it, without side effects: its identity and storage (RunRef), the validated
+ * config (the workflow derives its decisions from it), its date and the input it reads.
+ */
 export interface RunPlan {
-  workflowId: string;
-  runId: string;
-  datasetId: string;
-  /** Per-run artifact folder; the run's DuckDB file lives inside. */
-  runDir: string;
-  dbPath: string;
-  interactionFiles: string[];
-  itemsFile?: string;
-  modelVersion: string;
-  /** The resolved, validated configuration every activity of this run uses (small; no data). */
+  run: import('./run').RunRef;
   config: import('./config').RecforgeConfig;
-  startedAt: string;
+  /** The run's logical date (YYYY-MM-DD): the incremental watermark's entry, the public split cut with privacy. */
+  runDate: string;
+  /** The interactions file, folder or glob (absolute). */
+  interactions: string;
+  /** The item metadata file (absolute), when one is configured or given. */
+  items: string | null;
+  /** Whether the items file was named in the workflow input (then it must exist). */
+  itemsRequired: boolean;
+  /** The bundled dataset to verify or generate before reading (null: the input is the user's). */
+  generate: GenerateSpec | null;
+}
+
+/** The input files a run reads (after generation and, for incremental runs, selection). */
+export interface PreparedInput {
+  interactionFiles: string[];
+  itemsFile: string | null;
   /** Whether the bundled dataset had to be generated for this run. */
   generatedData: boolean;
-  /** The privacy spend reserved in the ledger for this run (null when differential privacy is off). */
+}
+
+/**
+ * What every data stage of a run needs beside its artifacts, assembled by the workflow from its saga steps:
+ * the plan, the files it reads, the privacy reservation (null when privacy is off) and the incremental plan.
+ */
+export interface StageRun {
+  plan: RunPlan;
+  input: PreparedInput;
   privacy: import('./privacy').PrivacyReservation | null;
-  /** Set when dataset.incremental is on (optional: plans written before it existed lack it). */
-  incremental?: IncrementalPlan | null;
+  incremental: IncrementalPlan | null;
 }
 
 export interface IngestedFile {
@@ -86,7 +114,29 @@ export interface SchemaDrift {
   retyped: { column: string; from: string; to: string }[];
 }
 
+/**
+ * A landed input file and how its rows' line numbers are known (see analytics/ingest.sql.ts LandedFile): its
+ * Parquet `key` in the run's folder, the input file it came from and its index in the run.
+ */
+export interface LandedRef {
+  key: string;
+  source: string;
+  fileIndex: number;
+  lines: 'stored' | 'ordinal' | 'shifted' | 'batch';
+  batch?: number;
+}
+
+/** Everything ingest landed: the rows (per input file), malformed lines, line-number tables and the items. */
+export interface RawArtifacts {
+  landed: LandedRef[];
+  rejects: import('./run').ArtifactRef;
+  lineShifts: import('./run').ArtifactRef;
+  batchFiles: import('./run').ArtifactRef;
+  items: import('./run').ArtifactRef;
+}
+
 export interface IngestResult {
+  raw: RawArtifacts;
   rows: number;
   rejectedLines: number;
   files: IngestedFile[];
@@ -98,7 +148,8 @@ export interface IngestResult {
 }
 
 export interface ProfileResult {
-  profilePath: string;
+  /** profile.json (storage key). */
+  profile: string;
   rows: number;
   users: number;
   items: number;
@@ -106,17 +157,36 @@ export interface ProfileResult {
   minTimestamp: string | null;
   maxTimestamp: string | null;
   nulls: Record<string, number>;
-  /** Self-contained HTML report beside profile.json. */
-  reportPath: string;
+  /** Self-contained HTML report beside profile.json (storage key). */
+  report: string;
   /** Drift against the previous successful run's profile of this dataset; null on a first run. */
   drift: import('./profile').DriftSummary | null;
 }
 
+/**
+ * How evaluation's holdout is cut from the clean events: at an instant (`time`: train is everything before
+ * it), or as written files (`files`: the per-user split, where each user's latest share is held out).
+ */
+export type SplitRef =
+  | { kind: 'time'; holdoutStart: string }
+  | { kind: 'files'; train: import('./run').ArtifactRef; holdout: import('./run').ArtifactRef };
+
+/** What cleaning wrote: the clean events and their split, the quarantine, the id maps, the bounded inputs. */
+export interface CleanArtifacts {
+  events: import('./run').ArtifactRef;
+  quarantine: import('./run').ArtifactRef;
+  userIds: import('./run').ArtifactRef;
+  itemIds: import('./run').ArtifactRef;
+  split: SplitRef;
+  /** With privacy on: each user's bounded contribution to the training split and to all events. */
+  bounded: { train: import('./run').ArtifactRef; all: import('./run').ArtifactRef } | null;
+}
+
 export interface CleanResult {
+  artifacts: CleanArtifacts;
   kept: number;
   quarantined: number;
   byReason: Record<string, number>;
-  quarantinePath: string;
   trainRows: number;
   holdoutRows: number;
   holdoutStart: string;
@@ -144,10 +214,10 @@ export interface CleanResult {
 export interface ModelArtifact {
   name: string;
   kind: 'mostpop' | 'itemitem' | 'recs';
-  /** Saved model folder of learned models (weights + id maps), for warm starts and re-scoring. */
+  /** Saved model folder of learned models (weights + id maps; storage key), for warm starts and re-scoring. */
   modelDir?: string;
-  /** Parquet file holding what the model needs to score. */
-  path: string;
+  /** Parquet file holding what the model needs to score (storage key). */
+  key: string;
   rows: number;
 }
 
@@ -164,16 +234,8 @@ export interface TrainResult {
 }
 
 export type MetricName = 'precision@k' | 'recall@k' | 'ndcg@k' | 'hitrate@k' | 'coverage';
-export type ModelMetrics = Record<string, number>;
-
-export interface GateCheck {
-  name: string;
-  value: number;
-  threshold: number;
-  passed: boolean;
-  /** 95% bootstrap interval of the value, where the check uses one. */
-  ci?: [number, number];
-}
+export type { GateCheck, ModelMetrics } from './evaluation';
+import type { GateCheck, ModelMetrics } from './evaluation';
 
 export interface EvaluateResult {
   k: number;
@@ -184,17 +246,22 @@ export interface EvaluateResult {
   /** The champion's version at evaluation time (null for the first model of a dataset). */
   championVersion: string | null;
   gate: { decision: 'promote' | 'reject'; checks: GateCheck[] };
-  reportPath: string;
+  /** evaluation.json (storage key). */
+  report: string;
 }
 
 export interface PublishResult {
+  version: string;
+  /** Storage keys: the dataset's output folder, the version folder, its manifest. */
+  output: string;
+  versionKey: string;
+  manifest: string;
+  /** Where readers find it: the output folder's path or URI (the `current` link on local storage). */
   outputDir: string;
-  versionDir: string;
-  currentPath: string;
   rows: number;
   users: number;
-  manifestPath: string;
-  sha256: string;
+  /** Users whose list is all popular backfill (no personalised candidate). */
+  fallbackUsers: number;
 }
 
 /** The privacy spend as reported in the summary, the registry and the manifest. */
@@ -238,8 +305,8 @@ export interface RunSummary {
     epochs: number;
     resumed: { variant: string; fromStep: number }[];
   } | null;
-  /** Data profile: the HTML report and drift against the previous successful run. */
-  profile: { reportPath: string; drift: ProfileResult['drift'] } | null;
+  /** Data profile: the HTML report (storage key) and drift against the previous successful run. */
+  profile: { report: string; drift: ProfileResult['drift'] } | null;
   /** Registry aliases after the run. */
   registry: { champion: string | null; previous: string | null } | null;
   /** The input files read and the dataset's watermark after the run. */
@@ -282,3 +349,24 @@ export interface AliasResult {
   /** The output's `current` pointer, now at the champion's recommendations. */
   currentPath: string;
 }
+
+/** What scoring a version needs, all by storage key: the model, the fallback, the history and the items. */
+export interface ScoringInputs {
+  datasetId: string;
+  version: string;
+  generatedAt: string;
+  kind: 'mostpop' | 'itemitem' | 'recs';
+  model: string;
+  modelKey: string;
+  mostPopKey: string;
+  /** The clean events: each user's history (seen items are never recommended) and who gets a list. */
+  eventsKey: string;
+  /** The item metadata (out-of-stock items are never recommended). */
+  itemsKey: string;
+  topN: number;
+  maxHistory: number;
+  shards: number;
+}
+
+/** The part file of a user shard: `part-00000.parquet`, … (sorted by user_id, rank inside). */
+export const partName = (shard: number) => `part-${String(shard).padStart(5, '0')}.parquet`;

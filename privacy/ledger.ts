@@ -40,16 +40,23 @@ const MAX_SWAP_ATTEMPTS = 500;
 export interface LedgerOptions {
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /** Folder of the ledger inside its storage ('' for the root): the ledger lives beside runs on a shared bucket. */
+  readonly prefix?: string;
 }
 
 export class PrivacyLedger {
   private readonly now: () => Date;
+  private readonly key: string;
+  private readonly legacyKey: string;
 
   constructor(
     readonly store: Storage,
     opts: LedgerOptions = {},
   ) {
     this.now = opts.now ?? (() => new Date());
+    const dir = opts.prefix ? `${opts.prefix}/` : '';
+    this.key = `${dir}${LEDGER_KEY}`;
+    this.legacyKey = `${dir}${LEGACY_LEDGER_KEY}`;
   }
 
   /** Reserves the run's spend. Call before reading any data (the spend comes from public parameters). */
@@ -94,12 +101,12 @@ export class PrivacyLedger {
   }
 
   private async read(): Promise<LedgerDocument> {
-    const cur = await readDocument<unknown>(this.store, LEDGER_KEY);
+    const cur = await readDocument<unknown>(this.store, this.key);
     return cur ? checkLedgerDocument(cur.value) : this.legacy();
   }
 
   private async legacy(): Promise<LedgerDocument> {
-    const old = await readDocument<unknown>(this.store, LEGACY_LEDGER_KEY);
+    const old = await readDocument<unknown>(this.store, this.legacyKey);
     return old ? migrateLegacyLedger(old.value) : emptyLedger();
   }
 
@@ -108,7 +115,7 @@ export class PrivacyLedger {
   ): Promise<LedgerEntry> {
     return updateDocument<LedgerDocument, LedgerEntry>(
       this.store,
-      LEDGER_KEY,
+      this.key,
       async (current) => {
         const doc = current ? checkLedgerDocument(current) : await this.legacy();
         const { document, entry } = decide(doc);

@@ -16,7 +16,7 @@ export interface WorkerSetOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Extra options per worker (e.g. a smaller concurrency in tests). */
   workerOptions?: Partial<WorkerOptions>;
-  /** Let workflow inputs override protected config keys (tests only; see activities/context.ts). */
+  /** Let workflow inputs override protected config keys (tests only; see activities/support/context.ts). */
   allowProtectedOverrides?: boolean;
 }
 
@@ -37,7 +37,12 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
   const nativeConnection = await NativeConnection.connect({ address: o.address, ...security });
   const clientConnection = await Connection.connect({ address: o.address, ...security });
   const client = new Client({ connection: clientConnection, namespace: o.config.temporal.namespace });
-  const deps = { root: o.root, client, allowProtectedOverrides: o.allowProtectedOverrides ?? false };
+  const deps = {
+    root: o.root,
+    client,
+    allowProtectedOverrides: o.allowProtectedOverrides ?? false,
+    dataDir: o.config.dataDir,
+  };
   const workers: Worker[] = [];
   const workflowSource = o.workflowBundle
     ? { workflowBundle: o.workflowBundle }

@@ -1,21 +1,11 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { CpuActivities } from '../activities';
+import { NON_RETRYABLE } from '../contracts/errors';
 import type { AliasInput, AliasResult } from '../contracts/stages';
 
 const registry = proxyActivities<CpuActivities>({
   startToCloseTimeout: '5m',
-  retry: {
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [
-      'BadInput',
-      'ConfigError',
-      'VersionRejected',
-      'VersionNotPublished',
-      'NothingToRollBack',
-      'RegistryNotFound',
-      'RegistryConflict',
-    ],
-  },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 
 /**

@@ -5,40 +5,24 @@ import {
   upsertMemo,
   defineQuery,
   setHandler,
-  CancellationScope,
   ActivityCancellationType,
   isCancellation,
-  patched,
   log,
 } from '@temporalio/workflow';
 import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
-import type {
-  RetrainInput,
-  RunSummary,
-  StageTiming,
-  RunPlan,
-  PublishResult,
-  TrainResult,
-} from '../contracts/stages';
+import { NON_RETRYABLE } from '../contracts/errors';
+import type { RetrainInput, RunSummary, StageTiming, StageRun } from '../contracts/stages';
 import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from './search-attributes';
-
-/** Errors no retry can fix: bad input or config, a dirty dataset, a busy dataset. */
-export const NON_RETRYABLE = [
-  'BadInput',
-  'ConfigError',
-  'QualityGateFailed',
-  'DatasetBusy',
-  'PrivacyBudgetExceeded',
-  'NoNewData',
-];
+import { Saga } from './saga';
+import { buildRunSummary, learnedFamily, mergeTrained, scoringInputsOf } from './summary';
 
 const retry: RetryPolicy = {
   initialInterval: '2s',
   backoffCoefficient: 2,
   maximumInterval: '1m',
   maximumAttempts: 5,
-  nonRetryableErrorTypes: NON_RETRYABLE,
+  nonRetryableErrorTypes: [...NON_RETRYABLE],
 };
 
 export interface ProgressState {
@@ -50,26 +34,21 @@ export interface ProgressState {
 export const progressQuery = defineQuery<ProgressState>('progress');
 
 /**
- * The nightly retrain: plan → ingest → profile → clean → train → evaluate → publish. Activities exchange
- * artifact references only. CPU stages run on this workflow's task queue; training runs on the training
- * queue named in the run's resolved config, so GPU workers scale as their own pool.
+ * The nightly retrain, every decision in view:
+ *   plan → input (bundled data generated if needed) → take the dataset → choose incremental input →
+ *   reserve the privacy budget → ingest → profile → clean → train (baselines + the configured challenger,
+ *   warm-started from the champion) → evaluate and gate → register → [publish → go live → move dataset state]
+ *   → record the input → report.
+ * Activities exchange artifact references (storage keys), never data. What the run acquires (the dataset lock,
+ * the privacy reservation, an unpublished version folder) is given back by its compensation, failure or not.
+ * CPU stages run on this workflow's task queue; training on the training queue named in the run's config, so
+ * GPU workers scale as their own pool.
  */
 export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSummary> {
   const info = workflowInfo();
   const cpuQueue = info.taskQueue;
-  // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
-  const planning = proxyActivities<CpuActivities>({
-    taskQueue: cpuQueue,
-    startToCloseTimeout: '15m',
-    heartbeatTimeout: '1m',
-    retry,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
-  const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '1m', retry });
-
   const state: ProgressState = { stage: 'plan', stages: [] };
   setHandler(progressQuery, () => state);
-  const startedAt = info.startTime.toISOString();
 
   async function stage<T>(name: string, fn: () => Promise<T>): Promise<T> {
     state.stage = name;
@@ -81,27 +60,30 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     return out;
   }
 
-  let plan: RunPlan;
-  try {
-    plan = await stage('plan', () => planning.planRun(input, startedAt));
-  } catch (err) {
-    // Cancelled while planning: the lock and the privacy reservation it may have taken are not yet covered by
-    // the finally below, so give them back here.
-    if (isCancellation(err)) await CancellationScope.nonCancellable(() => quick.abandonPlan(input));
-    throw err;
-  }
-  state.modelVersion = plan.modelVersion;
+  // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
+  const planning = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: '5m',
+    retry,
+  });
+  const plan = await stage('plan', () => planning.planRun(input, info.startTime.toISOString()));
+  state.modelVersion = plan.run.modelVersion;
+  upsertSearchAttributes([
+    { key: SA_DATASET, value: plan.run.datasetId },
+    { key: SA_MODEL_VERSION, value: plan.run.modelVersion },
+  ]);
   const a = plan.config.temporal.activities;
   const stageRetry: RetryPolicy = { ...retry, maximumAttempts: a.maximumAttempts };
+  // A cancelled run waits until a stage has really stopped before it gives the dataset back: otherwise a new
+  // run could start while the old stage still writes the dataset's files.
   const cpu = proxyActivities<CpuActivities>({
     taskQueue: cpuQueue,
     startToCloseTimeout: a.startToCloseTimeout as Duration,
     heartbeatTimeout: a.heartbeatTimeout as Duration,
     retry: stageRetry,
-    // A cancelled run waits until the stage has really stopped before it releases the dataset lock: otherwise a
-    // new run could start while the old stage still writes into the dataset's files.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
+  const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '2m', retry: stageRetry });
   const training = proxyActivities<TrainingActivities>({
     taskQueue: plan.config.temporal.taskQueues.training,
     startToCloseTimeout: a.trainingStartToCloseTimeout as Duration,
@@ -109,102 +91,95 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     retry: stageRetry,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  upsertSearchAttributes([
-    { key: SA_DATASET, value: plan.datasetId },
-    { key: SA_MODEL_VERSION, value: plan.modelVersion },
-  ]);
-  let privacySettled = false;
-  let trainingStarted = false;
+
+  const saga = new Saga();
+  let failed = true;
   try {
-    const ingested = await stage('ingest', () => cpu.ingest(plan));
+    const prepared = await stage('input', () => cpu.prepareInput(plan));
+
+    // One retrain per dataset; given back whatever happens.
+    await quick.acquireDatasetLock(plan.run);
+    saga.always('release the dataset', () => quick.releaseDatasetLock(plan.run));
+
+    // Incremental runs read only files no earlier date consumed (decided under the lock).
+    const selected = plan.config.dataset.incremental.enabled
+      ? await quick.selectIncrementalInput(plan, prepared)
+      : { input: prepared, incremental: null };
+
+    // The privacy budget is reserved before any data is read, and given back unless noise was drawn.
+    let noiseDrawn = false;
+    const privacy = plan.config.privacy.enabled ? await quick.reservePrivacyBudget(plan, selected.input) : null;
+    if (privacy)
+      saga.always('settle the privacy reservation', () =>
+        quick.settlePrivacyBudget(plan, noiseDrawn ? 'commit' : 'release'),
+      );
+
+    const run: StageRun = { plan, input: selected.input, privacy, incremental: selected.incremental };
+    const ingested = await stage('ingest', () => cpu.ingest(run));
     upsertSearchAttributes([{ key: SA_ROWS, value: ingested.rows + ingested.rejectedLines }]);
-    const profiled = await stage('profile', () => cpu.profile(plan));
-    const cleaned = await stage('clean', () => cpu.clean(plan, profiled));
-    trainingStarted = true;
-    const trained = await stage('train', async () => {
-      const baselines = await training.trainBaselines(plan);
-      if (plan.config.training.challenger === 'itemitem') return baselines;
-      const learned = await training.trainLearned(plan);
-      const merged: TrainResult = {
-        ...learned,
-        backend: `${baselines.backend} + ${learned.backend}`,
-        models: [...baselines.models, ...learned.models],
-      };
-      return merged;
-    });
-    // Noise has been drawn from the data: from here on the spend is final, whatever happens next.
-    if (plan.privacy) {
-      await quick.settlePrivacy(plan, 'commit');
-      privacySettled = true;
-    }
-    const evaluation = await stage('evaluate', () => cpu.evaluate(plan, trained));
-    await cpu.registerCandidate(plan, ingested, profiled, trained, evaluation);
-    // A rejected challenger publishes nothing: the champion's output stays current.
-    let published: PublishResult | null = null;
-    let registry: RunSummary['registry'] = null;
+    const profiled = await stage('profile', () => cpu.profile(run, ingested.raw));
+    const cleaned = await stage('clean', () => cpu.clean(run, ingested.raw, profiled));
+
+    // The model this run proposes, warm-started from (and later judged against) the current champion.
+    const champion = await quick.currentChampion(plan);
+    const family = learnedFamily(plan.config.training.challenger);
+    noiseDrawn = privacy !== null; // training releases noisy statistics: from here on the spend stands
+    const trained = await stage('train', async () =>
+      mergeTrained(
+        await training.trainBaselines(run, cleaned.artifacts, ingested.raw),
+        family ? await training.trainLearned(run, cleaned.artifacts, ingested.raw, family, champion) : null,
+      ),
+    );
+    if (privacy) await quick.settlePrivacyBudget(plan, 'commit');
+
+    const evaluation = await stage('evaluate', () => cpu.evaluate(run, cleaned.artifacts, trained, champion));
+    // Every challenger enters the registry, promoted or not: rejected models stay inspectable.
+    await quick.registerCandidate(run, ingested, profiled, cleaned, trained, evaluation);
+
+    // A rejected challenger publishes nothing: the champion's output stays live.
+    let published = null;
+    let live = null;
     if (evaluation.gate.decision === 'promote') {
-      published = await stage('publish', () => cpu.publish(plan, trained, evaluation));
-      const aliases = await cpu.promoteCandidate(plan, evaluation, published);
-      registry = { champion: aliases.champion, previous: aliases.previous };
+      // Scoring fans out by user shard (any CPU worker takes any shard); the version is assembled from the parts.
+      const scoring = scoringInputsOf(run, cleaned.artifacts, ingested.raw, trained, evaluation);
+      saga.onFailure('discard the unpublished version', () => quick.discardUnpublishedVersion(plan));
+      published = await stage('publish', async () => {
+        const parts = await Promise.all(
+          Array.from({ length: scoring.shards }, (_, shard) => cpu.scorePublishShard(run, scoring, shard)),
+        );
+        return cpu.publishVersion(run, scoring, parts, evaluation);
+      });
+      // The commit point: one compare-and-swap makes this version live and champion.
+      live = await quick.promoteCandidate(plan, evaluation);
+      saga.drop('discard the unpublished version');
+      // Only a published run moves the dataset's state (stable id maps, drift baseline, schema reference).
+      await quick.commitDatasetState(run, ingested, profiled, cleaned);
     }
     // The run completed (a rejected challenger is a model decision, not a data problem): its input counts as
-    // consumed. Committed last, so a run that fails anywhere before leaves the watermark where it was.
-    // patched(): runs started before commitRun existed replay without it.
-    const inputReport = patched('commit-run') ? await cpu.commitRun(plan, ingested, cleaned) : undefined;
+    // consumed. Last, so a run that fails anywhere before leaves the watermark where it was.
+    const inputReport = await quick.commitRun(run, ingested, cleaned);
 
-    const summary: RunSummary = {
+    const summary = buildRunSummary({
       runId: info.runId,
       workflowId: info.workflowId,
-      datasetId: plan.datasetId,
-      status: published ? 'completed' : 'rejected',
-      modelVersion: plan.modelVersion,
-      outputDir: published?.outputDir ?? null,
-      backend: trained.backend,
+      run,
       stages: state.stages,
-      rows: {
-        ingested: ingested.rows + ingested.rejectedLines,
-        kept: cleaned.kept,
-        quarantined: cleaned.quarantined,
-        byReason: cleaned.byReason,
-      },
-      metrics: evaluation.metrics,
-      gate: evaluation.gate,
-      privacy: plan.privacy
-        ? {
-            epsilon: plan.privacy.spend.epsilon,
-            delta: plan.privacy.spend.delta,
-            rho: plan.privacy.spend.rho ?? null,
-            mechanism: plan.privacy.spend.mechanism,
-            window: plan.privacy.window,
-            rowsRemovedByCaps: cleaned.privacyCapped,
-            params: { ...plan.privacy.spend.params },
-            unit: plan.privacy.unit,
-            utility: plan.privacy.utility,
-          }
-        : null,
+      ingested,
+      profiled,
+      cleaned,
+      trained,
+      evaluation,
       published,
-      training: trained.device
-        ? {
-            device: trained.device,
-            examplesPerSec: trained.examplesPerSec ?? 0,
-            epochs: trained.epochs ?? 0,
-            resumed: trained.resumed ?? [],
-          }
-        : null,
-      profile: { reportPath: profiled.reportPath, drift: profiled.drift },
-      registry,
+      live,
       input: inputReport,
-    };
-    // patched(): runs started before the report existed replay without it. A report that cannot be built must not
-    // fail a run whose output is already published.
-    if (patched('run-report')) {
-      try {
-        summary.report = await cpu.writeRunReport(plan, summary);
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        log.warn('run report not written', { error: (err as Error).message });
-        summary.report = null;
-      }
+    });
+    // A report that cannot be built must not fail a run whose output is already published.
+    try {
+      summary.report = await cpu.writeRunReport(plan, summary);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('run report not written', { error: (err as Error).message });
+      summary.report = null;
     }
     state.stage = 'done';
     upsertSearchAttributes([
@@ -227,18 +202,9 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
         report: summary.report?.html ?? null,
       },
     });
+    failed = false;
     return summary;
   } finally {
-    // Release the dataset even when the run fails or is cancelled; a run that failed before training gives
-    // its privacy reservation back.
-    await CancellationScope.nonCancellable(async () => {
-      // Once training started, noise may have been drawn and seen: the spend stands.
-      try {
-        if (plan.privacy && !privacySettled)
-          await quick.settlePrivacy(plan, trainingStarted ? 'commit' : 'release');
-      } finally {
-        await quick.releaseLock(plan);
-      }
-    });
+    await saga.finish(failed);
   }
 }

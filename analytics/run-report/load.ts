@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withDb, lit, type Db } from '../../lib/duckdb';
 import { readJsonIfExists } from '../../lib/fs-atomic';
-import { dataPath } from '../../lib/config';
-import { openLedger } from '../../privacy/ledger';
+import { PrivacyLedger } from '../../privacy/ledger';
+import { openStorage } from '../../lib/storage';
 import { budgetLimits } from '../../privacy/budget-limits';
 import type { ProfileDocument } from '../profile-model';
 import type { RunPlan, RunSummary } from '../../contracts/stages';
@@ -29,6 +29,7 @@ export const runFiles = (runDir: string) => ({
   profileHtml: path.join(runDir, 'profile.html'),
   evaluation: path.join(runDir, 'evaluation.json'),
   events: path.join(runDir, 'events.parquet'),
+  items: path.join(runDir, 'raw', 'items.parquet'),
   models: path.join(runDir, 'models'),
   report: path.join(runDir, 'report.html'),
 });
@@ -85,12 +86,12 @@ export async function privacyView(
   if (!plan || !summary?.privacy) return null;
   const budget = plan.config.privacy.budget;
   let usedEpsilon: number | null = null;
-  const dir = dataPath(plan.config, 'privacy-ledger');
-  if (fs.existsSync(dir)) {
+  {
     try {
-      const usage = await openLedger(dir).usage(
-        summary.privacy.unit ?? plan.config.privacy.unit ?? plan.datasetId,
-        plan.startedAt,
+      const ledger = new PrivacyLedger(openStorage(plan.run.storage), { prefix: 'privacy-ledger' });
+      const usage = await ledger.usage(
+        summary.privacy.unit ?? plan.config.privacy.unit ?? plan.run.datasetId,
+        plan.run.startedAt,
         budgetLimits(plan.config),
       );
       usedEpsilon = usage.window.composed.best.epsilon;
@@ -119,7 +120,7 @@ export async function readSamples(
   return withDb(':memory:', { memoryLimit: '512MB', threads: 1 }, async (db: Db) => {
     const items =
       itemsFile && fs.existsSync(itemsFile)
-        ? `(SELECT item_id, title, category FROM read_csv(${lit(itemsFile)}, header = true, all_varchar = true))`
+        ? `(SELECT item_id, title, category FROM read_parquet(${lit(itemsFile)}))`
         : `(SELECT NULL::VARCHAR AS item_id, NULL::VARCHAR AS title, NULL::VARCHAR AS category WHERE false)`;
     await db.run(`CREATE TEMP TABLE sample_users AS
       SELECT user_id FROM (SELECT DISTINCT user_id FROM read_parquet(${lit(recsGlob)}))
@@ -174,13 +175,15 @@ export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): P
   const summary = o.summary ?? readJsonIfExists<RunSummary>(f.summary) ?? null;
   const profile = readJsonIfExists<ProfileDocument>(f.profile) ?? null;
   const evaluation = readJsonIfExists<EvaluationDocument>(f.evaluation) ?? null;
-  const runId = summary?.runId ?? plan?.runId ?? path.basename(runDir);
-  const datasetId = summary?.datasetId ?? plan?.datasetId ?? path.basename(path.dirname(runDir));
+  const runId = summary?.runId ?? plan?.run.runId ?? path.basename(runDir);
+  const datasetId = summary?.datasetId ?? plan?.run.datasetId ?? path.basename(path.dirname(runDir));
+  // The samples read the published version and the run's items, in the run's storage (a local folder here).
+  const storageRoot = path.resolve(runDir, '..', '..', '..');
   const samples =
     summary?.published && plan
       ? await readSamples(
-          summary.published.versionDir,
-          plan.itemsFile,
+          path.join(storageRoot, ...summary.published.versionKey.split('/')),
+          fs.existsSync(f.items) ? f.items : undefined,
           fs.existsSync(f.events) ? f.events : undefined,
           plan.config.publish.topN,
         ).catch(() => [])
@@ -189,10 +192,10 @@ export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): P
   return {
     run: {
       runId,
-      workflowId: summary?.workflowId ?? plan?.workflowId ?? null,
+      workflowId: summary?.workflowId ?? plan?.run.workflowId ?? null,
       datasetId,
-      modelVersion: summary?.modelVersion ?? plan?.modelVersion ?? null,
-      startedAt: plan?.startedAt ?? null,
+      modelVersion: summary?.modelVersion ?? plan?.run.modelVersion ?? null,
+      startedAt: plan?.run.startedAt ?? null,
       status: summary?.status ?? 'unknown',
     },
     generatedAt: (o.now ?? (() => new Date()))().toISOString(),

@@ -45,7 +45,7 @@ export function indexEntries(dataDir: string, datasetId: string): RunIndexEntry[
     return [
       indexEntryOf(
         summary,
-        plan?.startedAt ?? fs.statSync(f.summary).mtime.toISOString(),
+        plan?.run.startedAt ?? fs.statSync(f.summary).mtime.toISOString(),
         ev?.challenger ?? plan?.config.training.challenger ?? null,
         ev?.k ?? plan?.config.evaluation.k ?? null,
         fs.existsSync(f.report) ? path.relative(indexDir, f.report) : null,

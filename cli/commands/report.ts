@@ -47,7 +47,7 @@ export function findRunDir(dataDir: string, datasetId: string, runId?: string): 
         .readdirSync(runsDir)
         .map((id) => ({ dir: path.join(runsDir, id), plan: readPlan(path.join(runsDir, id, 'plan.json')) }))
         .filter((r) => r.plan)
-        .sort((a, b) => b.plan!.startedAt.localeCompare(a.plan!.startedAt))
+        .sort((a, b) => b.plan!.run.startedAt.localeCompare(a.plan!.run.startedAt))
     : [];
   if (!runs.length) throw new Error(`no runs of dataset '${datasetId}' under ${runsDir}`);
   return runs[0].dir;

@@ -202,6 +202,7 @@ export const PROTECTED_KEYS = [
   'temporal',
   'registry',
   'publish.outputDir',
+  'dataset.inputRoots',
 ] as const;
 
 /** The worker's config: configs/default.yaml + RECFORGE_CONFIG overlays (a comma-separated list) + environment. */

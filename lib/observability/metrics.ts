@@ -4,8 +4,8 @@ import type {
   EvaluateResult,
   IngestResult,
   PublishResult,
-  RunPlan,
 } from '../../contracts/stages';
+import type { PrivacyReservation } from '../../contracts/privacy';
 
 /**
  * recforge's own Prometheus metrics, exported through the Temporal SDK's metric meter: they appear on the same
@@ -42,7 +42,9 @@ export const STAGE_OF: Readonly<Record<string, string>> = {
   trainLearned: 'train',
   evaluate: 'evaluate',
   registerCandidate: 'register',
-  publish: 'publish',
+  reservePrivacyBudget: 'privacy',
+  scorePublishShard: 'publish',
+  publishVersion: 'publish',
   promoteCandidate: 'promote',
   commitRun: 'commit',
 };
@@ -52,8 +54,12 @@ export type MetricPoint =
   | { kind: 'counter'; name: string; value: number; tags: MetricTags }
   | { kind: 'histogram'; name: string; value: number; tags: MetricTags };
 
-const isPlan = (x: unknown): x is RunPlan =>
-  !!x && typeof x === 'object' && typeof (x as RunPlan).datasetId === 'string' && 'runDir' in x;
+/** The dataset an activity worked on: its first argument is the plan, or the run (a StageRun) holding it. */
+function datasetOf(x: unknown): string {
+  const o = x as { run?: { datasetId?: unknown }; plan?: { run?: { datasetId?: unknown } }; datasetId?: unknown };
+  const id = o?.run?.datasetId ?? o?.plan?.run?.datasetId ?? o?.datasetId;
+  return typeof id === 'string' ? id : 'unknown';
+}
 
 /** The metric points one finished activity yields (pure). */
 export function metricsOfActivity(
@@ -63,9 +69,8 @@ export function metricsOfActivity(
 ): MetricPoint[] {
   const stage = STAGE_OF[activityType];
   if (!stage) return [];
-  // planRun returns the plan; every later stage takes it as its first argument.
-  const plan = activityType === 'planRun' ? (outcome.ok ? outcome.result : undefined) : args[0];
-  const dataset = isPlan(plan) ? plan.datasetId : 'unknown';
+  // planRun returns the plan; every later stage takes it (or the run holding it) as its first argument.
+  const dataset = datasetOf(activityType === 'planRun' ? (outcome.ok ? outcome.result : undefined) : args[0]);
   const points: MetricPoint[] = [
     {
       kind: 'histogram',
@@ -79,9 +84,9 @@ export function metricsOfActivity(
     if (Number.isFinite(value)) points.push({ kind: 'gauge', name, value, tags: { dataset, ...tags } });
   };
   switch (activityType) {
-    case 'planRun': {
-      const p = outcome.result as RunPlan;
-      if (p.privacy) gauge(METRIC.epsilonSpent, p.privacy.spend.epsilon);
+    case 'reservePrivacyBudget': {
+      const p = outcome.result as PrivacyReservation;
+      gauge(METRIC.epsilonSpent, p.spend.epsilon);
       break;
     }
     case 'ingest': {
@@ -116,7 +121,7 @@ export function metricsOfActivity(
       });
       break;
     }
-    case 'publish': {
+    case 'publishVersion': {
       const r = outcome.result as PublishResult;
       gauge(METRIC.publishedRows, r.rows);
       break;

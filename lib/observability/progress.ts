@@ -13,7 +13,7 @@
  *   etaSeconds        seconds left in this step at that rate (null until it can be estimated)
  *   percent           100 · done / total
  *   stepElapsedSeconds  seconds since the step started
- *   elapsedSeconds    seconds since the activity started (added by the heartbeat timer, activities/heartbeat.ts)
+ *   elapsedSeconds    seconds since the activity started (added by the heartbeat timer, activities/support/heartbeat.ts)
  *   training adds:    epoch, epochs, loss, examplesPerSec, validation {metric, epoch, value}, resumedFrom
  *
  * Pure: the clock is injected; no Temporal import, so it is unit-tested on its own.

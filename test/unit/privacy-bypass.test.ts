@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { planRun, releaseLock } from '../../activities/plan';
 import { ledger } from '../../activities/privacy';
-import type { ActivityDeps } from '../../activities/context';
+import type { ActivityDeps } from '../../activities/support/context';
 import type { RetrainInput, RunPlan } from '../../contracts/stages';
 import { ROOT, tempDir } from '../helpers/env';
 

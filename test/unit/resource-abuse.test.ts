@@ -7,7 +7,7 @@ import { ConfigError, findProjectRoot, loadConfig } from '../../lib/config';
 import { Db, withDb } from '../../lib/duckdb';
 import { runCancellable } from '../../lib/cancellation';
 import { isRecforgeError } from '../../contracts/errors';
-import { asFailure } from '../../activities/failure';
+import { asFailure } from '../../activities/support/failure';
 import { ingest } from '../../activities/ingest';
 import type { RunPlan } from '../../contracts/stages';
 

@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
-import { runCancellable } from '../lib/cancellation';
-import { ProgressTracker } from '../lib/observability/progress';
+import { runCancellable } from '../../lib/cancellation';
+import { ProgressTracker } from '../../lib/observability/progress';
 import { asFailure } from './failure';
 
 /**

@@ -1,10 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import type { RunPlan } from '../contracts/stages';
-import type { DuckdbLimits } from '../lib/duckdb';
-import * as path from 'node:path';
 import { setProgress } from './heartbeat';
-import { throwIfCancelled } from '../lib/cancellation';
+import { throwIfCancelled } from '../../lib/cancellation';
 
 /** What activities need from the process hosting them: the project root and a Temporal client (for locks). */
 export interface ActivityDeps {
@@ -18,6 +15,11 @@ export interface ActivityDeps {
   allowProtectedOverrides?: boolean;
   /** The worker's environment (RECFORGE_CONFIG, RECFORGE_DATA_DIR, TEMPORAL_*): its config; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * This worker's data folder (its config's dataDir): worker-local scratch, and the mirror of a bucket when a
+   * run's storage is S3. Runs on local storage use the storage folder itself.
+   */
+  dataDir: string;
 }
 
 /** Heartbeat with progress details when running inside an activity; a no-op elsewhere (unit tests). */
@@ -41,12 +43,4 @@ export function log(message: string, attrs: Record<string, unknown> = {}): void 
     // Outside an activity (unit tests, benchmarks): quiet unless asked for.
     if (process.env.RECFORGE_LOG) console.log(message, attrs);
   }
-}
-
-export function limitsOf(plan: RunPlan): DuckdbLimits {
-  return {
-    memoryLimit: plan.config.duckdb.memoryLimit,
-    threads: plan.config.duckdb.threads,
-    tempDirectory: path.join(plan.runDir, 'duckdb-tmp'),
-  };
 }

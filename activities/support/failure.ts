@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { isRecforgeError } from '../contracts/errors';
+import { isRecforgeError } from '../../contracts/errors';
 
 /**
  * The shared error contract at the activity boundary: a RecforgeError (contracts/errors.ts) becomes a Temporal
