@@ -61,7 +61,7 @@ export async function stageFailure(
     (e: unknown) => e,
   );
   if (err instanceof ApplicationFailure)
-    return { type: err.type ?? '', nonRetryable: err.nonRetryable, message: err.message };
+    return { type: err.type ?? '', nonRetryable: err.nonRetryable === true, message: err.message };
   if (isRecforgeError(err)) return { type: err.type, nonRetryable: !err.retryable, message: err.message };
   throw err;
 }
