@@ -85,15 +85,37 @@ async function versionFolders(registry: ModelRegistry): Promise<Map<string, stri
   return out;
 }
 
-/** When a version folder was written: its manifest's createdAt (null for a folder without one). */
+/**
+ * When a version folder was written: its manifest's createdAt; for a folder without one (a publish that died
+ * before its manifest), the folder's mtime on local storage, unknown on a bucket (the failed run's compensation
+ * removes those).
+ */
 async function createdAtOf(registry: ModelRegistry, version: string): Promise<number | null> {
   const obj = await registry.store.get(`${registry.versionKey(version)}/_manifest.json`);
-  if (!obj) return null;
-  try {
-    return Date.parse((JSON.parse(obj.body.toString('utf8')) as Manifest).createdAt);
-  } catch {
-    return null;
+  if (obj) {
+    try {
+      return Date.parse((JSON.parse(obj.body.toString('utf8')) as Manifest).createdAt);
+    } catch {
+      return null;
+    }
   }
+  if (registry.store.kind !== 'local') return null;
+  return (
+    fs.statSync(registry.store.uri(registry.versionKey(version)), { throwIfNoEntry: false })?.mtimeMs ?? null
+  );
+}
+
+/** Local staging folders (versions/.tmp-*) of publishes that died mid-way, once older than an hour. */
+function pruneStaging(registry: ModelRegistry): string[] {
+  if (registry.store.kind !== 'local') return [];
+  const dir = registry.store.uri(`${registry.where.outputPrefix}/versions`);
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((n) => {
+    if (!n.startsWith('.tmp-')) return false;
+    if (Date.now() - fs.statSync(path.join(dir, n)).mtimeMs <= 3_600_000) return false;
+    fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+    return true;
+  });
 }
 
 /**
@@ -106,7 +128,7 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
   const pointer = await registry.pointer();
   const keepSet = retainedVersions(pointer, keep);
   const everLive = new Set(pointer?.history.map((m) => m.version) ?? []);
-  const removed: string[] = [];
+  const removed: string[] = pruneStaging(registry);
   for (const name of (await versionFolders(registry)).keys()) {
     if (keepSet.has(name) || name === pointer?.version) continue;
     let remove = everLive.has(name);
@@ -143,7 +165,6 @@ export interface ShardPart {
   /** Users whose whole list is popular backfill (no personalised candidate). */
   fallbackUsers: number;
 }
-
 
 async function scoringViews(db: Db, io: RunIO, s: ScoringInputs): Promise<void> {
   await io.fetch([s.eventsKey, s.itemsKey, s.modelKey, s.mostPopKey]);
@@ -232,10 +253,16 @@ export async function assembleVersion(
   const versionKey = registry.versionKey(s.version);
   const existing = await readManifest(registry, s.version);
   if (existing && existing.runId !== id.runId)
-    throw new Error(`${registry.store.uri(versionKey)} already holds version ${s.version} from run ${existing.runId}`);
-  const staging = registry.store.kind === 'local'
-    ? path.join(registry.store.uri(`${registry.where.outputPrefix}/versions`), `.tmp-${s.version}-${process.pid}-${Date.now()}`)
-    : path.join(io.scratch('publish-staging'), s.version);
+    throw new Error(
+      `${registry.store.uri(versionKey)} already holds version ${s.version} from run ${existing.runId}`,
+    );
+  const staging =
+    registry.store.kind === 'local'
+      ? path.join(
+          registry.store.uri(`${registry.where.outputPrefix}/versions`),
+          `.tmp-${s.version}-${process.pid}-${Date.now()}`,
+        )
+      : path.join(io.scratch('publish-staging'), s.version);
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(path.join(staging, '_fallback'), { recursive: true });
   fs.mkdirSync(path.join(staging, '_report'), { recursive: true });
@@ -267,8 +294,11 @@ export async function assembleVersion(
     // available item legitimately gets no row, so fewer users is logged, not refused.)
     const expectedUsers = await db.scalar<number>(`SELECT count(*) FROM publish_users`);
     if (written.rows === 0)
-      throw new Error(`refusing to publish ${s.version}: no recommendations for any of ${expectedUsers} users`);
-    if (written.users < expectedUsers) log('users without recommendations', { missing: expectedUsers - written.users });
+      throw new Error(
+        `refusing to publish ${s.version}: no recommendations for any of ${expectedUsers} users`,
+      );
+    if (written.users < expectedUsers)
+      log('users without recommendations', { missing: expectedUsers - written.users });
     progress({ stage: 'publish', step: 'report' });
     const popularity = await db.all<{ item_id: string; users: number; category: string | null }>(`
       SELECT m.item_id, CAST(m.users AS DOUBLE) AS users, c.category
@@ -287,7 +317,11 @@ export async function assembleVersion(
     const perPart = await db.all<{ file: string; rows: number }>(
       `SELECT filename AS file, count(*) AS rows FROM read_parquet(${lit(path.join(staging, 'part-*.parquet'))}, filename = true) GROUP BY 1`,
     );
-    return { ...written, reportBasis: report.basis, perPart: new Map(perPart.map((r) => [path.basename(r.file), r.rows])) };
+    return {
+      ...written,
+      reportBasis: report.basis,
+      perPart: new Map(perPart.map((r) => [path.basename(r.file), r.rows])),
+    };
   });
   const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
   const manifest: Manifest = existing ?? {
@@ -338,10 +372,15 @@ export async function assembleVersion(
   } else {
     // Objects appear whole; the manifest goes last, so a version with a manifest is complete.
     const files = fs.readdirSync(staging, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-    const rel = files.map((e) => path.relative(staging, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+    const rel = files.map((e) =>
+      path.relative(staging, path.join(e.parentPath, e.name)).split(path.sep).join('/'),
+    );
     for (const r of rel.filter((r) => r !== '_manifest.json'))
       await registry.store.put(`${versionKey}/${r}`, fs.readFileSync(path.join(staging, ...r.split('/'))));
-    await registry.store.put(`${versionKey}/_manifest.json`, fs.readFileSync(path.join(staging, '_manifest.json')));
+    await registry.store.put(
+      `${versionKey}/_manifest.json`,
+      fs.readFileSync(path.join(staging, '_manifest.json')),
+    );
     fs.rmSync(staging, { recursive: true, force: true });
   }
   return { manifest, rows: stats.rows, users: stats.users, fallbackUsers };

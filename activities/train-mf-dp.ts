@@ -41,6 +41,7 @@ import type { ReleasedKeys } from './train-dp';
  */
 
 interface ReleasedVariant {
+  /** Storage key of the released model (inside the run's folder). */
   modelDir: string;
   steps: number;
   epochsRun: number;
@@ -59,11 +60,13 @@ async function trainVariant(
 ): Promise<VariantRun<MFModel>> {
   const dir = path.join(plan.runDir, 'models');
   const marker = path.join(dir, `dp-sgd-release-${name}.json`);
+  // The release lives in the run's storage: a retry on another worker finds it there, never draws noise again.
+  await plan.recall([plan.key(marker)]);
   const released = readJsonIfExists<ReleasedVariant>(marker);
-  if (released && fs.existsSync(released.modelDir)) {
+  if (released && (await plan.io.store.exists(`${released.modelDir}/model.json`))) {
     log('dp-sgd: reusing the released model of an earlier attempt', { variant: name, steps: released.steps });
     return {
-      model: (await loadMFModel(released.modelDir)).model,
+      model: (await loadMFModel(await plan.localDir(released.modelDir))).model,
       resumedFrom: released.steps,
       examplesPerSec: released.examplesPerSec,
       epochsRun: released.epochsRun,
@@ -109,11 +112,12 @@ async function trainVariant(
     // next finds the marker or the checkpoint, never neither.
     await saveMFModel(modelDir, res.model, { runId: plan.runId, variant: name, dpSgd: { ...dp } });
     writeJsonAtomic(marker, {
-      modelDir,
+      modelDir: plan.key(modelDir),
       steps,
       epochsRun: res.epochsRun,
       examplesPerSec,
     } satisfies ReleasedVariant);
+    await plan.persist([`${plan.key(modelDir)}/`, plan.key(marker)]);
     return res;
   });
   return { ...run, examplesPerSec };

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
-import { loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
+import { deepMerge, loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { createWorkers, type QueueRole, type WorkerSet } from '../../worker/workers';
@@ -69,6 +69,21 @@ export function testOverrides(dataDir: string, extra: Record<string, unknown> = 
       ...((extra.temporal as Record<string, unknown>) ?? {}),
     },
   };
+}
+
+/**
+ * testOverrides with differential privacy on for a test population `unit`: the small dataset spans
+ * 2026-09-01..29, so its last week is the holdout, cut at a public instant.
+ */
+export function testPrivateOverrides(
+  dataDir: string,
+  unit: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return testOverrides(
+    dataDir,
+    deepMerge({ privacy: { enabled: true, unit }, evaluation: { cutoff: '2026-09-22T00:00:00Z' } }, extra),
+  );
 }
 
 export function testConfig(dataDir: string): RecforgeConfig {

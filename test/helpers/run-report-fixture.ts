@@ -92,13 +92,14 @@ export function reportFixture(o: { rejected?: boolean; hostile?: string } = {}):
     published: rejected
       ? null
       : {
+          version: 'v',
+          output: 'output/recommendations/ds',
+          versionKey: 'output/recommendations/ds/versions/v',
+          manifest: 'output/recommendations/ds/versions/v/_manifest.json',
           outputDir: '/o',
-          versionDir: '/o/v',
-          currentPath: '/o/current',
           rows: 100,
           users: 10,
-          manifestPath: '/o/v/_manifest.json',
-          sha256: 'x',
+          fallbackUsers: 0,
         },
     training: { device: 'wasm-simd', examplesPerSec: 150_000, epochs: 4, resumed: [] },
     profile: null,

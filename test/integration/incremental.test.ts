@@ -69,7 +69,11 @@ async function run(workflowId: string, runDate: string): Promise<RunSummary> {
 
 const watermark = (): Watermark =>
   JSON.parse(fs.readFileSync(path.join(dataDir, 'state', 'inc', 'watermark.json'), 'utf8')) as Watermark;
-const runDb = (s: RunSummary) => path.join(dataDir, 'runs', 'inc', s.runId, 'run.duckdb');
+/** A run's clean events (its training window) and its split's training part: the artifacts, read back. */
+const runFolder = (s: RunSummary) => path.join(dataDir, 'runs', 'inc', s.runId);
+const eventsOf = (s: RunSummary) => `read_parquet('${path.join(runFolder(s), 'events-window.parquet')}')`;
+/** A watermark partition (a storage key) as a file. */
+const partitionFile = (key: string) => path.join(dataDir, ...key.split('/'));
 const current = () => fs.readlinkSync(path.join(dataDir, 'output', 'recommendations', 'inc', 'current'));
 
 describe('incremental runs', () => {
@@ -103,18 +107,18 @@ describe('incremental runs', () => {
     const parts = await query(
       ':memory:',
       `SELECT count(*)::INT AS n, count(*) FILTER (WHERE run_date = '2026-03-01')::INT AS from_a
-       FROM read_parquet(['${a.partition}', '${b.partition}'])`,
+       FROM read_parquet(['${partitionFile(a.partition)}', '${partitionFile(b.partition)}'])`,
     );
     expect(parts[0].from_a).toBe(a.rows);
     expect(day2.rows.kept).toBe(a.rows + b.rows);
     expect(day2.rows.kept).toBeGreaterThan(day1.rows.kept);
-    const [events] = await query(runDb(day2), `SELECT count(*)::INT AS n FROM events`);
+    const [events] = await query(':memory:', `SELECT count(*)::INT AS n FROM ${eventsOf(day2)}`);
     expect(events.n).toBe(a.rows + b.rows);
     // Every clean event of day 1 is in day 2's training data.
     const [missing] = await query(
-      runDb(day2),
-      `SELECT count(*)::INT AS n FROM read_parquet('${a.partition}') p
-       ANTI JOIN events e USING (user_id, item_id, event_type, ts)`,
+      ':memory:',
+      `SELECT count(*)::INT AS n FROM read_parquet('${partitionFile(a.partition)}') p
+       ANTI JOIN ${eventsOf(day2)} e USING (user_id, item_id, event_type, ts)`,
     );
     expect(missing.n).toBe(0);
   });
@@ -124,11 +128,12 @@ describe('incremental runs', () => {
     const again = await run('it-inc-day2-again', '2026-03-02');
     expect(again.input!.files).toEqual([fileB]);
     expect(again.rows).toEqual(day2.rows);
+    // The training window the re-run cleaned into is the same, row for row (the split is a function of it).
     const trainOf = async (s: RunSummary) =>
       (
         await query(
-          runDb(s),
-          `SELECT count(*)::INT AS n, sum(hash(user_id, item_id, event_type, ts))::VARCHAR AS h FROM train_events`,
+          ':memory:',
+          `SELECT count(*)::INT AS n, sum(hash(user_id, item_id, event_type, ts))::VARCHAR AS h FROM ${eventsOf(s)}`,
         )
       )[0];
     expect(await trainOf(again)).toEqual(await trainOf(day2));
@@ -137,7 +142,9 @@ describe('incremental runs', () => {
     expect(wm.entries[1].runId).toBe(again.runId);
     expect(wm.entries[1].rows).toBe(before.rows);
     // The superseded run's partition is gone; only the committed one remains for that date.
-    expect(fs.readdirSync(path.dirname(wm.entries[1].partition))).toEqual([`${again.runId}.parquet`]);
+    expect(fs.readdirSync(path.dirname(partitionFile(wm.entries[1].partition)))).toEqual([
+      `${again.runId}.parquet`,
+    ]);
   });
 
   test('a day with no new files fails fast, non-retryable, and leaves champion and output alone', async () => {
@@ -159,11 +166,15 @@ describe('incremental runs', () => {
     ).toBe(champion);
     expect(current()).toBe(published);
     expect(watermark().entries).toHaveLength(2);
-    // Refused in planning, on the first attempt.
+    // Refused at input selection, on the first attempt, before anything was read; the saga gave the dataset back.
     const history = await handle.fetchHistory();
     const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes);
     expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual([
       'planRun',
+      'prepareInput',
+      'acquireDatasetLock',
+      'selectIncrementalInput',
+      'releaseDatasetLock',
     ]);
   });
 

@@ -15,7 +15,7 @@ import {
   stopWorkers,
   tempDir,
   testConfig,
-  testOverrides,
+  testPrivateOverrides,
 } from '../helpers/env';
 
 /**
@@ -73,7 +73,12 @@ beforeAll(async () => {
         taskQueue: 'recforge-cpu',
         workflowId,
         args: [
-          { interactions: data.interactions, items: data.items, overrides: testOverrides(dataDir, extra) },
+          {
+            interactions: data.interactions,
+            items: data.items,
+            // Privacy on, so the spend metric has a value to check.
+            overrides: testPrivateOverrides(dataDir, 'obs-users', extra),
+          },
         ],
       })
     ).result() as Promise<RunSummary>;

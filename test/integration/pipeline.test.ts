@@ -11,16 +11,17 @@ import {
   tempDir,
   testConfig,
   testOverrides,
+  testPrivateOverrides,
   smallDataset,
   ROOT,
   rootMessage,
   queryDuckDb,
   recordHistory,
 } from '../helpers/env';
-import type { RunPlan, RunSummary } from '../../contracts/stages';
+import type { RunSummary } from '../../contracts/stages';
+import { LocalStorage, readDocument, updateDocument } from '../../lib/storage';
 import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/publish';
-import { deepMerge } from '../../lib/config';
 
 const query = (sql: string) => queryDuckDb(sql);
 
@@ -46,12 +47,8 @@ afterAll(async () => {
  * Privacy is an opt-in per population; this suite's main runs opt in (the learned-challenger and cancellation
  * runs below opt out). The test data spans 2026-09-01..29: its last week is the holdout, cut at a public instant.
  */
-const PRIVATE = {
-  privacy: { enabled: true, unit: 'it-pipeline-users' },
-  evaluation: { cutoff: '2026-09-22T00:00:00Z' },
-};
 const privateOverrides = (dir: string, extra: Record<string, unknown> = {}) =>
-  testOverrides(dir, deepMerge(PRIVATE, extra));
+  testPrivateOverrides(dir, 'it-pipeline-users', extra);
 
 function runPipeline(workflowId: string, input: Record<string, unknown>) {
   return env.client.workflow.start('retrainPipeline', {
@@ -74,6 +71,7 @@ describe('retrainPipeline end to end', () => {
     expect(summary.status).toBe('completed');
     expect(summary.stages.map((s) => s.name)).toEqual([
       'plan',
+      'input',
       'ingest',
       'profile',
       'clean',
@@ -208,8 +206,8 @@ describe('retrainPipeline end to end', () => {
     const releasedBy = new Map(released.map((r) => [String(r.item_id), Number(r.users)]));
     for (const t of report.topItems) expect(t.users).toBe(releasedBy.get(t.itemId));
     // ... which differ from the exact counts of the bounded events (P(all 20 noise draws are 0) < 1e-20).
-    const exact = await query(`ATTACH '${runDir}/run.duckdb' AS run (READ_ONLY);
-      SELECT item_id, count(DISTINCT user_id)::DOUBLE AS users FROM run.all_bounded GROUP BY item_id`);
+    const exact = await query(`SELECT item_id, count(DISTINCT user_id)::DOUBLE AS users
+      FROM read_parquet('${runDir}/all_bounded.parquet') GROUP BY item_id`);
     const exactBy = new Map(exact.map((r) => [String(r.item_id), Number(r.users)]));
     expect(report.topItems.some((t) => t.users !== exactBy.get(t.itemId))).toBe(true);
   });
@@ -286,10 +284,10 @@ describe('bad input publishes nothing', () => {
     );
     // Refused in planning: nothing was ingested.
     const runs = path.join(dir, 'runs', 'synthetic');
-    const dbs = fs.existsSync(runs)
-      ? fs.readdirSync(runs).filter((r) => fs.existsSync(path.join(runs, r, 'run.duckdb')))
+    const landed = fs.existsSync(runs)
+      ? fs.readdirSync(runs).filter((r) => fs.existsSync(path.join(runs, r, 'raw')))
       : [];
-    expect(dbs).toEqual([]);
+    expect(landed).toEqual([]);
   });
 
   test('a second run on the same dataset while one is running is refused', async () => {
@@ -309,17 +307,25 @@ describe('bad input publishes nothing', () => {
     expect(rootMessage(err)).toMatch(/already being retrained by workflow it-concurrent-a/);
     expect(((await first.result()) as RunSummary).status).toBe('completed');
 
-    // A lock left behind by a holder that is no longer running (a crash after planning) is taken over.
-    const lock = path.join(dataDir, 'locks', 'synthetic.lock.json');
+    // A lock left behind by a holder that is no longer running (its release never ran) is taken over, in the
+    // same compare-and-swap that judged it.
+    const store = new LocalStorage(dataDir);
     const holder = { workflowId: first.workflowId, runId: first.firstExecutionRunId, acquiredAt: 'x' };
-    fs.mkdirSync(path.dirname(lock), { recursive: true });
-    fs.writeFileSync(lock, JSON.stringify(holder));
+    await updateDocument(store, 'locks/synthetic.json', (cur: { history: unknown[] } | null) => ({
+      write: { holder, history: cur?.history ?? [] },
+      result: undefined,
+    }));
     const third = await runPipeline('it-concurrent-c', {
       interactions: data.interactions,
       items: data.items,
     });
     expect(((await third.result()) as RunSummary).status).toBe('completed');
-    expect(fs.existsSync(lock)).toBe(false);
+    const lock = (await readDocument<{ holder: unknown; history: { event: string; runId: string }[] }>(
+      store,
+      'locks/synthetic.json',
+    ))!.value;
+    expect(lock.holder).toBeNull();
+    expect(lock.history.slice(-2).map((h) => h.event)).toEqual(['taken-over', 'released']);
   });
 });
 
@@ -405,12 +411,12 @@ describe('cancellation', () => {
     // The training activity acknowledged the cancellation (it did not run on to its end) ...
     const cancelled = events.findIndex((e) => e.activityTaskCanceledEventAttributes);
     expect(cancelled).toBeGreaterThan(-1);
-    // ... before the run released its dataset lock (the releaseLock activity is scheduled after it).
+    // ... before the run released its dataset lock (the saga's release is scheduled after it).
     const releaseScheduled = events.findIndex(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseLock',
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseDatasetLock',
     );
     expect(releaseScheduled).toBeGreaterThan(cancelled);
-    expect(fs.existsSync(path.join(dir, 'locks', 'cancelled.lock.json'))).toBe(false);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'locks', 'cancelled.json'), 'utf8')).holder).toBeNull();
     expect(fs.existsSync(path.join(dir, 'output', 'recommendations', 'current'))).toBe(false);
   });
 });
@@ -499,18 +505,23 @@ describe('DP-SGD', () => {
     for (const v of ['mf', 'mf-full']) {
       const marker = JSON.parse(fs.readFileSync(path.join(models, `dp-sgd-release-${v}.json`), 'utf8'));
       expect(marker.steps).toBe(v === 'mf' ? 10 : 5);
-      expect(fs.existsSync(marker.modelDir)).toBe(true);
+      expect(fs.existsSync(path.join(dir, marker.modelDir, 'model.json'))).toBe(true);
     }
     // A retried training activity (same plan, e.g. after its result was lost) reuses both released variants:
     // no training step runs and no new noise is drawn, so the reservation still covers the run.
     const released = ['mf', 'mf-full'].map((v) => {
       const m = JSON.parse(fs.readFileSync(path.join(models, `dp-sgd-release-${v}.json`), 'utf8'));
-      return { dir: m.modelDir as string, mtime: fs.statSync(m.modelDir).mtimeMs };
+      const modelDir = path.join(dir, m.modelDir as string);
+      return { dir: modelDir, mtime: fs.statSync(modelDir).mtimeMs };
     });
-    const plan = JSON.parse(
-      fs.readFileSync(path.join(dir, 'runs', 'mfdp', summary.runId, 'plan.json'), 'utf8'),
-    ) as RunPlan;
-    const again = await createTrainingActivities({ root: ROOT } as never).trainLearned(plan);
+    // The very inputs the workflow gave the training activity, from its history.
+    const scheduled = ((await handle.fetchHistory()).events ?? []).find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLearned',
+    )!;
+    const args = scheduled.activityTaskScheduledEventAttributes!.input!.payloads!.map((pl) =>
+      JSON.parse(Buffer.from(pl.data!).toString('utf8')),
+    ) as Parameters<ReturnType<typeof createTrainingActivities>['trainLearned']>;
+    const again = await createTrainingActivities({ root: ROOT, dataDir: dir }).trainLearned(...args);
     expect(again.resumed).toEqual([
       { variant: 'mf', fromStep: 10 },
       { variant: 'mf-full', fromStep: 5 },

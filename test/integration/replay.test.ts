@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { ROOT } from '../helpers/env';
 
 jest.setTimeout(120_000);
@@ -9,9 +9,13 @@ jest.setTimeout(120_000);
 /**
  * Replays recorded histories (test/histories/*.json, written by `RECORD_HISTORIES=1 npx jest
  * test/integration/pipeline.test.ts`) against today's workflow code: a non-deterministic change fails here.
- * Runs in a plain Node process (dist/, built by `npm test`): under jest's module registry protobufjs's JSON
- * conversion rejects the history types.
+ * Runs in a plain Node process: under jest's module registry protobufjs's JSON conversion rejects the history
+ * types. So the compiled workflow code is replayed — rebuilt first when any source is newer than dist/
+ * (bin/build.js), so an edited workflow is never judged by a stale build.
  */
+beforeAll(() => {
+  execFileSync(process.execPath, [path.join(ROOT, 'bin', 'build.js')], { cwd: ROOT, stdio: 'ignore' });
+});
 const dir = path.join(ROOT, 'test', 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
 const replay = path.join(ROOT, 'dist', 'scripts', 'replay.js');
