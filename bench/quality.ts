@@ -46,13 +46,7 @@ import { writeResults, type BenchResult } from './common';
 import { DATASET_IDS, loadSource, unavailableItems, type DatasetId, type Source } from './quality/data';
 import { pairedBootstrap, scoreLists, userOrder, type Scores } from './quality/metrics';
 import { runRecforge, type RecforgeOutcome, type Variant } from './quality/recforge';
-import {
-  CoordinateSearch,
-  ensureVenv,
-  readListsCsv,
-  referenceSpaces,
-  runJob,
-} from './quality/references';
+import { CoordinateSearch, ensureVenv, readListsCsv, referenceSpaces, runJob } from './quality/references';
 import { parseInteractions, toContractCsv } from './quality/rows';
 import { DEFAULT_SPLIT, seenItems, splitByUser, type Row, type Split } from './quality/split';
 
@@ -72,7 +66,8 @@ export interface QualityOptions {
 
 /** Each dataset's default recforge variants: the default config, and the project's overlays for that data. */
 export function defaultVariants(ds: DatasetId): Variant[] {
-  if (ds === 'synthetic') return [{ name: 'default' }, { name: 'two-tower', overlay: 'configs/two-tower.yaml' }];
+  if (ds === 'synthetic')
+    return [{ name: 'default' }, { name: 'two-tower', overlay: 'configs/two-tower.yaml' }];
   return [
     { name: 'default' },
     { name: 'movielens', overlay: 'configs/movielens.yaml' },
@@ -128,7 +123,17 @@ function distinctItems(rows: readonly Row[], idx?: readonly number[]): number {
 }
 
 function printTable(ds: string, rows: ModelRow[], ease: ModelRow | undefined): void {
-  const head = ['model', 'NDCG@10', 'Recall@10', 'HR@10', 'coverage', 'wall s', 'NDCG ×EASE', 'wall ×EASE', 'note'];
+  const head = [
+    'model',
+    'NDCG@10',
+    'Recall@10',
+    'HR@10',
+    'coverage',
+    'wall s',
+    'NDCG ×EASE',
+    'wall ×EASE',
+    'note',
+  ];
   const body = rows.map((r) => {
     const s = r.scores;
     const e = ease?.scores;
@@ -205,9 +210,11 @@ async function benchDataset(
   const trainRows = split.trainIdx.map((i) => rows[i]);
   const val = splitByUser(trainRows, src.positive);
   log(
-    `${ds}: ${rows.length} rows (${Object.entries(parsed.dropped)
-      .map(([k, v]) => `${v} ${k}`)
-      .join(', ') || 'none'} dropped); ${split.stats.evaluatedUsers} test users, ${split.stats.trainRows} train rows; ` +
+    `${ds}: ${rows.length} rows (${
+      Object.entries(parsed.dropped)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ') || 'none'
+    } dropped); ${split.stats.evaluatedUsers} test users, ${split.stats.trainRows} train rows; ` +
       `validation: ${val.stats.evaluatedUsers} users`,
   );
   const trainCsv = path.join(work, 'train.csv');
@@ -228,10 +235,7 @@ async function benchDataset(
   const valTargets = path.join(valDir, 'targets.txt');
   fs.writeFileSync(valTargets, userOrder(val.holdout).join('\n') + '\n');
 
-  const unavailable = unavailableItems(
-    src.items ? fs.readFileSync(src.items, 'utf8') : undefined,
-    parseCsv,
-  );
+  const unavailable = unavailableItems(src.items ? fs.readFileSync(src.items, 'utf8') : undefined, parseCsv);
   const seenTest = seenItems(trainRows);
   const seenVal = seenItems(trainRows, val.trainIdx);
   const catalogue = distinctItems(trainRows);
@@ -333,7 +337,11 @@ async function benchDataset(
               (s?.error ? `: ${s.error}` : '') +
               (out.forcedError ? `; forcing failed: ${out.forcedError}` : '');
       table.push({ model: `recforge-${v.name}`, scores, wallSeconds: out.wallSeconds, note });
-      results.push({ metric: `${ds}/recforge-${v.name}/published`, value: out.published ? 1 : 0, unit: 'bool' });
+      results.push({
+        metric: `${ds}/recforge-${v.name}/published`,
+        value: out.published ? 1 : 0,
+        unit: 'bool',
+      });
       results.push({
         metric: `${ds}/recforge-${v.name}/wall`,
         value: round(out.wallSeconds, 1),
@@ -355,7 +363,12 @@ async function benchDataset(
         forcedWallSeconds: out.forcedWallSeconds !== undefined ? round(out.forcedWallSeconds, 1) : null,
         forcedError: out.forcedError ?? null,
         stages: s?.stages ?? null,
-        workflowSeconds: s?.stages ? round(s.stages.reduce((a, x) => a + x.seconds, 0), 1) : null,
+        workflowSeconds: s?.stages
+          ? round(
+              s.stages.reduce((a, x) => a + x.seconds, 0),
+              1,
+            )
+          : null,
         rows: s?.rows ?? null,
         ownMetrics: s?.metrics ?? null,
         backend: s?.backend ?? null,
@@ -442,7 +455,8 @@ export function parseQualityArgs(argv: string[], root: string): QualityOptions {
     if (!(DATASET_IDS as readonly string[]).includes(d))
       throw new Error(`unknown dataset "${d}" (known: ${DATASET_IDS.join(', ')})`);
   const ms = values['movielens-source'] ?? 'dslabs';
-  if (ms !== 'dslabs' && ms !== 'auto') throw new Error(`--movielens-source must be dslabs or auto, got "${ms}"`);
+  if (ms !== 'dslabs' && ms !== 'auto')
+    throw new Error(`--movielens-source must be dslabs or auto, got "${ms}"`);
   const threads = Number(values.threads ?? Math.min(2, os.cpus().length));
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads expects a positive integer`);
   return {

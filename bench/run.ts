@@ -50,7 +50,9 @@ async function main(): Promise<void> {
     for (const k of ['datasets', 'variants', 'movielens-source', 'threads'] as const)
       if (values[k] !== undefined) pass.push(`--${k}`, values[k]);
     for (const k of ['no-recforge', 'no-force', 'quick'] as const) if (values[k]) pass.push(`--${k}`);
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'quality.js'), ...pass], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'quality.js'), ...pass], {
+      stdio: 'inherit',
+    });
     if (r.status !== 0) throw new Error(`quality benchmark failed (exit ${r.status})`);
   }
 }

@@ -74,7 +74,8 @@ export async function movielensSmall(
       throw err;
     }
     state = checkExisting(out);
-    if (!state.complete) throw new Error(`MovieLens fetch left an incomplete copy in ${out}: ${state.reason}`);
+    if (!state.complete)
+      throw new Error(`MovieLens fetch left an incomplete copy in ${out}: ${state.reason}`);
   }
   return {
     ok: true,
@@ -163,10 +164,7 @@ export async function ml1m(root: string, log: (s: string) => void): Promise<Sour
     moviesDat = findFile(dir, 'movies.dat');
     if (!ratingsDat || !moviesDat) throw new Error(`${ML1M_URL} did not contain ratings.dat and movies.dat`);
   }
-  const converted = convertMl1m(
-    fs.readFileSync(ratingsDat, 'latin1'),
-    fs.readFileSync(moviesDat, 'latin1'),
-  );
+  const converted = convertMl1m(fs.readFileSync(ratingsDat, 'latin1'), fs.readFileSync(moviesDat, 'latin1'));
   fs.mkdirSync(contract, { recursive: true });
   writeFileAtomic(itemsCsv, converted.itemsCsv);
   writeFileAtomic(ratingsCsv, converted.ratingsCsv);
@@ -229,7 +227,10 @@ export async function loadSource(
 }
 
 /** Items a list may not contain: marked out of stock in the items file (recforge's publish rule). */
-export function unavailableItems(itemsCsvText: string | undefined, parse: (t: string) => string[][]): Set<string> {
+export function unavailableItems(
+  itemsCsvText: string | undefined,
+  parse: (t: string) => string[][],
+): Set<string> {
   const out = new Set<string>();
   if (!itemsCsvText) return out;
   const rows = parse(itemsCsvText.charCodeAt(0) === 0xfeff ? itemsCsvText.slice(1) : itemsCsvText);

@@ -38,7 +38,10 @@ export interface RecforgeOutcome {
     status: string;
     modelVersion?: string;
     error?: string;
-    gate?: { decision: string; checks: { name: string; value: number; threshold: number; passed: boolean }[] };
+    gate?: {
+      decision: string;
+      checks: { name: string; value: number; threshold: number; passed: boolean }[];
+    };
     stages?: { name: string; seconds: number }[];
     rows?: { ingested: number; kept: number; quarantined: number; byReason: Record<string, number> };
     metrics?: Record<string, Record<string, number>>;
@@ -198,7 +201,9 @@ export async function runRecforge(v: Variant, c: RunContext): Promise<RecforgeOu
     return outcome;
   }
   if (c.forceRejected && summary?.status === 'rejected' && summary.modelVersion) {
-    c.log(`recforge ${v.name}: rejected by its gates; force-promoting ${summary.modelVersion} to score its lists`);
+    c.log(
+      `recforge ${v.name}: rejected by its gates; force-promoting ${summary.modelVersion} to score its lists`,
+    );
     const promote = await runNode(
       path.join(__dirname, 'promote.js'),
       ['--version', summary.modelVersion, '--dataset', c.datasetId, '--config', overlay],

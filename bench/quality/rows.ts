@@ -108,7 +108,9 @@ export function parseInteractions(text: string, o: ParseOptions): Parsed {
 export function toContractCsv(rows: readonly Row[], idx?: readonly number[]): string {
   const out: string[] = [INTERACTION_COLUMNS.join(',') + '\n'];
   const line = (r: Row) =>
-    out.push(`${csvField(r.user)},${csvField(r.item)},${r.eventType},${r.rating === null ? '' : r.rating},${r.tsText}\n`);
+    out.push(
+      `${csvField(r.user)},${csvField(r.item)},${r.eventType},${r.rating === null ? '' : r.rating},${r.tsText}\n`,
+    );
   if (idx) for (const i of idx) line(rows[i]);
   else for (const r of rows) line(r);
   return out.join('');

@@ -33,8 +33,7 @@ export interface Row {
 }
 
 export type PositiveRule =
-  | { kind: 'explicit'; minRating: number }
-  | { kind: 'implicit'; eventTypes: readonly string[] };
+  { kind: 'explicit'; minRating: number } | { kind: 'implicit'; eventTypes: readonly string[] };
 
 export interface SplitOptions {
   fraction: number;
@@ -79,8 +78,13 @@ export function holdoutCount(n: number, fraction: number): number {
   return Math.max(1, Math.floor(n * fraction + 1e-9));
 }
 
-export function splitByUser(rows: readonly Row[], rule: PositiveRule, opts: SplitOptions = DEFAULT_SPLIT): Split {
-  if (!(opts.fraction > 0 && opts.fraction < 1)) throw new Error(`fraction must be in (0, 1), got ${opts.fraction}`);
+export function splitByUser(
+  rows: readonly Row[],
+  rule: PositiveRule,
+  opts: SplitOptions = DEFAULT_SPLIT,
+): Split {
+  if (!(opts.fraction > 0 && opts.fraction < 1))
+    throw new Error(`fraction must be in (0, 1), got ${opts.fraction}`);
   if (!(opts.minPositives >= 2)) throw new Error(`minPositives must be at least 2, got ${opts.minPositives}`);
   const byUser = new Map<string, number[]>();
   for (let i = 0; i < rows.length; i++) {
