@@ -27,7 +27,9 @@
  * - References (bench/reference/references.py, numpy/scipy/implicit in .bench-venv/, installed by the bench from
  *   PyPI): MostPop, item-kNN (cosine), implicit ALS, EASE. Each is tuned on a validation split carved from
  *   train.csv with the same protocol (coordinate search over wide grids, bench/quality/references.ts; on explicit
- *   data the input signal, all ratings or positives only, is tuned too), then refit on all of train.csv. Wall time = fit + score of the chosen configuration (tuning time reported apart).
+ *   data the input signal, all ratings or positives only, is tuned too), then refit on all of train.csv. Wall
+ *   time = fit + score of the chosen configuration, the faster of two runs (load from other processes on a shared
+ *   machine swings these few-second timings); tuning time is reported apart.
  * - recforge: `node dist/scripts/pipeline.js --input train.csv --items ... --config <variant overlay> --dataset
  *   <id> --summary-json ...` in a fresh RECFORGE_DATA_DIR per run (no warm start); the published Parquet is read
  *   through `_current.json`. Wall time = the whole command (Temporal dev server start included). A run its gates
@@ -40,6 +42,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { findProjectRoot } from '../lib/config';
 import { parseCsv } from '../lib/datasets/csv';
 import { writeResults, type BenchResult } from './common';
@@ -62,6 +65,8 @@ export interface QualityOptions {
   movielensSource: 'dslabs' | 'auto';
   forceRejected: boolean;
   threads: number;
+  /** bench/results/<resultsName>.json; another name keeps an exploratory run from replacing quality.json. */
+  resultsName: string;
 }
 
 /** Each dataset's default recforge variants: the default config, and the project's overlays for that data. */
@@ -75,22 +80,47 @@ export function defaultVariants(ds: DatasetId): Variant[] {
   ];
 }
 
-/** `default,movielens,x=path/to.yaml`: a bare name is configs/<name>.yaml (`default`: no overlay). */
+/**
+ * `default,movielens,x=path/to.yaml,nodp=configs/movielens.yaml+privacy.enabled=false`: a bare name is
+ * configs/<name>.yaml (`default`: no overlay); `+key.path=value` parts set single keys on top of the overlay
+ * (values read as YAML scalars), so config variants need no file of their own.
+ */
 export function parseVariants(spec: string, root: string): Variant[] {
-  return spec
+  const variants = spec
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map((s) => {
-      const eq = s.indexOf('=');
-      const name = eq < 0 ? s : s.slice(0, eq);
+      const [head, ...sets] = s.split('+');
+      const eq = head.indexOf('=');
+      const name = eq < 0 ? head : head.slice(0, eq);
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`bad variant name "${name}"`);
-      if (eq < 0 && name === 'default') return { name };
-      const overlay = eq < 0 ? `configs/${name}.yaml` : s.slice(eq + 1);
+      const set: Record<string, unknown> = {};
+      for (const kv of sets) {
+        const k = kv.indexOf('=');
+        if (k <= 0 || !/^[A-Za-z][A-Za-z0-9.]*$/.test(kv.slice(0, k)))
+          throw new Error(`variant ${name}: expected +key.path=value, got "+${kv}"`);
+        set[kv.slice(0, k)] = parseYaml(kv.slice(k + 1));
+      }
+      const v: Variant = { name };
+      if (Object.keys(set).length > 0) v.set = set;
+      let overlay: string | undefined;
+      if (eq >= 0) overlay = head.slice(eq + 1);
+      else if (
+        name !== 'default' &&
+        (sets.length === 0 || fs.existsSync(path.resolve(root, `configs/${name}.yaml`)))
+      )
+        overlay = `configs/${name}.yaml`;
+      if (overlay === undefined) return v;
       if (!fs.existsSync(path.resolve(root, overlay)))
         throw new Error(`variant ${name}: overlay ${overlay} does not exist`);
-      return { name, overlay };
+      return { ...v, overlay };
     });
+  const names = variants.map((v) => v.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  // Each variant's run folder is named after it: two variants of one name would overwrite each other's run.
+  if (dup) throw new Error(`variant name "${dup}" given twice`);
+  return variants;
 }
 
 interface ModelRow {
@@ -176,7 +206,7 @@ export async function benchQuality(root: string, o: QualityOptions): Promise<str
     const d = await benchDataset(root, got.source, o, results, log);
     details[ds] = { ...d, seconds: round((Date.now() - t0) / 1000, 1) };
   }
-  const file = writeResults(root, 'quality', results, {
+  const file = writeResults(root, o.resultsName, results, {
     protocol: {
       positives: 'explicit: rating >= 4; implicit: every interaction',
       holdout: `per user, latest ${DEFAULT_SPLIT.fraction * 100}% of distinct positive items by first positive time (>= 1; ties at the cutoff held out); users with >= ${DEFAULT_SPLIT.minPositives} positives`,
@@ -280,7 +310,12 @@ async function benchDataset(
 
   const testDir = path.join(work, 'references', 'test');
   fs.rmSync(testDir, { recursive: true, force: true });
-  const final = runJob(root, py, { ...base, train: trainCsv, targets, outDir: testDir, runs: chosen }, log);
+  const final = runJob(
+    root,
+    py,
+    { ...base, train: trainCsv, targets, outDir: testDir, runs: chosen, repeat: 2 },
+    log,
+  );
   const refRows = new Map<string, ModelRow>();
   for (const spec of chosen) {
     const lists = readListsCsv(path.join(testDir, `${spec.id}.csv`));
@@ -336,7 +371,7 @@ async function benchDataset(
             : `NOTHING published: status ${s?.status ?? `exit ${out.exitCode}`}, gate ${gate}` +
               (s?.error ? `: ${s.error}` : '') +
               (out.forcedError ? `; forcing failed: ${out.forcedError}` : '');
-      table.push({ model: `recforge-${v.name}`, scores, wallSeconds: out.wallSeconds, note });
+      table.push({ model: name, scores, wallSeconds: out.wallSeconds, note });
       results.push({
         metric: `${ds}/recforge-${v.name}/published`,
         value: out.published ? 1 : 0,
@@ -353,6 +388,7 @@ async function benchDataset(
       if (scores) pushScores(results, ds, name, scores, ease.scores!);
       recforgeDetails[v.name] = {
         overlay: v.overlay ?? null,
+        set: v.set ?? null,
         exitCode: out.exitCode,
         status: s?.status ?? null,
         error: s?.error ?? null,
@@ -448,8 +484,12 @@ export function parseQualityArgs(argv: string[], root: string): QualityOptions {
       quick: { type: 'boolean' },
       'movielens-source': { type: 'string' },
       threads: { type: 'string' },
+      'results-name': { type: 'string' },
     },
   });
+  const resultsName = values['results-name'] ?? 'quality';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(resultsName))
+    throw new Error(`bad --results-name "${resultsName}"`);
   const datasets = (values.datasets ?? DATASET_IDS.join(',')).split(',').map((s) => s.trim());
   for (const d of datasets)
     if (!(DATASET_IDS as readonly string[]).includes(d))
@@ -467,6 +507,7 @@ export function parseQualityArgs(argv: string[], root: string): QualityOptions {
     movielensSource: ms,
     forceRejected: !values['no-force'],
     threads,
+    resultsName,
   };
 }
 

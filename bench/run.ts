@@ -10,7 +10,8 @@ const BENCHES = ['ingest', 'training', 'quality'] as const;
  * `npm run bench [-- --only ingest,training,quality | -- quality] [--events N] [quality options]`: runs the
  * benchmarks; each writes bench/results/<name>.json with baselines measured in the same run. Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
- * --no-recforge, --no-force, --quick, --movielens-source dslabs|auto, --threads N.
+ * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
+ * --threads N, --results-name quality-x.
  */
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean' },
       'movielens-source': { type: 'string' },
       threads: { type: 'string' },
+      'results-name': { type: 'string' },
     },
   });
   const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
     // A process of its own too: it starts recforge pipelines and Python references as children and reads
     // Parquet through DuckDB; none of that should share state with the other benchmarks.
     const pass: string[] = [];
-    for (const k of ['datasets', 'variants', 'movielens-source', 'threads'] as const)
+    for (const k of ['datasets', 'variants', 'movielens-source', 'threads', 'results-name'] as const)
       if (values[k] !== undefined) pass.push(`--${k}`, values[k]);
     for (const k of ['no-recforge', 'no-force', 'quick'] as const) if (values[k]) pass.push(`--${k}`);
     const r = spawnSync(process.execPath, [path.join(__dirname, 'quality.js'), ...pass], {

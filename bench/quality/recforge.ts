@@ -11,8 +11,8 @@ import { lit, withDb } from '../../lib/duckdb';
  * [--config overlay] --dataset <id> --summary-json <f>` in a fresh data folder (RECFORGE_DATA_DIR), so no run
  * warm-starts from another; then the published lists are read through `_current.json`.
  *
- * The overlay actually passed is the variant's overlay (e.g. configs/movielens.yaml) merged with one bench
- * setting: the embedded Temporal dev server's ports, set to free ones. The default 7233 is shared by every
+ * The overlay actually passed is the variant's overlay (e.g. configs/movielens.yaml), plus the variant's own
+ * `+key=value` settings, merged with one bench setting: the embedded Temporal dev server's ports, set to free ones. The default 7233 is shared by every
  * recforge on the machine, and a pipeline finding a server there uses it, so its activities could be picked up by
  * another checkout's workers. Nothing else of the configuration is touched.
  */
@@ -21,6 +21,23 @@ export interface Variant {
   name: string;
   /** Overlay file, relative to the project root; none = configs/default.yaml alone. */
   overlay?: string;
+  /** Single keys set on top of the overlay, by dotted path (e.g. `privacy.enabled: false`). */
+  set?: Record<string, unknown>;
+}
+
+/** `{ 'a.b': 1 }` → `{ a: { b: 1 } }`. */
+export function nestKeys(set: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(set)) {
+    const parts = key.split('.');
+    let at = out;
+    for (const p of parts.slice(0, -1)) {
+      if (typeof at[p] !== 'object' || at[p] === null) at[p] = {};
+      at = at[p] as Record<string, unknown>;
+    }
+    at[parts[parts.length - 1]] = value;
+  }
+  return out;
 }
 
 export interface Lists {
@@ -79,10 +96,13 @@ export async function writeOverlay(root: string, v: Variant, file: string): Prom
   const port = await freePort();
   let uiPort = await freePort();
   while (uiPort === port) uiPort = await freePort();
-  const merged = deepMerge(base, { temporal: { devServer: { port, uiPort } } });
+  const merged = deepMerge(deepMerge(base, nestKeys(v.set ?? {})), {
+    temporal: { devServer: { port, uiPort } },
+  });
+  const sets = Object.entries(v.set ?? {}).map(([k, x]) => ` + ${k}=${JSON.stringify(x)}`);
   fs.writeFileSync(
     file,
-    `# Written by bench/quality: ${v.overlay ?? 'configs/default.yaml alone'} + free Temporal ports.\n` +
+    `# Written by bench/quality: ${v.overlay ?? 'configs/default.yaml alone'}${sets.join('')} + free Temporal ports.\n` +
       stringifyYaml(merged),
   );
 }

@@ -70,6 +70,8 @@ export interface Job {
   seed: number;
   outDir: string;
   runs: RunSpec[];
+  /** Fit and score each run this many times, report the fastest (the final, timed runs). */
+  repeat?: number;
 }
 
 export interface RunTiming {
@@ -245,8 +247,8 @@ export function referenceSpaces(signals: readonly string[]): SearchSpace[] {
       model: 'als',
       dims: [
         signal,
-        { name: 'factors', tag: 'f', values: [16, 32, 64, 128, 256], start: 2 },
-        { name: 'regularization', tag: 'r', values: [0.01, 0.1, 1, 10, 100], start: 1 },
+        { name: 'factors', tag: 'f', values: [8, 16, 32, 64, 128, 256], start: 3 },
+        { name: 'regularization', tag: 'r', values: [0.001, 0.01, 0.1, 1, 10, 100], start: 2 },
         { name: 'alpha', tag: 'a', values: [0.25, 1, 4, 16, 64], start: 2 },
       ],
       fixed: { iterations: 15 },

@@ -6,7 +6,7 @@ The job names a training file of recforge's input contract (user_id,item_id,even
 users to recommend for, the items no list may contain, and a list of runs ({id, model, params}). For each run
 this script fits the model on the training file and writes the top-k list of every target user to
 <outDir>/<id>.csv (user_id,rank,item_id,score), the user's training items and the unavailable items excluded.
-Timings (fit, score) go to <outDir>/timings.json. It computes no metric: bench/quality/metrics.ts scores every
+Timings (fit, score; the fastest of `repeat` runs) go to <outDir>/timings.json. It computes no metric: bench/quality/metrics.ts scores every
 model's lists, references and recforge alike, with one implementation. Tuning is done by the caller, which
 sends a grid of runs on a validation split and then the chosen configuration on the full training data.
 
@@ -126,11 +126,11 @@ def fit_itemknn(X, params, _job):
     np.fill_diagonal(G, 0.0)
     n = G.shape[0]
     if 0 < k < n:
-        # Each item keeps its k most similar items; rows in blocks so argpartition's int64 output stays small.
+        # Each item keeps its k most similar items (more on ties at the k-th value), a block of rows at a time.
         for start in range(0, n, 1024):
             blk = G[start : start + 1024]
-            drop = np.argpartition(-blk, k, axis=1)[:, k:]
-            np.put_along_axis(blk, drop, 0.0, axis=1)
+            kth = np.partition(blk, n - k, axis=1)[:, n - k]
+            blk[blk < kth[:, None]] = 0.0
     S = G
     return lambda rows: (X[rows] @ S)
 
@@ -194,11 +194,18 @@ def main(path):
         if signal not in data.signals:
             raise SystemExit(f"run {run['id']}: signal {signal!r} not available (have {', '.join(data.signals)})")
         X = data.signals[signal]
-        t0 = time.perf_counter()
-        scorer = MODELS[model](X, params, job)
-        t1 = time.perf_counter()
-        lists = top_k(data, scorer, k)
-        t2 = time.perf_counter()
+        # `repeat` > 1 (the final runs): fit and score again and keep the fastest, so that a burst of load from
+        # other processes on a shared machine does not decide the reference's wall time. Results are identical
+        # (deterministic models).
+        fit_s = score_s = float("inf")
+        for _ in range(max(1, int(job.get("repeat", 1)))):
+            t0 = time.perf_counter()
+            scorer = MODELS[model](X, params, job)
+            t1 = time.perf_counter()
+            lists = top_k(data, scorer, k)
+            t2 = time.perf_counter()
+            if (t1 - t0) + (t2 - t1) < fit_s + score_s:
+                fit_s, score_s = t1 - t0, t2 - t1
         with open(os.path.join(out_dir, f"{run['id']}.csv"), "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["user_id", "rank", "item_id", "score"])
@@ -206,8 +213,8 @@ def main(path):
                 uid = data.user_ids[u]
                 for r, (i, s) in enumerate(recs):
                     w.writerow([uid, r + 1, data.item_ids[i], f"{s:.6g}"])
-        timings.append({"id": run["id"], "fit_s": t1 - t0, "score_s": t2 - t1})
-        log(f"{run['id']}: fit {t1 - t0:.2f}s, score {t2 - t1:.2f}s")
+        timings.append({"id": run["id"], "fit_s": fit_s, "score_s": score_s})
+        log(f"{run['id']}: fit {fit_s:.2f}s, score {score_s:.2f}s")
     import implicit
     import scipy
 

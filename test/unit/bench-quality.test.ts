@@ -3,6 +3,7 @@ import { parseCsv } from '../../lib/datasets/csv';
 import { defaultVariants, parseVariants } from '../../bench/quality';
 import { convertMl1m, unavailableItems } from '../../bench/quality/data';
 import { idcg, pairedBootstrap, scoreLists, topK } from '../../bench/quality/metrics';
+import { nestKeys } from '../../bench/quality/recforge';
 import { CoordinateSearch, referenceSpaces } from '../../bench/quality/references';
 import { parseInteractions, parseTimestamp, toContractCsv } from '../../bench/quality/rows';
 import { holdoutCount, seenItems, splitByUser, type PositiveRule, type Row } from '../../bench/quality/split';
@@ -281,6 +282,27 @@ describe('dataset helpers', () => {
       { name: 'x', overlay: 'configs/two-tower.yaml' },
     ]);
     expect(() => parseVariants('nope', root)).toThrow(/configs\/nope.yaml does not exist/);
+    expect(() => parseVariants('default,default', root)).toThrow(/given twice/);
     expect(defaultVariants('synthetic').map((v) => v.name)).toContain('default');
+  });
+
+  test('variant settings: +key.path=value on top of an overlay or the default config', () => {
+    const root = path.resolve(__dirname, '..', '..');
+    expect(
+      parseVariants(
+        'nodp+privacy.enabled=false+training.itemItem.neighbours=200,ml-nodp=configs/movielens.yaml+privacy.enabled=false',
+        root,
+      ),
+    ).toEqual([
+      { name: 'nodp', set: { 'privacy.enabled': false, 'training.itemItem.neighbours': 200 } },
+      { name: 'ml-nodp', overlay: 'configs/movielens.yaml', set: { 'privacy.enabled': false } },
+    ]);
+    expect(() => parseVariants('x+privacy', root)).toThrow(/expected \+key.path=value/);
+    expect(
+      nestKeys({ 'privacy.enabled': false, 'training.itemItem.neighbours': 200, 'training.backend': 'wasm' }),
+    ).toEqual({
+      privacy: { enabled: false },
+      training: { itemItem: { neighbours: 200 }, backend: 'wasm' },
+    });
   });
 });
