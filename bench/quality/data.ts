@@ -119,9 +119,9 @@ export function convertMl1m(ratingsDat: string, moviesDat: string): { ratingsCsv
 
 /**
  * ML-1M where it can be had without committing it: a copy already under data/datasets/ml-1m/ (ratings.dat and
- * movies.dat, e.g. unpacked from ml-1m.zip), else a download from GroupLens. No package on PyPI, npm or Debian
- * ships the data itself (their MovieLens helpers download from GroupLens at run time), so offline the dataset is
- * skipped with the reason.
+ * movies.dat, e.g. unpacked from ml-1m.zip), else a download from GroupLens. No package found on PyPI, npm or
+ * Debian ships the data itself (MovieLens helpers there download from GroupLens at run time), so offline the
+ * dataset is skipped with the reason.
  */
 export async function ml1m(root: string, log: (s: string) => void): Promise<SourceResult> {
   const dir = path.join(root, 'data', 'datasets', 'ml-1m');
@@ -155,9 +155,10 @@ export async function ml1m(root: string, log: (s: string) => void): Promise<Sour
       return {
         ok: false,
         reason:
-          `ML-1M is not available offline: ${err.message}. No PyPI, npm or Debian package ships the data ` +
-          `(their MovieLens loaders download it from GroupLens at run time). Put ratings.dat and movies.dat ` +
-          `(from ml-1m.zip) under ${dir} to include it.`,
+          `ML-1M is not available offline: ${err.message}. No package found on PyPI, npm or Debian ships the ` +
+          `data (MovieLens loaders there download it from GroupLens at run time; Debian's r-cran-dslabs has ` +
+          `only the 100k ml-latest-small). Put ratings.dat and movies.dat (from ml-1m.zip) under ${dir} to ` +
+          `include it.`,
       };
     }
     ratingsDat = findFile(dir, 'ratings.dat');
