@@ -203,8 +203,14 @@ export async function benchQuality(root: string, o: QualityOptions): Promise<str
       skipped[ds] = got.reason;
       continue;
     }
+    const load0 = os.loadavg();
     const d = await benchDataset(root, got.source, o, results, log);
-    details[ds] = { ...d, seconds: round((Date.now() - t0) / 1000, 1) };
+    details[ds] = {
+      ...d,
+      seconds: round((Date.now() - t0) / 1000, 1),
+      // Wall times on a shared machine are only as good as its load; keep it beside them.
+      loadAverage: { start: load0.map((x) => round(x, 2)), end: os.loadavg().map((x) => round(x, 2)) },
+    };
   }
   const file = writeResults(root, o.resultsName, results, {
     protocol: {
