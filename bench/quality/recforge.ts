@@ -76,16 +76,26 @@ export interface RecforgeOutcome {
   log: string;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port free right now, below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0)
+ * can be taken a moment later as the local end of some outgoing connection, which made a dev server fail to bind
+ * its UI port (seen on this shared machine). Collisions remain possible, so callers retry on "address already
+ * in use".
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free TCP port found in 20000-31999 on 127.0.0.1');
 }
 
 /** The variant's overlay with the bench's Temporal ports merged in, written where the run can read it. */
@@ -158,6 +168,29 @@ export async function readCurrentLists(outputRoot: string): Promise<Lists | unde
   });
 }
 
+/**
+ * Runs `start` again (at most twice more) with new ports when the embedded Temporal server could not bind one:
+ * the failure is then the machine's, not recforge's, and the server failed before any workflow ran.
+ */
+async function withPortRetry(
+  c: RunContext,
+  v: Variant,
+  overlay: string,
+  dataDir: string,
+  start: () => Promise<{ code: number | null; seconds: number }>,
+): Promise<{ code: number | null; seconds: number }> {
+  const serverLog = path.join(dataDir, 'temporal', 'dev-server.log');
+  for (let attempt = 0; ; attempt++) {
+    const before = fs.existsSync(serverLog) ? fs.statSync(serverLog).size : 0;
+    const r = await start();
+    if (r.code === 0 || attempt >= 2 || !fs.existsSync(serverLog)) return r;
+    const fresh = fs.readFileSync(serverLog, 'utf8').slice(before);
+    if (!/address already in use/.test(fresh)) return r;
+    c.log(`recforge ${v.name}: the Temporal dev server could not bind its port; retrying with new ports`);
+    await writeOverlay(c.root, v, overlay);
+  }
+}
+
 export interface RunContext {
   root: string;
   /** Folder for this variant's run (emptied first). */
@@ -200,7 +233,7 @@ export async function runRecforge(v: Variant, c: RunContext): Promise<RecforgeOu
   c.log(`recforge ${v.name}: node dist/scripts/pipeline.js ${args.join(' ')} (log ${logFile})`);
   const script = path.join(c.root, 'dist', 'scripts', 'pipeline.js');
   if (!fs.existsSync(script)) throw new Error(`${script} is missing: build first (npm run build)`);
-  const run = await runNode(script, args, env, logFile, c.root);
+  const run = await withPortRetry(c, v, overlay, dataDir, () => runNode(script, args, env, logFile, c.root));
   const summary = fs.existsSync(summaryFile)
     ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as RecforgeOutcome['summary'])
     : undefined;
@@ -224,12 +257,16 @@ export async function runRecforge(v: Variant, c: RunContext): Promise<RecforgeOu
     c.log(
       `recforge ${v.name}: rejected by its gates; force-promoting ${summary.modelVersion} to score its lists`,
     );
-    const promote = await runNode(
-      path.join(__dirname, 'promote.js'),
-      ['--version', summary.modelVersion, '--dataset', c.datasetId, '--config', overlay],
-      env,
-      path.join(c.workDir, 'promote.log'),
-      c.root,
+    // Fresh ports: the run's may have been taken since its server stopped.
+    await writeOverlay(c.root, v, overlay);
+    const promote = await withPortRetry(c, v, overlay, dataDir, () =>
+      runNode(
+        path.join(__dirname, 'promote.js'),
+        ['--version', summary.modelVersion!, '--dataset', c.datasetId, '--config', overlay],
+        env,
+        path.join(c.workDir, 'promote.log'),
+        c.root,
+      ),
     );
     outcome.forcedWallSeconds = promote.seconds;
     if (promote.code === 0) {
