@@ -95,6 +95,16 @@ export interface TrainingBatch {
   side: ItemSide;
 }
 
+/** What a gradient computation needs besides the batch: widths and the loss's hyper-parameters. */
+export interface StepShape {
+  E: number;
+  H: number;
+  T: number;
+  invT: number;
+  l2: number;
+  itemBias: boolean;
+}
+
 export interface BatchOptions {
   historyLength: number;
   recentLength: number;

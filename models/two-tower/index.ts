@@ -31,8 +31,9 @@
  *
  * Layout: features.ts (tokens, price buckets), history.ts (user history, causal history, pooling weights),
  * config.ts (config, architecture, parameters, init), batch.ts (batch assembly, sub-table upload), towers.ts,
- * loss.ts, train-step.ts (one step's gradients), train.ts (trainTwoTower), inference.ts (embeddings), grow.ts
- * (warm start).
+ * loss.ts (logit adjustments, softmax cross-entropy), train-step.ts (one step: batch, adjustments, gradients by
+ * fused-step.ts = pooling.ts (host gather/scatter) + fused.ts (dense heads, loss, hand-derived backward), or by
+ * autograd.ts, the reference), train.ts (trainTwoTower), inference.ts (embeddings), grow.ts (warm start).
  */
 export {
   type ItemFeatures,
@@ -60,5 +61,6 @@ export {
   initTwoTower,
 } from './config';
 export { trainTwoTower, twoTowerArchFor, type TrainTwoTowerOptions } from './train';
+export type { StepGradients } from './train-step';
 export { twoTowerEmbeddings, type TwoTowerEmbeddings } from './inference';
 export { growTwoTower } from './grow';

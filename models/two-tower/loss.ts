@@ -47,27 +47,29 @@ export function samplingProbabilityCorrection(
 }
 
 /**
- * RemoveAccidentalHits: a B x B additive mask, MASKED where column b holds the same item as row a's positive
- * (a != b; the diagonal is the label and stays), or undefined when the batch repeats no item.
+ * RemoveAccidentalHits, as a list: the (row, column) pairs, flattened [a0, b0, a1, b1, ...], where column b holds
+ * the same item as row a's positive (a != b; the diagonal is the label and stays); undefined when the batch
+ * repeats no item. In-batch duplicates are few, so the list is short where the dense mask is B x B.
  */
-export function accidentalHitMask(targets: Int32Array): Float32Array | undefined {
-  const B = targets.length;
-  let mask: Float32Array | undefined;
-  const firstAt = new Map<number, number>();
-  for (let b = 0; b < B; b++) {
-    const prev = firstAt.get(targets[b]);
-    if (prev === undefined) {
-      firstAt.set(targets[b], b);
-      continue;
-    }
-    mask ??= new Float32Array(B * B);
-    for (let a = 0; a < B; a++) {
-      if (a !== b && targets[a] === targets[b]) {
-        mask[a * B + b] = MASKED;
-        mask[b * B + a] = MASKED;
-      }
-    }
+export function accidentalHitPairs(targets: Int32Array): Int32Array | undefined {
+  const at = new Map<number, number[]>();
+  targets.forEach((item, b) => {
+    const rows = at.get(item);
+    if (rows) rows.push(b);
+    else at.set(item, [b]);
+  });
+  const pairs: number[] = [];
+  for (const rows of at.values()) {
+    if (rows.length < 2) continue;
+    for (const a of rows) for (const b of rows) if (a !== b) pairs.push(a, b);
   }
+  return pairs.length > 0 ? Int32Array.from(pairs) : undefined;
+}
+
+/** RemoveAccidentalHits as a dense additive B x B mask: MASKED at the pairs, 0 elsewhere. */
+export function denseHitMask(pairs: Int32Array, B: number): Float32Array {
+  const mask = new Float32Array(B * B);
+  for (let k = 0; k < pairs.length; k += 2) mask[pairs[k] * B + pairs[k + 1]] = MASKED;
   return mask;
 }
 

@@ -1,24 +1,26 @@
 /**
  * One optimizer step's gradients for the two-tower model (the StepProvider the generic loop in trainer.ts runs):
- * assemble the batch on the host, upload its sub-tables, run both towers and the in-batch softmax loss, and hand
- * back row-sparse gradients for the embedding tables and dense ones for the layers.
+ * assemble the batch on the host, apply the loss's logit adjustments, and compute row-sparse gradients for the
+ * embedding tables and dense ones for the layers, by hand (fused-step.ts) or by autograd (autograd.ts).
  */
-import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
 import { getTf, Tf } from '../backend';
 import type { Grad, ParamStore } from '../params';
 import type { Rng } from '../rng';
 import { fingerprintArrays, StepProvider } from '../trainer';
-import { assembleTrainingBatch, SubTables, uploadParams } from './batch';
+import { autogradGradients } from './autograd';
+import { assembleTrainingBatch, StepShape, SubTables } from './batch';
 import type { TwoTowerArch, TwoTowerConfig, TwoTowerData, TwoTowerModel } from './config';
 import { buildCausalIndex, CausalIndex } from './history';
+import { fusedGradients } from './fused-step';
 import {
-  accidentalHitMask,
-  inBatchSoftmaxLoss,
+  accidentalHitPairs,
+  denseHitMask,
   itemCounts,
   logSamplingProbability,
   samplingProbabilityCorrection,
 } from './loss';
-import { ItemTowerInputs, itemTower, UserTowerInputs, userTower } from './towers';
+
+export type StepGradients = 'fused' | 'autograd';
 
 export class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
   readonly kind = 'two-tower-inbatch';
@@ -29,7 +31,6 @@ export class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
   private readonly logQ: Float32Array;
   private readonly tf: Tf;
   private readonly itemSeen: Uint8Array;
-  private readonly sparse: Set<string>;
 
   constructor(
     private readonly data: TwoTowerData,
@@ -38,9 +39,11 @@ export class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
     readonly params: ParamStore,
     readonly config: unknown,
     initialSeen?: Uint8Array,
+    /** How gradients are computed: by hand (fused.ts), or by tfjs autograd (the reference; bit-exact with runs
+     * recorded before the fused step existed). */
+    readonly gradients: StepGradients = 'fused',
   ) {
     this.tf = getTf();
-    this.sparse = new Set(params.defs.filter((d) => d.sparse).map((d) => d.name));
     const n = data.userIdx.length;
     this.numExamples = n;
     const f = data.items;
@@ -57,10 +60,8 @@ export class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
   }
 
   computeGradients(batch: Int32Array, rng: Rng): { loss: number; grads: Map<string, Grad> } {
-    const tf = this.tf;
     const cfg = this.cfg;
     const H = this.arch.historyLength;
-    const T = this.data.items.maxTitleTokens;
     const E = this.arch.embDim;
     const st = this.st;
     const bt = assembleTrainingBatch(
@@ -71,88 +72,21 @@ export class InBatchSoftmaxStep implements StepProvider<TwoTowerModel> {
       batch,
       rng,
     );
-    const B = bt.B;
     const colOffset = samplingProbabilityCorrection(bt.targets, this.logQ, cfg.logQScale, cfg.logQCorrection);
-    const dupMask = accidentalHitMask(bt.targets);
-
-    const names = [
-      'userEmb',
-      'itemEmb',
-      'catEmb',
-      'priceEmb',
-      'tokenEmb',
-      'userW',
-      'userB',
-      'itemW',
-      'itemB',
-      ...(this.arch.itemBias ? ['itemBias'] : []),
-    ];
-    const up = uploadParams(tf, this.params, st, E, new Set(names));
-    const consts: Tensor[] = [];
-    const c = <X extends Tensor>(t: X): X => {
-      consts.push(t);
-      return t;
+    // The autograd reference adds a dense mask (as the step always did); the fused step overwrites listed entries.
+    const hits = accidentalHitPairs(bt.targets);
+    const shape: StepShape = {
+      E,
+      H,
+      T: this.data.items.maxTitleTokens,
+      invT: 1 / cfg.temperature,
+      l2: cfg.l2,
+      itemBias: this.arch.itemBias === true,
     };
-    const uIn: UserTowerInputs = {
-      user: c(tf.tensor1d(bt.user, 'int32')),
-      userKeep: c(tf.tensor2d(bt.userKeep, [B, 1])),
-      hist: c(tf.tensor1d(bt.hist, 'int32')),
-      histWeight: c(tf.tensor2d(bt.histWeight, [B, H])),
-      ...(bt.recentWeight ? { recentWeight: c(tf.tensor2d(bt.recentWeight, [B, H])) } : {}),
-    };
-    const side = bt.side;
-    const iIn: ItemTowerInputs = {
-      item: c(tf.tensor1d(side.item, 'int32')),
-      idKeep: c(tf.tensor2d(bt.idKeep, [B, 1])),
-      cat: c(tf.tensor1d(side.cat, 'int32')),
-      price: c(tf.tensor1d(side.price, 'int32')),
-      tok: c(tf.tensor1d(side.tok, 'int32')),
-      tokDenom: c(tf.tensor2d(side.tokDenom, [B, 1])),
-    };
-    const colOff = c(tf.tensor2d(colOffset, [1, B]));
-    const mask = dupMask ? c(tf.tensor2d(dupMask, [B, B])) : undefined;
-    const wT = c(tf.tensor1d(bt.weight));
-    const invT = 1 / cfg.temperature;
-    const l2 = cfg.l2;
-    const inputs = names.map((n) => up.subs[n].tensor);
-    try {
-      const { value, grads } = tf.tidy(() =>
-        tf.valueAndGrads((...xs: Tensor[]) => {
-          const [U, I, C, P, Tk, uW, uB, iW, iB, Ib] = xs;
-          const uv = userTower(tf, U, I, uW, uB, uIn, B, H, E);
-          const iv = itemTower(tf, I, C, P, Tk, iW, iB, iIn, B, T, E);
-          const bias = Ib ? tf.gather(Ib, iIn.item) : undefined;
-          let loss = inBatchSoftmaxLoss(tf, uv, iv, { colOffset: colOff, bias, mask }, wT, invT);
-          if (l2 > 0) {
-            const reg = tf.add(
-              tf.sum(tf.square(tf.gather(U, uIn.user))),
-              tf.sum(tf.square(tf.gather(I, iIn.item))),
-            );
-            loss = tf.add(loss, tf.mul(reg, l2 / B));
-          }
-          return loss as Scalar;
-        })(inputs),
-      );
-      const loss = value.dataSync()[0];
-      const out = new Map<string, Grad>();
-      names.forEach((n, k) => {
-        const g = grads[k].dataSync() as Float32Array;
-        const sub = up.subs[n];
-        if (this.sparse.has(n)) {
-          // Drop the pad row's gradient (it is not a real parameter row).
-          const width = n === 'itemBias' ? 1 : E;
-          out.set(n, { kind: 'sparse', rows: sub.rows, values: g.subarray(0, sub.rows.length * width) });
-        } else {
-          out.set(n, { kind: 'dense', values: g });
-        }
-      });
-      value.dispose();
-      grads.forEach((g) => g.dispose());
-      return { loss, grads: out };
-    } finally {
-      tf.dispose(up.tensors);
-      tf.dispose(consts);
-    }
+    if (this.gradients === 'fused')
+      return fusedGradients(this.tf, this.params, st, bt, colOffset, hits, shape);
+    const mask = hits && denseHitMask(hits, bt.B);
+    return autogradGradients(this.tf, this.params, st, bt, colOffset, mask, shape);
   }
 
   view(): TwoTowerModel {

@@ -17,12 +17,18 @@ import {
 } from './config';
 import { validateFeatures } from './features';
 import { adoptInitialWeights } from './grow';
-import { InBatchSoftmaxStep } from './train-step';
+import { InBatchSoftmaxStep, StepGradients } from './train-step';
 
 export interface TrainTwoTowerOptions {
   resumeFrom?: TrainingState;
   /** Warm start (shapes must match the data); optimizer starts fresh. */
   initialWeights?: TwoTowerModel;
+  /**
+   * 'fused' (default): hand-derived gradients in a few ops (fused.ts); 'autograd': tfjs autograd, the reference,
+   * which reproduces runs from before the fused step bit for bit. Same maths, so not part of the run identity: a
+   * checkpoint resumes under either.
+   */
+  gradients?: StepGradients;
 }
 
 /** The config a checkpoint must match to be resumed: everything but reporting cadence. */
@@ -94,6 +100,7 @@ export async function trainTwoTower(
     params,
     runIdentity(cfg),
     opts.initialWeights?.itemSeen,
+    opts.gradients,
   );
   const adam = new Adam({ lr: cfg.lr, ...cfg.adam }, params);
   return runTraining(
