@@ -1,7 +1,7 @@
 /**
  * The loss's parts (models/two-tower/loss.ts) and the fused step's hand-derived gradients (pooling.ts, fused.ts,
  * fused-step.ts) against tfjs autograd through the towers and loss (autograd.ts): same batches, same random draws,
- * random weights, every branch of the loss on, on wasm and on the plain-JS cpu backend.
+ * random weights, every branch of the loss on, on wasm, the plain-JS cpu backend and (where built) tfjs-node.
  */
 import { selectBackend } from '../../models/backend';
 import { Grad, ParamStore } from '../../models/params';
@@ -24,6 +24,7 @@ import {
 } from '../../models/two-tower/loss';
 import { InBatchSoftmaxStep, StepGradients } from '../../models/two-tower/train-step';
 import { ds, plantedItems } from '../helpers/planted';
+import { tfjsNodeProbe } from '../helpers/tfjs-node';
 
 const n = ds.train.userIdx.length;
 const data: TwoTowerData = {
@@ -118,7 +119,10 @@ const variants: [string, Partial<TwoTowerConfig>][] = [
   ['no bias, no recent pool, no logQ', { logQCorrection: false }],
 ];
 
-describe.each(['wasm', 'cpu'] as const)('fused gradients equal autograd on %s', (backend) => {
+// tfjs-node ('tensorflow') where `npm run setup` built it (models-tensorflow.test.ts says when it is skipped).
+const backends = ['wasm', 'cpu', ...(tfjsNodeProbe.ok ? ['tensorflow' as const] : [])] as const;
+
+describe.each(backends)('fused gradients equal autograd on %s', (backend) => {
   beforeAll(async () => {
     await selectBackend(backend);
   });
