@@ -69,6 +69,7 @@ export {
   type ItemFeatures,
   type UserHistory,
   type TrainTwoTowerOptions,
+  type StepGradients,
 } from './two-tower';
 export { growEmbeddings, growTable, type GrowOptions } from './warm-start';
 export {
