@@ -65,3 +65,9 @@ export async function stageFailure(
   if (isRecforgeError(err)) return { type: err.type, nonRetryable: !err.retryable, message: err.message };
   throw err;
 }
+
+/** Where an artifact (a storage key, or a reference holding one) lies on this machine, for local storage. */
+export function artifactFile(s: { deps: ActivityDeps }, ref: string | { key: string }): string {
+  const key = typeof ref === 'string' ? ref : ref.key;
+  return path.join(s.deps.dataDir, ...key.split('/'));
+}

@@ -5,17 +5,16 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { RunPlan } from '../../contracts/stages';
 import { ROOT } from '../helpers/env';
+import { artifactFile, directStage } from '../helpers/stages';
 
 /** The catalogue and near-duplicate rules of cleaning, on a tiny hand-made log. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-reasons-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function plan(name: string, cleaning: Record<string, unknown>): RunPlan {
+function plan(name: string, cleaning: Record<string, unknown>) {
   const dataDir = path.join(dir, name);
-  const runDir = path.join(dataDir, 'run');
-  fs.mkdirSync(runDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true });
   const interactions = path.join(dataDir, 'events.csv');
   const items = path.join(dataDir, 'items.csv');
   const lines = ['user_id,item_id,event_type,rating,timestamp'];
@@ -45,20 +44,12 @@ function plan(name: string, cleaning: Record<string, unknown>): RunPlan {
       privacy: { enabled: false },
     },
   }).config;
-  return {
-    workflowId: 'wf',
+  return directStage(config, [interactions], {
     runId: name,
     datasetId: 'reasons',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: [interactions],
     itemsFile: items,
-    modelVersion: name,
-    config,
     startedAt: '2026-11-01T00:00:00.000Z',
-    generatedData: false,
-    privacy: null,
-  };
+  });
 }
 
 async function quarantined(file: string): Promise<{ reason: string; source_line: number }[]> {
@@ -76,10 +67,10 @@ async function quarantined(file: string): Promise<{ reason: string; source_line:
 
 test('items missing from the catalogue and near-duplicates are quarantined with their lines', async () => {
   const p = plan('on', { nearDuplicateSeconds: 2, requireKnownItems: true });
-  await ingest(p);
-  const r = await clean(p);
+  const { raw } = await ingest(p.deps, p.run);
+  const r = await clean(p.deps, p.run, raw);
   expect(r.byReason).toEqual({ near_duplicate: 1, unknown_item: 1 });
-  expect(await quarantined(r.quarantinePath)).toEqual([
+  expect(await quarantined(artifactFile(p, r.artifacts.quarantine))).toEqual([
     { reason: 'near_duplicate', source_line: 3 },
     { reason: 'unknown_item', source_line: 5 },
   ]);
@@ -87,25 +78,27 @@ test('items missing from the catalogue and near-duplicates are quarantined with 
 
 test('both rules can be switched off', async () => {
   const p = plan('off', { nearDuplicateSeconds: 0, requireKnownItems: false });
-  await ingest(p);
-  const r = await clean(p);
+  const { raw } = await ingest(p.deps, p.run);
+  const r = await clean(p.deps, p.run, raw);
   expect(r.byReason).toEqual({});
   expect(r.kept).toBe(24);
 });
 
-test('a run ingested in the earlier layout (raw_events a table without row ids) still cleans the same', async () => {
-  const p = plan('old-layout', { nearDuplicateSeconds: 2, requireKnownItems: true });
-  await ingest(p);
-  const db = await DuckDBInstance.create(p.dbPath);
-  const c = await db.connect();
-  await c.run(`CREATE TABLE raw_old AS SELECT source_file, source_line, user_id, item_id, event_type, rating, "timestamp"
-               FROM raw_events ORDER BY source_file, source_line;
-               DROP VIEW raw_events; ALTER TABLE raw_old RENAME TO raw_events;`);
-  c.closeSync();
-  db.closeSync();
-  const r = await clean(p);
+/**
+ * Stages share nothing but their artifacts (the earlier layout's shared run database is gone, and with it the
+ * adoption of raw_events tables without row ids): cleaning again from the same raw artifacts, after its outputs
+ * were removed (a retry on another worker), gives the same reasons and lines.
+ */
+test('cleaning again from the same raw artifacts alone gives the same quarantine', async () => {
+  const p = plan('again', { nearDuplicateSeconds: 2, requireKnownItems: true });
+  const { raw } = await ingest(p.deps, p.run);
+  const first = await clean(p.deps, p.run, raw);
+  for (const name of fs.readdirSync(p.runDir))
+    if (name !== 'raw') fs.rmSync(path.join(p.runDir, name), { recursive: true, force: true });
+  const r = await clean(p.deps, p.run, raw);
   expect(r.byReason).toEqual({ near_duplicate: 1, unknown_item: 1 });
-  expect(await quarantined(r.quarantinePath)).toEqual([
+  expect({ ...r, artifacts: undefined }).toEqual({ ...first, artifacts: undefined });
+  expect(await quarantined(artifactFile(p, r.artifacts.quarantine))).toEqual([
     { reason: 'near_duplicate', source_line: 3 },
     { reason: 'unknown_item', source_line: 5 },
   ]);

@@ -3,12 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { findProjectRoot, loadConfig } from '../../lib/config';
-import { lit, withDb } from '../../lib/duckdb';
+import { lit } from '../../lib/duckdb';
+import { isRecforgeError } from '../../contracts/errors';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
 import { resolveInputFiles } from '../../activities/files';
 import { REASONS } from '../../analytics/clean.sql';
-import type { RunPlan } from '../../contracts/stages';
+import type { CleanResult } from '../../contracts/stages';
+import { artifactFile, directStage, queryArtifacts } from '../helpers/stages';
 import { CORPUS, materialize, type CorpusCase } from '../helpers/hostile-corpus';
 
 /**
@@ -23,7 +25,7 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-corpus-'));
 afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
 /** Quality gates off (every reason may take the whole file): the corpus judges the quarantine, not the gate. */
-function planFor(files: string[], name: string): RunPlan {
+function planFor(files: string[], name: string) {
   const dataDir = path.join(scratch, name.replace(/\//g, '-'), 'data');
   const config = loadConfig({
     root: ROOT,
@@ -40,25 +42,21 @@ function planFor(files: string[], name: string): RunPlan {
       evaluation: { holdoutDays: 1, k: 10 },
     },
   }).config;
-  const runDir = path.join(dataDir, 'runs', 'corpus', 'run');
-  fs.mkdirSync(runDir, { recursive: true });
-  return {
-    workflowId: 'wf-corpus',
+  return directStage(config, files, {
     runId: 'run',
     datasetId: 'corpus',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: files,
-    modelVersion: 'corpus-1',
-    config,
     startedAt: '2026-06-01T00:00:00.000Z',
-    generatedData: false,
-    privacy: null,
-  } as RunPlan;
+  });
 }
 
-const query = <T extends Record<string, unknown>>(plan: RunPlan, sql: string) =>
-  withDb(plan.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) => db.all<T>(sql));
+/** Every file under the run's raw/ folder (what ingest lands). */
+function rawFiles(runDir: string): string[] {
+  const dir = path.join(runDir, 'raw');
+  if (!fs.existsSync(dir)) return [];
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) =>
+    fs.statSync(path.join(dir, f)).isFile(),
+  );
+}
 
 /** Errors are shown to everyone with UI access: short, one line, no control characters. */
 function expectSafeMessage(message: string): void {
@@ -78,7 +76,7 @@ async function runCase(c: CorpusCase): Promise<void> {
   const plan = planFor([input], c.id);
   const t0 = Date.now();
   if ('error' in c.expect) {
-    const err = await ingest(plan).then(
+    const err = await ingest(plan.deps, plan.run).then(
       () => new Error(`${c.id}: expected a failure, got success`),
       (e: unknown) => e,
     );
@@ -89,14 +87,11 @@ async function runCase(c: CorpusCase): Promise<void> {
     expect(f.message).toMatch(c.expect.error);
     expect(f.message).toContain(path.basename(input));
     expectSafeMessage(f.message);
-    const views = await query<{ n: string }>(
-      plan,
-      `SELECT view_name AS n FROM duckdb_views() WHERE NOT internal`,
-    );
-    expect(views.map((v) => v.n)).not.toContain('raw_events');
+    // Nothing half-landed is left in the run folder for a later stage to read as raw_events.
+    expect(rawFiles(plan.runDir)).toEqual([]);
   } else {
     const e = c.expect;
-    const r = await ingest(plan);
+    const r = await ingest(plan.deps, plan.run);
     const [file] = r.files;
     // Every physical line is the header, a row, a rejected line, or a blank / continuation line.
     if (file.lines !== undefined) {
@@ -104,21 +99,25 @@ async function runCase(c: CorpusCase): Promise<void> {
       expect(file.lines).toBe(header + file.rows + file.rejectedLines + (e.skipped ?? 0));
     }
     // A file of a few rows on one or two days cannot be split for evaluation; that gate is not the corpus's
-    // subject, and it fails after the quarantine and the clean events are written.
-    await clean(plan).catch((err: unknown) => {
-      if (!/time split left/.test((err as Error).message)) throw err;
+    // subject, and it fails after the quarantine and the clean events are written (its details hold them).
+    const cleaned = await clean(plan.deps, plan.run, r.raw).catch((err: unknown) => {
+      if (!/time split left/.test((err as Error).message) || !isRecforgeError(err)) throw err;
+      return err.details as CleanResult;
     });
+    const query = <T extends Record<string, unknown>>(sql: string) =>
+      queryArtifacts<T>(plan, { clean: cleaned.artifacts }, sql);
+    const quarantineFile = artifactFile(plan, cleaned.artifacts.quarantine);
     const counts = await query<{ reason: string; n: number }>(
-      plan,
-      `SELECT reason, count(*) AS n FROM read_parquet(${lit(path.join(plan.runDir, 'quarantine.parquet'))}) GROUP BY 1`,
+      `SELECT reason, count(*) AS n FROM read_parquet(${lit(quarantineFile)}) GROUP BY 1`,
     );
     expect(Object.fromEntries(counts.map((x) => [x.reason, x.n]))).toEqual(e.quarantine);
-    expect((await query<{ n: number }>(plan, `SELECT count(*) AS n FROM events`))[0].n).toBe(e.kept);
-    const quarantined = await query<{ reason: string; source_line: number; detail: string | null }>(
-      plan,
-      `SELECT reason, source_line, detail FROM read_parquet(${lit(path.join(plan.runDir, 'quarantine.parquet'))})
-       ORDER BY reason, source_line`,
-    );
+    expect((await query<{ n: number }>(`SELECT count(*) AS n FROM events`))[0].n).toBe(e.kept);
+    const quarantined = await query<{
+      reason: string;
+      source_line: number;
+      detail: string | null;
+    }>(`SELECT reason, source_line, detail FROM read_parquet(${lit(quarantineFile)})
+       ORDER BY reason, source_line`);
     for (const [reason, lines] of Object.entries(e.lines ?? {})) {
       expect([reason, quarantined.filter((x) => x.reason === reason).map((x) => x.source_line)]).toEqual([
         reason,
@@ -128,14 +127,11 @@ async function runCase(c: CorpusCase): Promise<void> {
     if (e.detail) expect(quarantined.map((x) => x.detail ?? '').join('\n')).toMatch(e.detail);
     for (const x of quarantined) if (x.detail) expectSafeMessage(x.detail);
     // Nothing hostile is left for publishing: the clean events hold printable, bounded, non-JSON ids only.
-    const hostile = await query<{ n: number }>(
-      plan,
-      `SELECT count(*) AS n FROM events
+    const hostile = await query<{ n: number }>(`SELECT count(*) AS n FROM events
        WHERE regexp_matches(user_id || item_id, '[\\x00-\\x1F\\x7F-\\x9F\\x{202A}-\\x{202E}]')
           OR length(user_id) > 256 OR length(item_id) > 256
           OR (left(user_id, 1) IN ('{', '[') AND json_valid(user_id))
-          OR (left(item_id, 1) IN ('{', '[') AND json_valid(item_id))`,
-    );
+          OR (left(item_id, 1) IN ('{', '[') AND json_valid(item_id))`);
     expect(hostile[0].n).toBe(0);
   }
   expect(Date.now() - t0).toBeLessThan(c.budgetMs ?? 5000);

@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../lib/config';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { RunPlan } from '../../contracts/stages';
 import { ROOT, queryDuckDb } from '../helpers/env';
+import { artifactFile, directStage, stageFailure } from '../helpers/stages';
 
 const rows = (sql: string) => queryDuckDb(sql);
 
@@ -14,10 +13,9 @@ const rows = (sql: string) => queryDuckDb(sql);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-kcore-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function plan(name: string, lines: string[], overrides: Record<string, unknown>): RunPlan {
+function plan(name: string, lines: string[], overrides: Record<string, unknown>) {
   const dataDir = path.join(dir, name);
-  const runDir = path.join(dataDir, 'run');
-  fs.mkdirSync(runDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true });
   const interactions = path.join(dataDir, 'events.csv');
   fs.writeFileSync(interactions, ['user_id,item_id,event_type,timestamp', ...lines].join('\n') + '\n');
   const config = loadConfig({
@@ -32,19 +30,17 @@ function plan(name: string, lines: string[], overrides: Record<string, unknown>)
       ...overrides,
     },
   }).config;
-  return {
-    workflowId: 'wf',
+  return directStage(config, [interactions], {
     runId: name,
     datasetId: 'kcore',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: [interactions],
-    modelVersion: name,
-    config,
     startedAt: '2026-11-01T00:00:00.000Z',
-    generatedData: false,
-    privacy: null,
-  };
+  });
+}
+
+/** Ingest then clean, as the workflow chains them. */
+async function ingestAndClean(p: ReturnType<typeof plan>) {
+  const { raw } = await ingest(p.deps, p.run);
+  return clean(p.deps, p.run, raw);
 }
 
 /**
@@ -65,15 +61,14 @@ const CHAIN = [
 
 test('k-core peels until nothing changes, quarantining each removed row with its file and line', async () => {
   const p = plan('chain', CHAIN, { cleaning: { kCore: { users: 2, items: 2, maxIterations: 10 } } });
-  await ingest(p);
-  const r = await clean(p);
+  const r = await ingestAndClean(p);
   expect(r.kept).toBe(4);
   expect(r.byReason).toEqual({ k_core: 4 });
   expect(r.kCore).toEqual({ removed: 4, iterations: 4, converged: true });
   expect(r.kept + r.quarantined).toBe(CHAIN.length);
   const q = await rows(
     `SELECT source_line::INT AS line, reason, detail, user_id, item_id, source_file
-     FROM read_parquet('${r.quarantinePath}') ORDER BY source_line`,
+     FROM read_parquet('${artifactFile(p, r.artifacts.quarantine)}') ORDER BY source_line`,
   );
   expect(q.map((x) => [x.line, x.user_id, x.item_id])).toEqual([
     [6, 'u3', 'i2'],
@@ -81,23 +76,23 @@ test('k-core peels until nothing changes, quarantining each removed row with its
     [8, 'u4', 'i3'],
     [9, 'u4', 'i3'],
   ]);
-  expect(q.every((x) => x.reason === 'k_core' && x.source_file === p.interactionFiles[0])).toBe(true);
+  expect(q.every((x) => x.reason === 'k_core' && x.source_file === p.run.input.interactionFiles[0])).toBe(
+    true,
+  );
   // The pass numbers show that one pass was not enough.
   expect(q.map((x) => String(x.detail).match(/pass (\d+)/)![1])).toEqual(['3', '2', '1', '1']);
 });
 
 test('a bound on the passes stops early and says it did not converge', async () => {
   const p = plan('bounded', CHAIN, { cleaning: { kCore: { users: 2, items: 2, maxIterations: 1 } } });
-  await ingest(p);
-  const r = await clean(p);
+  const r = await ingestAndClean(p);
   expect(r.kCore).toEqual({ removed: 2, iterations: 1, converged: false });
   expect(r.byReason).toEqual({ k_core: 2 });
 });
 
 test('k-core off (0) keeps everything and leaves events as they were', async () => {
   const p = plan('off', CHAIN, {});
-  await ingest(p);
-  const r = await clean(p);
+  const r = await ingestAndClean(p);
   expect(r.kept).toBe(CHAIN.length);
   expect(r.kCore).toBeNull();
 });
@@ -113,11 +108,10 @@ describe('id format contract', () => {
 
   test('ids that do not match the configured pattern are quarantined as bad_id_format', async () => {
     const p = plan('ids', LINES, { schema: { idFormat: { user: '^u[0-9]+$', item: "^i[0-9]+$|^it'em$" } } });
-    await ingest(p);
-    const r = await clean(p);
+    const r = await ingestAndClean(p);
     expect(r.byReason).toEqual({ bad_id_format: 2 });
     const q = await rows(
-      `SELECT source_line::INT AS line, user_id FROM read_parquet('${r.quarantinePath}') ORDER BY 1`,
+      `SELECT source_line::INT AS line, user_id FROM read_parquet('${artifactFile(p, r.artifacts.quarantine)}') ORDER BY 1`,
     );
     expect(q).toEqual([
       { line: 4, user_id: "x'; DROP TABLE events; --" },
@@ -128,10 +122,9 @@ describe('id format contract', () => {
   test('a pattern DuckDB cannot compile is a non-retryable config error', async () => {
     // Valid in JavaScript, not in RE2 (no lookahead).
     const p = plan('re2', LINES, { schema: { idFormat: { user: '^(?=u)u[0-9]+$' } } });
-    await ingest(p);
-    const err = await clean(p).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    expect((err as ApplicationFailure).type).toBe('ConfigError');
-    expect((err as ApplicationFailure).message).toMatch(/schema\.idFormat/);
+    const { raw } = await ingest(p.deps, p.run);
+    const err = await stageFailure(clean(p.deps, p.run, raw));
+    expect(err).toMatchObject({ type: 'ConfigError', nonRetryable: true });
+    expect(err.message).toMatch(/schema\.idFormat/);
   });
 });

@@ -1,15 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { planRun, releaseLock } from '../../activities/plan';
-import { ledger } from '../../activities/privacy';
+import { planRun, prepareInput } from '../../activities/plan';
+import { ledger, reservePrivacyBudget } from '../../activities/privacy';
 import type { ActivityDeps } from '../../activities/support/context';
-import type { RetrainInput, RunPlan } from '../../contracts/stages';
+import type { RetrainInput, StageRun } from '../../contracts/stages';
 import { ROOT, tempDir } from '../helpers/env';
 
 /**
  * Each way around the privacy budget that was reproduced against the earlier code is tried here through the real
- * planning activity (config layering, input resolution, the ledger) and must be refused with a clear error:
+ * planning activities (config layering, input resolution, the ledger reservation) and must be refused with a clear
+ * error:
  *  - two dataset ids (and a copy of the file) over one population spent a budget each;
  *  - a workflow input `{"config": "configs/two-tower.yaml"}` replaced the worker's config and lifted privacy;
  *  - overrides or a config file naming another ledger (dataDir) or budget;
@@ -52,24 +53,29 @@ function privateWorker(
     overlay,
     `privacy:\n  enabled: true\n  unit: ${unit}\n  epsilon: 4\n  delta: 1.0e-6\n  budget: { ${budget} }\n`,
   );
-  return { root: ROOT, env: { RECFORGE_CONFIG: overlay, RECFORGE_DATA_DIR: path.join(dir, `data-${name}`) } };
+  const dataDir = path.join(dir, `data-${name}`);
+  return { root: ROOT, dataDir, env: { RECFORGE_CONFIG: overlay, RECFORGE_DATA_DIR: dataDir } };
 }
 
 let runNo = 0;
-/** Plans one run (reserving its budget), then gives its dataset lock back as a finished run would. */
+/**
+ * Plans one run and reserves its budget, as the workflow's first steps do: planRun, prepareInput, then
+ * reservePrivacyBudget before any data is read (the dataset lock, taken in between, plays no part here).
+ */
 async function plan(
   deps: ActivityDeps,
   input: RetrainInput,
   startedAt = '2026-11-23T02:00:00.000Z',
-): Promise<RunPlan> {
+): Promise<Omit<StageRun, 'incremental'>> {
   runNo++;
   const p = await planRun(deps, input, {
     workflowId: `wf-${runNo}`,
     runId: `run-${String(runNo).padStart(4, '0')}`,
     startedAt,
   });
-  await releaseLock(p);
-  return p;
+  const prepared = await prepareInput(deps, p);
+  const privacy = p.config.privacy.enabled ? await reservePrivacyBudget(p, prepared) : null;
+  return { plan: p, input: prepared, privacy };
 }
 
 async function refusal(
@@ -112,7 +118,7 @@ describe('the budget cannot be forked or lifted by whoever starts a workflow', (
     ];
     let admitted = 0;
     let refused: { type?: string; message: string } | undefined;
-    let first: RunPlan | undefined;
+    let first: Awaited<ReturnType<typeof plan>> | undefined;
     for (let i = 0; i < 4 * single && !refused; i++) {
       try {
         const p = await plan(deps, variants[i % variants.length]);
@@ -129,7 +135,7 @@ describe('the budget cannot be forked or lifted by whoever starts a workflow', (
     );
     expect(first!.privacy).toMatchObject({ unit: 'shoppers', inputs: [fs.realpathSync(interactions)] });
     // Every spend is under the unit; the labels are recorded, and decide nothing.
-    const entries = await ledger(first!.config).entries();
+    const entries = await ledger(first!.plan.config).entries();
     expect(new Set(entries.map((e) => e.unit))).toEqual(new Set(['shoppers']));
     expect(new Set(entries.map((e) => e.label))).toEqual(new Set(['synthetic', 'synthetic-copy']));
     expect(entries).toHaveLength(single);
@@ -168,6 +174,7 @@ describe('the budget cannot be forked or lifted by whoever starts a workflow', (
     // Same data dir (ledger), another unit.
     const b: ActivityDeps = {
       root: ROOT,
+      dataDir: a.dataDir,
       env: { ...privateWorker('unit-b', 'unit-b').env, RECFORGE_DATA_DIR: a.env!.RECFORGE_DATA_DIR },
     };
     const r = await refusal(b, { interactions, items });
@@ -187,8 +194,8 @@ describe('the budget cannot be forked or lifted by whoever starts a workflow', (
     );
     // A run layer that changes nothing protected is merged over the worker's config (privacy stays on).
     const ok = await plan(deps, { interactions, items, config: 'configs/mf-dp.yaml' });
-    expect(ok.config.training.challenger).toBe('mf');
-    expect(ok.config.privacy).toMatchObject({ enabled: true, unit: 'layers' });
+    expect(ok.plan.config.training.challenger).toBe('mf');
+    expect(ok.plan.config.privacy).toMatchObject({ enabled: true, unit: 'layers' });
   });
 
   test('overrides of protected keys are refused, whichever layer and however deep', async () => {

@@ -2,11 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Db, lit } from '../../lib/duckdb';
 import { loadConfig, type RecforgeConfig } from '../../lib/config';
-import { cleanRows, splitAndBound } from '../../activities/clean';
+import { cleanRows, splitAndBound, type CleanContext } from '../../activities/clean';
 import { cooccurrenceCountsSql, observedItemUsersSql, popularityCountsSql } from '../../activities/train-dp';
 import { plannedReleases, type ItemSelection } from '../../activities/privacy';
 import { itemUserCountSensitivity, type Sensitivity } from '../../privacy';
-import type { RunPlan } from '../../contracts/stages';
 import { ROOT, tempDir } from '../helpers/env';
 
 /**
@@ -234,19 +233,15 @@ async function statsOf(db: Db, ds: Dataset, without: string | null, runDir: stri
            row_number() OVER (ORDER BY pos) + 1 AS source_line, user_id, item_id, event_type, rating, "timestamp"
     FROM base_raw ${without === null ? '' : `WHERE coalesce(trim(user_id), '') <> ${lit(without)}`}`);
   const plan = {
-    workflowId: 'wf',
-    runId: 'neighbours',
-    datasetId: ds.name,
-    runDir,
-    dbPath: ':memory:',
-    interactionFiles: [],
-    modelVersion: 'v',
     config: ds.config,
     startedAt: ds.startedAt,
-    generatedData: false,
-    privacy: null,
+    // The run date is the start's date (not incremental), as the plan activity derives it.
+    runDate: ds.startedAt.slice(0, 10),
+    datasetId: ds.name,
+    runId: 'neighbours',
+    runDir,
     incremental: null,
-  } satisfies RunPlan;
+  } satisfies CleanContext;
   await cleanRows(db, plan);
   await splitAndBound(db, plan, SECRET);
 

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { findProjectRoot, loadConfig } from '../../lib/config';
 import { lit, withDb } from '../../lib/duckdb';
 import { ingest } from '../../activities/ingest';
-import { lastProfilePath, profile, recordSuccessfulProfile } from '../../activities/profile';
+import { lastProfileKey, profile, recordSuccessfulProfile } from '../../activities/profile';
+import { RunIO } from '../../activities/support/run-io';
 import { computeDrift, psi, psiCategorical, PSI_ALERT, PSI_WARN } from '../../analytics/drift';
 import { esc, renderProfileReport } from '../../analytics/report';
 import {
@@ -12,7 +13,8 @@ import {
   type DriftBaseline,
   type ProfileDocument,
 } from '../../analytics/profile-model';
-import type { RunPlan } from '../../contracts/stages';
+import type { RawArtifacts } from '../../contracts/stages';
+import { artifactFile, directStage, queryArtifacts } from '../helpers/stages';
 
 const ROOT = findProjectRoot(__dirname);
 const STARTED = '2027-01-01T00:00:00.000Z';
@@ -23,29 +25,26 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
-/** A plan in a shared data folder (drift compares runs of one dataset through data/state/<dataset>/). */
-function planFor(dataDir: string, runId: string, files: string[], startedAt = STARTED): RunPlan {
+/** A run in a shared data folder (drift compares runs of one dataset through <dataDir>/state/<dataset>/). */
+type Plan = ReturnType<typeof directStage> & { raw?: RawArtifacts };
+
+function planFor(dataDir: string, runId: string, files: string[], startedAt = STARTED): Plan {
   const config = loadConfig({
     root: ROOT,
     env: {},
     overrides: { dataDir, duckdb: { memoryLimit: '1GB', threads: 2 } },
   }).config;
-  const runDir = path.join(dataDir, 'runs', 'ds', runId);
-  fs.mkdirSync(runDir, { recursive: true });
-  return {
-    workflowId: 'wf',
-    runId,
-    datasetId: 'ds',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: files,
-    modelVersion: `ds-${runId}`,
-    config,
-    startedAt,
-    generatedData: false,
-    privacy: null,
-  } as RunPlan;
+  return directStage(config, files, { runId, datasetId: 'ds', startedAt });
 }
+
+/** Ingest, then profile over what it landed (as the workflow chains them). */
+async function ingestAndProfile(plan: Plan) {
+  plan.raw = (await ingest(plan.deps, plan.run)).raw;
+  return profile(plan.deps, plan.run, plan.raw);
+}
+
+/** The run's storage as an activity sees it (what recordSuccessfulProfile is given). */
+const runIO = (plan: Plan) => new RunIO(plan.run.plan.run, plan.deps.dataDir);
 
 async function dataset(name: string, seed: number, users: number, events: number): Promise<string> {
   const { generateDataset } = await import('../../lib/datagen');
@@ -64,7 +63,9 @@ async function dataset(name: string, seed: number, users: number, events: number
   return path.join(out, 'interactions.csv');
 }
 
-const readDoc = (p: string) => JSON.parse(fs.readFileSync(p, 'utf8')) as ProfileDocument;
+/** A profile.json (a storage key) of a run of `plan`'s data folder. */
+const readDoc = (plan: Plan, key: string) =>
+  JSON.parse(fs.readFileSync(artifactFile(plan, key), 'utf8')) as ProfileDocument;
 
 describe('drift arithmetic', () => {
   test('PSI is zero for identical histograms, counts or shares alike', () => {
@@ -284,36 +285,36 @@ describe('HTML report', () => {
 describe('profile() on synthetic data', () => {
   let dataDir: string;
   let first: Awaited<ReturnType<typeof profile>>;
-  let plan1: RunPlan;
+  let plan1: Plan;
   let fileA: string;
 
   beforeAll(async () => {
     dataDir = path.join(scratch, 'data');
     fileA = await dataset('a', 7, 300, 20_000);
     plan1 = planFor(dataDir, 'run-1', [fileA]);
-    await ingest(plan1);
-    first = await profile(plan1);
+    first = await ingestAndProfile(plan1);
   });
 
   test('returns the ProfileResult fields plus the report and no drift on a first run', async () => {
-    const truth = await withDb(plan1.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) =>
-      db.one<{ rows: number; users: number; items: number; nul: number }>(
-        `SELECT count(*) AS rows, count(DISTINCT nullif(trim(user_id), '')) AS users,
-                count(DISTINCT nullif(trim(item_id), '')) AS items,
-                count(*) FILTER (WHERE user_id IS NULL OR trim(user_id) = '') AS nul FROM raw_events`,
-      ),
+    const [truth] = await queryArtifacts<{ rows: number; users: number; items: number; nul: number }>(
+      plan1,
+      { raw: plan1.raw },
+      `SELECT count(*) AS rows, count(DISTINCT nullif(trim(user_id), '')) AS users,
+              count(DISTINCT nullif(trim(item_id), '')) AS items,
+              count(*) FILTER (WHERE user_id IS NULL OR trim(user_id) = '') AS nul FROM raw_events`,
     );
     expect(first).toMatchObject({ rows: truth.rows, users: truth.users, items: truth.items, drift: null });
     expect(first.nulls.user_id).toBe(truth.nul);
     expect(first.density).toBeCloseTo(truth.rows / (truth.users * truth.items), 12);
     expect(first.minTimestamp).toMatch(/^2026-09-0\dT/);
-    expect(first.reportPath).toBe(path.join(plan1.runDir, 'profile.html'));
-    expect(fs.readFileSync(first.reportPath, 'utf8')).toContain('<svg');
-    expect(readDoc(first.profilePath).driftNote).toMatch(/no previous successful run/);
+    expect(first.report).toBe(`${plan1.run.plan.run.runKey}/profile.html`);
+    expect(artifactFile(plan1, first.report)).toBe(path.join(plan1.runDir, 'profile.html'));
+    expect(fs.readFileSync(artifactFile(plan1, first.report), 'utf8')).toContain('<svg');
+    expect(readDoc(plan1, first.profile).driftNote).toMatch(/no previous successful run/);
   });
 
   test('interaction statistics are internally consistent', () => {
-    const doc = readDoc(first.profilePath);
+    const doc = readDoc(plan1, first.profile);
     const i = doc.interactions;
     const t = i.time;
     const perDay = t.eventsPerDay.reduce((a, d) => a + d.n, 0);
@@ -341,13 +342,13 @@ describe('profile() on synthetic data', () => {
   });
 
   test('distinct counts are exact and agree with the cards and the event-type chart', async () => {
-    const doc = readDoc(first.profilePath);
-    const truth = await withDb(plan1.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) =>
-      db.one<Record<string, number>>(
-        `SELECT ${['user_id', 'item_id', 'event_type', 'timestamp']
-          .map((c) => `count(DISTINCT nullif("${c}", '')) AS "${c}"`)
-          .join(', ')} FROM raw_events`,
-      ),
+    const doc = readDoc(plan1, first.profile);
+    const [truth] = await queryArtifacts<Record<string, number>>(
+      plan1,
+      { raw: plan1.raw },
+      `SELECT ${['user_id', 'item_id', 'event_type', 'timestamp']
+        .map((c) => `count(DISTINCT nullif("${c}", '')) AS "${c}"`)
+        .join(', ')} FROM raw_events`,
     );
     for (const c of ['user_id', 'item_id', 'event_type', 'timestamp']) {
       const col = doc.columns.find((x) => x.name === c)!;
@@ -362,7 +363,7 @@ describe('profile() on synthetic data', () => {
     expect(doc.columns.find((x) => x.name === 'item_id')!.distinct).toBe(doc.interactions.items);
     const typesInChart = doc.interactions.eventTypes.filter((t) => t.key !== '(null)').length;
     expect(doc.columns.find((x) => x.name === 'event_type')!.distinct).toBe(typesInChart);
-    expect(fs.readFileSync(first.reportPath, 'utf8')).not.toContain('<td>≈ ');
+    expect(fs.readFileSync(artifactFile(plan1, first.report), 'utf8')).not.toContain('<td>≈ ');
   });
 
   test("stores the run's distinct ids for the next run", async () => {
@@ -376,12 +377,11 @@ describe('profile() on synthetic data', () => {
   });
 
   test('after recordSuccessfulProfile, the same input again shows no drift', async () => {
-    const pointer = (await recordSuccessfulProfile(plan1))!;
+    const pointer = (await recordSuccessfulProfile(runIO(plan1)))!;
     expect(pointer.runId).toBe('run-1');
-    expect(fs.existsSync(pointer.usersPath)).toBe(true);
+    expect(fs.existsSync(artifactFile(plan1, pointer.usersPath))).toBe(true);
     const plan2 = planFor(dataDir, 'run-2', [fileA], '2027-01-02T00:00:00.000Z');
-    await ingest(plan2);
-    const second = await profile(plan2);
+    const second = await ingestAndProfile(plan2);
     expect(second.drift).toMatchObject({
       previousRunId: 'run-1',
       volumeChange: 0,
@@ -395,14 +395,13 @@ describe('profile() on synthetic data', () => {
   test('different input shows volume change, PSI and new users; the report carries the drift table', async () => {
     const fileB = await dataset('b', 8, 400, 30_000);
     const plan3 = planFor(dataDir, 'run-3', [fileB], '2027-01-03T00:00:00.000Z');
-    await ingest(plan3);
-    const third = await profile(plan3);
+    const third = await ingestAndProfile(plan3);
     const d = third.drift!;
     expect(d.previousRunId).toBe('run-1');
     expect(d.volumeChange).toBeGreaterThan(0.3);
     expect(d.newUsersShare).toBeGreaterThan(0.1);
     expect(d.maxPsi).toBeGreaterThan(0);
-    const doc = readDoc(third.profilePath);
+    const doc = readDoc(plan3, third.profile);
     expect(Object.keys(doc.drift!.psi).sort()).toEqual([
       'event_type_mix',
       'events_per_user',
@@ -410,24 +409,27 @@ describe('profile() on synthetic data', () => {
       'item_popularity_deciles',
     ]);
     expect(doc.drift!.vanishedUsersShare).toBe(0);
-    expect(fs.readFileSync(third.reportPath, 'utf8')).toContain('<td>psi_events_per_user</td>');
+    expect(fs.readFileSync(artifactFile(plan3, third.report), 'utf8')).toContain(
+      '<td>psi_events_per_user</td>',
+    );
   });
 
   test('recordSuccessfulProfile never moves the baseline back to an older run', async () => {
     const older = planFor(dataDir, 'run-0', [fileA], '2026-12-01T00:00:00.000Z');
-    await ingest(older);
-    await profile(older);
-    const kept = await recordSuccessfulProfile(older);
+    await ingestAndProfile(older);
+    const kept = await recordSuccessfulProfile(runIO(older));
     expect(kept!.runId).toBe('run-1');
-    expect(JSON.parse(fs.readFileSync(lastProfilePath(older), 'utf8')).runId).toBe('run-1');
+    expect(JSON.parse(fs.readFileSync(artifactFile(older, lastProfileKey('ds')), 'utf8')).runId).toBe(
+      'run-1',
+    );
   });
 });
 
 describe('recordSuccessfulProfile without a profile', () => {
   test('keeps the previous baseline and does not fail the (already published) run', async () => {
     const plan = planFor(path.join(scratch, 'noprofile'), 'run-n', []);
-    expect(await recordSuccessfulProfile(plan)).toBeNull();
-    expect(fs.existsSync(lastProfilePath(plan))).toBe(false);
+    expect(await recordSuccessfulProfile(runIO(plan))).toBeNull();
+    expect(fs.existsSync(artifactFile(plan, lastProfileKey('ds')))).toBe(false);
   });
 });
 
@@ -445,10 +447,9 @@ describe('profile() on awkward values', () => {
     const file = path.join(scratch, 'awkward.csv');
     fs.writeFileSync(file, lines.join('\n') + '\n');
     const plan = planFor(dataDir, 'run-x', [file]);
-    await ingest(plan);
-    const r = await profile(plan);
+    const r = await ingestAndProfile(plan);
     expect(r.minTimestamp).toBe(new Date(1_788_000_000_000).toISOString().replace('.000', ''));
-    const doc = readDoc(r.profilePath);
+    const doc = readDoc(plan, r.profile);
     expect(doc.interactions.time.eventsPerDay.reduce((a, d) => a + d.n, 0)).toBe(40);
     expect(doc.interactions.time.unparseable).toBe(1);
     const users = doc.columns.find((c) => c.name === 'user_id')!;
@@ -457,7 +458,7 @@ describe('profile() on awkward values', () => {
     );
     const rating = doc.columns.find((c) => c.name === 'rating')!;
     expect(rating.numeric).toMatchObject({ count: 40, min: 1, max: 5, mean: 3 });
-    const html = fs.readFileSync(r.reportPath, 'utf8');
+    const html = fs.readFileSync(artifactFile(plan, r.report), 'utf8');
     expect(html).not.toContain('<script>alert(1)</script>');
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   });

@@ -1,11 +1,10 @@
 import { loadConfig } from '../../lib/config';
-import { gateCounts, qualityChecks } from '../../activities/clean';
-import type { RunPlan } from '../../contracts/stages';
+import { gateCounts, qualityChecks, type CleanContext } from '../../activities/clean';
 import { ROOT } from '../helpers/env';
 
-function plan(quality: Record<string, unknown> = {}): RunPlan {
+function plan(quality: Record<string, unknown> = {}): Pick<CleanContext, 'config' | 'startedAt'> {
   const { config } = loadConfig({ root: ROOT, env: {}, overrides: { dataDir: '/tmp/x', quality } });
-  return { config, startedAt: '2026-11-23T00:00:00Z' } as RunPlan;
+  return { config, startedAt: '2026-11-23T00:00:00Z' };
 }
 
 const drift = {

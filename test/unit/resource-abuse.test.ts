@@ -9,7 +9,8 @@ import { runCancellable } from '../../lib/cancellation';
 import { isRecforgeError } from '../../contracts/errors';
 import { asFailure } from '../../activities/support/failure';
 import { ingest } from '../../activities/ingest';
-import type { RunPlan } from '../../contracts/stages';
+import type { RawArtifacts } from '../../contracts/stages';
+import { directStage, queryArtifacts } from '../helpers/stages';
 
 /**
  * Issue #16, item 4: resource abuse from the workflow input. Sizes and durations are bounded in the config
@@ -97,32 +98,35 @@ describe('DuckDB out of memory under a fixed limit', () => {
 });
 
 let runs = 0;
-function planFor(files: string[]): RunPlan {
+function planFor(files: string[]) {
   const dataDir = path.join(scratch, `data-${++runs}`);
   const config = loadConfig({
     root: ROOT,
     env: {},
     overrides: { dataDir, duckdb: { memoryLimit: '1GB', threads: 2 } },
   }).config;
-  const runDir = path.join(dataDir, 'runs', 'abuse', `run-${runs}`);
-  fs.mkdirSync(runDir, { recursive: true });
-  return {
-    workflowId: 'wf',
+  return directStage(config, files, {
     runId: `run-${runs}`,
     datasetId: 'abuse',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: files,
-    modelVersion: `v-${runs}`,
-    config,
     startedAt: '2026-06-01T00:00:00.000Z',
-    generatedData: false,
-    privacy: null,
-  } as RunPlan;
+  });
 }
 
-const query = <T extends Record<string, unknown>>(plan: RunPlan, q: string) =>
-  withDb(plan.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) => db.all<T>(q));
+/** SQL over what ingest landed (the raw_events / raw_rejects views). */
+const query = <T extends Record<string, unknown>>(
+  plan: ReturnType<typeof planFor>,
+  raw: RawArtifacts,
+  q: string,
+) => queryArtifacts<T>(plan, { raw }, q);
+
+/** Every file under the run's raw/ folder (what ingest lands), relative to it. */
+function rawFiles(runDir: string): string[] {
+  const dir = path.join(runDir, 'raw');
+  if (!fs.existsSync(dir)) return [];
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => fs.statSync(path.join(dir, f)).isFile())
+    .sort();
+}
 
 test('a cancelled ingest stops promptly and leaves nothing loaded', async () => {
   const f = path.join(scratch, 'big.csv');
@@ -138,13 +142,10 @@ test('a cancelled ingest stops promptly and leaves nothing loaded', async () => 
   const ctl = new AbortController();
   setTimeout(() => ctl.abort(), 300);
   const t0 = Date.now();
-  await expect(runCancellable(ctl.signal, () => ingest(plan))).rejects.toThrow();
+  await expect(runCancellable(ctl.signal, () => ingest(plan.deps, plan.run))).rejects.toThrow();
   expect(Date.now() - t0).toBeLessThan(3000);
-  const names = await query<{ n: string }>(
-    plan,
-    `SELECT view_name AS n FROM duckdb_views() WHERE NOT internal`,
-  );
-  expect(names.map((r) => r.n)).not.toContain('raw_events');
+  // Nothing half-landed is left in the run folder for a later stage to read as raw_events.
+  expect(rawFiles(plan.runDir)).toEqual([]);
 }, 60_000);
 
 describe('a folder of many small files', () => {
@@ -166,15 +167,25 @@ describe('a folder of many small files', () => {
       files.push(write(dir, `part-${String(i).padStart(5, '0')}.csv`, `${HEADER}\n${rowsOf(5)}\n`));
     const plan = planFor(files);
     const t0 = Date.now();
-    const r = await ingest(plan);
+    const r = await ingest(plan.deps, plan.run);
     const seconds = (Date.now() - t0) / 1000;
     expect(r.rows).toBe(10_000);
     expect(files.length / seconds).toBeGreaterThan(100);
-    // One landed file per scan of up to 1,000 files, not one per input file.
-    expect(fs.readdirSync(path.join(plan.runDir, 'raw')).length).toBe(2);
+    // One landed file per scan of up to 1,000 files, not one per input file (beside the run's four small tables).
+    expect(r.raw.landed).toHaveLength(2);
+    expect(rawFiles(plan.runDir)).toEqual(
+      [
+        ...r.raw.landed.map((l) => l.key.slice(l.key.lastIndexOf('/') + 1)),
+        'batch-files.parquet',
+        'items.parquet',
+        'line-shifts.parquet',
+        'rejects.parquet',
+      ].sort(),
+    );
     expect(r.files.every((f) => f.lines === 1 + f.rows + f.rejectedLines)).toBe(true);
     const wrong = await query<{ n: number }>(
       plan,
+      r.raw,
       `SELECT count(*) AS n FROM raw_events WHERE user_id <> 'L' || source_line OR source_line NOT BETWEEN 2 AND 6`,
     );
     expect(wrong[0].n).toBe(0);
@@ -205,15 +216,17 @@ describe('a folder of many small files', () => {
     );
     const all = [...files, ...gz, malformed, blank, badId, headerOnly, other].sort();
     const plan = planFor(all);
-    const r = await ingest(plan);
+    const r = await ingest(plan.deps, plan.run);
     const rows = await query<{ rid: number; source_file: string; source_line: number; user_id: string }>(
       plan,
+      r.raw,
       `SELECT rid, source_file, source_line, user_id FROM raw_events`,
     );
     expect(rows.filter((x) => x.user_id !== `L${x.source_line}`)).toEqual([]);
     expect(new Set(rows.map((x) => x.rid)).size).toBe(rows.length);
     const rejects = await query<{ source_file: string; source_line: number; reason: string }>(
       plan,
+      r.raw,
       `SELECT source_file, source_line, reason FROM raw_rejects ORDER BY source_file`,
     );
     expect(rejects.map((x) => [path.basename(x.source_file), x.source_line, x.reason])).toEqual([

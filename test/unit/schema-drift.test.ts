@@ -3,12 +3,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { findProjectRoot, loadConfig, ConfigError } from '../../lib/config';
-import { Db, lit, withDb } from '../../lib/duckdb';
+import { Db, lit } from '../../lib/duckdb';
 import { ContractError, resolveColumns, retypedColumns } from '../../analytics/input-contract';
 import { compareSchemas } from '../../analytics/schema-drift';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import type { IngestedFile, RunPlan } from '../../contracts/stages';
+import type { IngestedFile } from '../../contracts/stages';
+import { directStage, queryArtifacts } from '../helpers/stages';
 
 /** Schema drift: extra, renamed (aliased) and retyped columns follow schema.drift; drift vs the last run. */
 
@@ -79,7 +80,7 @@ test('config: an alias that is itself a contract column, or listed twice, is ref
 });
 
 let runs = 0;
-function planFor(files: string[], drift: object): RunPlan {
+function planFor(files: string[], drift: object) {
   const dataDir = path.join(scratch, `data-${++runs}`);
   const config = loadConfig({
     root: ROOT,
@@ -92,23 +93,14 @@ function planFor(files: string[], drift: object): RunPlan {
       privacy: { enabled: false },
     },
   }).config;
-  const runDir = path.join(dataDir, 'runs', 'drift', `run-${runs}`);
-  fs.mkdirSync(runDir, { recursive: true });
-  return {
-    workflowId: 'wf',
+  return directStage(config, files, {
     runId: `run-${runs}`,
     datasetId: 'drift',
-    runDir,
-    dbPath: path.join(runDir, 'run.duckdb'),
-    interactionFiles: files,
-    modelVersion: `drift-${runs}`,
-    config,
     startedAt: '2025-06-01T00:00:00.000Z',
-    generatedData: false,
-    privacy: null,
-  };
+  });
 }
 
+/** Ingest fails with a Temporal ApplicationFailure (typed, as the workflow sees it). */
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await p.then(
     () => new Error('expected a failure'),
@@ -123,27 +115,31 @@ describe('drift actions in ingest (fixtures)', () => {
 
   test('renamed columns load through configured aliases, with a warning naming file and column', async () => {
     const p = planFor([renamed], { renamedColumns: { user_id: ['customer_id'], timestamp: ['event_time'] } });
-    const r = await ingest(p);
+    const r = await ingest(p.deps, p.run);
     expect(r.rows).toBe(4);
     expect(r.warnings).toEqual([
       `${renamed}: column 'customer_id' read as 'user_id' (schema.drift.renamedColumns)`,
       `${renamed}: column 'event_time' read as 'timestamp' (schema.drift.renamedColumns)`,
     ]);
-    const users = await withDb(p.dbPath, { memoryLimit: '256MB', threads: 1 }, (db) =>
-      db.all<{ user_id: string }>(`SELECT user_id FROM raw_events ORDER BY source_line`),
+    const users = await queryArtifacts<{ user_id: string }>(
+      p,
+      { raw: r.raw },
+      `SELECT user_id FROM raw_events ORDER BY source_line`,
     );
     expect(users.map((u) => u.user_id)).toEqual(['c1', 'c2', 'c1', 'c3']);
   });
 
   test('without aliases the same file fails naming the file and the missing column', async () => {
-    const err = await failure(ingest(planFor([renamed], {})));
+    const p = planFor([renamed], {});
+    const err = await failure(ingest(p.deps, p.run));
     expect(err.type).toBe('BadInput');
     expect(err.message).toMatch(/renamed-columns\.csv: missing required column 'user_id'/);
   });
 
   test('extraColumns: fail names the file and the extra columns', async () => {
     const f = path.join(FIX, 'structure/extra-columns.csv');
-    const err = await failure(ingest(planFor([f], { extraColumns: 'fail' })));
+    const p = planFor([f], { extraColumns: 'fail' });
+    const err = await failure(ingest(p.deps, p.run));
     expect(err.message).toMatch(/extra-columns\.csv: unexpected columns .*schema\.drift\.extraColumns: fail/);
   });
 
@@ -163,7 +159,8 @@ describe('drift actions in ingest (fixtures)', () => {
 
   test('retypedColumns: fail refuses the file naming column and type', async () => {
     const f = await boolRating();
-    const err = await failure(ingest(planFor([f], { retypedColumns: 'fail' })));
+    const p = planFor([f], { retypedColumns: 'fail' });
+    const err = await failure(ingest(p.deps, p.run));
     expect(err.type).toBe('BadInput');
     expect(err.message).toMatch(
       /bool-rating\.parquet: column 'rating' has type BOOLEAN, which rating cannot be read from/,
@@ -174,11 +171,11 @@ describe('drift actions in ingest (fixtures)', () => {
     const f = await boolRating();
     const good = path.join(FIX, 'structure/good.csv');
     const p = planFor([f, good], { retypedColumns: 'quarantine' });
-    const r = await ingest(p);
+    const r = await ingest(p.deps, p.run);
     expect(r.warnings).toEqual([
       `${f}: column 'rating' has type BOOLEAN, which rating cannot be read from: every row quarantined as retyped_column`,
     ]);
-    const c = await clean(p);
+    const c = await clean(p.deps, p.run, r.raw);
     expect(c.byReason.retyped_column).toBe(2);
   });
 });
