@@ -360,10 +360,12 @@ async function whyEmpty(db: Db, f: IngestedFile): Promise<string> {
 
 /** Removes everything ingest creates, so a failed ingest never leaves half-loaded input behind. */
 async function dropRaw(db: Db, io: RunIO): Promise<void> {
+  // The landed files first: after a cancellation every statement refuses to run, and the scratch tables go
+  // with the scratch database anyway — the files are what a later attempt could mistake for input.
+  fs.rmSync(path.join(io.runDir, 'raw'), { recursive: true, force: true });
   await dropRelation(db, 'raw_events');
   await db.run(sql.DROP_RAW_TABLES);
   await db.run(batchSql.DROP_BATCH_TABLES);
-  fs.rmSync(path.join(io.runDir, 'raw'), { recursive: true, force: true });
 }
 
 /**

@@ -430,8 +430,13 @@ function catalogueSize(file: string | null): number | null {
   }
 }
 
-/** Activity: commits the run's reservation once noise was released, or gives it back if nothing was. */
+/**
+ * Activity: commits the run's reservation once noise was released, or gives it back if nothing was. A run
+ * that reserved nothing (it stopped before its reservation was written) has nothing to settle.
+ */
 export async function settlePrivacyBudget(plan: RunPlan, outcome: 'commit' | 'release'): Promise<void> {
+  const l = ledger(plan.config);
+  if (!(await l.entries()).some((e) => e.runId === plan.run.runId)) return;
   await settleBudget(plan.config, plan.run.runId, outcome);
 }
 

@@ -12,19 +12,9 @@ const { spawnSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..');
 const STAMP = path.join(ROOT, 'dist', '.build-stamp');
-// What tsconfig.build.json compiles, plus the files that change how it compiles.
-const SOURCE_DIRS = [
-  'lib',
-  'workflows',
-  'activities',
-  'worker',
-  'analytics',
-  'scripts',
-  'cli',
-  'models',
-  'privacy',
-  'bench',
-];
+// What tsconfig.build.json compiles (its `include` list, so a new source folder cannot be forgotten here),
+// plus the files that change how it compiles.
+const SOURCE_DIRS = JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')).include;
 const SOURCE_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json'];
 
 function newestSource() {

@@ -97,9 +97,10 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   try {
     const prepared = await stage('input', () => cpu.prepareInput(plan));
 
-    // One retrain per dataset; given back whatever happens.
-    await quick.acquireDatasetLock(plan.run);
+    // One retrain per dataset; given back whatever happens. Registered before the call: a cancellation that lands
+    // after the lock was taken but before the answer arrived must still give it back (a no-op if not held).
     saga.always('release the dataset', () => quick.releaseDatasetLock(plan.run));
+    await quick.acquireDatasetLock(plan.run);
 
     // Incremental runs read only files no earlier date consumed (decided under the lock).
     const selected = plan.config.dataset.incremental.enabled
@@ -107,12 +108,13 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       : { input: prepared, incremental: null };
 
     // The privacy budget is reserved before any data is read, and given back unless noise was drawn.
+    // Registered before the call, like the lock: settling a run that reserved nothing changes nothing.
     let noiseDrawn = false;
-    const privacy = plan.config.privacy.enabled ? await quick.reservePrivacyBudget(plan, selected.input) : null;
-    if (privacy)
+    if (plan.config.privacy.enabled)
       saga.always('settle the privacy reservation', () =>
         quick.settlePrivacyBudget(plan, noiseDrawn ? 'commit' : 'release'),
       );
+    const privacy = plan.config.privacy.enabled ? await quick.reservePrivacyBudget(plan, selected.input) : null;
 
     const run: StageRun = { plan, input: selected.input, privacy, incremental: selected.incremental };
     const ingested = await stage('ingest', () => cpu.ingest(run));
