@@ -25,19 +25,10 @@ import type { ModelRecord } from '../contracts/registry';
 import { progress, type ActivityDeps } from './support/context';
 import { RunIO } from './support/run-io';
 import { openCleanViews } from './support/artifacts';
+import { kindOfFamily } from '../registry/families';
 
 /** Users with fewer training events than this form the "new users" segment. */
 const NEW_USER_EVENTS = 5;
-
-/**
- * How a registered model family is scored from its artifact: baselines by their own SQL, learned models
- * (mf, two-tower) from their precomputed candidate lists.
- */
-export function kindOfFamily(model: string): RecommendParams['kind'] {
-  if (model === 'mostpop' || model === 'itemitem') return model;
-  if (model === 'mf' || model === 'two-tower') return 'recs';
-  throw new Error(`unknown model family '${model}' in the registry`);
-}
 
 /** Renames `…@k` metric keys to the configured K, e.g. `ndcg@k` → `ndcg@10`. */
 function withK(row: Record<string, unknown>, k: number): ModelMetrics {
@@ -111,7 +102,12 @@ export async function evaluate(
       CREATE OR REPLACE TEMP TABLE recs (model VARCHAR, user_id VARCHAR, rank INTEGER, item_id VARCHAR, score DOUBLE);`);
     const candidates: Candidate[] = trained.models
       .filter((m) => !m.name.endsWith('-full'))
-      .map((m) => ({ name: m.name, kind: m.kind, modelFile: io.local(m.key), mostPopFile: io.local(mostPop.key) }));
+      .map((m) => ({
+        name: m.name,
+        kind: m.kind,
+        modelFile: io.local(m.key),
+        mostPopFile: io.local(mostPop.key),
+      }));
     if (plan.config.privacy.enabled) {
       // The gate's reference: MostPop from the exact training counts (an internal model, never published). A DP
       // challenger that cannot beat it is noise, whatever the noisy MostPop beside it scores.

@@ -15,7 +15,6 @@ import {
   type Watermark,
   type WatermarkEntry,
 } from '../lib/incremental';
-import type { SchemaRecord } from '../analytics/schema-drift';
 import type {
   CleanResult,
   IncrementalPlan,
@@ -26,8 +25,9 @@ import type {
   StageRun,
 } from '../contracts/stages';
 import { RunIO } from './support/run-io';
+import { partitionKey, watermarkKey } from './support/layout';
 import type { ActivityDeps } from './support/context';
-import { digestFile, digestPrefix, formatOf } from './files';
+import { digestFile, digestPrefix, formatOf } from './support/files';
 import { compressionOf } from '../lib/csv-header';
 import { log, progress } from './support/context';
 
@@ -36,13 +36,6 @@ import { log, progress } from './support/context';
  * storage, file selection under the dataset lock, and the commit at the end of a completed run. The log is a
  * state document changed only by compare-and-swap (lib/storage), like the live pointer and the ledger.
  */
-
-const stateKey = (datasetId: string) => `state/${datasetId}`;
-export const watermarkKey = (datasetId: string) => `${stateKey(datasetId)}/watermark.json`;
-/** One file per run of a date: a failed re-run never touches the partition the committed entry points at. */
-export const partitionKey = (datasetId: string, runDate: string, runId: string) =>
-  `${stateKey(datasetId)}/events/date=${runDate}/${runId}.parquet`;
-export const schemaKey = (datasetId: string) => `${stateKey(datasetId)}/last_schema.json`;
 
 export async function readWatermark(store: Storage, datasetId: string): Promise<Watermark> {
   const key = watermarkKey(datasetId);
@@ -124,26 +117,6 @@ export async function selectIncrementalInput(
   };
 }
 
-export async function readSchemaRecord(store: Storage, datasetId: string): Promise<SchemaRecord | undefined> {
-  try {
-    const r = (await readDocument<SchemaRecord>(store, schemaKey(datasetId)))?.value;
-    return r?.formatVersion === 1 && Array.isArray(r.files) ? r : undefined;
-  } catch {
-    return undefined; // drift reporting is advisory: an unreadable record means "nothing to compare with"
-  }
-}
-
-/** The run's file columns become the next run's schema-drift reference (published runs only). */
-export async function writeSchemaRecord(store: Storage, run: StageRun, ingested: IngestResult): Promise<void> {
-  const record: SchemaRecord = {
-    formatVersion: 1,
-    runId: run.plan.run.runId,
-    runDate: run.incremental?.runDate ?? run.plan.runDate,
-    files: ingested.files.filter((f) => f.columns).map((f) => ({ path: f.path, columns: f.columns! })),
-  };
-  if (record.files.length) await store.put(schemaKey(run.plan.run.datasetId), JSON.stringify(record, null, 2) + '\n');
-}
-
 /**
  * Commits a completed run's input: for incremental runs, the watermark entry of its date (replacing an earlier
  * run of the same date, by compare-and-swap) and removes other partitions of that date (failed or superseded
@@ -168,7 +141,9 @@ export async function commitRun(
   const { datasetId, runId } = run.plan.run;
   if (!(await io.store.exists(inc.partition))) {
     // Without its partition the entry would mark files consumed whose events are nowhere: refuse.
-    throw badInput(`${io.store.uri(inc.partition)}: the run's store partition is missing; not committing the watermark`);
+    throw badInput(
+      `${io.store.uri(inc.partition)}: the run's store partition is missing; not committing the watermark`,
+    );
   }
   const entry: WatermarkEntry = {
     runDate: inc.runDate,

@@ -27,12 +27,14 @@ import { reservePrivacyBudget, settlePrivacyBudget } from './privacy';
 import { ingest } from './ingest';
 import { profile } from './profile';
 import { clean } from './clean';
-import { trainBaselines } from './train';
-import { trainLearned } from './train-mf';
-import { trainLearnedDp } from './train-mf-dp';
-import { trainTwoTowerChallenger } from './train-two-tower';
+import { trainBaselines } from './train/baselines';
+import { trainLearned } from './train/mf';
+import { trainLearnedDp } from './train/mf-dp';
+import { trainTwoTowerChallenger } from './train/two-tower';
 import { evaluate } from './evaluate';
-import { scorePublishShard, publishVersion, type ScoringInputs, type ShardPart } from './publish';
+import { scorePublishShard, publishVersion } from './publish';
+import type { ScoringInputs } from '../contracts/stages';
+import type { ShardPart } from './support/publishing';
 import {
   currentChampion,
   registerCandidate,

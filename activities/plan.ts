@@ -5,7 +5,7 @@ import { loadRunConfig, dataPath, ConfigError, type RecforgeConfig } from '../li
 import { RecforgeError, configError, badInput } from '../contracts/errors';
 import type { RetrainInput, RunPlan, PreparedInput } from '../contracts/stages';
 import type { RunRef } from '../contracts/run';
-import { resolveInputFiles } from './files';
+import { resolveInputFiles } from './support/files';
 import type { ActivityDeps } from './support/context';
 import { runDateOf } from '../lib/incremental';
 import { log } from './support/context';
@@ -46,15 +46,18 @@ export const DATASET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
  * refused before it is opened, and symlinks are resolved first so a link cannot lead out.
  */
 export function inputRoots(config: RecforgeConfig, root: string): string[] {
-  return [config.dataDir, root, os.tmpdir(), ...config.dataset.inputRoots.map((r) => path.resolve(root, r))].map(
-    (r) => {
-      try {
-        return fs.realpathSync(r);
-      } catch {
-        return path.resolve(r);
-      }
-    },
-  );
+  return [
+    config.dataDir,
+    root,
+    os.tmpdir(),
+    ...config.dataset.inputRoots.map((r) => path.resolve(root, r)),
+  ].map((r) => {
+    try {
+      return fs.realpathSync(r);
+    } catch {
+      return path.resolve(r);
+    }
+  });
 }
 
 export function checkInputLocation(file: string, roots: readonly string[], what: string): void {
@@ -87,7 +90,9 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
   }
   const datasetId = input.datasetId ?? config.dataset.id;
   if (!DATASET_ID.test(datasetId))
-    throw badInput(`datasetId '${String(datasetId).slice(0, 100)}': expected letters, digits, dot, dash or underscore`);
+    throw badInput(
+      `datasetId '${String(datasetId).slice(0, 100)}': expected letters, digits, dot, dash or underscore`,
+    );
   let runDate: string;
   try {
     runDate = runDateOf(input.runDate, ctx.startedAt);
@@ -165,7 +170,10 @@ export async function prepareInput(deps: ActivityDeps, plan: RunPlan): Promise<P
     else if (plan.itemsRequired) throw badInput(`items '${plan.items}': no such file`);
   }
   // The plan beside the run's artifacts: what the run report and `recforge report` read back later.
-  await openStorage(plan.run.storage).put(`${plan.run.runKey}/plan.json`, JSON.stringify(plan, null, 2) + '\n');
+  await openStorage(plan.run.storage).put(
+    `${plan.run.runKey}/plan.json`,
+    JSON.stringify(plan, null, 2) + '\n',
+  );
   return { interactionFiles, itemsFile, generatedData };
 }
 

@@ -4,6 +4,8 @@ import { type Db } from '../lib/duckdb';
 import { writeFileAtomic, writeJsonAtomic } from '../lib/fs-atomic';
 import { readDocument } from '../lib/storage';
 import { RunIO } from './support/run-io';
+import { lastProfileKey } from './support/layout';
+import type { LastProfilePointer } from './support/dataset-state';
 import { openRawViews } from './support/artifacts';
 import type { ActivityDeps } from './support/context';
 import { INTERACTION_COLUMNS } from '../lib/interactions';
@@ -14,7 +16,6 @@ import {
   PROFILE_FORMAT_VERSION,
   type ColumnProfile,
   type CountDistribution,
-  type DriftBaseline,
   type DriftReport,
   type InteractionProfile,
   type ProfileDocument,
@@ -24,26 +25,8 @@ import {
 import type { ProfileResult, RawArtifacts, StageRun } from '../contracts/stages';
 import { log, progress } from './support/context';
 
-/** The pointer to the last published run's profile of a dataset, written by recordSuccessfulProfile. */
-export interface LastProfilePointer {
-  formatVersion: 1;
-  datasetId: string;
-  runId: string;
-  modelVersion: string;
-  createdAt: string;
-  recordedAt: string;
-  /** Storage key of the run's own profile.json (may be pruned later; the baseline below is self-sufficient). */
-  profilePath: string;
-  /** Storage keys of copies of the run's distinct ids, kept in the state folder so they outlive the run folder. */
-  usersPath: string;
-  itemsPath: string;
-  baseline: DriftBaseline;
-}
-
-export const lastProfileKey = (datasetId: string) => `state/${datasetId}/last_profile.json`;
-
 /** The keys of a run's profile outputs. */
-const runFiles = (io: RunIO) => ({
+export const profileKeys = (io: RunIO) => ({
   json: io.key('profile.json'),
   html: io.key('profile.html'),
   users: io.key('profile_users.parquet'),
@@ -266,11 +249,19 @@ async function idShares(db: Db, io: RunIO, pointer: LastProfilePointer): Promise
 export async function profile(deps: ActivityDeps, run: StageRun, raw: RawArtifacts): Promise<ProfileResult> {
   const started = Date.now();
   const io = new RunIO(run.plan.run, deps.dataDir);
-  const keys = runFiles(io);
-  const files = { json: io.local(keys.json), html: io.local(keys.html), users: io.local(keys.users), items: io.local(keys.items) };
+  const keys = profileKeys(io);
+  const files = {
+    json: io.local(keys.json),
+    html: io.local(keys.html),
+    users: io.local(keys.users),
+    items: io.local(keys.items),
+  };
   fs.mkdirSync(io.runDir, { recursive: true });
   const { pointer, note } = await previousPointer(io);
-  const r: ProfileRun = { startedAt: run.plan.run.startedAt, timestampFloor: run.plan.config.schema.timestampFloor };
+  const r: ProfileRun = {
+    startedAt: run.plan.run.startedAt,
+    timestampFloor: run.plan.config.schema.timestampFloor,
+  };
   const doc = await io.withDb('profile', async (db): Promise<ProfileDocument> => {
     await openRawViews(db, io, raw);
     progress({ stage: 'profile', step: 'columns' });
@@ -321,56 +312,4 @@ export async function profile(deps: ActivityDeps, run: StageRun, raw: RawArtifac
   };
   log('profiled', { rows: doc.rows, seconds: doc.seconds, drift: result.drift?.status ?? 'none' });
   return result;
-}
-
-/**
- * Marks this run's profile as the dataset's baseline for drift: copies its id lists into the state folder and
- * then writes the last_profile.json pointer (the pointer is the commit point, so readers never see a pointer to
- * missing files). Only a published run records it. Idempotent; never moves the baseline back to an older run;
- * returns the pointer now in place, or null (and changes nothing) when this run has no profile to record.
- */
-export async function recordSuccessfulProfile(io: RunIO): Promise<LastProfilePointer | null> {
-  const keys = runFiles(io);
-  const { datasetId, runId } = io.run;
-  const doc = await io.getJson<ProfileDocument>(keys.json).catch(() => null);
-  // A run that published must not fail over its drift baseline: without a profile, keep the old baseline.
-  if (
-    !doc ||
-    doc.formatVersion !== PROFILE_FORMAT_VERSION ||
-    !(await io.store.exists(keys.users)) ||
-    !(await io.store.exists(keys.items))
-  ) {
-    log('no profile of this run to record as the drift baseline', { profile: keys.json });
-    return null;
-  }
-  const current = (await readDocument<LastProfilePointer>(io.store, lastProfileKey(datasetId)))?.value;
-  if (current && current.runId !== runId && current.createdAt > io.run.startedAt) return current;
-  const keep = (kind: string) => `state/${datasetId}/profile-${runId}-${kind}.parquet`;
-  for (const [kind, from] of [
-    ['users', keys.users],
-    ['items', keys.items],
-  ] as const) {
-    const obj = await io.store.get(from);
-    if (obj) await io.store.put(keep(kind), obj.body);
-  }
-  const pointer: LastProfilePointer = {
-    formatVersion: 1,
-    datasetId,
-    runId,
-    modelVersion: io.run.modelVersion,
-    createdAt: io.run.startedAt,
-    recordedAt: new Date().toISOString(),
-    profilePath: keys.json,
-    usersPath: keep('users'),
-    itemsPath: keep('items'),
-    baseline: baselineOf(doc),
-  };
-  await io.putJson(lastProfileKey(datasetId), pointer);
-  // Id lists of earlier baselines are no longer referenced by the pointer.
-  for (const key of await io.store.list(`state/${datasetId}`)) {
-    const name = key.slice(key.lastIndexOf('/') + 1);
-    if (/^profile-.*-(users|items)\.parquet$/.test(name) && !name.startsWith(`profile-${runId}-`))
-      await io.store.delete(key);
-  }
-  return pointer;
 }

@@ -83,7 +83,11 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     retry: stageRetry,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '2m', retry: stageRetry });
+  const quick = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: '2m',
+    retry: stageRetry,
+  });
   const training = proxyActivities<TrainingActivities>({
     taskQueue: plan.config.temporal.taskQueues.training,
     startToCloseTimeout: a.trainingStartToCloseTimeout as Duration,
@@ -114,7 +118,9 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
       saga.always('settle the privacy reservation', () =>
         quick.settlePrivacyBudget(plan, noiseDrawn ? 'commit' : 'release'),
       );
-    const privacy = plan.config.privacy.enabled ? await quick.reservePrivacyBudget(plan, selected.input) : null;
+    const privacy = plan.config.privacy.enabled
+      ? await quick.reservePrivacyBudget(plan, selected.input)
+      : null;
 
     const run: StageRun = { plan, input: selected.input, privacy, incremental: selected.incremental };
     const ingested = await stage('ingest', () => cpu.ingest(run));

@@ -19,7 +19,13 @@ export function fileArtifact(io: RunIO, key: string, rows = 0): ArtifactRef {
 
 /** Every key of the raw artifacts (for fetch). */
 export function rawKeys(raw: RawArtifacts): string[] {
-  return [...raw.landed.map((l) => l.key), raw.rejects.key, raw.lineShifts.key, raw.batchFiles.key, raw.items.key];
+  return [
+    ...raw.landed.map((l) => l.key),
+    raw.rejects.key,
+    raw.lineShifts.key,
+    raw.batchFiles.key,
+    raw.items.key,
+  ];
 }
 
 const view = (name: string, file: string) =>
@@ -70,8 +76,12 @@ export async function openCleanViews(db: Db, io: RunIO, c: CleanArtifacts): Prom
     sql += `CREATE OR REPLACE VIEW train_events AS SELECT * FROM events WHERE ts < ${at};
             CREATE OR REPLACE VIEW holdout_events AS SELECT * FROM events WHERE ts >= ${at};`;
   } else {
-    sql += view('train_events', io.local(c.split.train.key)) + view('holdout_events', io.local(c.split.holdout.key));
+    sql +=
+      view('train_events', io.local(c.split.train.key)) +
+      view('holdout_events', io.local(c.split.holdout.key));
   }
-  if (c.bounded) sql += view('train_bounded', io.local(c.bounded.train.key)) + view('all_bounded', io.local(c.bounded.all.key));
+  if (c.bounded)
+    sql +=
+      view('train_bounded', io.local(c.bounded.train.key)) + view('all_bounded', io.local(c.bounded.all.key));
   await db.run(sql);
 }

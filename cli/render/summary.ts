@@ -29,7 +29,9 @@ export function summaryLines(s: RunSummary): string[] {
     lines.push(`  published ${s.published.rows} rows for ${s.published.users} users`);
     lines.push(`  output: ${s.published.outputDir} (live: versions/${s.published.version})`);
     if (s.published.fallbackUsers)
-      lines.push(`  ${s.published.fallbackUsers} users got the popular fallback only (no personalised candidate)`);
+      lines.push(
+        `  ${s.published.fallbackUsers} users got the popular fallback only (no personalised candidate)`,
+      );
   }
   if (s.report) lines.push(`  report: ${s.report.html}`, `  runs:   ${s.report.index}`);
   return lines;

@@ -1,10 +1,5 @@
 import type { MetricMeter, MetricTags } from '@temporalio/common';
-import type {
-  CleanResult,
-  EvaluateResult,
-  IngestResult,
-  PublishResult,
-} from '../../contracts/stages';
+import type { CleanResult, EvaluateResult, IngestResult, PublishResult } from '../../contracts/stages';
 import type { PrivacyReservation } from '../../contracts/privacy';
 
 /**
@@ -56,7 +51,11 @@ export type MetricPoint =
 
 /** The dataset an activity worked on: its first argument is the plan, or the run (a StageRun) holding it. */
 function datasetOf(x: unknown): string {
-  const o = x as { run?: { datasetId?: unknown }; plan?: { run?: { datasetId?: unknown } }; datasetId?: unknown };
+  const o = x as {
+    run?: { datasetId?: unknown };
+    plan?: { run?: { datasetId?: unknown } };
+    datasetId?: unknown;
+  };
   const id = o?.run?.datasetId ?? o?.plan?.run?.datasetId ?? o?.datasetId;
   return typeof id === 'string' ? id : 'unknown';
 }

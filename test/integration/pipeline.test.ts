@@ -21,7 +21,7 @@ import {
 import type { RunSummary } from '../../contracts/stages';
 import { LocalStorage, readDocument, updateDocument } from '../../lib/storage';
 import { createTrainingActivities } from '../../activities';
-import type { Manifest } from '../../activities/publish';
+import type { Manifest } from '../../activities/support/publishing';
 
 const query = (sql: string) => queryDuckDb(sql);
 

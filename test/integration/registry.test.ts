@@ -16,7 +16,7 @@ import {
 import type { AliasResult, RunSummary } from '../../contracts/stages';
 import { ModelRegistry } from '../../registry/registry';
 import { LocalStorage } from '../../lib/storage';
-import { pruneVersions } from '../../activities/publish';
+import { pruneVersions } from '../../activities/support/publishing';
 
 jest.setTimeout(300_000);
 

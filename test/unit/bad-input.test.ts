@@ -8,7 +8,7 @@ import { findProjectRoot, loadConfig } from '../../lib/config';
 import { Db, lit } from '../../lib/duckdb';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import { resolveInputFiles } from '../../activities/files';
+import { resolveInputFiles } from '../../activities/support/files';
 import type { CleanArtifacts, CleanResult, IngestResult, RawArtifacts } from '../../contracts/stages';
 import { artifactFile, directStage, queryArtifacts } from '../helpers/stages';
 

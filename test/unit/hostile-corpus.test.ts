@@ -7,7 +7,7 @@ import { lit } from '../../lib/duckdb';
 import { isRecforgeError } from '../../contracts/errors';
 import { ingest } from '../../activities/ingest';
 import { clean } from '../../activities/clean';
-import { resolveInputFiles } from '../../activities/files';
+import { resolveInputFiles } from '../../activities/support/files';
 import { REASONS } from '../../analytics/clean.sql';
 import type { CleanResult } from '../../contracts/stages';
 import { artifactFile, directStage, queryArtifacts } from '../helpers/stages';

@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { Db, lit } from '../../lib/duckdb';
 import { loadConfig, type RecforgeConfig } from '../../lib/config';
 import { cleanRows, splitAndBound, type CleanContext } from '../../activities/clean';
-import { cooccurrenceCountsSql, observedItemUsersSql, popularityCountsSql } from '../../activities/train-dp';
-import { plannedReleases, type ItemSelection } from '../../activities/privacy';
+import { cooccurrenceCountsSql, observedItemUsersSql, popularityCountsSql } from '../../activities/train/dp';
+import { plannedReleases, type ItemSelection } from '../../privacy/run-plan';
 import { itemUserCountSensitivity, type Sensitivity } from '../../privacy';
 import { ROOT, tempDir } from '../helpers/env';
 

@@ -6,7 +6,7 @@ import {
   plannedReleases,
   plannedSpend,
   reservedDpSgd,
-} from '../../activities/privacy';
+} from '../../privacy/run-plan';
 import { rhoForApproxDp } from '../../privacy';
 import { ROOT } from '../helpers/env';
 

@@ -18,7 +18,7 @@ import {
   plannedReleases,
   plannedSpend,
   plannedUtility,
-} from '../../activities/privacy';
+} from '../../privacy/run-plan';
 import { ROOT } from '../helpers/env';
 
 /** P[Z >= t] for Z ~ N_Z(0, σ²), summed directly from the pmf (an independent reference). */

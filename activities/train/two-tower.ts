@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Db } from '../lib/duckdb';
+import { type Db } from '../../lib/duckdb';
 import {
   selectBackend,
   trainTwoTower,
@@ -17,10 +17,10 @@ import {
   type ItemFeatures,
   type TwoTowerModel,
   type TwoTowerConfig,
-} from '../models';
-import type { ModelRecord } from '../contracts/registry';
-import type { TrainContext } from './support/train-context';
-import { log } from './support/context';
+} from '../../models';
+import type { ModelRecord } from '../../contracts/registry';
+import type { TrainContext } from '../support/train-context';
+import { log } from '../support/context';
 import {
   finishLearned,
   runWithCheckpoints,

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { dropRelation, lit, type Db } from '../lib/duckdb';
-import { asFailure } from './support/failure';
-import { currentSignal, throwIfCancelled } from '../lib/cancellation';
+import { dropRelation, lit, type Db } from '../../lib/duckdb';
+import { asFailure } from '../support/failure';
+import { currentSignal, throwIfCancelled } from '../../lib/cancellation';
 import {
   compressionOf,
   CsvHeaderError,
@@ -11,25 +11,25 @@ import {
   parseHeaderBytes,
   readCsvHeader,
   type Compression,
-} from '../lib/csv-header';
-import type { InteractionColumn } from '../lib/interactions';
-import * as sql from '../analytics/ingest.sql';
-import * as batchSql from '../analytics/ingest-batch.sql';
-import { groupBatches, ingestBatch, readSmall } from './ingest-batch';
+} from '../../lib/csv-header';
+import type { InteractionColumn } from '../../lib/interactions';
+import * as sql from '../../analytics/ingest.sql';
+import * as batchSql from '../../analytics/ingest-batch.sql';
+import { groupBatches, ingestBatch, readSmall } from './batch';
 import {
   ContractError,
   resolveColumns,
   resolveItemColumns,
   retypedColumns,
   type DriftPolicy,
-} from '../analytics/input-contract';
-import { compareSchemas, describeDrift, quarantineFileSql } from '../analytics/schema-drift';
-import { readSchemaRecord } from './incremental';
-import type { IngestResult, IngestedFile, LandedRef, StageRun } from '../contracts/stages';
-import type { RecforgeConfig } from '../lib/config';
-import { RunIO } from './support/run-io';
-import { parquetArtifact } from './support/artifacts';
-import type { ActivityDeps } from './support/context';
+} from '../../analytics/input-contract';
+import { compareSchemas, describeDrift, quarantineFileSql } from '../../analytics/schema-drift';
+import { readSchemaRecord } from '../support/dataset-state';
+import type { IngestResult, IngestedFile, LandedRef, StageRun } from '../../contracts/stages';
+import type { RecforgeConfig } from '../../lib/config';
+import { RunIO } from '../support/run-io';
+import { parquetArtifact } from '../support/artifacts';
+import type { ActivityDeps } from '../support/context';
 import {
   CorruptCompressionError,
   digestFile,
@@ -38,9 +38,9 @@ import {
   writeBlanked,
   type FileDigest,
   type InputFormat,
-} from './files';
-import { excerpt } from '../lib/excerpt';
-import { log, progress } from './support/context';
+} from '../support/files';
+import { excerpt } from '../../lib/excerpt';
+import { log, progress } from '../support/context';
 
 function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
@@ -415,7 +415,14 @@ async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult
   }
   for (const [i, file] of inputs.entries()) {
     if (byIndex.has(i)) continue;
-    progress({ stage: 'ingest', step: 'files', file, done: byIndex.size, total: inputs.length, unit: 'files' });
+    progress({
+      stage: 'ingest',
+      step: 'files',
+      file,
+      done: byIndex.size,
+      total: inputs.length,
+      unit: 'files',
+    });
     const { landed: out, ...f } = await ingestOne(db, file, i, io, schema);
     byIndex.set(i, f);
     if (out) landed.push(out);
@@ -443,7 +450,12 @@ async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult
     throw badInput(`no readable interaction rows: ${why.join('; ')}`);
   }
   // The tables behind raw_events' line numbers, the rejects and the items become artifacts beside the rows.
-  const tables = { rejects: 'raw_rejects', lineShifts: 'raw_line_shifts', batchFiles: 'raw_batch_files', items: 'raw_items' };
+  const tables = {
+    rejects: 'raw_rejects',
+    lineShifts: 'raw_line_shifts',
+    batchFiles: 'raw_batch_files',
+    items: 'raw_items',
+  };
   const keys = {
     rejects: io.key('raw/rejects.parquet'),
     lineShifts: io.key('raw/line-shifts.parquet'),

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lit, type Db } from '../lib/duckdb';
-import { fsyncDir } from '../lib/fs-atomic';
-import * as hist from '../analytics/history.sql';
-import { kCoreEnabled, kCorePassSql, kCoreSetupSql, KCORE_DROP_SQL } from '../analytics/kcore.sql';
-import type { CleanResult } from '../contracts/stages';
-import { WINDOWED_EVENTS, type CleanContext } from './clean';
-import { badInput } from '../contracts/errors';
-import { log, progress } from './support/context';
+import { lit, type Db } from '../../lib/duckdb';
+import { fsyncDir } from '../../lib/fs-atomic';
+import * as hist from '../../analytics/history.sql';
+import { kCoreEnabled, kCorePassSql, kCoreSetupSql, KCORE_DROP_SQL } from '../../analytics/kcore.sql';
+import type { CleanResult } from '../../contracts/stages';
+import type { CleanContext } from './index';
+import { WINDOWED_EVENTS } from '../support/layout';
+import { badInput } from '../../contracts/errors';
+import { log, progress } from '../support/context';
 
 /**
  * The step between cleaning and the id maps when incremental runs or the k-core filter are on: this run's
@@ -62,7 +63,9 @@ export async function buildTrainingSet(db: Db, plan: CleanContext): Promise<Hist
     duplicatesOfHistory = await db.scalar<number>(`SELECT count(*) FROM ev_hist_dups`);
     // This run's partition, written locally under a temporary name and renamed (a crash never leaves a half-written
     // one); the clean activity uploads it with its other artifacts.
-    const partition = path.isAbsolute(inc.partition) ? inc.partition : path.join(storageRootOf(plan), ...inc.partition.split('/'));
+    const partition = path.isAbsolute(inc.partition)
+      ? inc.partition
+      : path.join(storageRootOf(plan), ...inc.partition.split('/'));
     fs.mkdirSync(path.dirname(partition), { recursive: true });
     const tmp = `${partition}.tmp-${process.pid}`;
     await db.run(hist.writePartitionSql(tmp, runDate));

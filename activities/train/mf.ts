@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Db } from '../lib/duckdb';
+import { Db } from '../../lib/duckdb';
 import {
   selectBackend,
   trainMF,
@@ -12,10 +12,10 @@ import {
   type HeldOut,
   type MFModel,
   type MFConfig,
-} from '../models';
-import type { ModelRecord } from '../contracts/registry';
-import type { TrainContext } from './support/train-context';
-import { log } from './support/context';
+} from '../../models';
+import type { ModelRecord } from '../../contracts/registry';
+import type { TrainContext } from '../support/train-context';
+import { log } from '../support/context';
 import {
   finishLearned,
   runWithCheckpoints,
@@ -150,10 +150,7 @@ async function trainVariant(
   );
 }
 
-export async function trainLearned(
-  plan: TrainContext,
-  champion: ModelRecord | null,
-): Promise<LearnedResult> {
+export async function trainLearned(plan: TrainContext, champion: ModelRecord | null): Promise<LearnedResult> {
   const selection = await selectBackend(plan.config.training.backend);
   log('tfjs backend', { backend: selection.name, device: selection.device });
   const dir = path.join(plan.runDir, 'models');

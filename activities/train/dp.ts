@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { type Db, lit } from '../lib/duckdb';
-import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
+import { type Db, lit } from '../../lib/duckdb';
+import { readJsonIfExists, writeJsonAtomic } from '../../lib/fs-atomic';
 import {
   createSecureRng,
   discreteGaussianMechanism,
@@ -10,17 +10,17 @@ import {
   selectPartitions,
   type PrivacySpend,
   type SecureRng,
-} from '../privacy';
-import type { ModelArtifact,  } from '../contracts/stages';
+} from '../../privacy';
+import type { ModelArtifact } from '../../contracts/stages';
 import {
   deltaSplit,
   partitionSelectionRho,
   plannedReleases,
   reservedItemSelection,
   type ItemSelection,
-} from './privacy';
-import type { TrainContext } from './support/train-context';
-import { progress } from './support/context';
+} from '../../privacy/run-plan';
+import type { TrainContext } from '../support/train-context';
+import { progress } from '../support/context';
 
 /**
  * MostPop and item-item trained only from differentially private releases of the bounded events:
@@ -100,7 +100,8 @@ export async function releaseItemKeys(
   const marker = path.join(dir, 'dp-keys.json');
   await plan.recall([plan.key(marker), plan.key(path.join(dir, 'dp-keys.csv'))]);
   const done = readJsonIfExists<ReleasedKeys>(marker);
-  if (done && fs.existsSync(path.join(dir, 'dp-keys.csv'))) return { ...done, keysCsv: path.join(dir, 'dp-keys.csv') };
+  if (done && fs.existsSync(path.join(dir, 'dp-keys.csv')))
+    return { ...done, keysCsv: path.join(dir, 'dp-keys.csv') };
   const items = plan.privacy ? reservedItemSelection(plan.privacy.spend) : 'public-catalogue';
   const keysCsv = path.join(dir, 'dp-keys.csv');
   let keys: string[];

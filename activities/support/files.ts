@@ -5,10 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, Writable, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { spawn } from 'node:child_process';
-import { LineScanner, type LongLine } from '../lib/line-scan';
-import { Db } from '../lib/duckdb';
-import { lit } from '../lib/duckdb';
-import { compressionOf } from '../lib/csv-header';
+import { LineScanner, type LongLine } from '../../lib/line-scan';
+import { Db } from '../../lib/duckdb';
+import { lit } from '../../lib/duckdb';
+import { compressionOf } from '../../lib/csv-header';
 
 export type InputFormat = 'csv' | 'parquet' | 'jsonl';
 

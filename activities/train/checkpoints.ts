@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lit } from '../lib/duckdb';
+import { lit } from '../../lib/duckdb';
 import {
   saveTrainingState,
   loadTrainingState,
@@ -14,11 +14,11 @@ import {
   type TrainingState,
   type TrainHooks,
   type TrainResult,
-} from '../models';
-import type { ModelArtifact } from '../contracts/stages';
-import { progress } from './support/context';
-import type { TrainContext } from './support/train-context';
-import { writeJsonAtomic } from '../lib/fs-atomic';
+} from '../../models';
+import type { ModelArtifact } from '../../contracts/stages';
+import { progress } from '../support/context';
+import type { TrainContext } from '../support/train-context';
+import { writeJsonAtomic } from '../../lib/fs-atomic';
 
 /**
  * What the learned challengers (train-mf.ts, train-two-tower.ts) share. Checkpoint/resume and progress: a variant checkpoints under the

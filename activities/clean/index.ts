@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RecforgeError, configError } from '../contracts/errors';
-import { dropRelation, lit, type Db } from '../lib/duckdb';
-import * as sql from '../analytics/clean.sql';
+import { RecforgeError, configError } from '../../contracts/errors';
+import { dropRelation, lit, type Db } from '../../lib/duckdb';
+import * as sql from '../../analytics/clean.sql';
 import type {
   CleanArtifacts,
   CleanResult,
@@ -11,23 +11,15 @@ import type {
   RawArtifacts,
   SplitRef,
   StageRun,
-} from '../contracts/stages';
-import type { RecforgeConfig } from '../lib/config';
-import { log, progress, type ActivityDeps } from './support/context';
-import { RunIO } from './support/run-io';
-import { openRawViews, parquetArtifact } from './support/artifacts';
-import { buildBoundingSql, createSecureRng } from '../privacy';
-import { buildTrainingSet, needsSources, type HistoryOutcome } from './clean-history';
-import { newLineCountsSql } from '../analytics/history.sql';
-
-/** Where the dataset's stable id maps live between runs (moved only when a run publishes): storage keys. */
-export const idMapKeys = (datasetId: string) => ({
-  users: `state/${datasetId}/user_ids.parquet`,
-  items: `state/${datasetId}/item_ids.parquet`,
-});
-
-/** The events file of incremental runs and the k-core filter: the windowed training set (clean-history.ts). */
-export const WINDOWED_EVENTS = 'events-window.parquet';
+} from '../../contracts/stages';
+import type { RecforgeConfig } from '../../lib/config';
+import { log, progress, type ActivityDeps } from '../support/context';
+import { RunIO } from '../support/run-io';
+import { idMapKeys, WINDOWED_EVENTS } from '../support/layout';
+import { openRawViews, parquetArtifact } from '../support/artifacts';
+import { buildBoundingSql, createSecureRng } from '../../privacy';
+import { buildTrainingSet, needsSources, type HistoryOutcome } from './history';
+import { newLineCountsSql } from '../../analytics/history.sql';
 
 /**
  * What cleaning needs of the run: its config, dates and identity, the local folder it writes into, and the
@@ -112,7 +104,9 @@ async function checkIdPatterns(db: Db, f: RecforgeConfig['schema']['idFormat']):
     try {
       await db.run(`SELECT regexp_full_match('', ${lit(pattern)})`);
     } catch (err) {
-      throw configError(`schema.idFormat.${key} '${pattern}': ${String((err as Error).message).split('\n')[0]}`);
+      throw configError(
+        `schema.idFormat.${key} '${pattern}': ${String((err as Error).message).split('\n')[0]}`,
+      );
     }
   }
 }

@@ -3,13 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../lib/duckdb';
-import { compressionOf, delimiterOf, firstLineOfBuffer, parseHeaderBytes } from '../lib/csv-header';
-import { LineScanner } from '../lib/line-scan';
-import { resolveColumns, type DriftPolicy, type ValueContract } from '../analytics/input-contract';
-import * as batchSql from '../analytics/ingest-batch.sql';
-import * as sql from '../analytics/ingest.sql';
-import type { IngestedFile } from '../contracts/stages';
+import type { Db } from '../../lib/duckdb';
+import { compressionOf, delimiterOf, firstLineOfBuffer, parseHeaderBytes } from '../../lib/csv-header';
+import { LineScanner } from '../../lib/line-scan';
+import { resolveColumns, type DriftPolicy, type ValueContract } from '../../analytics/input-contract';
+import * as batchSql from '../../analytics/ingest-batch.sql';
+import * as sql from '../../analytics/ingest.sql';
+import type { IngestedFile } from '../../contracts/stages';
 
 /**
  * Ingest of many small CSV files in one scan per header (see analytics/ingest-batch.sql.ts). Each file is

@@ -1,11 +1,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lit } from '../lib/duckdb';
-import * as sql from '../analytics/baselines.sql';
-import type { CleanArtifacts, ModelArtifact, RawArtifacts, StageRun, TrainResult } from '../contracts/stages';
-import { progress, type ActivityDeps } from './support/context';
-import { TrainContext } from './support/train-context';
-import { trainDpBaselines } from './train-dp';
+import { lit } from '../../lib/duckdb';
+import * as sql from '../../analytics/baselines.sql';
+import type {
+  CleanArtifacts,
+  ModelArtifact,
+  RawArtifacts,
+  StageRun,
+  TrainResult,
+} from '../../contracts/stages';
+import { progress, type ActivityDeps } from '../support/context';
+import { TrainContext } from '../support/train-context';
+import { trainDpBaselines } from './dp';
 
 /**
  * Trains the baselines twice: on the training split (what evaluation judges) and on all clean events (what is

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { lit, type Db } from '../lib/duckdb';
-import { readJsonIfExists, writeJsonAtomic } from '../lib/fs-atomic';
-import type { ModelRecord } from '../contracts/registry';
-import type { TrainContext } from './support/train-context';
+import { lit, type Db } from '../../lib/duckdb';
+import { readJsonIfExists, writeJsonAtomic } from '../../lib/fs-atomic';
+import type { ModelRecord } from '../../contracts/registry';
+import type { TrainContext } from '../support/train-context';
 import {
   loadMFModel,
   mixSeed,
@@ -14,13 +14,13 @@ import {
   trainMFDp,
   type DpNoise,
   type MFModel,
-} from '../models';
-import { createSecureRng, secureDpSgdRandomness } from '../privacy';
+} from '../../models';
+import { createSecureRng, secureDpSgdRandomness } from '../../privacy';
 import { finishLearned, runWithCheckpoints, type LearnedResult, type VariantRun } from './checkpoints';
-import { log } from './support/context';
-import { assertDpSgdWithinReservation, reservedDpSgd, type DpSgdPlan } from './privacy';
-import { fit, mfConfig, readInteractions, type Data } from './train-mf';
-import type { ReleasedKeys } from './train-dp';
+import { log } from '../support/context';
+import { assertDpSgdWithinReservation, reservedDpSgd, type DpSgdPlan } from '../../privacy/run-plan';
+import { fit, mfConfig, readInteractions, type Data } from './mf';
+import type { ReleasedKeys } from './dp';
 
 /**
  * The learned challenger `mf` with privacy on: BPR-MF trained with user-level DP-SGD (models/mf-dp.ts).
