@@ -14,7 +14,7 @@ import {
   type FileStat,
   type Watermark,
   type WatermarkEntry,
-} from '../lib/incremental';
+} from '../analytics/incremental';
 import type {
   CleanResult,
   IncrementalPlan,

@@ -7,7 +7,7 @@ import type { RetrainInput, RunPlan, PreparedInput } from '../contracts/stages';
 import type { RunRef } from '../contracts/run';
 import { resolveInputFiles } from './support/files';
 import type { ActivityDeps } from './support/context';
-import { runDateOf } from '../lib/incremental';
+import { runDateOf } from '../analytics/incremental';
 import { log } from './support/context';
 import { openStorage } from '../lib/storage';
 
@@ -148,7 +148,7 @@ export async function planRun(deps: ActivityDeps, input: RetrainInput, ctx: Plan
 export async function prepareInput(deps: ActivityDeps, plan: RunPlan): Promise<PreparedInput> {
   let generatedData = false;
   if (plan.generate) {
-    const { ensureGeneratedDataset } = await import('../lib/datagen');
+    const { ensureGeneratedDataset } = await import('../datasets/synthetic');
     generatedData = (await ensureGeneratedDataset(plan.generate)).generated;
     if (generatedData) log('generated the bundled synthetic dataset', { out: plan.generate.out });
   }

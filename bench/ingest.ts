@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { findProjectRoot, loadConfig } from '../lib/config';
 import { Db, lit } from '../lib/duckdb';
-import { generateDataset, isGeneratedDatasetComplete } from '../lib/datagen';
+import { generateDataset, isGeneratedDatasetComplete } from '../datasets/synthetic';
 import { ingest } from '../activities/ingest';
 import { profile } from '../activities/profile';
 import { clean } from '../activities/clean';

@@ -4,10 +4,10 @@
  * same run, so ratios to EASE are comparable across machines and days.
  *
  * Datasets (nothing is committed; data/ is git-ignored):
- * - movielens-small: MovieLens latest-small via lib/datasets (Debian's r-cran-dslabs export: 100,004 ratings,
+ * - movielens-small: MovieLens latest-small via datasets/ (Debian's r-cran-dslabs export: 100,004 ratings,
  *   671 users, the 2016 issue of ml-latest-small); a clear error names the packages to install when R is missing.
  * - ml-1m: GroupLens ML-1M from data/datasets/ml-1m/ or a download; skipped, with the reason, when neither works.
- * - synthetic: the bundled generator (lib/datagen) with configs/default.yaml's `dataset.generate` options; the
+ * - synthetic: the bundled generator (datasets/synthetic) with configs/default.yaml's `dataset.generate` options; the
  *   rows it deliberately breaks (malformed, null ids, unknown types, bad or future timestamps, exact duplicates)
  *   are dropped before the split (bench/quality/rows.ts), so every model sees the same valid rows.
  *
@@ -44,7 +44,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { findProjectRoot } from '../lib/config';
-import { parseCsv } from '../lib/datasets/csv';
+import { parseCsv } from '../datasets/csv';
 import { writeResults, type BenchResult } from './common';
 import { DATASET_IDS, loadSource, unavailableItems, type DatasetId, type Source } from './quality/data';
 import { pairedBootstrap, scoreLists, userOrder, type Scores } from './quality/metrics';

@@ -89,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.executeSubCommandAsync') return err.exitCode;
       return 2;
     }
-    // Matched by name: importing lib/config or lib/datagen here would load them for every command, --help included.
+    // Matched by name: importing lib/config or datasets/synthetic here would load them for every command, --help included.
     const e = err as Error;
     if (err instanceof UsageError || e.name === 'DatagenOptionsError') {
       process.stderr.write(`recforge: ${e.message}\n(run with --help for usage)\n`);

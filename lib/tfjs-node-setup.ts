@@ -16,7 +16,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tfjsNodeDisabled } from '../models/tfjs-node-switch';
+import { tfjsNodeDisabled } from './tfjs-node-switch';
 import { onPath, pythonExecutable, toolsDir } from './temporal/cli-locator';
 
 /** TF release whose C library backs tfjs-node here; 2.x keeps the C API tfjs-node 4.x compiles against. */

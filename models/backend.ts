@@ -16,7 +16,7 @@ import { availableParallelism } from 'node:os';
 import * as tfCore from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './wasm-kernels';
 import { registerMissingGradients } from './gradients';
-import { tfjsNodeDisabled } from './tfjs-node-switch';
+import { tfjsNodeDisabled } from '../lib/tfjs-node-switch';
 
 export type Tf = typeof tfCore;
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';

@@ -1,17 +1,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { generateDataset, isGeneratedDatasetComplete, readGenerationManifest } from '../../lib/datagen';
-import { csvLine } from '../../lib/datasets/csv';
-import { checkExisting, fetchMovielens } from '../../lib/datasets/fetch';
-import { epochSecondsToIso, firstGenre, MOVIELENS_ITEM_COLUMNS } from '../../lib/datasets/movielens';
+import { generateDataset, isGeneratedDatasetComplete, readGenerationManifest } from '../../datasets/synthetic';
+import { csvLine } from '../../datasets/csv';
+import { checkExisting, fetchMovielens } from '../../datasets/fetch';
+import { epochSecondsToIso, firstGenre, MOVIELENS_ITEM_COLUMNS } from '../../datasets/movielens';
 import {
   APT_INSTALL_COMMAND,
   downloadFile,
   findFile,
   SourceUnavailableError,
   unzipArchive,
-} from '../../lib/datasets/sources';
+} from '../../datasets/sources';
 import { writeFileAtomic } from '../../lib/fs-atomic';
 import { IMPLICIT_EVENT_TYPES, INTERACTION_COLUMNS } from '../../lib/interactions';
 import type { ParseOptions } from './rows';
@@ -43,7 +43,7 @@ export type SourceResult = { ok: true; source: Source } | { ok: false; reason: s
 export const ML1M_URL = 'https://files.grouplens.org/datasets/movielens/ml-1m.zip';
 const EXPLICIT: PositiveRule = { kind: 'explicit', minRating: 4 };
 
-/** MovieLens latest-small through lib/datasets (Debian's r-cran-dslabs export unless told otherwise). */
+/** MovieLens latest-small through datasets/ (Debian's r-cran-dslabs export unless told otherwise). */
 export async function movielensSmall(
   root: string,
   o: { source: 'dslabs' | 'auto'; log: (s: string) => void },
@@ -211,7 +211,7 @@ export async function synthetic(root: string, log: (s: string) => void): Promise
       positive: { kind: 'implicit', eventTypes: IMPLICIT_EVENT_TYPES },
       // The generator's future-dated rows (year 2099) are defects, not events: drop what lies past its window.
       parse: { eventTypes: IMPLICIT_EVENT_TYPES, maxTs: Math.floor(Date.parse(m.window.end) / 1000) },
-      origin: `lib/datagen ${JSON.stringify(want)}`,
+      origin: `datasets/synthetic ${JSON.stringify(want)}`,
       positives: `every interaction (${IMPLICIT_EVENT_TYPES.join(', ')})`,
     },
   };

@@ -1,4 +1,4 @@
-import { Rng } from '../../lib/datagen/prng';
+import { Rng } from '../../datasets/synthetic/prng';
 
 /**
  * The one implementation of the quality benchmark's metrics: every model's lists (the Python references' CSVs and

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseCsv } from '../../lib/datasets/csv';
-import { findExecutable } from '../../lib/datasets/sources';
+import { parseCsv } from '../../datasets/csv';
+import { findExecutable } from '../../datasets/sources';
 import type { PositiveRule } from './split';
 
 /**

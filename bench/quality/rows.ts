@@ -1,10 +1,10 @@
-import { csvField, parseCsv } from '../../lib/datasets/csv';
+import { csvField, parseCsv } from '../../datasets/csv';
 import { INTERACTION_COLUMNS } from '../../lib/interactions';
 import type { Row } from './split';
 
 /**
  * Reads an interaction file of the input contract (user_id,item_id,event_type,rating,timestamp) into rows for
- * the split. The bundled synthetic data deliberately contains broken rows (lib/datagen/dirty.ts) that recforge
+ * the split. The bundled synthetic data deliberately contains broken rows (datasets/synthetic/dirty.ts) that recforge
  * quarantines; the benchmark keeps only rows every model can use, so the references and recforge train on the
  * same valid rows and the holdout holds only real events. Dropped rows are counted by reason, never silently.
  */

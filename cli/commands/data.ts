@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import type { OutputFormat } from '../../lib/datagen';
-import type { SourceChoice } from '../../lib/datasets/fetch';
+import type { OutputFormat } from '../../datasets/synthetic';
+import type { SourceChoice } from '../../datasets/fetch';
 import { UsageError, type GlobalOptions } from '../context';
 
 const int = (flag: string) => (v: string) => {
@@ -57,7 +57,7 @@ export function registerGenData(program: Command): void {
       const json = !!cmd.optsWithGlobals<GlobalOptions>().json;
       if (o.format !== 'csv' && o.format !== 'jsonl')
         throw new UsageError(`--format must be csv or jsonl, got '${o.format}'`);
-      const { DIRTY_KINDS, generateDataset } = await import('../../lib/datagen');
+      const { DIRTY_KINDS, generateDataset } = await import('../../datasets/synthetic');
       let lastPct = -1;
       const result = await generateDataset({
         users: o.users,
@@ -131,8 +131,8 @@ export function registerDatasets(program: Command): void {
       if (!['auto', 'grouplens', 'dslabs'].includes(o.source))
         throw new UsageError(`--source must be auto, grouplens or dslabs, got '${o.source}'`);
       if (o.timeoutMs <= 0) throw new UsageError('--timeout-ms expects a positive integer');
-      const { fetchMovielens } = await import('../../lib/datasets/fetch');
-      const { SourceUnavailableError } = await import('../../lib/datasets/sources');
+      const { fetchMovielens } = await import('../../datasets/fetch');
+      const { SourceUnavailableError } = await import('../../datasets/sources');
       const log = (s: string): void => void process.stderr.write(`[datasets] ${s}\n`);
       const started = Date.now();
       try {

@@ -7,7 +7,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import { deepMerge, loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../../contracts/search-attributes';
 import { createWorkers, type QueueRole, type WorkerSet } from '../../worker/workers';
 
 export const ROOT = findProjectRoot(__dirname);
@@ -119,7 +119,7 @@ export async function smallDataset(
   dir: string,
   events = 20000,
 ): Promise<{ interactions: string; items: string }> {
-  const { generateDataset } = await import('../../lib/datagen');
+  const { generateDataset } = await import('../../datasets/synthetic');
   await generateDataset({
     users: 300,
     items: 200,

@@ -1,6 +1,6 @@
 import { findProjectRoot } from '../../lib/config';
 import { probeTfjsNode } from '../../lib/tfjs-node-setup';
-import { tfjsNodeDisabled } from '../../models/tfjs-node-switch';
+import { tfjsNodeDisabled } from '../../lib/tfjs-node-switch';
 
 /**
  * Whether models/backend.ts can use tfjs-node here: `npm run setup` built it (probed in a child process, once per

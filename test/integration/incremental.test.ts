@@ -14,7 +14,7 @@ import {
   queryDuckDb,
 } from '../helpers/env';
 import type { RunSummary } from '../../contracts/stages';
-import type { Watermark } from '../../lib/incremental';
+import type { Watermark } from '../../analytics/incremental';
 
 const query = (dbFile: string, sql: string) => queryDuckDb(sql, dbFile);
 

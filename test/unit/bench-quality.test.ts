@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { parseCsv } from '../../lib/datasets/csv';
+import { parseCsv } from '../../datasets/csv';
 import { defaultVariants, parseVariants } from '../../bench/quality';
 import { convertMl1m, unavailableItems } from '../../bench/quality/data';
 import { idcg, pairedBootstrap, scoreLists, topK } from '../../bench/quality/metrics';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCancellable } from '../../lib/cancellation';
-import { generateDataset, verifyGeneratedDataset } from '../../lib/datagen';
+import { generateDataset, verifyGeneratedDataset } from '../../datasets/synthetic';
 import { compileForChildren } from '../helpers/compile';
 
 /**
@@ -57,11 +57,11 @@ test('concurrent generators in one process (one worker, two runs) share nothing 
 describe('generators in separate processes', () => {
   let compiled: string;
   beforeAll(() => {
-    compiled = compileForChildren(['lib', 'lib/datagen'], path.join(root, 'compiled'));
+    compiled = compileForChildren(['lib', 'datasets', 'datasets/synthetic', 'contracts'], path.join(root, 'compiled'));
     fs.writeFileSync(
       path.join(compiled, 'child.js'),
       `const fs = require('node:fs');
-const { generateDataset } = require('./lib/datagen/index.js');
+const { generateDataset } = require('./datasets/synthetic/index.js');
 process.on('message', async ({ out, seed, go, opts }) => {
   // Everyone starts together: the race is the point.
   while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 2));

@@ -5,9 +5,9 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { sha256File } from '../../lib/fs-atomic';
 import { IMPLICIT_EVENT_TYPES, INTERACTION_COLUMNS, ITEM_COLUMNS } from '../../lib/interactions';
-import { AliasTable } from '../../lib/datagen/alias';
-import { DirtyInjector, planDirtyCounts, toFutureYear, FUTURE_YEAR } from '../../lib/datagen/dirty';
-import { csvField, TimestampFormatter } from '../../lib/datagen/format';
+import { AliasTable } from '../../datasets/synthetic/alias';
+import { DirtyInjector, planDirtyCounts, toFutureYear, FUTURE_YEAR } from '../../datasets/synthetic/dirty';
+import { csvField, TimestampFormatter } from '../../datasets/synthetic/format';
 import {
   DIRTY_KINDS,
   DatagenOptionsError,
@@ -15,10 +15,10 @@ import {
   isGeneratedDatasetComplete,
   type GenerateResult,
   type GenerationManifest,
-} from '../../lib/datagen';
-import { Rng } from '../../lib/datagen/prng';
-import { allocateActivity, apportion } from '../../lib/datagen/users';
-import { parseCsv } from '../../lib/datasets/csv';
+} from '../../datasets/synthetic';
+import { Rng } from '../../datasets/synthetic/prng';
+import { allocateActivity, apportion } from '../../datasets/synthetic/users';
+import { parseCsv } from '../../datasets/csv';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-datagen-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

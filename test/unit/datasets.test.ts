@@ -2,14 +2,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../../lib/interactions';
-import { CsvParseError, parseCsv, parseCsvObjects } from '../../lib/datasets/csv';
-import { checkExisting, fetchMovielens } from '../../lib/datasets/fetch';
+import { CsvParseError, parseCsv, parseCsvObjects } from '../../datasets/csv';
+import { checkExisting, fetchMovielens } from '../../datasets/fetch';
 import {
   countCsvRecords,
   countLines,
   incompleteReason,
   type DatasetManifest,
-} from '../../lib/datasets/manifest';
+} from '../../datasets/manifest';
 import {
   convertDslabsExport,
   convertGroupLens,
@@ -18,8 +18,8 @@ import {
   EXPECTED_COUNTS,
   firstGenre,
   MovielensFormatError,
-} from '../../lib/datasets/movielens';
-import { APT_INSTALL_COMMAND, findExecutable } from '../../lib/datasets/sources';
+} from '../../datasets/movielens';
+import { APT_INSTALL_COMMAND, findExecutable } from '../../datasets/sources';
 
 describe('RFC 4180 parsing', () => {
   test('quotes, doubled quotes, CRLF, embedded newlines, missing final newline', () => {

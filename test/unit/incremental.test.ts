@@ -13,7 +13,7 @@ import {
   withEntry,
   type Watermark,
   type WatermarkEntry,
-} from '../../lib/incremental';
+} from '../../analytics/incremental';
 
 /** The pure watermark rules: which files a run for a date reads, and the history window. */
 

@@ -1,6 +1,6 @@
 import { Db } from '../../lib/duckdb';
 import { windowSql } from '../../analytics/history.sql';
-import { entriesInWindow, type WatermarkEntry } from '../../lib/incremental';
+import { entriesInWindow, type WatermarkEntry } from '../../analytics/incremental';
 
 /**
  * Incremental runs with privacy on: which history rows (and which stored partitions) are trained on must not depend

@@ -126,7 +126,7 @@ async function makeDataset(
   opts: { seed: number; split: 'time' | 'user-time'; catalogue: boolean; cutoff: boolean; sample: number },
 ): Promise<Dataset> {
   const dir = tempDir(`neighbours-${name}`);
-  const { generateDataset } = await import('../../lib/datagen');
+  const { generateDataset } = await import('../../datasets/synthetic');
   await generateDataset({
     users: 120,
     items: 60,

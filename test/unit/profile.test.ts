@@ -49,7 +49,7 @@ async function ingestAndProfile(plan: Plan) {
 const runIO = (plan: Plan) => new RunIO(plan.run.plan.run, plan.deps.dataDir);
 
 async function dataset(name: string, seed: number, users: number, events: number): Promise<string> {
-  const { generateDataset } = await import('../../lib/datagen');
+  const { generateDataset } = await import('../../datasets/synthetic');
   const out = path.join(scratch, name);
   await generateDataset({
     users,

@@ -1,4 +1,4 @@
-import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../interactions';
+import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../lib/interactions';
 import { csvLine, parseCsv } from './csv';
 
 /**

@@ -1,4 +1,4 @@
-import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../interactions';
+import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../../lib/interactions';
 import type { OutputFormat } from './options';
 
 // Module-level aliases: inside jest's vm sandbox every `Math.x` is a slow global lookup; locals are not.

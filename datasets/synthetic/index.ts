@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonIfExists } from '../fs-atomic';
-import { throwIfCancelled } from '../cancellation';
+import { readJsonIfExists } from '../../lib/fs-atomic';
+import { throwIfCancelled } from '../../lib/cancellation';
 import { createStaging, installDataset, verifyDataset } from './install';
-import { IMPLICIT_EVENT_TYPES, type ImplicitEventType } from '../interactions';
+import { IMPLICIT_EVENT_TYPES, type ImplicitEventType } from '../../lib/interactions';
 import { generateBotEvents, planBots } from './bots';
 import { buildCatalog, formatId, idWidth } from './catalog';
 import { DIRTY_KINDS, DirtyInjector, dirtyLine, planDirtyCounts, type DirtyCounts } from './dirty';

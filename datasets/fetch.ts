@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../lib/fs-atomic';
 import { incompleteReason, isDatasetManifest, MOVIELENS_LICENSE, type DatasetManifest } from './manifest';
 import {
   convertDslabsExport,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsyncDir } from '../fs-atomic';
+import { fsyncDir } from '../../lib/fs-atomic';
 
 /**
  * Exclusive, verified generation of the bundled dataset. Two runs that generate it at once once shared a

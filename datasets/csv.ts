@@ -1,4 +1,4 @@
-import { csvField } from '../datagen/format';
+import { csvField } from './synthetic/format';
 
 export { csvField };
 
