@@ -441,7 +441,9 @@ describe('DP-SGD', () => {
     });
     const summary = (await handle.result()) as RunSummary;
     expect(summary.status).toBe('completed');
-    expect(summary.metrics.mf['ndcg@10']).toBeGreaterThanOrEqual(0);
+    // DP-MF is evaluated on the same users as the baselines (its value may be small: it is noisy).
+    expect(summary.metrics.mf.users).toBe(summary.metrics.mostpop.users);
+    expect(Number.isFinite(summary.metrics.mf['ndcg@10'])).toBe(true);
     expect(summary.backend).toMatch(/duckdb-sql\+dp \+ tfjs-/);
     const p = summary.privacy!;
     expect(p.mechanism).toBe('discrete-gaussian + dp-sgd');

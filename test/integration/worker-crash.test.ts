@@ -120,7 +120,8 @@ test('killing the worker mid-training: the retried activity resumes from the las
     const summary = (await handle.result().catch((err) => {
       throw new Error(`${(err as Error).message}\nworker log:\n${workerLog.join('').slice(-4000)}`);
     })) as RunSummary;
-    expect(summary.status === 'completed' || summary.status === 'rejected').toBe(true);
+    // The gates are open in tests (testOverrides): a resumed run publishes like any other.
+    expect(summary.status).toBe('completed');
     expect(summary.metrics.mf).toBeDefined();
     expect(summary.training!.resumed.length).toBeGreaterThan(0);
     expect(summary.training!.resumed[0]).toMatchObject({ variant: 'mf' });

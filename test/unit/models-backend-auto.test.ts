@@ -5,10 +5,8 @@
 import { getTf, selectBackend } from '../../models/backend';
 import { tfjsNodeProbe, tfjsNodeRequired } from '../helpers/tfjs-node';
 
-test('tfjs-node loads wherever CI requires it', () => {
-  if (tfjsNodeRequired)
-    expect(tfjsNodeProbe).toEqual({ ok: true, detail: expect.stringMatching(/libtensorflow 2\./) });
-  else expect(typeof tfjsNodeProbe.ok).toBe('boolean');
+(tfjsNodeRequired ? test : test.skip)('tfjs-node loads wherever CI requires it', () => {
+  expect(tfjsNodeProbe).toEqual({ ok: true, detail: expect.stringMatching(/libtensorflow 2\./) });
 });
 
 test('auto takes the first backend that starts and records why the earlier ones were skipped', async () => {
