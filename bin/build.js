@@ -56,6 +56,35 @@ function isStale() {
   return newestSource() > built;
 }
 
+/**
+ * Removes compiled files whose source is gone (tsc never deletes them): a stale dist/activities/ingest.js would
+ * otherwise shadow the new dist/activities/ingest/index.js when node resolves './ingest'.
+ */
+function removeOrphans() {
+  const dist = path.join(ROOT, 'dist');
+  const visit = (dir) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        visit(p);
+        if (fs.readdirSync(p).length === 0) fs.rmdirSync(p);
+        continue;
+      }
+      const m = /^(.*)\.js(\.map)?$/.exec(e.name);
+      if (!m) continue;
+      const source = path.join(ROOT, path.relative(dist, dir), `${m[1]}.ts`);
+      if (!fs.existsSync(source)) fs.rmSync(p, { force: true });
+    }
+  };
+  visit(dist);
+}
+
 /** Builds if needed; returns false when tsc failed. */
 function ensureBuilt({ force = false, quiet = false } = {}) {
   if (!force && !isStale()) return true;
@@ -66,6 +95,7 @@ function ensureBuilt({ force = false, quiet = false } = {}) {
     stdio: ['ignore', 2, 2],
   });
   if (r.status !== 0) return false;
+  removeOrphans();
   fs.mkdirSync(path.dirname(STAMP), { recursive: true });
   fs.writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   if (!quiet) process.stderr.write(`[recforge] built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

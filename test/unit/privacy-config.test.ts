@@ -102,13 +102,14 @@ describe('config layers: the worker’s, then the run’s, protected keys checke
       'temporal',
       'registry',
       'publish.outputDir',
+      'dataset.inputRoots',
     ]);
     const env = { RECFORGE_CONFIG: file('w2.yaml', 'privacy:\n  enabled: true\n  unit: pop\n') };
     expect(
       errorOf(() => loadRunConfig({ root: ROOT, env, overrides: { registry: { dir: 'other-registry' } } })),
     ).toBe(
       'workflow input overrides: may not change the protected key registry.dir (worker: "registry", run: "other-registry"). ' +
-        "Protected keys (dataDir, storage, privacy, temporal, registry, publish.outputDir) are set only in the workers' config " +
+        "Protected keys (dataDir, storage, privacy, temporal, registry, publish.outputDir, dataset.inputRoots) are set only in the workers' config " +
         '(configs/default.yaml, RECFORGE_CONFIG, environment): a run cannot choose another privacy ledger, lift the budget or move state',
     );
     expect(errorOf(() => loadRunConfig({ root: ROOT, env, config: 'configs/mf.yaml' }))).toMatch(
