@@ -1,0 +1,159 @@
+/**
+ * Compressed sparse rows of aggregated (user, item) values, the input format of EASE, iALS and the fast BPR
+ * trainer. Pure typed arrays (no tfjs), so worker threads can share them through SharedArrayBuffers.
+ */
+
+/** Row r holds columns idx[ptr[r] .. ptr[r + 1]) (ascending, distinct) with values val[...]. */
+export interface CSR {
+  numRows: number;
+  numCols: number;
+  ptr: Int32Array;
+  idx: Int32Array;
+  val: Float32Array;
+}
+
+/** How repeated (user, item) rows and their weights become one matrix value. */
+export type ValueTransform = 'binary' | 'linear' | 'log';
+
+export interface BuildCSROptions {
+  /** binary: 1 per pair; linear: sum of the pair's weights; log: log1p(sum). Default linear. */
+  transform?: ValueTransform;
+  /** Column of each item (-1: dropped), e.g. EASE's kept items; default identity. */
+  colOf?: Int32Array;
+  numCols?: number;
+  /** Allocate the arrays on SharedArrayBuffers (for worker threads). */
+  shared?: boolean;
+  /**
+   * Per-interaction multiplier in (0, 1] (e.g. recency decay): linear/log sum weight x decay; binary takes the
+   * largest decay of the pair's rows (1 without decay), so a pair is as fresh as its latest interaction.
+   */
+  decay?: ArrayLike<number>;
+}
+
+function alloc<T extends Int32Array | Float32Array>(
+  ctor: new (b: ArrayBufferLike | number) => T,
+  n: number,
+  shared: boolean,
+): T {
+  return shared ? (new ctor(new SharedArrayBuffer(Math.max(1, n) * 4)).subarray(0, n) as T) : new ctor(n);
+}
+
+/**
+ * Builds the user x item CSR of interactions: duplicates of a pair are summed (weights default 1), then
+ * transformed. Rows outside [0, numRows) or items outside the catalogue throw.
+ */
+export function buildCSR(
+  rows: Int32Array,
+  items: Int32Array,
+  weight: Float32Array | undefined,
+  numRows: number,
+  numItems: number,
+  opts: BuildCSROptions = {},
+): CSR {
+  const n = rows.length;
+  if (items.length !== n || (weight && weight.length !== n))
+    throw new Error('buildCSR: rows, items and weight must have the same length');
+  const colOf = opts.colOf;
+  const numCols = opts.numCols ?? numItems;
+  const shared = opts.shared ?? false;
+  const count = new Int32Array(numRows + 1);
+  for (let k = 0; k < n; k++) {
+    const r = rows[k];
+    const i = items[k];
+    if (r < 0 || r >= numRows || i < 0 || i >= numItems)
+      throw new RangeError(`interaction ${k}: row ${r} / item ${i} outside [0,${numRows}) x [0,${numItems})`);
+    if (!colOf || colOf[i] >= 0) count[r + 1]++;
+  }
+  for (let r = 0; r < numRows; r++) count[r + 1] += count[r];
+  const fill = count.slice(0, numRows);
+  const tmpCol = new Int32Array(count[numRows]);
+  const tmpVal = new Float64Array(count[numRows]);
+  const tmpDecay = new Float64Array(count[numRows]);
+  const decay = opts.decay;
+  if (decay && decay.length !== n) throw new Error('buildCSR: decay must have one entry per interaction');
+  for (let k = 0; k < n; k++) {
+    const c = colOf ? colOf[items[k]] : items[k];
+    if (c < 0) continue;
+    const at = fill[rows[k]]++;
+    tmpCol[at] = c;
+    tmpDecay[at] = decay ? decay[k] : 1;
+    tmpVal[at] = (weight ? weight[k] : 1) * tmpDecay[at];
+  }
+  // Sort each row by column and merge duplicates (merging only shrinks, so it compacts into the front of the same
+  // scratch arrays); a row's entries are few, so an index sort per row is cheap.
+  const transform = opts.transform ?? 'linear';
+  const ptr = alloc(Int32Array, numRows + 1, shared);
+  const outCol = new Int32Array(count[numRows]);
+  const outVal = new Float32Array(count[numRows]);
+  const order: number[] = [];
+  let w = 0;
+  for (let r = 0; r < numRows; r++) {
+    order.length = 0;
+    for (let q = count[r]; q < count[r + 1]; q++) order.push(q);
+    order.sort((a, b) => tmpCol[a] - tmpCol[b]);
+    let sum = 0;
+    let fresh = 0;
+    for (let k = 0; k < order.length; k++) {
+      const q = order[k];
+      sum += tmpVal[q];
+      fresh = Math.max(fresh, tmpDecay[q]);
+      if (k + 1 === order.length || tmpCol[order[k + 1]] !== tmpCol[q]) {
+        outCol[w] = tmpCol[q];
+        outVal[w] = transform === 'binary' ? fresh : transform === 'log' ? Math.log1p(sum) : sum;
+        w++;
+        sum = 0;
+        fresh = 0;
+      }
+    }
+    ptr[r + 1] = w;
+  }
+  const idx = alloc(Int32Array, w, shared);
+  const val = alloc(Float32Array, w, shared);
+  idx.set(outCol.subarray(0, w));
+  val.set(outVal.subarray(0, w));
+  return { numRows, numCols, ptr, idx, val };
+}
+
+/** The transpose (item x user when given user x item), columns ascending within each row. */
+export function transposeCSR(m: CSR, shared = false): CSR {
+  const ptr = alloc(Int32Array, m.numCols + 1, shared);
+  for (let q = 0; q < m.idx.length; q++) ptr[m.idx[q] + 1]++;
+  for (let c = 0; c < m.numCols; c++) ptr[c + 1] += ptr[c];
+  const fill = ptr.slice(0, m.numCols);
+  const idx = alloc(Int32Array, m.idx.length, shared);
+  const val = alloc(Float32Array, m.idx.length, shared);
+  // Rows are visited in order, so each output row comes out sorted.
+  for (let r = 0; r < m.numRows; r++) {
+    for (let q = m.ptr[r]; q < m.ptr[r + 1]; q++) {
+      const at = fill[m.idx[q]]++;
+      idx[at] = r;
+      val[at] = m.val[q];
+    }
+  }
+  return { numRows: m.numCols, numCols: m.numRows, ptr, idx, val };
+}
+
+/** Number of distinct rows each column appears in (item popularity by users when given user x item). */
+export function columnCounts(m: CSR): Int32Array {
+  const out = new Int32Array(m.numCols);
+  for (let q = 0; q < m.idx.length; q++) out[m.idx[q]]++;
+  return out;
+}
+
+/**
+ * Splits rows [0, numRows) into at most `parts` contiguous ranges of about equal cost, cost(row) = entries + rowCost
+ * (the per-row work of a kernel, in units of one entry's work). Returns part boundaries (length parts + 1).
+ */
+export function balancedRanges(ptr: Int32Array, parts: number, rowCost = 1): Int32Array {
+  const numRows = ptr.length - 1;
+  const total = ptr[numRows] - ptr[0] + rowCost * numRows;
+  const out = new Int32Array(parts + 1);
+  let r = 0;
+  for (let p = 1; p < parts; p++) {
+    const target = (total * p) / parts;
+    while (r < numRows && ptr[r] - ptr[0] + rowCost * r < target) r++;
+    out[p] = r;
+  }
+  out[parts] = numRows;
+  return out;
+}
