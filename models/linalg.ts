@@ -137,10 +137,10 @@ export async function spdInverse(
   const tf = getTf();
   const mm = async (x: Float32Array, rows: number, inner: number, y: Float32Array, cols: number) => {
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('spdInverse aborted');
-    const out = tf.tidy(
-      () =>
-        tf.matMul(tf.tensor2d(x, [rows, inner]), tf.tensor2d(y, [inner, cols])).dataSync() as Float32Array,
-    );
+    // Not returned from tidy: tidy walks a returned container, and a typed array's every element with it.
+    const t = tf.tidy(() => tf.matMul(tf.tensor2d(x, [rows, inner]), tf.tensor2d(y, [inner, cols])));
+    const out = t.dataSync() as Float32Array;
+    t.dispose();
     done += 2 * rows * inner * cols;
     if (opts.onProgress) await opts.onProgress(done, total);
     // Let timers (activity heartbeats) run between the large matmuls.
