@@ -4,13 +4,34 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { benchIngest } from './ingest';
 
+const BENCHES = ['ingest', 'training', 'quality'] as const;
+
 /**
- * `npm run bench [-- --only ingest,training] [--events N]`: runs the benchmarks; each writes
- * bench/results/<name>.json with baselines measured in the same run.
+ * `npm run bench [-- --only ingest,training,quality | -- quality] [--events N] [quality options]`: runs the
+ * benchmarks; each writes bench/results/<name>.json with baselines measured in the same run. Quality options
+ * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
+ * --no-recforge, --no-force, --quick, --movielens-source dslabs|auto, --threads N.
  */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, events: { type: 'string' } } });
-  const only = values.only ? new Set(values.only.split(',')) : undefined;
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      only: { type: 'string' },
+      events: { type: 'string' },
+      datasets: { type: 'string' },
+      variants: { type: 'string' },
+      'no-recforge': { type: 'boolean' },
+      'no-force': { type: 'boolean' },
+      quick: { type: 'boolean' },
+      'movielens-source': { type: 'string' },
+      threads: { type: 'string' },
+    },
+  });
+  const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
+  for (const n of names)
+    if (!(BENCHES as readonly string[]).includes(n))
+      throw new Error(`unknown benchmark "${n}" (known: ${BENCHES.join(', ')})`);
+  const only = names.length > 0 ? new Set(names) : undefined;
   const root = findProjectRoot();
   const want = (n: string) => !only || only.has(n);
   if (want('ingest')) {
@@ -21,6 +42,18 @@ async function main(): Promise<void> {
     // A process of its own: it compares tfjs backends, whose global state must not leak into other benchmarks.
     const r = spawnSync(process.execPath, [path.join(__dirname, 'training.js')], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`training benchmark failed (exit ${r.status})`);
+  }
+  if (want('quality')) {
+    // A process of its own too: it starts recforge pipelines and Python references as children and reads
+    // Parquet through DuckDB; none of that should share state with the other benchmarks.
+    const pass: string[] = [];
+    for (const k of ['datasets', 'variants', 'movielens-source', 'threads'] as const)
+      if (values[k] !== undefined) pass.push(`--${k}`, values[k]);
+    for (const k of ['no-recforge', 'no-force', 'quick'] as const) if (values[k]) pass.push(`--${k}`);
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'quality.js'), ...pass], {
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) throw new Error(`quality benchmark failed (exit ${r.status})`);
   }
 }
 
