@@ -1,9 +1,14 @@
 /**
  * Scoring an EASE model: per block of users, their history rows over the kept items (densified per block by
  * scoreLinear, never users x items) times B. Optionally recency-weighted at scoring time: each history row counts
- * exp(-age / tau) with age measured back from the run's cutoff, so recent items drive the list; tau = Infinity is
- * plain EASE. The model is unchanged (B is fitted on the unweighted X); only the user rows differ, which on
- * time-ordered holdouts is where knowing timestamps pays.
+ * exp(-age / tau), so recent items drive the list; tau = Infinity is plain EASE. The model is unchanged (B is
+ * fitted on the unweighted X); only the user rows differ, which on time-ordered holdouts is where knowing
+ * timestamps pays.
+ *
+ * Ages are measured back from each user's latest interaction, not from the run's cutoff: scores are linear in the
+ * row (binary and linear transforms), so the two give the same ranking (the cutoff's version only multiplies a
+ * user's row by exp(-(cutoff - latest) / tau)), but a user inactive for years would underflow to an all-zero row
+ * with a short tau.
  */
 import type { EASEInteractions, EASEModel } from './ease';
 import { scoreLinear, type LinearScorer, type ScoreOptions, type ScoreStats } from './score';
@@ -17,23 +22,24 @@ export interface EASEHistory extends EASEInteractions {
 export interface EASEScoringOptions {
   /** Recency time constant in days; Infinity (default) = plain EASE. */
   tauDays?: number;
-  /** Reference time in seconds (the run's cutoff); default the newest timestamp of the history. */
-  cutoff?: number;
 }
 
-/** exp(-max(0, cutoff - t) / tau) per interaction; all ones for tau = Infinity. */
-export function recencyDecay(timestamps: ArrayLike<number>, tauDays: number, cutoff?: number): Float64Array {
+/** exp(-(latest_u - t) / tau) per interaction (latest_u: the user's newest timestamp); ones for tau = Infinity. */
+export function recencyDecay(
+  userIdx: Int32Array,
+  timestamps: ArrayLike<number>,
+  numUsers: number,
+  tauDays: number,
+): Float64Array {
   const n = timestamps.length;
   const out = new Float64Array(n).fill(1);
   if (!Number.isFinite(tauDays)) return out;
   if (!(tauDays > 0)) throw new Error('tauDays must be > 0');
-  let ref = cutoff;
-  if (ref === undefined) {
-    ref = -Infinity;
-    for (let k = 0; k < n; k++) ref = Math.max(ref, timestamps[k]);
-  }
+  if (userIdx.length !== n) throw new Error('recencyDecay: one timestamp per interaction');
+  const latest = new Float64Array(numUsers).fill(-Infinity);
+  for (let k = 0; k < n; k++) latest[userIdx[k]] = Math.max(latest[userIdx[k]], timestamps[k]);
   const tau = tauDays * 86400;
-  for (let k = 0; k < n; k++) out[k] = Math.exp(-Math.max(0, ref - timestamps[k]) / tau);
+  for (let k = 0; k < n; k++) out[k] = Math.exp(-(latest[userIdx[k]] - timestamps[k]) / tau);
   return out;
 }
 
@@ -45,7 +51,7 @@ export function easeHistoryRows(model: EASEModel, history: EASEHistory, opts: EA
   let decay: Float64Array | undefined;
   if (Number.isFinite(tau)) {
     if (!history.timestamps) throw new Error('recency-weighted EASE scoring needs history timestamps');
-    decay = recencyDecay(history.timestamps, tau, opts.cutoff);
+    decay = recencyDecay(history.userIdx, history.timestamps, history.numUsers, tau);
   }
   const colOf = new Int32Array(model.numItems).fill(-1);
   model.items.forEach((g, c) => (colOf[g] = c));

@@ -56,7 +56,6 @@ export class KernelPool {
       };
       w.on('error', fail);
       w.on('exit', (code) => fail(new Error(`kernel worker exited (code ${code})`)));
-      w.unref(); // an idle pool never keeps the process alive
       this.workers.push(w);
     }
   }

@@ -38,6 +38,11 @@ export interface HalvingOptions<P> {
   seed?: number;
   /** Candidates always tried, ahead of the rest (e.g. the champion's settings on a nightly run). */
   first?: readonly P[];
+  /**
+   * Evaluation order: 'seeded' (default) shuffles the candidates with the seed; 'given' keeps the grid's order, so
+   * neighbours that share an expensive part (an EASE fit shared by several scoring-time settings) run back to back.
+   */
+  order?: 'seeded' | 'given';
   now?: () => number;
 }
 
@@ -72,7 +77,7 @@ function candidateList<P>(opts: HalvingOptions<P>, rng: Rng): P[] {
   };
   for (const p of opts.first ?? []) add(p, first);
   for (const p of opts.candidates) add(p, rest);
-  for (let i = rest.length - 1; i > 0; i--) {
+  for (let i = opts.order === 'given' ? 0 : rest.length - 1; i > 0; i--) {
     const j = rng.nextInt(i + 1);
     [rest[i], rest[j]] = [rest[j], rest[i]];
   }

@@ -282,7 +282,6 @@ test("recency-weighted user rows: tau = Infinity is plain EASE; a finite tau ran
       topN: 1,
       exclude,
       tauDays,
-      cutoff: 200 * day,
       onBlock: (b) => void (first = b.items[0]),
     });
     return first;
@@ -290,11 +289,16 @@ test("recency-weighted user rows: tau = Infinity is plain EASE; a finite tau ran
   expect(await top()).toBe(1);
   expect(await top(Infinity)).toBe(1);
   expect(await top(10)).toBe(3);
+  // A history years old with a one-day tau still scores (ages count from the user's latest item: no underflow).
+  const old = { ...history, timestamps: [1000 * day, 1003 * day] };
+  let oldTop = -1;
+  await scoreEASE(model, old, { topN: 1, exclude, tauDays: 1, onBlock: (b) => void (oldTop = b.items[0]) });
+  expect(oldTop).toBe(3);
   const plain = easeHistoryRows(model, history);
-  const decayed = easeHistoryRows(model, history, { tauDays: 10, cutoff: 200 * day });
+  const decayed = easeHistoryRows(model, history, { tauDays: 10 });
   expect(Array.from(plain.val)).toEqual([1, 1]);
-  expect(decayed.val[0]).toBeCloseTo(Math.exp(-10), 6);
-  expect(decayed.val[1]).toBeCloseTo(Math.exp(-0.1), 6);
+  expect(decayed.val[0]).toBeCloseTo(Math.exp(-9.9), 6); // 99 days before the user's latest item
+  expect(decayed.val[1]).toBe(1);
   await expect(
     scoreEASE(
       model,

@@ -55,6 +55,19 @@ test('deterministic given the seed; another seed changes the evaluation order, n
   expect(c.best?.params).toEqual(a.best?.params);
 });
 
+test("order 'given' keeps the grid's order (with first candidates ahead)", async () => {
+  const seenOrder: string[] = [];
+  await successiveHalving<P>({
+    candidates: grid<P>(axes),
+    first: [{ lambda: 1000, tau: 30 }],
+    order: 'given',
+    minBudget: 1,
+    trial: async (p) => (seenOrder.push(`${p.lambda}/${p.tau}`), 0),
+  });
+  expect(seenOrder.slice(0, 4)).toEqual(['1000/30', '10/1', '10/7', '10/30']);
+  expect(seenOrder.length).toBe(15);
+});
+
 test('a time budget stops between trials and keeps the best of the largest budget reached', async () => {
   let clock = 0;
   const res = await successiveHalving<P>({
