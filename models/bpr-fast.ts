@@ -17,6 +17,9 @@
 import { runFactorEpochs, sharedFloat32 } from './factor-loop';
 import { KernelPool } from './kernel-pool';
 import type { BprArrays } from './bpr-kernel';
+import type { SimdBprArgs } from './kernels';
+import { SimdArena } from './simd-arena';
+import { simdSupported } from './simd-kernels';
 import type { Interactions, MFModel } from './mf';
 import { mixSeed, Rng } from './rng';
 import { buildCSR } from './sparse';
@@ -39,6 +42,8 @@ export interface BPRConfig {
   seed: number;
   /** Worker threads (default: the machine's cores; 0: the calling thread). */
   threads?: number;
+  /** 'simd' (WebAssembly f32x4), 'js', or 'auto' (simd where the runtime has it and factors % 8 === 0). */
+  kernel?: 'auto' | 'simd' | 'js';
   patience: number;
   minDelta: number;
 }
@@ -114,10 +119,60 @@ export async function trainBPR(
   if (nnz === 0) throw new Error('training data is empty');
   const rowOf = new Int32Array(new SharedArrayBuffer(nnz * 4));
   for (let u = 0; u < data.numUsers; u++) rowOf.fill(u, csr.ptr[u], csr.ptr[u + 1]);
-  const tables = initialTables(data, cfg, opts.initialWeights);
   const pool = new KernelPool(cfg.threads, opts.workerScript);
   const chunks = Math.max(1, pool.threads);
   const stepSamples = Math.max(chunks, opts.stepSamples ?? 1 << 20);
+  const kernel = cfg.kernel ?? 'auto';
+  const useSimd = kernel === 'simd' || (kernel === 'auto' && D % 8 === 0 && simdSupported());
+  if (useSimd && D % 8 !== 0) throw new Error('BPR SIMD kernel needs factors % 8 === 0');
+  let tables = initialTables(data, cfg, opts.initialWeights);
+  let simd: ((epoch: number, step: number, chunk: number) => SimdBprArgs) | undefined;
+  if (useSimd) {
+    // Everything the kernel touches moves into one shared wasm memory (simd-arena.ts).
+    const weighted = cfg.weighted;
+    const arena = new SimdArena(
+      SimdArena.size(
+        csr.ptr.length * 4,
+        nnz * 4,
+        nnz * 4,
+        weighted ? nnz * 4 : 0,
+        tables.user.length * 4,
+        tables.item.length * 4,
+        tables.bias ? tables.bias.length * 4 : 0,
+        8 * chunks,
+      ),
+    );
+    const ptr = arena.i32(csr.ptr.length, csr.ptr);
+    const idx = arena.i32(nnz, csr.idx);
+    const rows = arena.i32(nnz, rowOf);
+    const weight = weighted ? arena.f32(nnz, csr.val) : undefined;
+    const user = arena.f32(tables.user.length, tables.user);
+    const item = arena.f32(tables.item.length, tables.item);
+    const bias = tables.bias ? arena.f32(tables.bias.length, tables.bias) : undefined;
+    const out = arena.i32(2 * chunks);
+    tables = { user: user.view, item: item.view, bias: bias?.view };
+    simd = (epoch, step, chunk) => ({
+      id: arena.id,
+      module: arena.module,
+      memory: arena.memory,
+      ptr: ptr.off,
+      idx: idx.off,
+      rowOf: rows.off,
+      weight: weight?.off ?? 0,
+      P: user.off,
+      Q: item.off,
+      bias: bias?.off ?? 0,
+      nnz,
+      numItems: data.numItems,
+      dimBytes: D * 4,
+      lr: cfg.lr,
+      reg: cfg.reg,
+      popular: cfg.negatives === 'popularity' ? 1 : 0,
+      verify: cfg.verifyNegatives,
+      seed: mixSeed(cfg.seed, epoch, step, chunk),
+      out: out.off + 8 * chunk,
+    });
+  }
   try {
     const weights: Record<string, { shape: number[]; data: Float32Array }> = {
       user: { shape: [data.numUsers, D], data: tables.user },
@@ -149,7 +204,7 @@ export async function trainBPR(
       verify: cfg.verifyNegatives,
       seed: mixSeed(cfg.seed, epoch, step, chunk),
     });
-    const { threads: _t, patience: _p, minDelta: _m, ...identity } = cfg;
+    const { threads: _t, patience: _p, minDelta: _m, kernel: _k, ...identity } = cfg;
     const result = await runFactorEpochs(
       weights,
       async (epoch) => {
@@ -160,7 +215,9 @@ export async function trainBPR(
           if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('training aborted');
           const n = Math.min(stepSamples, nnz - done);
           const bounds = Int32Array.from({ length: chunks + 1 }, (_, c) => Math.round((n * c) / chunks));
-          const out = await pool.run('bpr', bounds, (c) => args(epoch, step, c));
+          const out = simd
+            ? await pool.run('simdBpr', bounds, (c) => (simd as NonNullable<typeof simd>)(epoch, step, c))
+            : await pool.run('bpr', bounds, (c) => args(epoch, step, c));
           for (const r of out) {
             correct += r.correct;
             used += r.samples - r.skipped;

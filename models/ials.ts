@@ -13,7 +13,10 @@
 import { ensureBackend, getTf } from './backend';
 import { runFactorEpochs, sharedFloat32 } from './factor-loop';
 import { KernelPool } from './kernel-pool';
+import type { SimdCGArgs } from './kernels';
 import type { CGArrays } from './ials-kernels';
+import { SimdArena } from './simd-arena';
+import { simdSupported } from './simd-kernels';
 import { initMF, type Interactions, type MFModel } from './mf';
 import { mixSeed } from './rng';
 import { balancedRanges, buildCSR, transposeCSR, type CSR, type ValueTransform } from './sparse';
@@ -34,6 +37,11 @@ export interface IALSConfig {
   seed: number;
   /** Worker threads for the sparse half (default: the machine's cores; 0: the calling thread). */
   threads?: number;
+  /**
+   * The sparse half's kernels: 'simd' (WebAssembly f32x4, simd-kernels.ts), 'js' (typed-array loops), or 'auto':
+   * simd where the runtime has it and factors % 8 === 0.
+   */
+  kernel?: 'auto' | 'simd' | 'js';
   /** Early stopping on hooks.evaluate, as trainMF. */
   patience: number;
   minDelta: number;
@@ -69,20 +77,52 @@ interface Side {
   ap: Float32Array;
   rs: Float64Array;
   bounds: Int32Array;
+  /** With SIMD kernels: where the same arrays sit in the arena. */
+  off?: { ptr: number; idx: number; conf: number; x: number; r: number; p: number; ap: number; rs: number };
 }
 
-function makeSide(csr: CSR, x: Float32Array, dim: number, threads: number): Side {
+function makeSide(csr: CSR, init: Float32Array, dim: number, threads: number, arena?: SimdArena): Side {
   const n = csr.numRows * dim;
+  // Dense work per row (the vector updates) costs about as much as a few entries.
+  const bounds = balancedRanges(csr.ptr, Math.max(1, threads * 2), 4);
+  if (!arena) {
+    return {
+      csr,
+      x: sharedFloat32(n, init),
+      r: sharedFloat32(n),
+      p: sharedFloat32(n),
+      ap: sharedFloat32(n),
+      rs: new Float64Array(new SharedArrayBuffer(Math.max(1, csr.numRows) * 8)).subarray(0, csr.numRows),
+      bounds,
+    };
+  }
+  const ptr = arena.i32(csr.ptr.length, csr.ptr);
+  const idx = arena.i32(csr.idx.length, csr.idx);
+  const conf = arena.f32(csr.val.length, csr.val);
+  const [x, r, p, ap] = [arena.f32(n, init), arena.f32(n), arena.f32(n), arena.f32(n)];
+  const rs = arena.f64(csr.numRows);
   return {
-    csr,
-    x,
-    r: sharedFloat32(n),
-    p: sharedFloat32(n),
-    ap: sharedFloat32(n),
-    rs: new Float64Array(new SharedArrayBuffer(Math.max(1, csr.numRows) * 8)).subarray(0, csr.numRows),
-    // Dense work per row (the vector updates) costs about as much as a few entries.
-    bounds: balancedRanges(csr.ptr, Math.max(1, threads * 2), 4),
+    csr: { ...csr, ptr: ptr.view, idx: idx.view, val: conf.view },
+    x: x.view,
+    r: r.view,
+    p: p.view,
+    ap: ap.view,
+    rs: rs.view,
+    bounds,
+    off: { ptr: ptr.off, idx: idx.off, conf: conf.off, x: x.off, r: r.off, p: p.off, ap: ap.off, rs: rs.off },
   };
+}
+
+/** Arena bytes for both sides' arrays. */
+function arenaBytes(users: CSR, items: CSR, dim: number): number {
+  const side = (m: CSR) => [
+    m.ptr.length * 4,
+    m.idx.length * 4,
+    m.val.length * 4,
+    ...Array(4).fill(m.numRows * dim * 4),
+    m.numRows * 8,
+  ];
+  return SimdArena.size(...side(users), ...side(items));
 }
 
 /** out[rows, d] = v[rows, d] x g[d, d] in the backend, written into `out`. */
@@ -105,22 +145,22 @@ function gramPlusReg(y: Float32Array, rows: number, dim: number, lambda: number)
   return g;
 }
 
-/** Solves `side` given the other side's factors `y` with cgSteps CG steps per row. */
+/** Solves `side` given the other side (its factors `other.x`) with cgSteps CG steps per row. */
 async function solveSide(
   pool: KernelPool,
   side: Side,
-  y: Float32Array,
-  yRows: number,
+  other: Side,
   dim: number,
   cfg: IALSConfig,
+  arena?: SimdArena,
 ) {
-  const g = gramPlusReg(y, yRows, dim, cfg.regularization);
+  const g = gramPlusReg(other.x, other.csr.numRows, dim, cfg.regularization);
   const rows = side.csr.numRows;
-  const args = (): CGArrays => ({
+  const js = (): CGArrays => ({
     ptr: side.csr.ptr,
     idx: side.csr.idx,
     conf: side.csr.val,
-    y,
+    y: other.x,
     x: side.x,
     r: side.r,
     p: side.p,
@@ -128,11 +168,25 @@ async function solveSide(
     rs: side.rs,
     dim,
   });
+  const simd = (): SimdCGArgs => {
+    const o = side.off as NonNullable<Side['off']>;
+    const a = arena as SimdArena;
+    return {
+      id: a.id,
+      module: a.module,
+      memory: a.memory,
+      ...o,
+      y: (other.off as NonNullable<Side['off']>).x,
+      dimBytes: dim * 4,
+    };
+  };
   denseTimes(side.x, rows, dim, g, side.ap);
-  await pool.run('cgInit', side.bounds, args);
+  if (arena) await pool.run('simdCgInit', side.bounds, simd);
+  else await pool.run('cgInit', side.bounds, js);
   for (let s = 0; s < cfg.cgSteps; s++) {
     denseTimes(side.p, rows, dim, g, side.ap);
-    await pool.run('cgStep', side.bounds, args);
+    if (arena) await pool.run('simdCgStep', side.bounds, simd);
+    else await pool.run('cgStep', side.bounds, js);
   }
 }
 
@@ -170,10 +224,14 @@ export async function trainIALS(
     throw new Error(
       `initialWeights are ${init.numUsers}x${init.numItems}x${init.dim}, need ${data.numUsers}x${data.numItems}x${dim} (use growEmbeddings)`,
     );
+  const kernel = cfg.kernel ?? 'auto';
+  const useSimd = kernel === 'simd' || (kernel === 'auto' && dim % 8 === 0 && simdSupported());
+  if (useSimd && dim % 8 !== 0) throw new Error('iALS SIMD kernels need factors % 8 === 0');
+  const arena = useSimd ? new SimdArena(arenaBytes(users, items, dim)) : undefined;
   const pool = new KernelPool(cfg.threads, opts.workerScript);
   try {
-    const userSide = makeSide(users, sharedFloat32(data.numUsers * dim, init.userFactors), dim, pool.threads);
-    const itemSide = makeSide(items, sharedFloat32(data.numItems * dim, init.itemFactors), dim, pool.threads);
+    const userSide = makeSide(users, init.userFactors, dim, pool.threads, arena);
+    const itemSide = makeSide(items, init.itemFactors, dim, pool.threads, arena);
     const weights = {
       user: { shape: [data.numUsers, dim], data: userSide.x },
       item: { shape: [data.numItems, dim], data: itemSide.x },
@@ -186,12 +244,12 @@ export async function trainIALS(
       userFactors: userSide.x,
       itemFactors: itemSide.x,
     });
-    const { threads: _t, patience: _p, minDelta: _m, ...identity } = cfg;
+    const { threads: _t, patience: _p, minDelta: _m, kernel: _k, ...identity } = cfg;
     const result = await runFactorEpochs(
       weights,
       async () => {
-        await solveSide(pool, userSide, itemSide.x, data.numItems, dim, cfg);
-        await solveSide(pool, itemSide, userSide.x, data.numUsers, dim, cfg);
+        await solveSide(pool, userSide, itemSide, dim, cfg, arena);
+        await solveSide(pool, itemSide, userSide, dim, cfg, arena);
         return { loss: residualShare(userSide.rs), examples: users.idx.length };
       },
       view,
