@@ -79,12 +79,20 @@ export function buildCSR(
     const c = colOf ? colOf[items[k]] : items[k];
     if (c >= 0) byCol[colCount[c]++] = k;
   }
+  // colCount[c] is now the end of column c's run: the column of byCol[q] is known without a random read.
   const count = new Int32Array(numRows + 1);
   for (let q = 0; q < kept; q++) count[rows[byCol[q]] + 1]++;
   for (let r = 0; r < numRows; r++) count[r + 1] += count[r];
   const fill = count.slice(0, numRows);
   const order = new Int32Array(kept);
-  for (let q = 0; q < kept; q++) order[fill[rows[byCol[q]]]++] = byCol[q];
+  const orderCol = new Int32Array(kept);
+  for (let c = 0, q = 0; c < numCols; c++) {
+    for (; q < colCount[c]; q++) {
+      const at = fill[rows[byCol[q]]]++;
+      order[at] = byCol[q];
+      orderCol[at] = c;
+    }
+  }
   // Merge duplicates (consecutive now) and transform.
   const transform = opts.transform ?? 'linear';
   const ptr = alloc(Int32Array, numRows + 1, shared);
@@ -94,15 +102,14 @@ export function buildCSR(
   for (let r = 0; r < numRows; r++) {
     let sum = 0;
     let fresh = 0;
-    for (let q = count[r]; q < count[r + 1]; q++) {
+    const end = count[r + 1];
+    for (let q = count[r]; q < end; q++) {
       const k = order[q];
-      const c = colOf ? colOf[items[k]] : items[k];
       const dk = decay ? decay[k] : 1;
       sum += (weight ? weight[k] : 1) * dk;
       fresh = Math.max(fresh, dk);
-      const next = q + 1 < count[r + 1] ? order[q + 1] : -1;
-      if (next < 0 || (colOf ? colOf[items[next]] : items[next]) !== c) {
-        outCol[w] = c;
+      if (q + 1 === end || orderCol[q + 1] !== orderCol[q]) {
+        outCol[w] = orderCol[q];
         outVal[w] = transform === 'binary' ? fresh : transform === 'log' ? Math.log1p(sum) : sum;
         w++;
         sum = 0;
