@@ -20,10 +20,11 @@ import { parseCsv } from '../lib/datasets/csv';
 import { selectBackend } from '../models/backend';
 import { trainBPR } from '../models/bpr-fast';
 import { fitEASE, type EASEModel } from '../models/ease';
-import { scoreEASE } from '../models/ease-score';
+import { easeHistoryRows, scoreEASE } from '../models/ease-score';
+import { easeBlendScorer } from '../models/blend';
 import { trainIALS } from '../models/ials';
 import { buildUserItemsCSR, type MFModel } from '../models/mf';
-import { scoreAll, type ScoreBlock } from '../models/score';
+import { scoreAll, scoreLinear, type ScoreBlock } from '../models/score';
 import { grid, successiveHalving, type TrialRecord } from '../models/tuning';
 import { writeResults, type BenchResult } from './common';
 import { loadSource, unavailableItems, type DatasetId } from './quality/data';
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
   const root = findProjectRoot();
   const log = (s: string) => console.log(`[quality-models] ${s}`);
   const quick = values.quick ?? false;
-  const want = new Set((values.models ?? 'ease,ials,bpr').split(','));
+  const want = new Set((values.models ?? 'ease,ials,bpr,blend').split(','));
   const ds = (values.dataset ?? 'movielens-small') as DatasetId;
   const backend = await selectBackend('auto');
   const got = await loadSource(root, ds, { movielensSource: 'dslabs', log });
@@ -239,7 +240,7 @@ async function main(): Promise<void> {
       quick,
       log,
     );
-  const tune = async <P>(fam: Family<P>): Promise<void> => {
+  const tune = async <P>(fam: Family<P>): Promise<P> => {
     const t0 = performance.now();
     const tuning = await successiveHalving({
       candidates: fam.candidates,
@@ -279,10 +280,43 @@ async function main(): Promise<void> {
       tuneSeconds,
       trials: tuning.trials,
     };
+    return best.params;
   };
-  if (want.has('ease')) await tune(ease);
-  if (want.has('ials')) await tune(ials);
+  const bestEase = want.has('ease') || want.has('blend') ? await tune(ease) : undefined;
+  const bestIals = want.has('ials') || want.has('blend') ? await tune(ials) : undefined;
   if (want.has('bpr')) await tune(bpr);
+  if (bestEase && bestIals) {
+    // EASE + beta iALS with both models' tuned settings; beta and EASE's recency tau tuned on validation. The two
+    // fits are kept per fold, so every candidate only rescores.
+    const fits = new Map<boolean, { ease: EASEModel; mf: MFModel }>();
+    const blend: Family<{ beta: number; tauDays: number }> = {
+      name: 'blend',
+      candidates: grid({
+        beta: [0, 0.1, 0.25, 0.5, 1, 2],
+        tauDays: [...new Set([bestEase.tauDays, Infinity, 365])],
+      }),
+      minBudget: 1,
+      run: async (f, p) => {
+        let fit = fits.get(f === test);
+        if (!fit) {
+          fits.clear();
+          const easeData = interactions(f, ids, bestEase.signal, rule);
+          const mfData = interactions(f, ids, bestIals.signal, rule);
+          const { signal: _s, ...ialsCfg } = bestIals;
+          fit = {
+            ease: (await fitEASE(easeData, { lambda: bestEase.lambda })).model,
+            mf: (await trainIALS(mfData, { ...ialsCfg, iterations: 15, transform: 'binary', seed: 7 })).model,
+          };
+          fits.set(f === test, fit);
+        }
+        const data = interactions(f, ids, bestEase.signal, rule);
+        const rows = easeHistoryRows(fit.ease, data, { tauDays: p.tauDays });
+        const scorer = easeBlendScorer(fit.ease, rows, fit.mf, p.beta);
+        return lists(f, ids, (o) => scoreLinear(scorer, { ...o, topN: 2 * K }));
+      },
+    };
+    await tune(blend);
+  }
   if (reference) {
     for (const [m, v] of [
       ['ndcg@10', reference.scores.ndcg],
