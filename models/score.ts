@@ -89,6 +89,8 @@ export interface ScoreStats {
   matmulMs: number;
   /** 2 * users * items * (dim + bias) / total time. */
   gflops: number;
+  /** scoreLinear: blocks scored by each kind of product (see score-sources.ts). */
+  paths?: Record<'sparse' | 'compact' | 'dense', number>;
 }
 
 interface HeapReader {
@@ -256,6 +258,7 @@ async function scoreSource(
     ms,
     matmulMs,
     gflops: (2 * users.length * nItems * source.inputWidth) / (ms * 1e6),
+    ...(source.paths ? { paths: { ...source.paths } } : {}),
   };
 }
 

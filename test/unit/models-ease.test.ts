@@ -223,35 +223,59 @@ function bruteScores(
   return byItem;
 }
 
-test('scoring (compacted and full-width blocks, with exclusions) matches brute force', async () => {
-  const data = smallData();
-  const { model } = await fitEASE(data, { lambda: 3, transform: 'linear' });
-  const rows = easeHistoryRows(model, data);
-  const excl = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
-  for (const blockSize of [1, 3, 80]) {
-    let checked = 0;
-    await scoreEASE(model, data, {
-      topN: 8,
-      exclude: excl,
-      blockSize,
-      selectionWorker: false,
-      onBlock: (b) =>
-        b.users.forEach((u, r) => {
-          const ex = new Set(excl.itemIdx.subarray(excl.userPtr[u], excl.userPtr[u + 1]));
-          const ref = bruteScores(model, rows, u, ex);
-          const sorted = [...ref.values()].sort((x, y) => y - x);
-          for (let q = 0; q < 8; q++) {
-            const item = b.items[r * 8 + q];
-            // The q-th best score, and an item that really has it (near-ties may swap in float32).
-            expect(Math.abs(b.scores[r * 8 + q] - sorted[q])).toBeLessThan(1e-4);
-            expect(ref.has(item)).toBe(true);
-            expect(Math.abs((ref.get(item) as number) - b.scores[r * 8 + q])).toBeLessThan(1e-4);
-          }
-          checked++;
-        }),
-    });
-    expect(checked).toBe(80);
+/** A long catalogue with short histories: whole blocks go through the sparse product. */
+function sparseData(): EASEInteractions {
+  const rng = new Rng(8);
+  const u: number[] = [];
+  const i: number[] = [];
+  for (let r = 0; r < 300; r++) {
+    for (let q = 0; q < 3; q++) {
+      u.push(r);
+      i.push(Math.floor(Math.pow(rng.nextFloat(), 1.3) * 600));
+    }
   }
+  return { userIdx: Int32Array.from(u), itemIdx: Int32Array.from(i), numUsers: 300, numItems: 600 };
+}
+
+test('scoring (sparse, compacted and full-width blocks, with exclusions) matches brute force', async () => {
+  const paths = { sparse: 0, compact: 0, dense: 0 };
+  for (const [data, sizes] of [
+    [smallData(), [1, 3, 80]],
+    [sparseData(), [300, 7]],
+  ] as const) {
+    const { model } = await fitEASE(data, { lambda: 3, transform: 'linear' });
+    const rows = easeHistoryRows(model, data);
+    const excl = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
+    for (const blockSize of sizes) {
+      let checked = 0;
+      const stats = await scoreEASE(model, data, {
+        topN: 8,
+        exclude: excl,
+        blockSize,
+        selectionWorker: false,
+        onBlock: (b) =>
+          b.users.forEach((u, r) => {
+            const ex = new Set(excl.itemIdx.subarray(excl.userPtr[u], excl.userPtr[u + 1]));
+            const ref = bruteScores(model, rows, u, ex);
+            const sorted = [...ref.values()].sort((x, y) => y - x);
+            for (let q = 0; q < 8; q++) {
+              const item = b.items[r * 8 + q];
+              // The q-th best score, and an item that really has it (near-ties may swap in float32).
+              expect(Math.abs(b.scores[r * 8 + q] - sorted[q])).toBeLessThan(1e-4);
+              expect(ref.has(item)).toBe(true);
+              expect(Math.abs((ref.get(item) as number) - b.scores[r * 8 + q])).toBeLessThan(1e-4);
+            }
+            checked++;
+          }),
+      });
+      expect(checked).toBe(data.numUsers);
+      for (const k of ['sparse', 'compact', 'dense'] as const) paths[k] += stats.paths?.[k] ?? 0;
+    }
+  }
+  // Every kind of product was exercised.
+  expect(paths.sparse).toBeGreaterThan(0);
+  expect(paths.compact).toBeGreaterThan(0);
+  expect(paths.dense).toBeGreaterThan(0);
 });
 
 test("recency-weighted user rows: tau = Infinity is plain EASE; a finite tau ranks the recent item's neighbours first", async () => {
