@@ -2,14 +2,18 @@
  * recforge's model library (models/: EASE, iALS, fast BPR) called in-process against the quality benchmark's
  * protocol and reference EASE, before the pipeline wires them in:
  *
- *   npm run build && node dist/bench/quality-models.js [--models ease,ials,bpr] [--quick] [--dataset movielens-small]
+ *   npm run build && node dist/bench/quality-models.js [--models ease,ials,bpr,blend] [--quick]
+ *     [--dataset movielens-small] [--no-reference] [--reuse-tuning numpy-ease,ease,ials]
  *     → bench/results/quality-models.json
+ * --reuse-tuning takes the named families' choices from the previous results file instead of searching again.
  *
  * Same split, metrics and numpy EASE as bench/quality.ts (bench/quality/*: per-user time-ordered holdout of the
  * latest 20% of positives, NDCG@10 / Recall@10 with min(|rel|, 10), seen items excluded). Every model, reference
  * and recforge alike, is tuned on the validation split carved from the training rows with the same protocol and
  * refit on all training rows; recforge's models are tuned with models/tuning.ts (successive halving) and the
  * reference with the quality bench's coordinate search. Wall time = fit + score of the chosen configuration.
+ * `blend` (models/blend.ts) is EASE + beta * iALS with both tuned settings, beta and EASE's recency tau tuned on
+ * validation; every family's per-user NDCG difference to numpy EASE gets a paired bootstrap interval.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,8 +32,16 @@ import { scoreAll, scoreLinear, type ScoreBlock } from '../models/score';
 import { grid, successiveHalving, type TrialRecord } from '../models/tuning';
 import { writeResults, type BenchResult } from './common';
 import { loadSource, unavailableItems, type DatasetId } from './quality/data';
-import { scoreLists, userOrder, type Scores } from './quality/metrics';
-import { CoordinateSearch, ensureVenv, readListsCsv, referenceSpaces, runJob } from './quality/references';
+import { pairedBootstrap, scoreLists, userOrder, type Scores } from './quality/metrics';
+import {
+  CoordinateSearch,
+  ensureVenv,
+  readListsCsv,
+  referenceSpaces,
+  runJob,
+  type RunSpec,
+  type SearchSpace,
+} from './quality/references';
 import { parseInteractions, toContractCsv } from './quality/rows';
 import { isPositive, seenItems, splitByUser, type PositiveRule, type Row, type Split } from './quality/split';
 
@@ -117,6 +129,7 @@ interface Family<P> {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      'reuse-tuning': { type: 'string' },
       models: { type: 'string' },
       quick: { type: 'boolean' },
       dataset: { type: 'string' },
@@ -232,6 +245,16 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   const details: Record<string, unknown> = {};
   let reference: { scores: Scores; wall: number; id: string } | undefined;
+  // --reuse-tuning numpy-ease,ease,...: those families' choices from the previous results file stand (one trial
+  // instead of a search).
+  const reuse = new Set((values['reuse-tuning'] ?? '').split(',').filter((x) => x !== ''));
+  const previous = values['reuse-tuning']
+    ? ((
+        JSON.parse(fs.readFileSync(path.join(root, 'bench', 'results', 'quality-models.json'), 'utf8')) as {
+          params: { details: Record<string, { chosen: unknown }> };
+        }
+      ).params.details ?? {})
+    : {};
   if (!values['no-reference'])
     reference = await numpyEase(
       root,
@@ -239,11 +262,22 @@ async function main(): Promise<void> {
       { rows, split, trainRows, val, test, valid, unavailable, signals, rule },
       quick,
       log,
+      reuse.has('numpy-ease') && typeof previous['numpy-ease']?.chosen === 'string'
+        ? previous['numpy-ease'].chosen
+        : undefined,
     );
   const tune = async <P>(fam: Family<P>): Promise<P> => {
     const t0 = performance.now();
+    const prior = reuse.has(fam.name)
+      ? (previous[fam.name]?.chosen as Record<string, unknown> | undefined)
+      : undefined;
+    // JSON has no Infinity: a saved tau of null was Infinity.
+    const reused = prior
+      ? [Object.fromEntries(Object.entries(prior).map(([k, v]) => [k, v === null ? Infinity : v])) as P]
+      : undefined;
+    if (reused) log(`${fam.name}: reusing ${JSON.stringify(prior)}`);
     const tuning = await successiveHalving({
-      candidates: fam.candidates,
+      candidates: reused ?? fam.candidates,
       minBudget: fam.minBudget,
       order: fam.order,
       seed: 11,
@@ -274,7 +308,14 @@ async function main(): Promise<void> {
     rel('recall@10', s.recall, reference?.scores.recall);
     rel('coverage', s.coverage, reference?.scores.coverage, 'share');
     rel('wall', wall, reference?.wall, 's');
+    const vsEase = reference ? pairedBootstrap(s.perUserNdcg, reference.scores.perUserNdcg) : undefined;
+    if (vsEase)
+      log(
+        `${fam.name}: NDCG@10 - numpy EASE per user: ${vsEase.mean.toFixed(4)} [${vsEase.lo.toFixed(4)}, ${vsEase.hi.toFixed(4)}]`,
+      );
     details[fam.name] = {
+      ndcgMinusNumpyEase95: vsEase,
+      reused: reused !== undefined,
       chosen: best.params,
       validationNdcg: best.score,
       tuneSeconds,
@@ -356,6 +397,7 @@ async function numpyEase(
   d: Prepared,
   quick: boolean,
   log: (s: string) => void,
+  reuseId?: string,
 ): Promise<{ scores: Scores; wall: number; id: string }> {
   const { rows, split, trainRows, val, test, valid, unavailable, signals } = d;
   const work = path.join(root, 'data', 'bench', 'quality-models', ds);
@@ -370,6 +412,7 @@ async function numpyEase(
   const space = referenceSpaces(signals).find((s) => s.model === 'ease');
   if (!space) throw new Error('no ease reference space');
   const search = new CoordinateSearch(space, quick ? 1 : 8);
+  if (reuseId) log(`numpy ease: reusing ${reuseId}`);
   const base = {
     unavailable: [...unavailable].sort(),
     positive: d.rule,
@@ -377,7 +420,8 @@ async function numpyEase(
     threads: os.availableParallelism(),
     seed: 42,
   };
-  for (let round = 1; ; round++) {
+  // A reused choice (--reuse-tuning) skips the search: the spec is the one of that id in the same space.
+  for (let round = 1; !reuseId; round++) {
     const runs = search.pending();
     if (runs.length === 0) break;
     const outDir = path.join(work, `val-${round}`);
@@ -401,7 +445,7 @@ async function numpyEase(
       );
     search.step();
   }
-  const chosen = search.best().spec;
+  const chosen = reuseId ? specById(space, reuseId) : search.best().spec;
   const outDir = path.join(work, 'test');
   fs.rmSync(outDir, { recursive: true, force: true });
   const res = runJob(
@@ -422,6 +466,27 @@ async function numpyEase(
     `numpy ease ${chosen.id}: test NDCG@10 ${scores.ndcg.toFixed(4)} Recall@10 ${scores.recall.toFixed(4)} fit+score ${(t.fit_s + t.score_s).toFixed(1)}s`,
   );
   return { scores, wall: t.fit_s + t.score_s, id: chosen.id };
+}
+
+/** The run spec of a reference id in its search space (e.g. ease-positive-l300). */
+function specById(space: SearchSpace, id: string): RunSpec {
+  const search = new CoordinateSearch(space, 1);
+  const at = space.dims.map(() => 0);
+  const walk = (dim: number): RunSpec | undefined => {
+    if (dim === space.dims.length) {
+      const spec = search.spec(at);
+      return spec.id === id ? spec : undefined;
+    }
+    for (let v = 0; v < space.dims[dim].values.length; v++) {
+      at[dim] = v;
+      const found = walk(dim + 1);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  const spec = walk(0);
+  if (!spec) throw new Error(`no reference run ${id} in the ${space.model} space`);
+  return spec;
 }
 
 main().catch((e: unknown) => {
