@@ -26,6 +26,7 @@ import { trainBPR } from '../models/bpr-fast';
 import { fitEASE, type EASEModel } from '../models/ease';
 import { easeHistoryRows, scoreEASE } from '../models/ease-score';
 import { easeBlendScorer } from '../models/blend';
+import { concentration } from '../models/concentration';
 import { trainIALS } from '../models/ials';
 import { buildUserItemsCSR, type MFModel } from '../models/mf';
 import { scoreAll, scoreLinear, type ScoreBlock } from '../models/score';
@@ -115,6 +116,15 @@ async function lists(
 
 function evaluate(f: Fold, l: Map<string, string[]>, unavailable: Set<string>): Scores {
   return scoreLists(l, f.split.holdout, { seen: f.seen, unavailable }, { k: K, catalogueSize: f.catalogue });
+}
+
+/** Share of the first K slots of the lists that hold one of the 5% most interacted items (the collapse check). */
+function headShare(f: Fold, ids: Ids, l: Map<string, string[]>): number {
+  const counts = new Int32Array(ids.items.size);
+  for (const i of f.idx) counts[ids.items.get(f.rows[i].item) as number]++;
+  const flat: number[] = [];
+  for (const items of l.values()) for (const it of items.slice(0, K)) flat.push(ids.items.get(it) as number);
+  return concentration(flat, counts, 0.05).headShare;
 }
 
 interface Family<P> {
@@ -293,8 +303,9 @@ async function main(): Promise<void> {
     const l = await fam.run(test, best.params, 1);
     const wall = (performance.now() - t1) / 1000;
     const s = evaluate(test, l, unavailable);
+    const head = headShare(test, ids, l);
     log(
-      `${fam.name}: test NDCG@10 ${s.ndcg.toFixed(4)} Recall@10 ${s.recall.toFixed(4)} coverage ${s.coverage.toFixed(4)} fit+score ${wall.toFixed(1)}s`,
+      `${fam.name}: test NDCG@10 ${s.ndcg.toFixed(4)} Recall@10 ${s.recall.toFixed(4)} coverage ${s.coverage.toFixed(4)} top-5%-items share ${head.toFixed(3)} fit+score ${wall.toFixed(1)}s`,
     );
     const name = `${ds}/recforge-${fam.name}`;
     const rel = (metric: string, v: number, ref?: number, unit = 'score') =>
@@ -308,6 +319,7 @@ async function main(): Promise<void> {
     rel('recall@10', s.recall, reference?.scores.recall);
     rel('coverage', s.coverage, reference?.scores.coverage, 'share');
     rel('wall', wall, reference?.wall, 's');
+    rel('head5_share', head, undefined, 'share');
     const vsEase = reference ? pairedBootstrap(s.perUserNdcg, reference.scores.perUserNdcg) : undefined;
     if (vsEase)
       log(
@@ -333,7 +345,7 @@ async function main(): Promise<void> {
     const blend: Family<{ beta: number; tauDays: number }> = {
       name: 'blend',
       candidates: grid({
-        beta: [0, 0.1, 0.25, 0.5, 1, 2],
+        beta: [0, 0.03, 0.05, 0.1, 0.15, 0.25, 0.5, 1],
         tauDays: [...new Set([bestEase.tauDays, Infinity, 365])],
       }),
       minBudget: 1,
