@@ -20,5 +20,15 @@ export function compileModels(names: string[]): string {
 
 /** The kernel worker (kernel-pool.ts) and the kernels it loads. */
 export function compileKernelWorker(): string {
-  return compileModels(['kernel-worker', 'kernels', 'ials-kernels', 'bpr-kernel', 'simd-kernels', 'wasm-asm']);
+  return compileModels([
+    'kernel-worker',
+    'kernels',
+    'ials-kernels',
+    'bpr-kernel',
+    'simd-kernels',
+    'simd-cg',
+    'simd-bpr',
+    'simd-codegen',
+    'wasm-asm',
+  ]);
 }
