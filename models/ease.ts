@@ -109,7 +109,15 @@ export function gramSparse(x: CSR): Float32Array {
       for (let q = ptr[r]; q <= p; q++) g[rowOff + idx[q]] += v * val[q];
     }
   }
-  for (let a = 0; a < k; a++) for (let b = 0; b < a; b++) g[b * k + a] = g[a * k + b];
+  // Mirror the lower triangle in 64 x 64 tiles: a plain column walk misses the cache on every write at k ~ 10k.
+  const T = 64;
+  for (let a0 = 0; a0 < k; a0 += T) {
+    for (let b0 = 0; b0 <= a0; b0 += T) {
+      const a1 = Math.min(k, a0 + T);
+      const b1 = Math.min(k, b0 + T);
+      for (let a = a0; a < a1; a++) for (let b = b0; b < Math.min(b1, a); b++) g[b * k + a] = g[a * k + b];
+    }
+  }
   return g;
 }
 
