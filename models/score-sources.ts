@@ -113,6 +113,31 @@ const COMPACT_SHARE = 0.5;
  */
 const SPARSE_COST = 15;
 
+/**
+ * out[r, :] = sum over row r's entries of v * M[col, :] (B x nCols). A plain function with every array in a local:
+ * V8 keeps the inner loop tight (inside the scorer's closure it ran ~4x slower).
+ */
+function sparseProduct(rows: SparseRows, B: number, m: Float32Array, nCols: number): Float32Array {
+  const out = new Float32Array(B * nCols);
+  const { ptr, cols, vals } = rows;
+  for (let r = 0; r < B; r++) {
+    const o = r * nCols;
+    for (let q = ptr[r]; q < ptr[r + 1]; q++) {
+      const v = vals[q];
+      const mo = cols[q] * nCols;
+      let c = 0;
+      for (; c + 4 <= nCols; c += 4) {
+        out[o + c] += v * m[mo + c];
+        out[o + c + 1] += v * m[mo + c + 1];
+        out[o + c + 2] += v * m[mo + c + 2];
+        out[o + c + 3] += v * m[mo + c + 3];
+      }
+      for (; c < nCols; c++) out[o + c] += v * m[mo + c];
+    }
+  }
+  return out;
+}
+
 export function linearSource(m: LinearScorer, cand: Int32Array | undefined): BlockSource {
   const tf = getTf();
   const { dim, columns } = m;
@@ -145,6 +170,7 @@ export function linearSource(m: LinearScorer, cand: Int32Array | undefined): Blo
   const colToGlobal = keep ? Int32Array.from(keep, (c) => columns[c]) : columns;
   const identity = colToGlobal.length === m.numItems && colToGlobal.every((g, c) => g === c);
   const itemT = tf.tensor2d(matrix, [dim, nCols]);
+  const mat = matrix;
   const stamp = new Int32Array(dim).fill(-1);
   const local = new Int32Array(dim);
   let blockNo = 0;
@@ -178,16 +204,7 @@ export function linearSource(m: LinearScorer, cand: Int32Array | undefined): Blo
       }
       if (nnz * SPARSE_COST < B * Math.min(used.length, dim)) {
         paths.sparse++;
-        const out = new Float32Array(B * nCols);
-        for (let r = 0; r < B; r++) {
-          const o = r * nCols;
-          for (let q = rows.ptr[r]; q < rows.ptr[r + 1]; q++) {
-            const v = rows.vals[q];
-            const mo = rows.cols[q] * nCols;
-            for (let c = 0; c < nCols; c++) out[o + c] += v * matrix[mo + c];
-          }
-        }
-        return { scores: tf.tensor2d(out, [B, nCols]), empty };
+        return { scores: tf.tensor2d(sparseProduct(rows, B, mat, nCols), [B, nCols]), empty };
       }
       if (used.length <= COMPACT_SHARE * dim) {
         paths.compact++;
