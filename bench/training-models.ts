@@ -114,6 +114,7 @@ export async function benchModels(
         regularization: als.regularization,
         alpha: als.alpha,
         cgSteps: als.cgSteps,
+        transform: 'linear', // c = 1 + alpha * (summed weight), as the reference gets
         seed: rep + 1,
       });
       alsSeconds.push((performance.now() - t0) / 1000);

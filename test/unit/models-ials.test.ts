@@ -84,7 +84,15 @@ test('with as many CG steps as factors, a user half-sweep is the exact least-squ
   // returns are the user half-sweep's.
   const res = await trainIALS(
     d,
-    { factors: dim, iterations: 1, cgSteps: 8, regularization: 0.3, alpha: 2, threads: 0 },
+    {
+      factors: dim,
+      iterations: 1,
+      cgSteps: 8,
+      regularization: 0.3,
+      alpha: 2,
+      threads: 0,
+      transform: 'linear',
+    },
     {},
     { initialWeights: start },
   );
@@ -95,7 +103,15 @@ test('with as many CG steps as factors, a user half-sweep is the exact least-squ
   // Three steps (the default) are an approximation: measurably off, yet close.
   const three = await trainIALS(
     d,
-    { factors: dim, iterations: 1, cgSteps: 3, regularization: 0.3, alpha: 2, threads: 0 },
+    {
+      factors: dim,
+      iterations: 1,
+      cgSteps: 3,
+      regularization: 0.3,
+      alpha: 2,
+      threads: 0,
+      transform: 'linear',
+    },
     {},
     { initialWeights: start },
   );
