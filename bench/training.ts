@@ -2,7 +2,10 @@
  * Training/scoring throughput benchmark for models/.
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/training.js [--out bench/results/training.json] [--quick]
+ *     [--models-only | --skip-models]
  *
+ * Last (bench/training-models.ts, on the 'auto' backend): recforge's EASE, iALS and hogwild BPR against Python's
+ * implicit ALS / BPR and a numpy EASE on the same data, same run (--models-only runs just that part).
  * Measures (synthetic data, 70k users x 10k items, 1M interactions, dim 64, batch 8192):
  * Each of wasm and, where `npm run setup` built it, tfjs-node ('tensorflow'):
  * - BPR examples/s: host-table lazy Adam (models/mf.ts), its dense-Adam mode, and the baseline it replaces:
@@ -17,11 +20,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
+import { findProjectRoot } from '../lib/config';
 import { getTf, selectBackend } from '../models/backend';
 import { buildUserItemsCSR, initMF, trainMF } from '../models/mf';
 import { matmulGflops, scoreAll } from '../models/score';
 import { randomInteractions } from '../models/synthetic';
 import { hashTitleTokens, trainTwoTower, type StepGradients } from '../models/two-tower';
+import { benchModels } from './training-models';
 
 interface Result {
   metric: string;
@@ -34,6 +39,8 @@ interface Result {
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const modelsOnly = args.includes('--models-only');
+const skipModels = args.includes('--skip-models');
 const outIdx = args.indexOf('--out');
 const outPath = outIdx >= 0 ? args[outIdx + 1] : path.join('bench', 'results', 'training.json');
 
@@ -44,6 +51,7 @@ const DIM = 64;
 const BATCH = 8192;
 
 const results: Result[] = [];
+const loadAvgAtStart = os.loadavg();
 function record(r: Result): void {
   results.push(r);
   console.log(JSON.stringify(r));
@@ -313,6 +321,21 @@ async function main(): Promise<void> {
   const data = randomInteractions(N, NUM_USERS, NUM_ITEMS, 1);
   const base = { unit: 'examples/s' };
   const devices: Record<string, string> = {};
+  // The model-library phase runs last unless it is all that runs: its EASE needs ~2 GiB, which would mask the
+  // peak RSS the earlier phases report.
+  const models = async (): Promise<string> => {
+    const auto = await selectBackend('auto');
+    devices.models = `${auto.device}, ${auto.threads} thread(s)`;
+    await benchModels(
+      findProjectRoot(),
+      { ...data, numUsers: NUM_USERS, numItems: NUM_ITEMS },
+      { quick, dim: DIM },
+      record,
+    );
+    record({ metric: 'peak_rss_after_models', value: peakRssMiB(), unit: 'MiB' });
+    return auto.tfjsVersion;
+  };
+  if (modelsOnly) return write(await models(), devices);
   const wasmSel = await selectBackend('wasm');
   devices.wasm = `${wasmSel.device}, ${wasmSel.threads} thread(s)`;
   const { lazyBpr: lazyWasm } = await backendPhases('wasm', data);
@@ -338,7 +361,11 @@ async function main(): Promise<void> {
     ratio: cpu / lazyWasm,
   });
   record({ metric: 'peak_rss', value: peakRssMiB(), unit: 'MiB' });
+  if (!skipModels) await models();
+  write(wasmSel.tfjsVersion, devices);
+}
 
+function write(tfjs: string, devices: Record<string, string>): void {
   const out = {
     name: 'training',
     date: new Date().toISOString(),
@@ -347,11 +374,20 @@ async function main(): Promise<void> {
       cores: os.cpus().length,
       memGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
-      tfjs: wasmSel.tfjsVersion,
+      tfjs,
       devices,
+      loadAvgAtStart,
       loadAvgAtEnd: os.loadavg(),
     },
-    config: { numUsers: NUM_USERS, numItems: NUM_ITEMS, interactions: N, dim: DIM, batch: BATCH, quick },
+    config: {
+      numUsers: NUM_USERS,
+      numItems: NUM_ITEMS,
+      interactions: N,
+      dim: DIM,
+      batch: BATCH,
+      quick,
+      modelsOnly,
+    },
     results,
   };
   mkdirSync(path.dirname(outPath), { recursive: true });

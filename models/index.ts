@@ -5,6 +5,11 @@
  *   const res = await trainMF(data, cfg, { evaluate, onProgress, onCheckpoint });
  *   await saveMFModel(dir, res.model, { metrics: res.history });
  *   await scoreAll(res.model, { topN, exclude, onBlock });
+ * The closed-form and matmul-bound families (no tfjs autograd):
+ *   const { model } = await fitEASE(data, { lambda, maxItems });  await scoreEASE(model, history, { topN, tauDays, ... });
+ *   const res = await trainIALS(data, { factors, regularization, alpha }, hooks);   // MFModel: scoreAll applies
+ *   const res = await trainBPR(data, { factors, lr, reg }, hooks);                  // MFModel: scoreAll applies
+ *   const search = await successiveHalving({ candidates: grid({...}), trial, timeBudgetMs });
  */
 export {
   selectBackend,
@@ -74,8 +79,12 @@ export {
 export { growEmbeddings, growTable, type GrowOptions } from './warm-start';
 export {
   scoreAll,
+  scoreLinear,
   chooseBlockSize,
   matmulGflops,
+  type LinearScorer,
+  type SparseRows,
+  type UserRowProvider,
   type ScoringFactors,
   type ScoreOptions,
   type ScoreBlock,
@@ -105,6 +114,8 @@ export {
   loadModel,
   saveMFModel,
   loadMFModel,
+  saveEASEModel,
+  loadEASEModel,
   saveTwoTowerModel,
   loadTwoTowerModel,
   saveTrainingState,
@@ -131,3 +142,28 @@ export {
   type DpBatchGradients,
   type TrainMFDpOptions,
 } from './mf-dp';
+export {
+  fitEASE,
+  selectItems,
+  DEFAULT_EASE_CONFIG,
+  type EASEConfig,
+  type EASEModel,
+  type EASEInteractions,
+  type EASEFitStats,
+  type FitEASEHooks,
+} from './ease';
+export {
+  scoreEASE,
+  easeScorer,
+  easeHistoryRows,
+  recencyDecay,
+  type EASEHistory,
+  type EASEScoringOptions,
+} from './ease-score';
+export { spdInverse, spdInverseF64, NotPositiveDefiniteError, type SpdInverseOptions } from './linalg';
+export { trainIALS, DEFAULT_IALS_CONFIG, type IALSConfig, type TrainIALSOptions } from './ials';
+export { trainBPR, DEFAULT_BPR_CONFIG, type BPRConfig, type TrainBPROptions } from './bpr-fast';
+export { buildCSR, transposeCSR, type CSR, type ValueTransform } from './sparse';
+export { concentration, headItems, itemCounts, type Concentration } from './concentration';
+export { successiveHalving, grid, type HalvingOptions, type HalvingResult, type TrialRecord } from './tuning';
+export { KernelPool, defaultKernelWorker } from './kernel-pool';

@@ -14,24 +14,24 @@
  * reading scores back is the bottleneck (GPU).
  *
  * The item matrix is stored pre-transposed ([D+1, I]): tfjs-wasm's matmul with transposeB ran ~5x slower.
+ * scoreLinear scores sparse user rows built per block by a provider (EASE histories) against a dim x items matrix
+ * through the same loop (models/score-sources.ts).
  * Ordering: score descending, ties by lower item index; NaN scores are never returned. Rows with fewer than N
  * eligible items are padded with item -1 and score -Infinity.
  */
 import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { ensureBackend, getTf } from './backend';
+import {
+  factorSource,
+  linearSource,
+  type BlockSource,
+  type LinearScorer,
+  type ScoringFactors,
+} from './score-sources';
 import { BlockSelector, MAX_PACKED_ITEMS, type BlockExclusion, type SelectionSetup } from './top-n';
 import { defaultWorkerScript, SelectionThread, type SelectedBlock } from './top-n-thread';
 
-export interface ScoringFactors {
-  numUsers: number;
-  numItems: number;
-  dim: number;
-  /** numUsers x dim */
-  userFactors: Float32Array;
-  /** numItems x dim */
-  itemFactors: Float32Array;
-  itemBias?: Float32Array;
-}
+export type { LinearScorer, ScoringFactors, SparseRows, UserRowProvider } from './score-sources';
 
 /** Items to exclude per user, CSR over *global* user ids (ptr length numUsers + 1). Lists need not be sorted. */
 export interface ExcludeCSR {
@@ -60,7 +60,7 @@ export interface ScoreOptions {
   exclude?: ExcludeCSR | ExcludeFn;
   /** Restrict recommendations to these items (e.g. in stock); default all. */
   candidateItems?: Int32Array;
-  /** Bytes for item matrix + one block of scores (default 256 MiB). */
+  /** Bytes for item matrix + one block of scores (default 256 MiB; scoreLinear: the item matrix + 256 MiB). */
   memoryBudgetBytes?: number;
   /** Fixed block size (users), overriding the budget. */
   blockSize?: number;
@@ -89,6 +89,8 @@ export interface ScoreStats {
   matmulMs: number;
   /** 2 * users * items * (dim + bias) / total time. */
   gflops: number;
+  /** scoreLinear: blocks scored by each kind of product (see score-sources.ts). */
+  paths?: Record<'sparse' | 'compact' | 'dense', number>;
 }
 
 interface HeapReader {
@@ -128,86 +130,92 @@ export function chooseBlockSize(
  */
 export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<ScoreStats> {
   await ensureBackend();
+  return scoreSource(factorSource(f, opts.candidateItems), f.numUsers, f.numItems, opts, 256 * 1024 * 1024);
+}
+
+/**
+ * Scores sparse user rows (built per block by m.userRows) against m.itemMatrix, e.g. EASE; items outside
+ * m.columns get no score, and users whose rows are empty get no recommendations (-1 padded), so the caller's
+ * fallback (popular backfill) applies to them.
+ */
+export async function scoreLinear(m: LinearScorer, opts: ScoreOptions): Promise<ScoreStats> {
+  await ensureBackend();
+  const source = linearSource(m, opts.candidateItems);
+  const resident = source.inputWidth * source.nCols * 4;
+  return scoreSource(source, m.numUsers, m.numItems, opts, resident + 256 * 1024 * 1024);
+}
+
+async function scoreSource(
+  source: BlockSource,
+  numUsers: number,
+  numItems: number,
+  opts: ScoreOptions,
+  defaultBudget: number,
+): Promise<ScoreStats> {
   const tf = getTf();
   const t0 = performance.now();
-  const D = f.dim;
-  const hasBias = f.itemBias !== undefined;
-  const Dp = D + (hasBias ? 1 : 0);
-  const users = opts.users ?? Int32Array.from({ length: f.numUsers }, (_, i) => i);
-  const cand = opts.candidateItems;
-  const nItems = cand ? cand.length : f.numItems;
+  const users = opts.users ?? Int32Array.from({ length: numUsers }, (_, i) => i);
+  const nItems = source.nCols;
+  const cand = source.colToGlobal;
   const topN = Math.max(1, Math.floor(opts.topN));
-  if (f.userFactors.length !== f.numUsers * D || f.itemFactors.length !== f.numItems * D) {
-    throw new Error('scoreAll: factor array sizes do not match numUsers/numItems/dim');
-  }
   const selector = opts.selector ?? 'js';
   const backendObj = tf.backend() as unknown as HeapReader;
   const inPlace = selector === 'js' && typeof backendObj.typedArrayFromHeap === 'function';
-  const blockSize =
-    opts.blockSize ??
-    chooseBlockSize(nItems, Dp, opts.memoryBudgetBytes ?? 256 * 1024 * 1024, !inPlace, opts.cacheTargetBytes);
-
-  // Item matrix, transposed to [Dp, nItems] (see header), with the bias as last row.
-  const qT = new Float32Array(Dp * nItems);
-  for (let c = 0; c < nItems; c++) {
-    const item = cand ? cand[c] : c;
-    if (item < 0 || item >= f.numItems) throw new RangeError(`candidate item ${item} out of range`);
-    const src = item * D;
-    for (let d = 0; d < D; d++) qT[d * nItems + c] = f.itemFactors[src + d];
-    if (hasBias) qT[D * nItems + c] = (f.itemBias as Float32Array)[item];
-  }
-  const itemT = tf.tensor2d(qT, [Dp, nItems]);
-  // global item -> local column (only when restricted to candidates)
-  let globalToLocal: Int32Array | undefined;
-  if (cand) {
-    globalToLocal = new Int32Array(f.numItems).fill(-1);
-    for (let c = 0; c < nItems; c++) globalToLocal[cand[c]] = c;
-  }
-
-  if (opts.ordering === 'sort' && nItems > MAX_PACKED_ITEMS)
-    throw new Error(`ordering 'sort' supports <= ${MAX_PACKED_ITEMS} items`);
-  const setup: SelectionSetup = { nItems, topN, allowSort: opts.ordering !== 'heap', cand, globalToLocal };
-  const script =
-    selector === 'js' && opts.selectionWorker !== false
-      ? (opts.selectionWorker ?? defaultWorkerScript())
-      : undefined;
-  const thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
-  const local = thread ? undefined : new BlockSelector(setup);
-  // With the worker: block b's selection runs while block b + 1's matmul does; a slot is refilled only after
-  // the block that used it was delivered, and blocks are delivered in order.
-  const inflight: ({ index: number; users: Int32Array; result: Promise<SelectedBlock> } | undefined)[] = [];
-  const deliver = async (slot: number) => {
-    const f = inflight[slot];
-    if (!f) return;
-    inflight[slot] = undefined;
-    const { items, scores } = await f.result;
-    await opts.onBlock({ index: f.index, users: f.users, topN, items, scores });
-  };
+  let thread: SelectionThread | undefined;
   let matmulMs = 0;
   let blocks = 0;
+  let blockSize = 0;
   try {
+    blockSize =
+      opts.blockSize ??
+      chooseBlockSize(
+        nItems,
+        source.inputWidth,
+        opts.memoryBudgetBytes ?? defaultBudget,
+        !inPlace,
+        opts.cacheTargetBytes,
+      );
+    // global item -> local column (only when columns are not the catalogue itself)
+    let globalToLocal: Int32Array | undefined;
+    if (cand) {
+      globalToLocal = new Int32Array(numItems).fill(-1);
+      for (let c = 0; c < nItems; c++) globalToLocal[cand[c]] = c;
+    }
+    if (opts.ordering === 'sort' && nItems > MAX_PACKED_ITEMS)
+      throw new Error(`ordering 'sort' supports <= ${MAX_PACKED_ITEMS} items`);
+    const setup: SelectionSetup = { nItems, topN, allowSort: opts.ordering !== 'heap', cand, globalToLocal };
+    const script =
+      selector === 'js' && opts.selectionWorker !== false
+        ? (opts.selectionWorker ?? defaultWorkerScript())
+        : undefined;
+    thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
+    const local = thread ? undefined : new BlockSelector(setup);
+    const emit = async (index: number, bu: Int32Array, sel: SelectedBlock, empty?: Uint8Array) => {
+      if (empty) blankRows(sel, empty, topN);
+      await opts.onBlock({ index, users: bu, topN, items: sel.items, scores: sel.scores });
+    };
+    // With the worker: block b's selection runs while block b + 1's matmul does; a slot is refilled only after
+    // the block that used it was delivered, and blocks are delivered in order.
+    type Inflight = { index: number; users: Int32Array; empty?: Uint8Array; result: Promise<SelectedBlock> };
+    const inflight: (Inflight | undefined)[] = [];
+    const deliver = async (slot: number) => {
+      const f = inflight[slot];
+      if (!f) return;
+      inflight[slot] = undefined;
+      await emit(f.index, f.users, await f.result, f.empty);
+    };
     for (let start = 0; start < users.length; start += blockSize) {
       const bu = users.subarray(start, Math.min(users.length, start + blockSize));
       const B = bu.length;
-      const pu = new Float32Array(B * Dp);
-      for (let r = 0; r < B; r++) {
-        const u = bu[r];
-        if (u < 0 || u >= f.numUsers) throw new RangeError(`user ${u} out of range`);
-        pu.set(f.userFactors.subarray(u * D, u * D + D), r * Dp);
-        if (hasBias) pu[r * Dp + D] = 1;
-      }
-      const excl = resolveExclusion(opts.exclude, bu);
       const tm = performance.now();
-      const userT = tf.tensor2d(pu, [B, Dp]);
-      const scores = tf.matMul(userT, itemT) as Tensor2D;
-      userT.dispose();
+      const { scores, empty } = source.blockScores(bu);
+      const excl = resolveExclusion(opts.exclude, bu);
       try {
         if (selector === 'tf') {
-          const outItems = new Int32Array(B * topN);
-          const outScores = new Float32Array(B * topN);
-          selectWithTf(scores, excl, globalToLocal, nItems, topN, cand, outItems, outScores);
+          const out = { items: new Int32Array(B * topN), scores: new Float32Array(B * topN) };
+          selectWithTf(scores, excl, globalToLocal, nItems, topN, cand, out.items, out.scores);
           matmulMs += performance.now() - tm;
-          await opts.onBlock({ index: blocks, users: bu.slice(), topN, items: outItems, scores: outScores });
+          await emit(blocks, bu.slice(), out, empty);
         } else {
           const data = inPlace
             ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
@@ -220,19 +228,13 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
             inflight[slot] = {
               index: blocks,
               users: bu.slice(),
+              empty,
               result: thread.submit(blocks, slot, B, excl),
             };
           } else {
-            const outItems = new Int32Array(B * topN);
-            const outScores = new Float32Array(B * topN);
-            (local as BlockSelector).select(data, B, excl, outItems, outScores);
-            await opts.onBlock({
-              index: blocks,
-              users: bu.slice(),
-              topN,
-              items: outItems,
-              scores: outScores,
-            });
+            const out = { items: new Int32Array(B * topN), scores: new Float32Array(B * topN) };
+            (local as BlockSelector).select(data, B, excl, out.items, out.scores);
+            await emit(blocks, bu.slice(), out, empty);
           }
         }
       } finally {
@@ -244,7 +246,7 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
     await deliver(blocks % 2);
     await deliver((blocks + 1) % 2);
   } finally {
-    itemT.dispose();
+    source.dispose();
     await thread?.close();
   }
   const ms = performance.now() - t0;
@@ -255,8 +257,18 @@ export async function scoreAll(f: ScoringFactors, opts: ScoreOptions): Promise<S
     blockSize,
     ms,
     matmulMs,
-    gflops: (2 * users.length * nItems * Dp) / (ms * 1e6),
+    gflops: (2 * users.length * nItems * source.inputWidth) / (ms * 1e6),
+    ...(source.paths ? { paths: { ...source.paths } } : {}),
   };
+}
+
+/** Rows without any input get no recommendations. */
+function blankRows(sel: SelectedBlock, empty: Uint8Array, topN: number): void {
+  for (let r = 0; r < empty.length; r++) {
+    if (!empty[r]) continue;
+    sel.items.fill(-1, r * topN, (r + 1) * topN);
+    sel.scores.fill(-Infinity, r * topN, (r + 1) * topN);
+  }
 }
 
 function resolveExclusion(

@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { AdamState } from './adam';
+import type { EASEModel } from './ease';
 import { MFModel, mfFromWeights, mfToWeights } from './mf';
 import { NamedArray, ParamStore, Weights } from './params';
 import { TwoTowerArch, TwoTowerModel, twoTowerParamDefs } from './two-tower';
@@ -245,7 +246,7 @@ export async function loadTrainingState(dir: string): Promise<TrainingState> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Typed helpers for the two model kinds
+// Typed helpers for the model kinds
 
 export async function saveMFModel(
   dir: string,
@@ -296,6 +297,48 @@ export async function loadTwoTowerModel(
   new ParamStore(twoTowerParamDefs(arch), weights); // validates names and shapes
   return {
     model: { kind: 'two-tower', arch, weights, itemSeen: Uint8Array.from(itemSeen.data) },
+    metadata: saved.metadata ?? {},
+  };
+}
+
+export async function saveEASEModel(
+  dir: string,
+  model: EASEModel,
+  metadata: Record<string, unknown> = {},
+): Promise<void> {
+  const k = model.items.length;
+  if (model.weights.length !== k * k) throw new Error('saveEASEModel: weights are not k x k');
+  // Item ids ride as float32 like two-tower's itemSeen (one dtype for weights); exact below 2^24.
+  if (model.numItems > 1 << 24) throw new Error('saveEASEModel: more than 2^24 catalogue items');
+  await saveModel(dir, {
+    kind: 'ease',
+    config: { numItems: model.numItems, lambda: model.lambda, transform: model.transform },
+    weights: {
+      weights: { shape: [k, k], data: model.weights },
+      items: { shape: [k], data: Float32Array.from(model.items) },
+    },
+    metadata,
+  });
+}
+
+export async function loadEASEModel(
+  dir: string,
+): Promise<{ model: EASEModel; metadata: Record<string, unknown> }> {
+  const saved = await loadModel(dir);
+  if (saved.kind !== 'ease') throw new Error(`${dir}: expected an 'ease' model, found '${saved.kind}'`);
+  const cfg = saved.config as { numItems: number; lambda: number; transform: EASEModel['transform'] };
+  const { weights, items } = saved.weights;
+  const k = items?.data.length ?? -1;
+  if (!weights || !items || weights.data.length !== k * k) throw new Error(`${dir}: malformed EASE model`);
+  return {
+    model: {
+      kind: 'ease',
+      numItems: cfg.numItems,
+      items: Int32Array.from(items.data),
+      weights: weights.data,
+      lambda: cfg.lambda,
+      transform: cfg.transform,
+    },
     metadata: saved.metadata ?? {},
   };
 }

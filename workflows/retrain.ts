@@ -13,7 +13,14 @@ import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
 import { NON_RETRYABLE } from '../contracts/errors';
 import type { RetrainInput, RunSummary, StageTiming, StageRun } from '../contracts/stages';
-import { SA_DATASET, SA_GATE, SA_MODEL_VERSION, SA_NDCG, SA_ROWS, SA_STAGE } from '../contracts/search-attributes';
+import {
+  SA_DATASET,
+  SA_GATE,
+  SA_MODEL_VERSION,
+  SA_NDCG,
+  SA_ROWS,
+  SA_STAGE,
+} from '../contracts/search-attributes';
 import { Saga } from './saga';
 import { buildRunSummary, learnedFamily, mergeTrained, scoringInputsOf } from './summary';
 

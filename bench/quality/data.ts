@@ -1,7 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { generateDataset, isGeneratedDatasetComplete, readGenerationManifest } from '../../datasets/synthetic';
+import {
+  generateDataset,
+  isGeneratedDatasetComplete,
+  readGenerationManifest,
+} from '../../datasets/synthetic';
 import { csvLine } from '../../datasets/csv';
 import { checkExisting, fetchMovielens } from '../../datasets/fetch';
 import { epochSecondsToIso, firstGenre, MOVIELENS_ITEM_COLUMNS } from '../../datasets/movielens';

@@ -57,7 +57,10 @@ test('concurrent generators in one process (one worker, two runs) share nothing 
 describe('generators in separate processes', () => {
   let compiled: string;
   beforeAll(() => {
-    compiled = compileForChildren(['lib', 'datasets', 'datasets/synthetic', 'contracts'], path.join(root, 'compiled'));
+    compiled = compileForChildren(
+      ['lib', 'datasets', 'datasets/synthetic', 'contracts'],
+      path.join(root, 'compiled'),
+    );
     fs.writeFileSync(
       path.join(compiled, 'child.js'),
       `const fs = require('node:fs');

@@ -4,12 +4,7 @@ import * as path from 'node:path';
 import { INTERACTION_COLUMNS, ITEM_COLUMNS } from '../../lib/interactions';
 import { CsvParseError, parseCsv, parseCsvObjects } from '../../datasets/csv';
 import { checkExisting, fetchMovielens } from '../../datasets/fetch';
-import {
-  countCsvRecords,
-  countLines,
-  incompleteReason,
-  type DatasetManifest,
-} from '../../datasets/manifest';
+import { countCsvRecords, countLines, incompleteReason, type DatasetManifest } from '../../datasets/manifest';
 import {
   convertDslabsExport,
   convertGroupLens,

@@ -10,11 +10,15 @@ import { ROOT } from '../helpers/env';
 const eslintBin = path.join(ROOT, 'node_modules', 'eslint', 'bin', 'eslint.js');
 
 async function violations(file: string, code: string): Promise<string[]> {
-  const r = spawnSync(process.execPath, [eslintBin, '--stdin', '--stdin-filename', file, '--format', 'json'], {
-    cwd: ROOT,
-    input: code,
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [eslintBin, '--stdin', '--stdin-filename', file, '--format', 'json'],
+    {
+      cwd: ROOT,
+      input: code,
+      encoding: 'utf8',
+    },
+  );
   const [result] = JSON.parse(r.stdout) as { messages: { ruleId: string | null; message: string }[] }[];
   return result.messages
     .filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports')
