@@ -26,6 +26,7 @@ import { progress, type ActivityDeps } from './support/context';
 import { RunIO } from './support/run-io';
 import { openCleanViews } from './support/artifacts';
 import { kindOfFamily } from '../registry/families';
+import { positiveRuleOf, positiveSql } from '../analytics/positive.sql';
 
 /** Users with fewer training events than this form the "new users" segment. */
 const NEW_USER_EVENTS = 5;
@@ -65,8 +66,9 @@ async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candid
 
 /**
  * Evaluates the challenger beside the baselines and the current champion on the same time-based holdout:
- * users active in the holdout period who have training history; relevant items are their holdout items not
- * already seen in training. The champion is scored from its registry artifact trained on its own training
+ * users active in the holdout period who have training history; relevant items are their positive holdout items
+ * (analytics/positive.sql.ts: implicit events, ratings at or above schema.rating.positive) not already seen in
+ * training. The champion is scored from its registry artifact trained on its own training
  * split, so a re-run on the same data does not hand it the holdout.
  */
 export async function evaluate(
@@ -96,7 +98,7 @@ export async function evaluate(
         SELECT DISTINCT user_id FROM holdout_events WHERE user_id IN (SELECT user_id FROM train_events);
       CREATE OR REPLACE TEMP TABLE relevant AS
         SELECT DISTINCT h.user_id, h.item_id FROM holdout_events h
-        WHERE h.user_id IN (SELECT user_id FROM eval_users)
+        WHERE h.user_id IN (SELECT user_id FROM eval_users) AND ${positiveSql(positiveRuleOf(plan.config), 'h')}
           AND NOT EXISTS (SELECT 1 FROM train_events t WHERE t.user_id = h.user_id AND t.item_id = h.item_id);
       CREATE OR REPLACE TEMP TABLE eval_targets AS SELECT DISTINCT user_id FROM relevant;
       CREATE OR REPLACE TEMP TABLE recs (model VARCHAR, user_id VARCHAR, rank INTEGER, item_id VARCHAR, score DOUBLE);`);

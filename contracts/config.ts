@@ -144,8 +144,21 @@ export const configSchema = z.strictObject({
       .record(z.string().regex(/^[a-z_]+$/, 'event types are lowercase words'), z.number().positive())
       .refine((m) => Object.keys(m).length > 0, { message: 'at least one event type' }),
     rating: z
-      .strictObject({ min: z.number(), max: z.number() })
-      .refine((r) => r.min < r.max, { message: 'rating.min must be below rating.max' }),
+      .strictObject({
+        min: z.number(),
+        max: z.number(),
+        /**
+         * An explicit rating at or above this is a positive (a liked item): what rating-only models learn from when
+         * tuning picks the positive signal, and what the evaluation counts as relevant. Implicit events are always
+         * positive. Absent: every rating is positive.
+         */
+        positive: z.number().optional(),
+      })
+      .refine((r) => r.min < r.max, { message: 'rating.min must be below rating.max' })
+      .refine((r) => r.positive === undefined || (r.positive > r.min && r.positive <= r.max), {
+        message: 'rating.positive must be above rating.min and at most rating.max',
+        path: ['positive'],
+      }),
     timestampFloor: z.iso.datetime({ offset: true }),
     /** Longest user or item id in characters; longer ids are quarantined at ingest (bad_id). */
     maxIdLength: z.number().int().min(1).max(65536).default(256),
