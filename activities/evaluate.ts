@@ -9,6 +9,7 @@ import { recommendSql, mostPopSql, type RecommendParams } from '../analytics/bas
 import {
   perUserMetricsSql,
   aggregateMetricsSql,
+  listAgreementSql,
   segmentMetricsSql,
   PER_USER_NDCG_SQL,
 } from '../evaluation/metrics.sql';
@@ -65,6 +66,42 @@ async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candid
 }
 
 /**
+ * How far the published variant of the challenger (refit on all clean events) agrees with the evaluated one: both
+ * score the evaluated users from the same history (all clean events) and their top-k lists are compared
+ * (listAgreementSql). The gate bounds the difference between what was judged and what ships.
+ */
+async function refitAgreement(
+  db: Db,
+  config: RecforgeConfig,
+  io: RunIO,
+  trained: TrainResult,
+  challenger: string,
+): Promise<{ agreement: number; users: number }> {
+  const find = (name: string) => trained.models.find((m) => m.name === name);
+  const [evalModel, fullModel] = [find(challenger), find(`${challenger}-full`)];
+  const [evalPop, fullPop] = [find('mostpop'), find('mostpop-full')];
+  if (!evalModel || !fullModel || !evalPop || !fullPop) return { agreement: 0, users: 0 };
+  for (const [into, model, pop] of [
+    ['refit_evaluated', evalModel, evalPop],
+    ['refit_published', fullModel, fullPop],
+  ] as const) {
+    await db.run(
+      recommendSql({
+        kind: model.kind,
+        modelFile: io.local(model.key),
+        mostPopFile: io.local(pop.key),
+        targets: 'eval_targets',
+        history: 'events',
+        k: config.evaluation.k,
+        maxHistory: config.training.itemItem.maxHistoryPerUser,
+        into,
+      }),
+    );
+  }
+  return db.one<{ agreement: number; users: number }>(listAgreementSql('refit_evaluated', 'refit_published'));
+}
+
+/**
  * Evaluates the challenger beside the baselines and the current champion on the same time-based holdout:
  * users active in the holdout period who have training history; relevant items are their positive holdout items
  * (analytics/positive.sql.ts: implicit events, ratings at or above schema.rating.positive) not already seen in
@@ -85,7 +122,7 @@ export async function evaluate(
   const championVersion = champion?.version ?? null;
   // Every model file evaluation reads, this run's and the champion's, present on this worker.
   const modelKeys = [
-    ...trained.models.filter((m) => !m.name.endsWith('-full')).map((m) => m.key),
+    ...trained.models.map((m) => m.key),
     ...(trained.champion ? [trained.champion.key] : []),
     ...(champion ? [champion.artifacts.eval, champion.artifacts.mostPopEval] : []),
   ];
@@ -172,6 +209,8 @@ export async function evaluate(
       };
     }
     const evaluatedUsers = await db.scalar<number>(`SELECT count(*) FROM eval_targets`);
+    progress({ stage: 'evaluate', step: 'refit agreement' });
+    const refit = await refitAgreement(db, plan.config, io, trained, challenger);
     const gate: { decision: 'promote' | 'reject'; checks: GateCheck[] } = decideGates({
       k,
       challenger,
@@ -179,6 +218,7 @@ export async function evaluate(
       evaluatedUsers,
       baseline: metrics[EXACT_MOSTPOP] ? EXACT_MOSTPOP : 'mostpop',
       vsChampion,
+      refit,
       gates: plan.config.gates,
     });
     const report = io.key('evaluation.json');
@@ -193,6 +233,7 @@ export async function evaluate(
       challenger,
       champion: championVersion,
       vsChampion,
+      refit,
     });
     await io.push([report]);
     return {

@@ -30,6 +30,7 @@ import { clean } from './clean';
 import { trainBaselines } from './train/baselines';
 import { trainLearned } from './train/mf';
 import { trainLearnedDp } from './train/mf-dp';
+import { trainLinearChallenger } from './train/linear';
 import { trainTwoTowerChallenger } from './train/two-tower';
 import { evaluate } from './evaluate';
 import { scorePublishShard, publishVersion } from './publish';
@@ -150,6 +151,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const ctx = new TrainContext(run, cleaned, raw, deps.dataDir);
         if (family === 'two-tower') return trainTwoTowerChallenger(ctx, champion);
         if (family === 'mf') return run.privacy ? trainLearnedDp(ctx, champion) : trainLearned(ctx, champion);
+        if (family === 'ease' || family === 'ials' || family === 'blend')
+          return trainLinearChallenger(ctx, family, champion);
         throw new Error(`unknown challenger family '${family}'`);
       },
     ),

@@ -115,6 +115,18 @@ export async function registerCandidate(
         mostPopFull: model('mostpop-full').key,
       },
       ...(e && f ? { modelDirs: { eval: e, full: f } } : {}),
+      ...(trained.tuning
+        ? {
+            params: trained.tuning.params,
+            tuning: {
+              trials: trained.tuning.trials,
+              seconds: trained.tuning.seconds,
+              validationScore: trained.tuning.validationScore,
+              metric: trained.tuning.metric,
+              report: trained.tuning.report,
+            },
+          }
+        : {}),
       inputs: { events: cleaned.artifacts.events.key, items: ingested.raw.items.key },
     });
   } catch (err) {

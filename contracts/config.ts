@@ -342,6 +342,11 @@ export const configSchema = z.strictObject({
     bootstrapSamples: z.number().int().min(50).max(100000),
     /** Fewer evaluated users than this and every metric check fails: a tiny holdout proves nothing. */
     minUsers: z.number().int().min(1).max(10_000_000),
+    /**
+     * Least mean top-K overlap between the published variant (refit on all data) and the evaluated one, scored
+     * from the same history for the evaluated users: bounds how far what ships differs from what was judged.
+     */
+    minRefitAgreement: z.number().min(0).max(1),
   }),
   registry: z.strictObject({
     /** Relative to dataDir. */
@@ -349,7 +354,37 @@ export const configSchema = z.strictObject({
   }),
   training: z.strictObject({
     /** The model each run proposes as challenger (the other models are baselines beside it). */
-    challenger: z.enum(['itemitem', 'mf', 'two-tower']),
+    challenger: z.enum(['itemitem', 'mf', 'two-tower', 'ease', 'ials', 'blend']),
+    /**
+     * The linear challengers' (ease, ials, blend) tuning inside the run (models/linear-tuning.ts): a validation split
+     * carved from the training period like the evaluation's holdout, searched within a wall-clock budget.
+     */
+    tuning: z.strictObject({
+      budgetSeconds: z.number().min(1).max(86_400),
+      /** Share of users whose validation period is held out of the tuning fits. */
+      validationUsers: z.number().gt(0).max(1),
+      /** At most this many validation users (every trial scores them). */
+      maxValidationUsers: z.number().int().min(10).max(10_000_000),
+      metric: z.enum(['ndcg', 'recall']),
+      seed: z.number().int(),
+    }),
+    /** EASE (models/ease.ts): the lambda grid searched from startLambda, recency taus (0: none), item cap. */
+    ease: z.strictObject({
+      lambdas: z.array(z.number().positive()).min(1).max(50),
+      startLambda: z.number().positive(),
+      tauDays: z.array(z.number().min(0)).min(1).max(20),
+      /** The most popular items EASE covers: its dense k x k inverse needs ~12 k^2 bytes at its peak. */
+      maxItems: z.number().int().min(2).max(30_000),
+    }),
+    /** iALS (models/ials.ts): the grids successive halving searches; iterations = the full budget. */
+    ials: z.strictObject({
+      factors: z.array(z.number().int().min(2).max(1024)).min(1).max(10),
+      regularization: z.array(z.number().min(0)).min(1).max(20),
+      alpha: z.array(z.number().min(0)).min(1).max(20),
+      iterations: z.number().int().min(1).max(200),
+    }),
+    /** blend: the weights of iALS beside EASE tried (EASE alone and iALS alone always compete). */
+    blend: z.strictObject({ betas: z.array(z.number().positive()).min(1).max(50) }),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
     itemItem: z.strictObject({
       maxHistoryPerUser: z.number().int().min(1).max(10000),
@@ -452,6 +487,9 @@ export const configSchema = z.strictObject({
 
 export type RecforgeConfig = z.infer<typeof configSchema>;
 
+/** Challengers with no differentially private training: refused with privacy on. */
+const NON_PRIVATE_CHALLENGERS: readonly string[] = ['two-tower', 'ease', 'ials', 'blend'];
+
 /** Cross-key rules, reported with the key path like any other config error. */
 export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
   const t = c.temporal.activities;
@@ -463,12 +501,11 @@ export const validatedConfigSchema = configSchema.superRefine((c, ctx) => {
     });
   }
   if (c.privacy.enabled) privacyRules(c, ctx);
-  if (c.training.challenger === 'two-tower' && c.privacy.enabled) {
+  if (NON_PRIVATE_CHALLENGERS.includes(c.training.challenger) && c.privacy.enabled) {
     ctx.addIssue({
       code: 'custom',
       path: ['training', 'challenger'],
-      message:
-        "'two-tower' is not differentially private (no DP-SGD for it): use 'mf' or set privacy.enabled: false",
+      message: `'${c.training.challenger}' is not differentially private: use 'itemitem' or 'mf' (DP-SGD), or set privacy.enabled: false`,
     });
   }
   if (c.training.challenger === 'mf' && c.privacy.enabled) {

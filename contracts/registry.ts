@@ -40,6 +40,10 @@ export interface ModelRecord {
    * `eval` (trained on the training split) and `full` (all data), and their MostPop fallbacks.
    */
   artifacts: { eval: string; full: string; mostPopEval: string; mostPopFull: string };
+  /** Tuned hyperparameters (linear challengers): where the next run's search starts. */
+  params?: Record<string, unknown>;
+  /** The tuning that chose them: trials, seconds, validation score, and its report (storage key). */
+  tuning?: { trials: number; seconds: number; validationScore: number; metric: string; report: string };
   /** Saved learned-model folders (weights + metadata), for warm starts. */
   modelDirs?: { eval: string; full: string };
   /**

@@ -231,6 +231,24 @@ export interface TrainResult {
   resumed?: { variant: string; fromStep: number }[];
   examplesPerSec?: number;
   epochs?: number;
+  /** Linear challengers: what the run's tuning chose (models/linear-tuning.ts); trials in `report`. */
+  tuning?: TuningSummary;
+}
+
+export interface TuningSummary {
+  family: string;
+  /** The chosen parameters (models/linear.ts LinearParams), stored in the registry for the next warm start. */
+  params: Record<string, unknown>;
+  description: string;
+  validationScore: number;
+  metric: string;
+  trials: number;
+  seconds: number;
+  stoppedByTime: boolean;
+  /** The search started from the champion's parameters. */
+  warmStarted: boolean;
+  /** tuning.json (storage key): every trial with its parameters, budget, score and time. */
+  report: string;
 }
 
 export type MetricName = 'precision@k' | 'recall@k' | 'ndcg@k' | 'hitrate@k' | 'coverage';
@@ -304,6 +322,8 @@ export interface RunSummary {
     examplesPerSec: number;
     epochs: number;
     resumed: { variant: string; fromStep: number }[];
+    /** Linear challengers: what tuning chose, from how many trials, in how long. */
+    tuning?: TuningSummary;
   } | null;
   /** Data profile: the HTML report (storage key) and drift against the previous successful run. */
   profile: { report: string; drift: ProfileResult['drift'] } | null;

@@ -96,3 +96,15 @@ SELECT m.model,
   b.novelty, b.arp
 FROM (SELECT DISTINCT model FROM recs) m LEFT JOIN bias b ON b.model = m.model ORDER BY m.model`;
 }
+
+/**
+ * Mean top-k overlap per user between two recommendation tables (user_id, item_id) of the same users, e.g. the
+ * evaluated and the published variant of a model: |A_u ∩ B_u| / |A_u|, averaged over the users of `a`.
+ */
+export function listAgreementSql(a: string, b: string): string {
+  return `
+SELECT count(*)::INTEGER AS users, coalesce(avg(overlap), 0)::DOUBLE AS agreement FROM (
+  SELECT x.user_id, count(y.item_id) / count(*) AS overlap
+  FROM ${a} x LEFT JOIN ${b} y ON y.user_id = x.user_id AND y.item_id = x.item_id
+  GROUP BY x.user_id)`;
+}

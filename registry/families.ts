@@ -11,4 +11,4 @@ export function kindOfFamily(model: string): ModelArtifact['kind'] {
 }
 
 /** Families trained in TensorFlow.js or typed arrays, scored into candidate lists. */
-export const LEARNED_FAMILIES: readonly string[] = ['mf', 'two-tower', 'ease', 'ials'];
+export const LEARNED_FAMILIES: readonly string[] = ['mf', 'two-tower', 'ease', 'ials', 'blend'];

@@ -70,6 +70,7 @@ export function buildRunSummary(p: SummaryParts): RunSummary {
           examplesPerSec: p.trained.examplesPerSec ?? 0,
           epochs: p.trained.epochs ?? 0,
           resumed: p.trained.resumed ?? [],
+          ...(p.trained.tuning ? { tuning: p.trained.tuning } : {}),
         }
       : null,
     profile: { report: p.profiled.report, drift: p.profiled.drift },

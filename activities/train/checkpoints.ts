@@ -10,6 +10,7 @@ import {
   takeRows,
   type BackendSelection,
   type HeldOut,
+  type ScoreOptions,
   type ScoringFactors,
   type TrainingState,
   type TrainHooks,
@@ -190,24 +191,30 @@ export async function finishLearned<M, D extends RecsData>(
 /** The arrays scoring needs from a variant's interactions. */
 export type RecsData = { userIdx: Int32Array; itemIdx: Int32Array; numUsers: number };
 
+/** Scores users' top-N with their seen items excluded (a model that builds its own exclusions, e.g. linear.ts). */
+export type RecsScorer = (opts: Pick<ScoreOptions, 'topN' | 'users' | 'onBlock'>) => Promise<unknown>;
+
 /** Scores every user with history in `data` (seen items excluded) and writes (user_id, item_id, score). */
 export async function writeRecs(
   plan: TrainContext,
-  model: ScoringFactors,
+  model: ScoringFactors | RecsScorer,
   data: RecsData,
   topN: number,
   file: string,
 ): Promise<number> {
-  const exclude = buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers);
+  const score: RecsScorer =
+    typeof model === 'function'
+      ? model
+      : (o) =>
+          scoreAll(model, { ...o, exclude: buildUserItemsCSR(data.userIdx, data.itemIdx, data.numUsers) });
   const users = Int32Array.from(new Set(data.userIdx));
   const csv = `${file}.csv`;
   const fd = fs.openSync(csv, 'w');
   try {
     fs.writeSync(fd, 'u,i,score\n');
-    await scoreAll(model, {
+    await score({
       topN,
       users,
-      exclude,
       onBlock: (b) => {
         const lines: string[] = [];
         for (let r = 0; r < b.users.length; r++) {
@@ -258,7 +265,7 @@ export function validationSplitFor<D extends TimedData>(
   data: D,
   userShare: number,
   seed: number,
-): { train: D; heldOut: HeldOut } {
+): { train: D; heldOut: HeldOut; rows: Int32Array } {
   const e = plan.config.evaluation;
   const split = splitValidation(
     { userIdx: data.userIdx, itemIdx: data.itemIdx, timestamps: data.firstTimestamps },
@@ -281,5 +288,6 @@ export function validationSplitFor<D extends TimedData>(
       firstTimestamps: takeRows(data.firstTimestamps, rows),
     },
     heldOut: split.heldOut,
+    rows,
   };
 }

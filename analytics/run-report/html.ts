@@ -155,6 +155,29 @@ ${chart(c.privacy, 'no budget configured')}
 under zCDP (the ledger's accounting), so their ε together can be less than the sum of each run's ε. ${params ? `Parameters: ${params}.` : ''}</p>`;
 }
 
+/** The in-run tuning: what was chosen and the best trials of each phase. */
+function tuningSection(r: RunReportInput): string {
+  const t = r.tuning;
+  if (!t) return '';
+  const score = (x: number | null) => (x === null || !Number.isFinite(x) ? '–' : x.toFixed(4));
+  const byPhase = new Map<string, number>();
+  for (const x of t.trials) byPhase.set(x.phase, (byPhase.get(x.phase) ?? 0) + 1);
+  const best = [...t.trials]
+    .filter((x) => x.budget === 1 && x.score !== null)
+    .sort((a, b) => (b.score as number) - (a.score as number))
+    .slice(0, 8);
+  const rows = best
+    .map(
+      (x) =>
+        `<tr><td>${esc(x.phase)}</td><td><code>${esc(JSON.stringify(x.params))}</code></td><td>${score(x.score)}</td><td>${x.seconds.toFixed(1)}</td></tr>`,
+    )
+    .join('');
+  return `<h3>Tuning</h3>
+<p>Chosen: <b>${esc(t.description)}</b> · validation ${esc(t.metric)}@K ${score(t.validationScore)} on ${int(t.validationUsers)} users ·
+${int(t.trials.length)} trials (${[...byPhase].map(([p, n]) => `${esc(p)} ${n}`).join(', ')}) in ${t.seconds.toFixed(1)} s${t.startedFrom ? ' · started from the champion’s parameters' : ''}${t.stoppedByTime ? ' · <b>stopped by the time budget</b>' : ''}</p>
+${rows ? `<table><tr><th>phase</th><th>parameters</th><th>validation</th><th>s</th></tr>${rows}</table>` : ''}`;
+}
+
 function trainingSection(r: RunReportInput, c: Record<ChartKey, string | null>): string {
   const t = r.summary?.training;
   const facts = t
@@ -166,7 +189,13 @@ function trainingSection(r: RunReportInput, c: Record<ChartKey, string | null>):
         `${esc(cv.variant)}: ${cv.epochs.length} epochs${cv.bestEpoch !== null && cv.bestEpoch >= 0 ? `, best epoch ${cv.bestEpoch + 1}` : ''}${cv.stoppedEarly ? ', stopped early' : ''}`,
     )
     .join(' · ');
-  return `${facts}${chart(c.training, 'No training curves: the challenger is not a learned model (item-item and MostPop are computed in SQL, no epochs).')}${best ? `<p class="muted">${best}</p>` : ''}`;
+  const curves = r.tuning
+    ? ''
+    : chart(
+        c.training,
+        'No training curves: the challenger is not a learned model (item-item and MostPop are computed in SQL, no epochs).',
+      );
+  return `${facts}${curves}${best ? `<p class="muted">${best}</p>` : ''}${tuningSection(r)}`;
 }
 
 function evaluationSection(r: RunReportInput, c: Record<ChartKey, string | null>): string {

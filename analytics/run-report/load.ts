@@ -14,6 +14,7 @@ import type {
   RunReportInput,
   SampleRecommendations,
   TrainingCurve,
+  TuningDocument,
 } from './model';
 
 /**
@@ -204,6 +205,7 @@ export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): P
     profileHref: fs.existsSync(f.profileHtml) ? 'profile.html' : null,
     evaluation,
     training: readTrainingCurves(runDir, plan),
+    tuning: readJsonIfExists<TuningDocument>(path.join(runDir, 'models', 'tuning.json')) ?? null,
     privacy: await privacyView(plan, summary),
     samples,
     indexHref: indexFile ? path.relative(runDir, indexFile) : null,

@@ -69,6 +69,26 @@ export interface RunIdentity {
   status: RunSummary['status'] | 'unknown';
 }
 
+/** tuning.json as the training activity writes it (activities/train/linear.ts). */
+export interface TuningDocument {
+  family: string;
+  description: string;
+  validationScore: number | null;
+  metric: string;
+  startedFrom: unknown;
+  validationUsers: number;
+  seconds: number;
+  stoppedByTime: boolean;
+  trials: {
+    phase: string;
+    params: unknown;
+    budget: number;
+    score: number | null;
+    seconds: number;
+    error?: string;
+  }[];
+}
+
 export interface RunReportInput {
   run: RunIdentity;
   generatedAt: string;
@@ -78,6 +98,8 @@ export interface RunReportInput {
   profileHref: string | null;
   evaluation: EvaluationDocument | null;
   training: TrainingCurve[];
+  /** The linear challengers' in-run tuning (models/tuning.json), when the run tuned one. */
+  tuning: TuningDocument | null;
   privacy: PrivacyBudgetView | null;
   samples: SampleRecommendations[];
   /** Relative link to the dataset's index of runs. */

@@ -55,10 +55,12 @@ export function tempDir(prefix: string): string {
  * machinery; the gates themselves are tested in test/unit/metrics.test.ts and test/integration/registry.test.ts.
  */
 export function testOverrides(dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  // The machinery tests train item-item (seconds); the default challenger (blend, tuned) has its own tests.
+  const base = deepMerge({ training: { challenger: 'itemitem' } }, extra);
   return {
     dataDir,
     gates: { minimums: { ndcg: 0, coverage: 0 }, mostPopMargin: -1, maxRegression: 1 },
-    ...extra,
+    ...base,
     temporal: {
       activities: {
         heartbeatTimeout: '5s',
@@ -66,7 +68,7 @@ export function testOverrides(dataDir: string, extra: Record<string, unknown> = 
         trainingStartToCloseTimeout: '10m',
         maximumAttempts: 3,
       },
-      ...((extra.temporal as Record<string, unknown>) ?? {}),
+      ...((base.temporal as Record<string, unknown>) ?? {}),
     },
   };
 }

@@ -179,6 +179,7 @@ export function reportFixture(o: { rejected?: boolean; hostile?: string } = {}):
     summary,
     profile,
     profileHref: 'profile.html',
+    tuning: null,
     evaluation: {
       k: 10,
       evaluatedUsers: 400,

@@ -57,7 +57,7 @@ describe('the run plan with DP-SGD (configs/private.yaml + configs/mf-dp.yaml)',
     expect(s.params.dpSgdMechanism).toBeUndefined();
   });
 
-  test('config validation: two-tower and non-private mf options are refused with privacy on', () => {
+  test('config validation: two-tower, the linear challengers and non-private mf options are refused with privacy on', () => {
     const msg = (overrides: Record<string, unknown>) => {
       try {
         loadConfig({ root: ROOT, env: {}, overlay: PRIVATE, overrides });
@@ -68,6 +68,10 @@ describe('the run plan with DP-SGD (configs/private.yaml + configs/mf-dp.yaml)',
       }
     };
     expect(msg({ training: { challenger: 'two-tower' } })).toMatch(/two-tower.*not differentially private/);
+    for (const linear of ['blend', 'ease', 'ials'])
+      expect(msg({ training: { challenger: linear } })).toMatch(
+        new RegExp(`${linear}.*not differentially private`),
+      );
     expect(msg({ training: { challenger: 'mf', mf: { negativeSampling: 'popularity' } } })).toMatch(
       /uniform/,
     );

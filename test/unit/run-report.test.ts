@@ -95,6 +95,36 @@ describe('run report page', () => {
     expect(html).toMatch(/ε remaining<\/div>|4\.000<\/div><div class="l">ε remaining/);
   });
 
+  test('a tuned challenger shows what tuning chose and its best trials', async () => {
+    const params = (lambda: number) => ({
+      ease: { signal: 'positive', lambda, tauDays: 0, maxItems: 10000 },
+    });
+    const html = await buildRunReport({
+      ...reportFixture({ rejected: false }),
+      tuning: {
+        family: 'blend',
+        description: 'EASE(positive, lambda 300)',
+        validationScore: 0.1279,
+        metric: 'ndcg',
+        startedFrom: null,
+        validationUsers: 635,
+        seconds: 41.5,
+        stoppedByTime: true,
+        trials: [
+          { phase: 'ease', params: params(100), budget: 1, score: 0.1244, seconds: 5.1 },
+          { phase: 'ease', params: params(300), budget: 1, score: 0.1279, seconds: 5.3 },
+          { phase: 'ials', params: { ials: 'x' }, budget: 0.33, score: 0.9876, seconds: 0.5 },
+        ],
+      },
+    });
+    expect(html).toContain('Chosen: <b>EASE(positive, lambda 300)</b>');
+    expect(html).toContain('3 trials (ease 2, ials 1)');
+    expect(html).toContain('stopped by the time budget');
+    // Best full-budget trial first; partial-budget trials only rank candidates and are not listed.
+    expect(html.indexOf('0.1279</td>')).toBeLessThan(html.indexOf('0.1244</td>'));
+    expect(html).not.toContain('0.9876');
+  });
+
   test('missing parts are named, not drawn empty', async () => {
     const r = reportFixture();
     const html = await buildRunReport({
