@@ -13,6 +13,11 @@ export function summaryLines(s: RunSummary): string[] {
         .join('  ')}`,
     );
   }
+  const t = s.training?.tuning;
+  if (t)
+    lines.push(
+      `  tuned ${t.family}: ${t.description} (validation ${t.metric} ${Number.isFinite(t.validationScore) ? fmt(t.validationScore) : '–'}, ${t.trials} trials in ${t.seconds.toFixed(1)} s${t.warmStarted ? ', from the champion’s parameters' : ''}${t.stoppedByTime ? ', stopped by the time budget' : ''})`,
+    );
   lines.push(`  gate: ${s.gate.decision}`);
   for (const c of s.gate.checks)
     lines.push(
@@ -32,6 +37,12 @@ export function summaryLines(s: RunSummary): string[] {
       lines.push(
         `  ${s.published.fallbackUsers} users got the popular fallback only (no personalised candidate)`,
       );
+  }
+  if (s.status === 'rejected') {
+    const live = s.registry?.champion;
+    lines.push(
+      `  nothing published: the gates rejected this run's challenger; ${live ? `version ${live} stays live` : 'no version is live yet'}`,
+    );
   }
   if (s.report) lines.push(`  report: ${s.report.html}`, `  runs:   ${s.report.index}`);
   return lines;
