@@ -354,7 +354,11 @@ export const configSchema = z.strictObject({
   }),
   training: z.strictObject({
     /** The model each run proposes as challenger (the other models are baselines beside it). */
-    challenger: z.enum(['itemitem', 'mf', 'two-tower', 'ease', 'ials', 'blend']),
+    /**
+     * `auto` (the default) resolves when the configuration is loaded: `blend` with privacy off, `itemitem` with
+     * privacy on (the best model each side measured; resolveChallenger), so turning privacy on needs no other key.
+     */
+    challenger: z.enum(['auto', 'itemitem', 'mf', 'two-tower', 'ease', 'ials', 'blend']),
     /**
      * The linear challengers' (ease, ials, blend) tuning inside the run (models/linear-tuning.ts): a validation split
      * carved from the training period like the evaluation's holdout, searched within a wall-clock budget.
@@ -486,6 +490,15 @@ export const configSchema = z.strictObject({
 });
 
 export type RecforgeConfig = z.infer<typeof configSchema>;
+
+/** The challenger `auto` stands for: the tuned linear blend, or with privacy on the DP item-item model. */
+export function resolveChallenger(
+  c: Pick<RecforgeConfig, 'privacy'> & { training: Pick<RecforgeConfig['training'], 'challenger'> },
+): Exclude<RecforgeConfig['training']['challenger'], 'auto'> {
+  const t = c.training.challenger;
+  if (t !== 'auto') return t;
+  return c.privacy.enabled ? 'itemitem' : 'blend';
+}
 
 /** Challengers with no differentially private training: refused with privacy on. */
 const NON_PRIVATE_CHALLENGERS: readonly string[] = ['two-tower', 'ease', 'ials', 'blend'];

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { RecforgeError } from '../../contracts/errors';
-import { validatedConfigSchema, type RecforgeConfig } from '../../contracts/config';
+import { resolveChallenger, validatedConfigSchema, type RecforgeConfig } from '../../contracts/config';
 
 /** Raised for any configuration problem; the message names the file and the key. Non-retryable. */
 export class ConfigError extends RecforgeError {
@@ -172,6 +172,8 @@ function validate(layers: Layer[], root: string): RecforgeConfig {
   }
   const config = result.data;
   config.dataDir = path.resolve(root, config.dataDir);
+  // Every consumer (workflow, activities, registry, reports) sees the concrete challenger.
+  config.training.challenger = resolveChallenger(config);
   return config;
 }
 

@@ -38,7 +38,8 @@ maybe('retrainPipeline runs on MovieLens with the movielens overlay', async () =
   const fetch = spawnSync(
     process.execPath,
     [
-      path.join(ROOT, 'dist', 'scripts', 'datasets.js'),
+      path.join(ROOT, 'bin', 'recforge.js'),
+      'datasets',
       'fetch',
       'movielens',
       '--out',
