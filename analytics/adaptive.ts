@@ -29,23 +29,41 @@ export interface SplitDecision {
   reason: string;
 }
 
+type Measured = { evaluableUsers: number; trainUsers: number };
+
+/** Whether the time cut leaves at least `users` evaluable users and `share` of the users with training history. */
+export function timeCutIsEnough(timeCut: Measured, needed: { users: number; share: number }): boolean {
+  const share = timeCut.trainUsers > 0 ? timeCut.evaluableUsers / timeCut.trainUsers : 0;
+  return timeCut.evaluableUsers >= needed.users && share >= needed.share;
+}
+
 /**
- * `auto` with privacy off: the time cut when it leaves at least `users` evaluable users and at least `share` of the
- * users with training history; otherwise each user's latest share (user-time), which evaluates nearly every user.
+ * `auto` with privacy off: the time cut when it leaves enough evaluable users (timeCutIsEnough); otherwise each
+ * user's latest share (user-time) — unless that evaluates no more users than the cut (`perUser`, measured only
+ * then: tiny or single-burst data), where the cut stays: auto is never worse than the time cut.
  */
 export function chooseSplit(
-  timeCut: { evaluableUsers: number; trainUsers: number },
+  timeCut: Measured,
   needed: { users: number; share: number },
+  perUser?: Measured,
 ): SplitDecision {
   const { evaluableUsers: n, trainUsers: t } = timeCut;
   const share = t > 0 ? n / t : 0;
-  const enough = n >= needed.users && share >= needed.share;
   const counts =
     `the time cut leaves ${n} evaluable user${n === 1 ? '' : 's'} of ${t} with training history ` +
     `(${(100 * share).toFixed(1)}%; needed ${needed.users} and ${(100 * needed.share).toFixed(1)}%)`;
-  return enough
-    ? { chosen: 'time', reason: counts }
-    : { chosen: 'user-time', reason: `${counts}: each user's latest share is held out instead` };
+  if (timeCutIsEnough(timeCut, needed)) return { chosen: 'time', reason: counts };
+  if (perUser && perUser.evaluableUsers <= n)
+    return {
+      chosen: 'time',
+      reason: `${counts}, but each user's latest share would evaluate only ${perUser.evaluableUsers}: the time cut stays`,
+    };
+  return {
+    chosen: 'user-time',
+    reason:
+      `${counts}: each user's latest share is held out instead` +
+      (perUser ? ` (${perUser.evaluableUsers} evaluable users)` : ''),
+  };
 }
 
 /** Bounds of the `auto` item-item limits. */

@@ -194,6 +194,8 @@ export interface DataChoices {
      * users with training history it leaves; null when the time cut was not measured.
      */
     timeCut: { evaluableUsers: number; trainUsers: number } | null;
+    /** The same counts for the per-user split, measured only when `auto` found the time cut short. */
+    perUser: { evaluableUsers: number; trainUsers: number } | null;
     /** What `auto` asked of the time cut (null: not auto, or privacy on: the public cut regardless). */
     needed: { users: number; share: number } | null;
   };

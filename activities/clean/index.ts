@@ -26,6 +26,7 @@ import {
   chooseItemItemLimits,
   chooseSplit,
   historyHistogramSql,
+  timeCutIsEnough,
   publicItemItemLimits,
   timeCutUsersSql,
   type ItemItemDecision,
@@ -225,7 +226,14 @@ async function chooseAndSplit(db: Db, plan: CleanContext): Promise<DataChoices['
   };
   if (e.split === 'user-time') {
     await run('user-time');
-    return { configured: e.split, chosen: 'user-time', reason: 'configured', timeCut: null, needed: null };
+    return {
+      configured: e.split,
+      chosen: 'user-time',
+      reason: 'configured',
+      timeCut: null,
+      needed: null,
+      perUser: null,
+    };
   }
   await run('time');
   const m = await db.one<{ train_users: number; evaluable: number }>(
@@ -234,7 +242,14 @@ async function chooseAndSplit(db: Db, plan: CleanContext): Promise<DataChoices['
   const timeCut = { evaluableUsers: Number(m.evaluable), trainUsers: Number(m.train_users) };
   const counts = `${timeCut.evaluableUsers} evaluable users of ${timeCut.trainUsers} with training history`;
   if (e.split === 'time')
-    return { configured: e.split, chosen: 'time', reason: `configured (${counts})`, timeCut, needed: null };
+    return {
+      configured: e.split,
+      chosen: 'time',
+      reason: `configured (${counts})`,
+      timeCut,
+      needed: null,
+      perUser: null,
+    };
   if (plan.config.privacy.enabled) {
     return {
       configured: e.split,
@@ -242,15 +257,23 @@ async function chooseAndSplit(db: Db, plan: CleanContext): Promise<DataChoices['
       reason: `privacy on: auto is the public time cut, whatever the data (${counts})`,
       timeCut,
       needed: null,
+      perUser: null,
     };
   }
   const needed = {
     users: Math.max(plan.config.gates.minUsers, e.minTimeSplitUsers ?? 0),
     share: e.minTimeSplitShare,
   };
-  const d = chooseSplit(timeCut, needed);
-  if (d.chosen === 'user-time') await run('user-time');
-  return { configured: e.split, chosen: d.chosen, reason: d.reason, timeCut, needed };
+  if (timeCutIsEnough(timeCut, needed))
+    return { configured: e.split, ...chooseSplit(timeCut, needed), timeCut, needed, perUser: null };
+  await run('user-time');
+  const u = await db.one<{ train_users: number; evaluable: number }>(
+    timeCutUsersSql(positiveRuleOf(plan.config)),
+  );
+  const perUser = { evaluableUsers: Number(u.evaluable), trainUsers: Number(u.train_users) };
+  const d = chooseSplit(timeCut, needed, perUser);
+  if (d.chosen === 'time') await run('time');
+  return { configured: e.split, chosen: d.chosen, reason: d.reason, timeCut, needed, perUser };
 }
 
 /**

@@ -142,6 +142,12 @@ describe('evaluation.split: auto', () => {
     expect(chooseSplit({ evaluableUsers: 0, trainUsers: 0 }, needed).reason).toMatch(
       /0 evaluable users of 0/,
     );
+    // The per-user split is taken only when it evaluates more users than the cut: auto is never worse than `time`.
+    const short = { evaluableUsers: 10, trainUsers: 40 };
+    expect(chooseSplit(short, needed, { evaluableUsers: 35, trainUsers: 40 }).chosen).toBe('user-time');
+    const stays = chooseSplit(short, needed, { evaluableUsers: 10, trainUsers: 40 });
+    expect(stays.chosen).toBe('time');
+    expect(stays.reason).toMatch(/would evaluate only 10: the time cut stays/);
   });
 
   test('picks the time cut on steady shoppers: enough users on both sides of it', async () => {
