@@ -13,6 +13,7 @@ import {
   segmentMetricsSql,
   PER_USER_NDCG_SQL,
 } from '../evaluation/metrics.sql';
+import { itemItemLimitsOf } from '../contracts/stages';
 import type {
   CleanArtifacts,
   EvaluateResult,
@@ -49,7 +50,12 @@ interface Candidate {
   mostPopFile: string;
 }
 
-async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candidate): Promise<void> {
+async function recommendInto(
+  db: Db,
+  plan: { config: RecforgeConfig },
+  maxHistory: number,
+  c: Candidate,
+): Promise<void> {
   await db.run(
     recommendSql({
       kind: c.kind,
@@ -58,7 +64,7 @@ async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candid
       targets: 'eval_targets',
       history: 'train_events',
       k: plan.config.evaluation.k,
-      maxHistory: plan.config.training.itemItem.maxHistoryPerUser,
+      maxHistory,
       into: 'model_recs',
     }),
   );
@@ -167,7 +173,8 @@ export async function evaluate(
     }
     for (const c of candidates) {
       progress({ stage: 'evaluate', model: c.name });
-      await recommendInto(db, plan, c);
+      // Item-item scores from each user's latest items: as many as this run's limit (cleaning's choice).
+      await recommendInto(db, plan, itemItemLimitsOf(plan.config, clean).maxHistoryPerUser, c);
     }
     const catalogue = await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`);
     await db.run(perUserMetricsSql(k, Math.max(1, catalogue)));

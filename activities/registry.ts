@@ -16,6 +16,7 @@ import type {
   StageRun,
   TrainResult,
 } from '../contracts/stages';
+import { itemItemLimitsOf } from '../contracts/stages';
 import { RegistryError, type ModelRegistry } from '../registry/registry';
 import { PointerConflict } from '../registry/pointer';
 import type { ActivityDeps } from './support/context';
@@ -128,6 +129,7 @@ export async function registerCandidate(
           }
         : {}),
       inputs: { events: cleaned.artifacts.events.key, items: ingested.raw.items.key },
+      scoring: { maxHistory: itemItemLimitsOf(plan.config, cleaned.artifacts).maxHistoryPerUser },
     });
   } catch (err) {
     asRecforgeError(err);
@@ -250,7 +252,7 @@ async function ensurePublished(
     eventsKey: record.inputs.events,
     itemsKey: record.inputs.items,
     topN: config.publish.topN,
-    maxHistory: config.training.itemItem.maxHistoryPerUser,
+    maxHistory: record.scoring?.maxHistory ?? itemItemLimitsOf(config, null).maxHistoryPerUser,
     shards: config.publish.shards,
   });
 }

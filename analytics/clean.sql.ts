@@ -13,6 +13,11 @@ export interface CleanParams {
   /** Rows later than this are from the future (run start + 1 day of clock skew). */
   futureLimit: string;
   detectBots: boolean;
+  /**
+   * Which events count toward a user's events per active day: `all`, or `implicit` (views, clicks, …; explicit
+   * ratings are deliberate and heavy raters legitimate, so a user with only ratings is never a bot). Default all.
+   */
+  botEvents?: 'all' | 'implicit';
   botMadK: number;
   botMinEventsPerDay: number;
   /**
@@ -114,10 +119,11 @@ WHERE (ts = prev_ts AND rating IS NOT DISTINCT FROM prev_rating)
    ${p.nearDuplicateSeconds > 0 ? `OR ts - prev_ts <= to_seconds(${p.nearDuplicateSeconds})` : ''};
 
 -- Bots: events per active day far above the robust (median + k * MAD) level across users, or (privacy on) above a
--- fixed public threshold, which keeps the rule per-user.
+-- fixed public threshold, which keeps the rule per-user. With botEvents 'implicit' only implicit events count
+-- (and only the days with one): users with ratings alone have no rate and are never bots.
 CREATE OR REPLACE TEMP TABLE user_rate AS
 SELECT user_id, count(*) / count(DISTINCT date_trunc('day', ts)) AS per_day
-FROM cls ANTI JOIN repeats USING (rid) WHERE reason IS NULL GROUP BY user_id;
+FROM cls ANTI JOIN repeats USING (rid) WHERE reason IS NULL${p.botEvents === 'implicit' ? ` AND event_type <> 'rating'` : ''} GROUP BY user_id;
 CREATE OR REPLACE TEMP TABLE bot_threshold AS
 ${
   p.botMaxEventsPerDay !== undefined
@@ -232,5 +238,10 @@ SELECT ${start} AS holdout_start, max(ts) AS max_ts FROM events;
 CREATE VIEW train_events AS SELECT * FROM events WHERE ts < (SELECT holdout_start FROM split_info);
 CREATE VIEW holdout_events AS SELECT * FROM events WHERE ts >= (SELECT holdout_start FROM split_info);`;
 }
+
+/** After classifySql: the bot threshold used (events per active day; NULL: no user had a counted event) and the bots. */
+export const BOT_OUTCOME_SQL = `
+SELECT (SELECT threshold FROM bot_threshold) AS threshold, (SELECT count(*) FROM bots) AS users,
+       (SELECT count(*) FROM user_rate) AS rated_users`;
 
 export const REASON_COUNTS_SQL = `SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC`;

@@ -205,8 +205,13 @@ export const configSchema = z.strictObject({
     threads: z.number().int().min(1).max(256),
   }),
   cleaning: z.strictObject({
-    /** Explicit-rating datasets have legitimate power users; bot detection is for implicit click logs. */
-    detectBots: z.boolean(),
+    /**
+     * Bot detection on each user's events per active day. `auto` (the default): only implicit events (views,
+     * clicks, …) count toward the rate — explicit ratings are deliberate, and heavy raters are legitimate users,
+     * so a user with only ratings is never a bot; `true`: every event counts; `false`: off. The threshold is the
+     * adaptive rule below with privacy off and the public botMaxEventsPerDay with privacy on, either way.
+     */
+    detectBots: z.union([z.boolean(), z.literal('auto')]),
     /** Adaptive bot rule (privacy off): events per active day above max(botMinEventsPerDay, median + botMadK·MAD). */
     botMadK: z.number().positive(),
     botMinEventsPerDay: z.number().positive(),
@@ -246,11 +251,19 @@ export const configSchema = z.strictObject({
   }),
   evaluation: z.strictObject({
     /**
-     * `time`: one global cut, the last `holdoutDays` are the test period (no leakage; the default).
+     * `time`: one global cut, the last `holdoutDays` are the test period (no leakage).
      * `user-time`: each user's most recent `holdoutFraction` of events (leave-last-out style), for logs
      * like MovieLens where users come in bursts and few are active on both sides of a global cut.
+     * `auto` (the default): the time cut when it leaves enough evaluable users (training history and a positive
+     * new item in the holdout: at least minTimeSplitUsers and minTimeSplitShare of the users with training
+     * history), otherwise user-time. With privacy on, `auto` is the public time cut: the choice may not depend on
+     * data across users (docs/privacy.md).
      */
-    split: z.enum(['time', 'user-time']),
+    split: z.enum(['auto', 'time', 'user-time']),
+    /** `auto` split: fewest evaluable users the time cut must leave (absent: gates.minUsers; never below it). */
+    minTimeSplitUsers: z.number().int().min(1).max(10_000_000).optional(),
+    /** `auto` split: smallest share of the users with training history that the time cut must leave evaluable. */
+    minTimeSplitShare: z.number().min(0).max(1).default(0.02),
     holdoutFraction: z.number().gt(0).lt(1),
     holdoutDays: z.number().positive().max(3650),
     /**
@@ -390,9 +403,16 @@ export const configSchema = z.strictObject({
     /** blend: the weights of iALS beside EASE tried (EASE alone and iALS alone always compete). */
     blend: z.strictObject({ betas: z.array(z.number().positive()).min(1).max(50) }),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
+    /**
+     * Item-item co-occurrence limits: a number, or `auto` (the default), chosen per run by cleaning from the data's
+     * own distribution (privacy off) or from public values only (privacy on); see analytics/adaptive.ts. The run
+     * summary's `choices.itemItem` says what was used.
+     */
     itemItem: z.strictObject({
-      maxHistoryPerUser: z.number().int().min(1).max(10000),
-      neighbours: z.number().int().min(1).max(10000),
+      /** Most recent distinct items per user that feed co-occurrence and item-item scoring. */
+      maxHistoryPerUser: z.union([z.literal('auto'), z.number().int().min(1).max(10000)]),
+      /** Neighbours kept per item. */
+      neighbours: z.union([z.literal('auto'), z.number().int().min(1).max(10000)]),
     }),
     /** BPR matrix factorisation (TensorFlow.js), the learned challenger. */
     mf: z.strictObject({

@@ -51,6 +51,8 @@ export interface ModelRecord {
    * and item metadata (out-of-stock items), as storage keys.
    */
   inputs: { events: string; items: string };
+  /** How its lists are scored (item-item: the latest distinct items per user that drive them); absent before it existed. */
+  scoring?: { maxHistory: number };
 }
 
 /** What a version is, derived from the live pointer and its gate decision (never stored, so never stale). */

@@ -171,6 +171,55 @@ export type SplitRef =
   | { kind: 'time'; holdoutStart: string }
   | { kind: 'files'; train: import('./run').ArtifactRef; holdout: import('./run').ArtifactRef };
 
+/** The evaluation split a run used: `time` (one cut) or `user-time` (each user's latest share). */
+export type SplitMethod = 'time' | 'user-time';
+
+/** The split method of a clean artifact's split reference (a per-user split is written as files). */
+export function splitMethodOf(split: SplitRef): SplitMethod {
+  return split.kind === 'files' ? 'user-time' : 'time';
+}
+
+/**
+ * What cleaning chose for the settings that adapt to the data (`auto` in config), and why; settings given as
+ * fixed values are echoed with source `config`. The later stages read these, never the config's `auto`.
+ */
+export interface DataChoices {
+  split: {
+    configured: 'auto' | SplitMethod;
+    chosen: SplitMethod;
+    /** In words, with the counts. */
+    reason: string;
+    /**
+     * The time cut's evaluable users (training history and a positive item new to them in the holdout) and the
+     * users with training history it leaves; null when the time cut was not measured.
+     */
+    timeCut: { evaluableUsers: number; trainUsers: number } | null;
+    /** The same counts for the per-user split, measured only when `auto` found the time cut short. */
+    perUser: { evaluableUsers: number; trainUsers: number } | null;
+    /** What `auto` asked of the time cut (null: not auto, or privacy on: the public cut regardless). */
+    needed: { users: number; share: number } | null;
+  };
+  bots: {
+    configured: boolean | 'auto';
+    /** Which events count toward a user's events per active day (`off`: detection disabled). */
+    counted: 'off' | 'all-events' | 'implicit-events';
+    /** adaptive: max(botMinEventsPerDay, median + botMadK·MAD) across users; public: botMaxEventsPerDay. */
+    rule: 'adaptive' | 'public' | null;
+    /** Events per active day above which a user is a bot (null: off, or no user had a counted event). */
+    threshold: number | null;
+    users: number;
+    rows: number;
+  };
+  itemItem: {
+    maxHistoryPerUser: number;
+    neighbours: number;
+    /** Where each value came from: the config's number, the data's own distribution, or public values only. */
+    source: { maxHistoryPerUser: 'config' | 'data' | 'public'; neighbours: 'config' | 'data' | 'public' };
+    /** In words, with the statistics the values came from. */
+    reason: string;
+  };
+}
+
 /** What cleaning wrote: the clean events and their split, the quarantine, the id maps, the bounded inputs. */
 export interface CleanArtifacts {
   events: import('./run').ArtifactRef;
@@ -180,6 +229,32 @@ export interface CleanArtifacts {
   split: SplitRef;
   /** With privacy on: each user's bounded contribution to the training split and to all events. */
   bounded: { train: import('./run').ArtifactRef; all: import('./run').ArtifactRef } | null;
+  /**
+   * The settings chosen for this data (split, bots, item-item limits). Optional: artifacts of runs from before
+   * it existed lack it (then the config's numbers, or the legacy defaults, apply: itemItemLimitsOf).
+   */
+  choices?: DataChoices;
+}
+
+/** Item-item limits of a run before `auto` existed and no choice was recorded. */
+export const LEGACY_ITEM_ITEM_LIMITS = { maxHistoryPerUser: 50, neighbours: 50 } as const;
+
+/**
+ * The item-item limits a run's stages use: cleaning's choice when recorded, else the config's numbers (the legacy
+ * defaults where the config says `auto`).
+ */
+export function itemItemLimitsOf(
+  config: { training: { itemItem: { maxHistoryPerUser: number | 'auto'; neighbours: number | 'auto' } } },
+  clean: Pick<CleanArtifacts, 'choices'> | null | undefined,
+): { maxHistoryPerUser: number; neighbours: number } {
+  const c = clean?.choices?.itemItem;
+  if (c) return { maxHistoryPerUser: c.maxHistoryPerUser, neighbours: c.neighbours };
+  const i = config.training.itemItem;
+  return {
+    maxHistoryPerUser:
+      i.maxHistoryPerUser === 'auto' ? LEGACY_ITEM_ITEM_LIMITS.maxHistoryPerUser : i.maxHistoryPerUser,
+    neighbours: i.neighbours === 'auto' ? LEGACY_ITEM_ITEM_LIMITS.neighbours : i.neighbours,
+  };
 }
 
 export interface CleanResult {
@@ -333,6 +408,8 @@ export interface RunSummary {
   input?: RunInputReport;
   /** The run report (HTML) and the dataset's index of runs; null when it could not be written. */
   report?: { html: string; index: string } | null;
+  /** What was chosen for this data: the split, bot detection, the item-item limits, and why. */
+  choices?: DataChoices | null;
 }
 
 export interface RunInputReport {

@@ -13,6 +13,7 @@ import type {
   StageTiming,
   TrainResult,
 } from '../contracts/stages';
+import { itemItemLimitsOf } from '../contracts/stages';
 
 /** Everything a finished run's summary is made of. */
 export interface SummaryParts {
@@ -76,6 +77,7 @@ export function buildRunSummary(p: SummaryParts): RunSummary {
     profile: { report: p.profiled.report, drift: p.profiled.drift },
     registry: p.live,
     input: p.input,
+    choices: p.cleaned.artifacts.choices ?? null,
   };
 }
 
@@ -116,7 +118,7 @@ export function scoringInputsOf(
     eventsKey: clean.events.key,
     itemsKey: raw.items.key,
     topN: c.publish.topN,
-    maxHistory: c.training.itemItem.maxHistoryPerUser,
+    maxHistory: itemItemLimitsOf(c, clean).maxHistoryPerUser,
     shards: c.publish.shards,
   };
 }

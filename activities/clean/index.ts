@@ -6,12 +6,14 @@ import * as sql from '../../analytics/clean.sql';
 import type {
   CleanArtifacts,
   CleanResult,
+  DataChoices,
   IncrementalPlan,
   ProfileResult,
   RawArtifacts,
   SplitRef,
   StageRun,
 } from '../../contracts/stages';
+import { splitMethodOf } from '../../contracts/stages';
 import type { RecforgeConfig } from '../../lib/config';
 import { log, progress, type ActivityDeps } from '../support/context';
 import { RunIO } from '../support/run-io';
@@ -20,6 +22,16 @@ import { openRawViews, parquetArtifact } from '../support/artifacts';
 import { buildBoundingSql, createSecureRng } from '../../privacy';
 import { buildTrainingSet, needsSources, type HistoryOutcome } from './history';
 import { newLineCountsSql } from '../../analytics/history.sql';
+import {
+  chooseItemItemLimits,
+  chooseSplit,
+  historyHistogramSql,
+  timeCutIsEnough,
+  publicItemItemLimits,
+  timeCutUsersSql,
+  type ItemItemDecision,
+} from '../../analytics/adaptive';
+import { positiveRuleOf } from '../../analytics/positive.sql';
 
 /**
  * What cleaning needs of the run: its config, dates and identity, the local folder it writes into, and the
@@ -149,6 +161,7 @@ export function splitCutoff(plan: Pick<CleanContext, 'config' | 'runDate'>): str
  * Classifies, deduplicates and de-bots the raw rows into `events` (and the quarantine table), then, for incremental
  * runs or the k-core filter, builds the training set. With privacy on every step here is per-user or public
  * (the bot threshold is the public cleaning.botMaxEventsPerDay; k-core is refused by config validation).
+ * `detectBots: auto` counts implicit events only toward the rate (heavy raters are not bots).
  */
 export async function cleanRows(db: Db, plan: CleanContext): Promise<HistoryOutcome | null> {
   await db.run(`SET TimeZone = 'UTC'`);
@@ -164,7 +177,8 @@ export async function cleanRows(db: Db, plan: CleanContext): Promise<HistoryOutc
       ratingMax: plan.config.schema.rating.max,
       timestampFloor: plan.config.schema.timestampFloor,
       futureLimit,
-      detectBots: c.detectBots,
+      detectBots: c.detectBots !== false,
+      botEvents: c.detectBots === 'auto' ? 'implicit' : 'all',
       botMadK: c.botMadK,
       botMinEventsPerDay: c.botMinEventsPerDay,
       ...(plan.config.privacy.enabled ? { botMaxEventsPerDay: c.botMaxEventsPerDay } : {}),
@@ -180,22 +194,131 @@ export async function cleanRows(db: Db, plan: CleanContext): Promise<HistoryOutc
   return buildTrainingSet(db, plan);
 }
 
+/** After cleanRows: how bots were judged and how many were found (`rows`: their quarantined rows). */
+export async function botChoice(db: Db, config: RecforgeConfig, rows: number): Promise<DataChoices['bots']> {
+  const d = config.cleaning.detectBots;
+  const o = await db.one<{ threshold: number | null; users: number; rated_users: number }>(
+    sql.BOT_OUTCOME_SQL,
+  );
+  if (d === false) return { configured: d, counted: 'off', rule: null, threshold: null, users: 0, rows: 0 };
+  return {
+    configured: d,
+    counted: d === 'auto' ? 'implicit-events' : 'all-events',
+    rule: config.privacy.enabled ? 'public' : 'adaptive',
+    threshold: o.rated_users > 0 && o.threshold !== null ? Number(o.threshold) : null,
+    users: Number(o.users),
+    rows,
+  };
+}
+
+/**
+ * The split for `evaluation.split`. `time` and `user-time` as configured; `auto`: the time cut when it leaves
+ * enough evaluable users (at least max(gates.minUsers, minTimeSplitUsers) and minTimeSplitShare of the users with
+ * training history), otherwise user-time. With privacy on, `auto` is the public time cut whatever the data: a
+ * choice made from counts over all users would let one user move everyone's split (the counts are still
+ * measured for the summary, which is internal).
+ */
+async function chooseAndSplit(db: Db, plan: CleanContext): Promise<DataChoices['split']> {
+  const e = plan.config.evaluation;
+  const run = async (m: 'time' | 'user-time') => {
+    await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
+    await db.run(sql.splitSql(m, e.holdoutDays, e.holdoutFraction, splitCutoff(plan)));
+  };
+  if (e.split === 'user-time') {
+    await run('user-time');
+    return {
+      configured: e.split,
+      chosen: 'user-time',
+      reason: 'configured',
+      timeCut: null,
+      needed: null,
+      perUser: null,
+    };
+  }
+  await run('time');
+  const m = await db.one<{ train_users: number; evaluable: number }>(
+    timeCutUsersSql(positiveRuleOf(plan.config)),
+  );
+  const timeCut = { evaluableUsers: Number(m.evaluable), trainUsers: Number(m.train_users) };
+  const counts = `${timeCut.evaluableUsers} evaluable users of ${timeCut.trainUsers} with training history`;
+  if (e.split === 'time')
+    return {
+      configured: e.split,
+      chosen: 'time',
+      reason: `configured (${counts})`,
+      timeCut,
+      needed: null,
+      perUser: null,
+    };
+  if (plan.config.privacy.enabled) {
+    return {
+      configured: e.split,
+      chosen: 'time',
+      reason: `privacy on: auto is the public time cut, whatever the data (${counts})`,
+      timeCut,
+      needed: null,
+      perUser: null,
+    };
+  }
+  const needed = {
+    users: Math.max(plan.config.gates.minUsers, e.minTimeSplitUsers ?? 0),
+    share: e.minTimeSplitShare,
+  };
+  if (timeCutIsEnough(timeCut, needed))
+    return { configured: e.split, ...chooseSplit(timeCut, needed), timeCut, needed, perUser: null };
+  await run('user-time');
+  const u = await db.one<{ train_users: number; evaluable: number }>(
+    timeCutUsersSql(positiveRuleOf(plan.config)),
+  );
+  const perUser = { evaluableUsers: Number(u.evaluable), trainUsers: Number(u.train_users) };
+  const d = chooseSplit(timeCut, needed, perUser);
+  if (d.chosen === 'time') await run('time');
+  return { configured: e.split, chosen: d.chosen, reason: d.reason, timeCut, needed, perUser };
+}
+
+/**
+ * The item-item limits for this run: configured numbers as they are; `auto` from the training split's distinct
+ * items per user and catalogue (privacy off), or from public values only (privacy on: the caps, the
+ * co-occurrence candidates and the items file's catalogue, never a statistic of the events).
+ */
+export async function itemItemChoice(db: Db, config: RecforgeConfig): Promise<ItemItemDecision> {
+  const configured = config.training.itemItem;
+  if (config.privacy.enabled) {
+    const catalogue = Number(
+      await db.scalar<number>(
+        `SELECT count(DISTINCT trim(item_id)) FROM raw_items WHERE nullif(trim(item_id), '') IS NOT NULL`,
+      ),
+    );
+    return publicItemItemLimits(config, catalogue > 0 ? catalogue : null, configured);
+  }
+  if (configured.maxHistoryPerUser !== 'auto' && configured.neighbours !== 'auto')
+    return chooseItemItemLimits({ histogram: [], items: 0 }, configured);
+  const histogram = (await db.all<{ n: number; users: number }>(historyHistogramSql('train_events'))).map(
+    (r) => ({ n: Number(r.n), users: Number(r.users) }),
+  );
+  const items = Number(await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`));
+  return chooseItemItemLimits({ histogram, items }, configured);
+}
+
 /** The columns that identify a clean event by its own content (the bounding's stable row identity). */
 export const EVENT_IDENTITY = ['user_id', 'item_id', 'event_type', 'ts', 'rating'] as const;
 
 /**
- * Splits `events` into train/holdout and, with privacy on, bounds each user's contribution to the training split
- * (`train_bounded`) and to all events (`all_bounded`) with the sampling key `secret`. Returns the rows the caps
- * removed from all events. The bounding samples by a hash of each row's content, so which rows of user v survive
- * depends only on v's rows: removing or adding another user changes nothing for v.
+ * Splits `events` into train/holdout (the split `evaluation.split` chooses, see chooseAndSplit) and, with privacy on,
+ * bounds each user's contribution to the training split (`train_bounded`) and to all events (`all_bounded`) with
+ * the sampling key `secret`. Returns the split chosen and the rows the caps removed from all events. The bounding
+ * samples by a hash of each row's content, so which rows of user v survive depends only on v's rows: removing or
+ * adding another user changes nothing for v.
  */
-export async function splitAndBound(db: Db, plan: CleanContext, secret: string): Promise<number> {
+export async function splitAndBound(
+  db: Db,
+  plan: CleanContext,
+  secret: string,
+): Promise<{ capped: number; split: DataChoices['split'] }> {
   progress({ stage: 'clean', step: 'split' });
-  const e = plan.config.evaluation;
-  await db.run(sql.dropSplitSql(await db.all<{ name: string; kind: string }>(sql.SPLIT_OBJECTS_SQL)));
-  await db.run(sql.splitSql(e.split, e.holdoutDays, e.holdoutFraction, splitCutoff(plan)));
+  const split = await chooseAndSplit(db, plan);
   // Per-user contribution bounding of the training inputs (the holdout is judged as it is).
-  if (!plan.config.privacy.enabled) return 0;
+  if (!plan.config.privacy.enabled) return { capped: 0, split };
   progress({ stage: 'clean', step: 'contribution bounding' });
   for (const [source, target] of [
     ['train_events', 'train_bounded'],
@@ -211,7 +334,10 @@ export async function splitAndBound(db: Db, plan: CleanContext, secret: string):
     });
     await db.run(b.createTableSql(target));
   }
-  return db.scalar<number>(`SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM all_bounded)`);
+  const capped = await db.scalar<number>(
+    `SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM all_bounded)`,
+  );
+  return { capped, split };
 }
 
 /**
@@ -275,7 +401,16 @@ export async function clean(
     await db.run(`COPY user_ids TO ${lit(io.local(k.userIds))} (FORMAT parquet)`);
     await db.run(`COPY item_ids TO ${lit(io.local(k.itemIds))} (FORMAT parquet)`);
 
-    const privacyCapped = await splitAndBound(db, ctx, createSecureRng().secretHex());
+    const bots = await botChoice(db, ctx.config, byReason.bot_user ?? 0);
+    const { capped: privacyCapped, split: splitChoice } = await splitAndBound(
+      db,
+      ctx,
+      createSecureRng().secretHex(),
+    );
+    progress({ stage: 'clean', step: 'item-item limits' });
+    const itemItem = await itemItemChoice(db, ctx.config);
+    const choices: DataChoices = { split: splitChoice, bots, itemItem };
+    log('chose for this data', { ...choices });
     const c = await db.one<{
       kept: number;
       quarantined: number;
@@ -292,7 +427,7 @@ export async function clean(
                (SELECT count(DISTINCT user_id) FROM events) AS users, (SELECT count(DISTINCT item_id) FROM events) AS items`);
     // The split as the next stages see it: an instant over the events, or (per-user split) two files.
     let split: SplitRef;
-    if (run.plan.config.evaluation.split === 'time') {
+    if (splitChoice.chosen === 'time') {
       split = { kind: 'time', holdoutStart: c.holdout_start ?? '1970-01-01T00:00:00.000000Z' };
     } else {
       await db.run(`COPY train_events TO ${lit(io.local(k.train))} (FORMAT parquet, COMPRESSION snappy);
@@ -319,6 +454,7 @@ export async function clean(
       itemIds: await parquetArtifact(db, io, k.itemIds),
       split,
       bounded,
+      choices,
     };
     const out: CleanResult = {
       artifacts,
@@ -371,7 +507,7 @@ export async function clean(
     );
   }
   if (result.trainRows === 0 || result.holdoutRows === 0) {
-    const cut = run.plan.config.evaluation.split === 'time' ? splitCutoff(ctx) : undefined;
+    const cut = splitMethodOf(a.split) === 'time' ? splitCutoff(ctx) : undefined;
     if (cut !== undefined) {
       // A public cut that misses the data is a configuration to fix, not dirty data.
       const source =
@@ -384,10 +520,15 @@ export async function clean(
           "(with privacy on the cut must be public, never taken from the data's newest event), or use split: user-time",
       );
     }
+    const e = run.plan.config.evaluation;
+    const method = splitMethodOf(a.split);
+    const chosen = a.choices?.split.configured === 'auto' ? ` (auto: ${a.choices.split.reason})` : '';
     throw new RecforgeError(
       'QualityGateFailed',
-      `time split left ${result.trainRows} training and ${result.holdoutRows} holdout rows (holdoutDays=${run.plan.config.evaluation.holdoutDays}); ` +
-        'the data must span more than the holdout period',
+      `${method} split left ${result.trainRows} training and ${result.holdoutRows} holdout rows ` +
+        (method === 'time'
+          ? `(holdoutDays=${e.holdoutDays})${chosen}; the data must span more than the holdout period`
+          : `(holdoutFraction=${e.holdoutFraction})${chosen}; only users with at least 3 events have a holdout`),
       result,
     );
   }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit } from '../../lib/duckdb';
 import * as sql from '../../analytics/baselines.sql';
+import { itemItemLimitsOf } from '../../contracts/stages';
 import type {
   CleanArtifacts,
   ModelArtifact,
@@ -27,7 +28,8 @@ export async function trainBaselines(
   const plan = new TrainContext(run, clean, raw, deps.dataDir);
   const dir = path.join(plan.runDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
-  const { maxHistoryPerUser, neighbours } = plan.config.training.itemItem;
+  // cleaning's choice for this data (training.itemItem may say `auto`).
+  const { maxHistoryPerUser, neighbours } = itemItemLimitsOf(plan.config, clean);
   const result = await plan.withViews('train', async (db): Promise<TrainResult> => {
     if (plan.config.privacy.enabled) {
       return { backend: 'duckdb-sql+dp', models: await trainDpBaselines(db, plan, dir) };

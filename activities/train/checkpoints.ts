@@ -16,7 +16,7 @@ import {
   type TrainHooks,
   type TrainResult,
 } from '../../models';
-import type { ModelArtifact } from '../../contracts/stages';
+import { splitMethodOf, type ModelArtifact } from '../../contracts/stages';
 import { progress } from '../support/context';
 import type { TrainContext } from '../support/train-context';
 import { writeJsonAtomic } from '../../lib/fs-atomic';
@@ -256,12 +256,12 @@ export type TimedData = RecsData & {
 };
 
 /**
- * The evaluated model's validation split for early stopping, shaped like this run's evaluation holdout
- * (`evaluation.split`: the last `holdoutDays` of the training period, or each user's latest `holdoutFraction`),
- * taken from a `userShare` of the users (models/validation.ts).
+ * The evaluated model's validation split for early stopping, shaped like this run's evaluation holdout (the split
+ * cleaning chose, whatever `evaluation.split` says: the last `holdoutDays` of the training period, or each user's
+ * latest `holdoutFraction`), taken from a `userShare` of the users (models/validation.ts).
  */
 export function validationSplitFor<D extends TimedData>(
-  plan: Pick<TrainContext, 'config'>,
+  plan: Pick<TrainContext, 'config' | 'clean'>,
   data: D,
   userShare: number,
   seed: number,
@@ -270,7 +270,7 @@ export function validationSplitFor<D extends TimedData>(
   const split = splitValidation(
     { userIdx: data.userIdx, itemIdx: data.itemIdx, timestamps: data.firstTimestamps },
     {
-      mode: e.split,
+      mode: splitMethodOf(plan.clean.split),
       days: e.holdoutDays,
       fraction: e.holdoutFraction,
       userShare,

@@ -11,7 +11,7 @@ import {
   type PrivacySpend,
   type SecureRng,
 } from '../../privacy';
-import type { ModelArtifact } from '../../contracts/stages';
+import { itemItemLimitsOf, type ModelArtifact } from '../../contracts/stages';
 import {
   deltaSplit,
   partitionSelectionRho,
@@ -227,7 +227,7 @@ export async function trainDpVariant(
         SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY sim DESC, neighbour_id) AS rn
         FROM read_csv(${lit(simCsv)}, header = true,
                       columns = {'item_id': 'VARCHAR', 'neighbour_id': 'VARCHAR', 'sim': 'DOUBLE'}))
-      WHERE rn <= ${plan.config.training.itemItem.neighbours}
+      WHERE rn <= ${itemItemLimitsOf(plan.config, plan.clean).neighbours}
       ORDER BY item_id, sim DESC
     ) TO ${lit(itemItemTmp)} (FORMAT parquet, COMPRESSION zstd)`);
   fs.rmSync(tmp, { recursive: true, force: true });

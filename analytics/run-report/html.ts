@@ -1,4 +1,6 @@
 import { esc, int, pct } from '../report';
+import type { DataChoices } from '../../contracts/stages';
+import { botsLine } from '../adaptive';
 import {
   driftChart,
   eventsPerDayChart,
@@ -138,7 +140,27 @@ function qualitySection(r: RunReportInput, c: Record<ChartKey, string | null>): 
   return `<div class="grid"><div class="panel"><h3>Quarantine by reason</h3>${chart(c.quarantine, 'nothing quarantined')}</div>
 <div class="panel">${table(['reason', 'rows', 'share of ingested'], rows)}
 <p class="muted">Every quarantined row is kept in <code>quarantine.parquet</code> with its reason, file and line. The
-quality gates passed (a failed gate fails the run before training).</p></div></div>`;
+quality gates passed (a failed gate fails the run before training).</p></div></div>${choicesTable(s.choices)}`;
+}
+
+/** What cleaning chose for this data (`auto` settings) and why: the holdout, bots, item-item limits. */
+function choicesTable(ch: DataChoices | null | undefined): string {
+  if (!ch) return '';
+  const i = ch.itemItem;
+  const rows = [
+    [
+      'evaluation split',
+      `${esc(ch.split.chosen)}${ch.split.configured === 'auto' ? ' <span class="muted">(auto)</span>' : ''}`,
+      esc(ch.split.reason),
+    ],
+    ['bot detection', esc(String(ch.bots.configured)), esc(botsLine(ch.bots))],
+    [
+      'item-item limits',
+      `history ${int(i.maxHistoryPerUser)} (${esc(i.source.maxHistoryPerUser)}), neighbours ${int(i.neighbours)} (${esc(i.source.neighbours)})`,
+      esc(i.reason),
+    ],
+  ];
+  return `<h3>Chosen for this data</h3>${table(['setting', 'chosen', 'why'], rows)}`;
 }
 
 function privacySection(r: RunReportInput, c: Record<ChartKey, string | null>): string {

@@ -1,4 +1,5 @@
 import type { RunSummary } from '../../contracts/stages';
+import { botsLine } from '../../analytics/adaptive';
 
 /** The run summary as the pipeline has always printed it; rejected runs say so in the first line. Pure. */
 export function summaryLines(s: RunSummary): string[] {
@@ -6,6 +7,17 @@ export function summaryLines(s: RunSummary): string[] {
   const lines = [`${s.status.toUpperCase()}  model ${s.modelVersion}  (${s.backend})`];
   lines.push(`  rows: ${s.rows.ingested} ingested, ${s.rows.kept} kept, ${s.rows.quarantined} quarantined`);
   for (const [reason, n] of Object.entries(s.rows.byReason)) lines.push(`    ${reason}: ${n}`);
+  const ch = s.choices;
+  if (ch) {
+    lines.push(`  chosen for this data:`);
+    lines.push(
+      `    split: ${ch.split.chosen}${ch.split.configured === 'auto' ? ' (auto)' : ''} — ${ch.split.reason}`,
+    );
+    lines.push(`    bots: ${botsLine(ch.bots)}`);
+    lines.push(
+      `    item-item: history ${ch.itemItem.maxHistoryPerUser} (${ch.itemItem.source.maxHistoryPerUser}), neighbours ${ch.itemItem.neighbours} (${ch.itemItem.source.neighbours}) — ${ch.itemItem.reason}`,
+    );
+  }
   for (const [model, m] of Object.entries(s.metrics)) {
     lines.push(
       `  ${model.padEnd(10)} ${Object.entries(m)
