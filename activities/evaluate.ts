@@ -24,7 +24,8 @@ import type { RecforgeConfig } from '../lib/config';
 import type { ModelRecord } from '../contracts/registry';
 import { progress, type ActivityDeps } from './support/context';
 import { RunIO } from './support/run-io';
-import { openCleanViews } from './support/artifacts';
+import { openCleanViews, RAW_ITEMS_FILE } from './support/artifacts';
+import type { ColdStartParams } from '../analytics/cold-start.sql';
 import { kindOfFamily } from '../registry/families';
 import { positiveRuleOf, positiveSql } from '../analytics/positive.sql';
 
@@ -48,9 +49,19 @@ interface Candidate {
   mostPopFile: string;
 }
 
+/**
+ * The cold start publishing applies (publish.coldStart, analytics/cold-start.sql.ts), so the evaluation judges the
+ * lists that are published. MostPop models are scored without it: they are the gates' plain-popularity reference.
+ */
+function coldStartFor(c: Candidate, config: RecforgeConfig): ColdStartParams | undefined {
+  if (c.kind === 'mostpop') return undefined;
+  return { ...config.publish.coldStart, privacy: config.privacy.enabled, items: 'raw_items' };
+}
+
 async function recommendInto(db: Db, plan: { config: RecforgeConfig }, c: Candidate): Promise<void> {
   await db.run(
     recommendSql({
+      coldStart: coldStartFor(c, plan.config),
       kind: c.kind,
       modelFile: c.modelFile,
       mostPopFile: c.mostPopFile,
@@ -91,8 +102,14 @@ export async function evaluate(
   ];
   await io.fetch(modelKeys);
   fs.mkdirSync(`${io.runDir}/models`, { recursive: true });
+  // The item metadata ingest landed (cold start reads it), fetched like every other artifact of the run.
+  const itemsKey = io.key(RAW_ITEMS_FILE);
+  await io.fetch([itemsKey]);
   return io.withDb('evaluate', async (db) => {
     await openCleanViews(db, io, clean);
+    await db.run(
+      `CREATE OR REPLACE VIEW raw_items AS SELECT * FROM read_parquet(${lit(io.local(itemsKey))})`,
+    );
     await db.run(`
       CREATE OR REPLACE TEMP TABLE eval_users AS
         SELECT DISTINCT user_id FROM holdout_events WHERE user_id IN (SELECT user_id FROM train_events);

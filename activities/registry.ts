@@ -240,6 +240,7 @@ async function ensurePublished(
     topN: config.publish.topN,
     maxHistory: config.training.itemItem.maxHistoryPerUser,
     shards: config.publish.shards,
+    coldStart: { ...config.publish.coldStart, privacy: config.privacy.enabled },
   });
 }
 

@@ -117,5 +117,6 @@ export function scoringInputsOf(
     topN: c.publish.topN,
     maxHistory: c.training.itemItem.maxHistoryPerUser,
     shards: c.publish.shards,
+    coldStart: { ...c.publish.coldStart, privacy: c.privacy.enabled },
   };
 }
