@@ -26,7 +26,8 @@ import type { RecforgeConfig } from '../lib/config';
 import type { ModelRecord } from '../contracts/registry';
 import { progress, type ActivityDeps } from './support/context';
 import { RunIO } from './support/run-io';
-import { openCleanViews } from './support/artifacts';
+import { openCleanViews, RAW_ITEMS_FILE } from './support/artifacts';
+import type { ColdStartParams } from '../analytics/cold-start.sql';
 import { kindOfFamily } from '../registry/families';
 import { positiveRuleOf, positiveSql } from '../analytics/positive.sql';
 
@@ -50,6 +51,15 @@ interface Candidate {
   mostPopFile: string;
 }
 
+/**
+ * The cold start publishing applies (publish.coldStart, analytics/cold-start.sql.ts), so the evaluation judges the
+ * lists that are published. MostPop models are scored without it: they are the gates' plain-popularity reference.
+ */
+function coldStartFor(c: { kind: Candidate['kind'] }, config: RecforgeConfig): ColdStartParams | undefined {
+  if (c.kind === 'mostpop') return undefined;
+  return { ...config.publish.coldStart, privacy: config.privacy.enabled, items: 'raw_items' };
+}
+
 async function recommendInto(
   db: Db,
   plan: { config: RecforgeConfig },
@@ -58,6 +68,7 @@ async function recommendInto(
 ): Promise<void> {
   await db.run(
     recommendSql({
+      coldStart: coldStartFor(c, plan.config),
       kind: c.kind,
       modelFile: c.modelFile,
       mostPopFile: c.mostPopFile,
@@ -82,6 +93,7 @@ async function refitAgreement(
   io: RunIO,
   trained: TrainResult,
   challenger: string,
+  maxHistory: number,
 ): Promise<{ agreement: number; users: number }> {
   const find = (name: string) => trained.models.find((m) => m.name === name);
   const [evalModel, fullModel] = [find(challenger), find(`${challenger}-full`)];
@@ -93,13 +105,14 @@ async function refitAgreement(
   ] as const) {
     await db.run(
       recommendSql({
+        coldStart: coldStartFor(model, config),
         kind: model.kind,
         modelFile: io.local(model.key),
         mostPopFile: io.local(pop.key),
         targets: 'eval_targets',
         history: 'events',
         k: config.evaluation.k,
-        maxHistory: config.training.itemItem.maxHistoryPerUser,
+        maxHistory,
         into,
       }),
     );
@@ -134,8 +147,14 @@ export async function evaluate(
   ];
   await io.fetch(modelKeys);
   fs.mkdirSync(`${io.runDir}/models`, { recursive: true });
+  // The item metadata ingest landed (cold start reads it), fetched like every other artifact of the run.
+  const itemsKey = io.key(RAW_ITEMS_FILE);
+  await io.fetch([itemsKey]);
   return io.withDb('evaluate', async (db) => {
     await openCleanViews(db, io, clean);
+    await db.run(
+      `CREATE OR REPLACE VIEW raw_items AS SELECT * FROM read_parquet(${lit(io.local(itemsKey))})`,
+    );
     await db.run(`
       CREATE OR REPLACE TEMP TABLE eval_users AS
         SELECT DISTINCT user_id FROM holdout_events WHERE user_id IN (SELECT user_id FROM train_events);
@@ -217,7 +236,14 @@ export async function evaluate(
     }
     const evaluatedUsers = await db.scalar<number>(`SELECT count(*) FROM eval_targets`);
     progress({ stage: 'evaluate', step: 'refit agreement' });
-    const refit = await refitAgreement(db, plan.config, io, trained, challenger);
+    const refit = await refitAgreement(
+      db,
+      plan.config,
+      io,
+      trained,
+      challenger,
+      itemItemLimitsOf(plan.config, clean).maxHistoryPerUser,
+    );
     const gate: { decision: 'promote' | 'reject'; checks: GateCheck[] } = decideGates({
       k,
       challenger,

@@ -28,7 +28,7 @@ export async function scorePublishShard(
     const r = await scoreShardInto(db, io, s, shard, io.local(key));
     const part = await parquetArtifact(db, io, key);
     await io.push([key]);
-    return { shard, part, users: r.users, fallbackUsers: r.fallback };
+    return { shard, part, users: r.users, fallbackUsers: r.fallback, lists: r.lists };
   });
 }
 
@@ -46,13 +46,13 @@ export async function publishVersion(
 ): Promise<PublishResult> {
   const io = new RunIO(run.plan.run, deps.dataDir);
   const registry = registryOf(run.plan.config, run.plan.run.datasetId);
-  const { rows, users, fallbackUsers } = await assembleVersion(registry, io, s, parts, {
+  const { rows, users, fallbackUsers, lists } = await assembleVersion(registry, io, s, parts, {
     runId: run.plan.run.runId,
     workflowId: run.plan.run.workflowId,
     metrics: evaluation.metrics[evaluation.chosenModel] ?? {},
     privacy: manifestPrivacy(run.privacy),
   });
-  log('published', { version: s.version, rows, shards: parts.length, fallbackUsers });
+  log('published', { version: s.version, rows, shards: parts.length, fallbackUsers, lists });
   const output = registry.where.outputPrefix;
   return {
     version: s.version,
@@ -64,5 +64,6 @@ export async function publishVersion(
     rows,
     users,
     fallbackUsers,
+    ...(lists ? { lists } : {}),
   };
 }

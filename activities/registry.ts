@@ -254,6 +254,7 @@ async function ensurePublished(
     topN: config.publish.topN,
     maxHistory: record.scoring?.maxHistory ?? itemItemLimitsOf(config, null).maxHistoryPerUser,
     shards: config.publish.shards,
+    coldStart: { ...config.publish.coldStart, privacy: config.privacy.enabled },
   });
 }
 

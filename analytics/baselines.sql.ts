@@ -1,4 +1,14 @@
 import { lit } from '../lib/duckdb';
+import {
+  categoryCandidateCtes,
+  coldStartParts,
+  itemMetaCtes,
+  newItemCtes,
+  profileCtes,
+  FUSION_RANK,
+  LIGHT_BLEND,
+  type ColdStartParams,
+} from './cold-start.sql';
 
 /**
  * Baseline recommenders trained in DuckDB SQL. Each writes one Parquet file the scoring SQL reads back, so a
@@ -58,12 +68,17 @@ export interface RecommendParams {
   k: number;
   /** Most recent distinct items per user that drive item-item scoring. */
   maxHistory: number;
-  /** Result table: (user_id, rank, item_id, score, personal) — personal: from the model, not the popular backfill. */
+  /**
+   * Result table: (user_id, rank, item_id, score, personal, source) — personal: from the model, not a fallback;
+   * source: 'model', 'category' (light users' category popularity), 'popular' (global popularity) or 'new_item'.
+   */
   into: string;
   /** Optional table of item ids that must never be recommended (e.g. out of stock). */
   excludeItems?: string;
   /** Only users in this shard of `shards` (a stable hash of the user id), for scoring fanned out by shard. */
   shard?: { index: number; of: number };
+  /** Cold start from the item metadata (analytics/cold-start.sql.ts); absent or all zero: off. */
+  coldStart?: ColdStartParams;
 }
 
 /** The shard a user belongs to: a stable hash of the id (DuckDB's hash is fixed across runs and versions). */
@@ -104,6 +119,60 @@ export function recommendSql(p: RecommendParams): string {
     SELECT r.user_id, r.item_id, r.score, 0 AS tier FROM read_parquet(${lit(p.modelFile)}) r
     WHERE r.user_id IN (SELECT user_id FROM target_users)),`
         : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
+  const cs = coldStartParts(p.coldStart);
+  const c = p.coldStart;
+  const meta = cs.light || cs.newItems ? itemMetaCtes(c!.items) + profileCtes(p.history, p.maxHistory) : '';
+  const category = cs.light ? categoryCandidateCtes(p.history, c!.lightUserEvents, p.k) : '';
+  const fresh = cs.newItems ? newItemCtes(c!, p.history, p.excludeItems) : '';
+  // Light users: the model's and their categories' candidates fused by rank (reciprocal rank fusion), so a
+  // history of a few events is read both ways; lightBlend 0 keeps the categories as backfill after the model.
+  const blend = cs.light ? (c!.lightBlend ?? LIGHT_BLEND) : 0;
+  const ranked =
+    blend > 0
+      ? `
+  fused AS (
+    SELECT *, CASE WHEN src <= 1 AND user_id IN (SELECT user_id FROM light_users)
+                   THEN row_number() OVER (PARTITION BY user_id, src ORDER BY score DESC, item_id) END AS r
+    FROM unseen),
+  best AS (
+    SELECT user_id, item_id,
+           CASE WHEN bool_or(r IS NOT NULL)
+                THEN sum(CASE WHEN r IS NULL THEN 0 WHEN src = 0 THEN 1.0 ELSE ${blend} END / (${FUSION_RANK} + coalesce(r, 0)))
+                ELSE arg_min(score, tier) END AS score,
+           CASE WHEN bool_or(r IS NOT NULL) THEN 0 ELSE min(tier) END AS tier, min(src) AS src
+    FROM fused GROUP BY ALL),`
+      : `
+  best AS (
+    SELECT user_id, item_id, arg_min(score, tier) AS score, min(tier) AS tier, min(src) AS src
+    FROM unseen GROUP BY ALL),`;
+  // Without new items the ranked list is the result; with them, the best new items per user (not already in
+  // the list) take `slots` positions from newItemRank on, and the list is cut at k again.
+  const slots = cs.newItems ? c!.newItemSlots : 0;
+  const at = cs.newItems ? Math.max(1, Math.trunc(c!.newItemRank)) : 1;
+  const final = cs.newItems
+    ? `
+  base AS (SELECT * FROM ranked WHERE rank <= ${p.k}),
+  fresh AS (
+    SELECT * FROM (
+      SELECT n.user_id, n.item_id, n.score,
+             row_number() OVER (PARTITION BY n.user_id ORDER BY n.score DESC, n.item_id) AS j
+      FROM new_scored n
+      WHERE n.user_id IN (SELECT user_id FROM target_users)
+        AND NOT EXISTS (SELECT 1 FROM base b WHERE b.user_id = n.user_id AND b.item_id = n.item_id)
+        AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.user_id = n.user_id AND s.item_id = n.item_id))
+    WHERE j <= ${slots}),
+  fresh_n AS (SELECT user_id, count(*) AS m FROM fresh GROUP BY user_id),
+  merged AS (
+    SELECT user_id, item_id, score, src, CAST(rank AS DOUBLE) AS pos FROM base
+    UNION ALL
+    SELECT f.user_id, f.item_id, f.score, 3 AS src,
+           least(${at}, ${p.k} - fn.m + 1) - 1 + f.j / ${slots + 1}.0 AS pos
+    FROM fresh f JOIN fresh_n fn ON fn.user_id = f.user_id),
+  result AS (
+    SELECT user_id, item_id, score, src, row_number() OVER (PARTITION BY user_id ORDER BY pos, item_id) AS rank
+    FROM merged)`
+    : `
+  result AS (SELECT * FROM ranked)`;
   return `
 CREATE OR REPLACE TEMP TABLE ${p.into} AS
 WITH target_users AS (SELECT DISTINCT user_id FROM ${p.targets} WHERE ${shardPredicate('user_id', p.shard)}),
@@ -117,18 +186,19 @@ WITH target_users AS (SELECT DISTINCT user_id FROM ${p.targets} WHERE ${shardPre
       SELECT item_id, coalesce(score / nullif((SELECT max(score) FROM read_parquet(${lit(p.mostPopFile)})), 0), 0) AS score
       FROM read_parquet(${lit(p.mostPopFile)}) mp ${popExclude})),
   popular AS (
-    SELECT sc.user_id, pop.item_id, pop.score, 1 AS tier
-    FROM seen_count sc JOIN pop ON pop.pop_rank <= ${p.k} + sc.n),
-  candidates AS (SELECT * FROM personal UNION ALL SELECT * FROM popular),
+    SELECT sc.user_id, pop.item_id, pop.score, 2 AS tier, 2 AS src
+    FROM seen_count sc JOIN pop ON pop.pop_rank <= ${p.k} + sc.n),${meta}${category}${fresh}
+  candidates AS (
+    SELECT user_id, item_id, score, tier, 0 AS src FROM personal
+    UNION ALL ${cs.light ? 'SELECT user_id, item_id, score, 1 AS tier, 1 AS src FROM category UNION ALL ' : ''}SELECT * FROM popular),
   unseen AS (
     SELECT c.* FROM candidates c
-    WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.user_id = c.user_id AND s.item_id = c.item_id) ${exclude}),
-  best AS (
-    SELECT user_id, item_id, arg_min(score, tier) AS score, min(tier) AS tier FROM unseen GROUP BY ALL),
+    WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.user_id = c.user_id AND s.item_id = c.item_id) ${exclude}),${ranked}
   ranked AS (
-    SELECT user_id, item_id, score, tier,
+    SELECT user_id, item_id, score, src,
            row_number() OVER (PARTITION BY user_id ORDER BY tier, score DESC, item_id) AS rank
-    FROM best)
-SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score, tier = 0 AS personal
-FROM ranked WHERE rank <= ${p.k};`;
+    FROM best),${final}
+SELECT user_id, CAST(rank AS INTEGER) AS rank, item_id, CAST(score AS DOUBLE) AS score, src = 0 AS personal,
+       CASE src WHEN 0 THEN 'model' WHEN 1 THEN 'category' WHEN 2 THEN 'popular' ELSE 'new_item' END AS source
+FROM result WHERE rank <= ${p.k};`;
 }

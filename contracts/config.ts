@@ -499,6 +499,18 @@ export const configSchema = z.strictObject({
      * id): one activity and one part file each, on any worker of the CPU queue. 1 shard = the unsharded output.
      */
     shards: z.number().int().min(1).max(256),
+    /**
+     * Cold start from the item metadata, in the ranking SQL that evaluation and publishing share
+     * (analytics/cold-start.sql.ts; README "Cold start"). With privacy on, new items are off.
+     */
+    coldStart: z.strictObject({
+      /** Users with fewer events than this get their categories' popular items fused into their list (0: off). */
+      lightUserEvents: z.number().int().min(0).max(1_000_000),
+      /** Catalogue items without any event that enter each list from their metadata score (0: off). */
+      newItemSlots: z.number().int().min(0).max(100),
+      /** The rank the first of them takes (moved up so all fit in the list). */
+      newItemRank: z.number().int().min(1).max(1000),
+    }),
   }),
   schedule: z.strictObject({
     id: identifier,

@@ -355,6 +355,20 @@ export interface PublishResult {
   users: number;
   /** Users whose list is all popular backfill (no personalised candidate). */
   fallbackUsers: number;
+  /** Where the lists came from (fallbackUsers = category + popular); absent in results from before it existed. */
+  lists?: ListSources;
+}
+
+/**
+ * Published users by where their list came from (analytics/cold-start.sql.ts listSourcesSql): `personal`, at least
+ * one model candidate; otherwise `category`, the popular items of their events' categories (light users), or
+ * `popular`, global popularity. `newItems`: users whose list holds a new item (metadata score).
+ */
+export interface ListSources {
+  personal: number;
+  category: number;
+  popular: number;
+  newItems: number;
 }
 
 /** The privacy spend as reported in the summary, the registry and the manifest. */
@@ -463,6 +477,8 @@ export interface ScoringInputs {
   topN: number;
   maxHistory: number;
   shards: number;
+  /** publish.coldStart with privacy.enabled (analytics/cold-start.sql.ts); absent: off. */
+  coldStart?: { lightUserEvents: number; newItemSlots: number; newItemRank: number; privacy: boolean };
 }
 
 /** The part file of a user shard: `part-00000.parquet`, … (sorted by user_id, rank inside). */

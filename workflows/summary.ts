@@ -120,5 +120,6 @@ export function scoringInputsOf(
     topN: c.publish.topN,
     maxHistory: itemItemLimitsOf(c, clean).maxHistoryPerUser,
     shards: c.publish.shards,
+    coldStart: { ...c.publish.coldStart, privacy: c.privacy.enabled },
   };
 }

@@ -46,6 +46,9 @@ export async function openRawViews(db: Db, io: RunIO, raw: RawArtifacts): Promis
   await db.run(rawEventsViewSql(raw.landed.map((l) => ({ ...l, landed: io.local(l.key) }))));
 }
 
+/** The run-relative key ingest lands the item metadata at (RawArtifacts.items.key is io.key of it). */
+export const RAW_ITEMS_FILE = 'raw/items.parquet';
+
 /** Only the item metadata (raw_items), for stages after cleaning. */
 export async function openRawItemsView(db: Db, io: RunIO, raw: RawArtifacts): Promise<void> {
   await io.fetch([raw.items.key]);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { lit, type Db } from '../../lib/duckdb';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../../lib/fs-atomic';
 import { recommendSql } from '../../analytics/baselines.sql';
+import { listSourcesSql } from '../../analytics/cold-start.sql';
 import type { PrivacyReservation } from '../../contracts/privacy';
 import type { ModelRecord, ModelPrivacy } from '../../contracts/registry';
 import type { ArtifactRef } from '../../contracts/run';
@@ -44,6 +45,8 @@ export interface Manifest {
    */
   rowCount?: number;
   users?: number;
+  /** Users by where their list came from (contracts/stages.ts ListSources): only when privacy is off. */
+  lists?: ListSources;
   schema: typeof OUTPUT_SCHEMA;
   /** One part file per user shard (part-<shard>.parquet), sorted by user_id, rank within each. */
   files: { path: string; rows?: number; bytes: number; sha256: string }[];
@@ -154,7 +157,7 @@ export async function discardUnpublishedVersion(registry: ModelRegistry, version
 }
 
 export type { ScoringInputs } from '../../contracts/stages';
-import { partName, type ScoringInputs } from '../../contracts/stages';
+import { partName, type ListSources, type ScoringInputs } from '../../contracts/stages';
 
 /** A scored shard: its part file (in the run's folder until the version is assembled) and who it covers. */
 export interface ShardPart {
@@ -163,6 +166,16 @@ export interface ShardPart {
   users: number;
   /** Users whose whole list is popular backfill (no personalised candidate). */
   fallbackUsers: number;
+  /** Where the lists came from (fallbackUsers = category + popular); absent in parts scored before it existed. */
+  lists?: ListSources;
+}
+
+/** Sums the parts' list sources (null when a part lacks them). */
+export function sumListSources(parts: readonly { lists?: ListSources }[]): ListSources | null {
+  if (parts.length === 0 || parts.some((p) => !p.lists)) return null;
+  const out: ListSources = { personal: 0, category: 0, popular: 0, newItems: 0 };
+  for (const p of parts) for (const k of Object.keys(out) as (keyof ListSources)[]) out[k] += p.lists![k];
+  return out;
 }
 
 async function scoringViews(db: Db, io: RunIO, s: ScoringInputs): Promise<void> {
@@ -196,6 +209,7 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
       into: 'publish_recs',
       excludeItems: 'unavailable_items',
       shard: { index: shard, of: s.shards },
+      coldStart: s.coldStart ? { ...s.coldStart, items: 'raw_items' } : undefined,
     }),
   );
   progress({ stage: 'publish', step: `write shard ${shard + 1}/${s.shards}` });
@@ -206,9 +220,20 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
              CAST(${lit(s.generatedAt)} AS TIMESTAMPTZ) AS generated_at
       FROM publish_recs ORDER BY user_id, rank
     ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
-  return db.one<{ users: number; fallback: number }>(`
-    SELECT count(*) AS users, count(*) FILTER (WHERE NOT personal) AS fallback
-    FROM (SELECT user_id, bool_or(personal) AS personal FROM publish_recs GROUP BY user_id)`);
+  const r = await db.one<{
+    users: number;
+    personal: number;
+    category: number;
+    popular: number;
+    new_items: number;
+  }>(listSourcesSql('publish_recs'));
+  const lists: ListSources = {
+    personal: Number(r.personal),
+    category: Number(r.category),
+    popular: Number(r.popular),
+    newItems: Number(r.new_items),
+  };
+  return { users: Number(r.users), fallback: lists.category + lists.popular, lists };
 }
 
 export interface VersionIdentity {
@@ -230,7 +255,13 @@ export async function assembleVersion(
   s: ScoringInputs,
   parts: ShardPart[],
   id: VersionIdentity,
-): Promise<{ manifest: Manifest; rows: number; users: number; fallbackUsers: number }> {
+): Promise<{
+  manifest: Manifest;
+  rows: number;
+  users: number;
+  fallbackUsers: number;
+  lists: ListSources | null;
+}> {
   const versionKey = registry.versionKey(s.version);
   const existing = await readManifest(registry, s.version);
   if (existing && existing.runId !== id.runId)
@@ -305,6 +336,7 @@ export async function assembleVersion(
     };
   });
   const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
+  const lists = sumListSources(parts);
   const manifest: Manifest = existing ?? {
     formatVersion: 2,
     datasetId: s.datasetId,
@@ -317,6 +349,7 @@ export async function assembleVersion(
     topN: s.topN,
     // Exact counts only without privacy: with it on, nothing exact about the users leaves the trust boundary.
     ...(id.privacy ? {} : { rowCount: stats.rows, users: stats.users }),
+    ...(id.privacy || !lists ? {} : { lists }),
     schema: OUTPUT_SCHEMA,
     files: await Promise.all(
       sorted.map(async (p) => {
@@ -364,7 +397,7 @@ export async function assembleVersion(
     );
     fs.rmSync(staging, { recursive: true, force: true });
   }
-  return { manifest, rows: stats.rows, users: stats.users, fallbackUsers };
+  return { manifest, rows: stats.rows, users: stats.users, fallbackUsers, lists };
 }
 
 async function readManifest(registry: ModelRegistry, version: string): Promise<Manifest | null> {
@@ -388,7 +421,13 @@ export async function republishVersion(
     fs.mkdirSync(path.dirname(io.local(key)), { recursive: true });
     const part = await io.withDb(`republish-${shard}`, async (db) => {
       const r = await scoreShardInto(db, io, s, shard, io.local(key));
-      return { shard, part: await parquetArtifact(db, io, key), users: r.users, fallbackUsers: r.fallback };
+      return {
+        shard,
+        part: await parquetArtifact(db, io, key),
+        users: r.users,
+        fallbackUsers: r.fallback,
+        lists: r.lists,
+      };
     });
     await io.push([key]);
     parts.push(part);

@@ -45,7 +45,13 @@ export function summaryLines(s: RunSummary): string[] {
   if (s.published) {
     lines.push(`  published ${s.published.rows} rows for ${s.published.users} users`);
     lines.push(`  output: ${s.published.outputDir} (live: versions/${s.published.version})`);
-    if (s.published.fallbackUsers)
+    const l = s.published.lists;
+    if (l)
+      lines.push(
+        `  lists: ${l.personal} personalised, ${l.category} category fallback, ${l.popular} popular fallback` +
+          (l.newItems ? `; ${l.newItems} with a new item` : ''),
+      );
+    else if (s.published.fallbackUsers)
       lines.push(
         `  ${s.published.fallbackUsers} users got the popular fallback only (no personalised candidate)`,
       );
