@@ -74,3 +74,64 @@ export async function createBucket(server: S3TestServer, bucket: string): Promis
   const res = await fetch(`${server.endpoint}/${bucket}`, { method: 'PUT' });
   if (!res.ok && res.status !== 409) throw new Error(`create bucket ${bucket}: HTTP ${res.status}`);
 }
+
+/** The AWS variables of a test server, to hand to a worker process or to set in this one. */
+export function awsEnv(server: S3TestServer): Record<string, string> {
+  const keys = ['AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION'] as const;
+  return Object.fromEntries(keys.map((k) => [k, server.env[k]!]));
+}
+
+/**
+ * Runs SQL in a fresh DuckDB that reads the bucket through httpfs (the extension setup installs, and the
+ * secret S3Storage gives DuckDB): tests read what the pipeline published with an engine of their own.
+ */
+export async function queryBucket(
+  server: S3TestServer,
+  bucketRoot: string,
+  sql: string,
+): Promise<Record<string, unknown>[]> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const { S3Storage } = await import('../../lib/storage');
+  const { requireHttpfs } = await import('../../lib/storage/httpfs');
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  try {
+    await c.run(`LOAD '${requireHttpfs(root)}'`);
+    await c.run(new S3Storage(bucketRoot, server.env).duckdbSecretSql(server.env));
+    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+/** What test/helpers/read_published.py (pyarrow, outside recforge) found in a published output folder. */
+export interface PyarrowReading {
+  version: string;
+  manifestVersion: string;
+  checked: { path: string; bytesOk: boolean; sha256Ok: boolean }[];
+  listed: string[];
+  rows: number;
+  users: number;
+  columns: string[];
+  minRowsPerUser: number;
+  maxRowsPerUser: number;
+  minRank: number;
+  maxRank: number;
+}
+
+/** Reads `s3://…/output/recommendations/<ds>` with pyarrow, following `_current.json` (the reader contract). */
+export async function readWithPyarrow(server: S3TestServer, outputUri: string): Promise<PyarrowReading> {
+  const { execFile } = await import('node:child_process');
+  const { requireTestVenv } = await import('../../scripts/test-venv');
+  const python = requireTestVenv(root);
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      python,
+      [path.join(root, 'test', 'helpers', 'read_published.py'), outputUri],
+      { env: { ...process.env, ...awsEnv(server) }, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  return JSON.parse(out) as PyarrowReading;
+}
