@@ -9,7 +9,17 @@ export interface S3TestServer {
   endpoint: string;
   /** The environment an S3Storage (and DuckDB's secret) needs to reach this server. */
   env: NodeJS.ProcessEnv;
+  /** Resolves with the path of the next held request (see `delays`) whose path matches `pattern`. */
+  nextDelayed(pattern: RegExp): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Requests the server holds before serving them (crash tests kill a client while its upload is in flight). */
+export interface S3Delay {
+  method: 'GET' | 'PUT' | 'DELETE' | 'HEAD' | 'POST';
+  /** Regular expression (Python syntax) searched in the request path ('/bucket/key'). */
+  pattern: string;
+  ms: number;
 }
 
 async function freePort(): Promise<number> {
@@ -27,13 +37,29 @@ async function freePort(): Promise<number> {
  * Starts the project's local S3 API server (scripts/s3-test-server.py: moto, installed into .tools/venv by
  * `npm run setup`) on a free loopback port. Never downloads anything: a missing venv is a clear error.
  */
-export async function startS3Server(): Promise<S3TestServer> {
+export async function startS3Server(o: { delays?: S3Delay[] } = {}): Promise<S3TestServer> {
   const python = venvPython(root);
   if (!python)
     throw new Error('.tools/venv is missing: run `npm run setup` (it installs the S3 test server)');
   const port = await freePort();
   const child: ChildProcess = spawn(python, [path.join(root, 'scripts', 's3-test-server.py'), String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, S3_TEST_DELAYS: JSON.stringify(o.delays ?? []) },
+  });
+  const waiters: { pattern: RegExp; resolve: (p: string) => void }[] = [];
+  let pending = '';
+  child.stdout!.on('data', (d) => {
+    pending += String(d);
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      const m = /^delay \S+ (\S+)/.exec(line);
+      if (!m) continue;
+      for (const w of waiters.filter((x) => x.pattern.test(m[1]))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m[1]);
+      }
+    }
   });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
@@ -60,6 +86,7 @@ export async function startS3Server(): Promise<S3TestServer> {
       AWS_SECRET_ACCESS_KEY: 'recforge-test-secret',
       AWS_REGION: 'us-east-1',
     },
+    nextDelayed: (pattern) => new Promise((resolve) => waiters.push({ pattern, resolve })),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
