@@ -7,6 +7,7 @@ import {
   stopWorkers,
   tempDir,
   testConfig,
+  testOverrides,
   testPrivateOverrides,
   smallDataset,
 } from '../helpers/env';
@@ -222,5 +223,68 @@ describe('retrainPipeline with storage on S3', () => {
     const index = (await store.get('reports/synthetic/index.html'))!.body.toString('utf8');
     expect(index).toContain(first.modelVersion);
     expect(index).toContain(second.modelVersion);
+  });
+});
+
+describe('user shards on one worker', () => {
+  /** user_id, rank, item_id, score of a dataset's live version, read from the bucket by DuckDB. */
+  async function canonical(datasetId: string) {
+    const out = `${storageRoot}/output/recommendations/${datasetId}`;
+    const [p] = await queryBucket(
+      server,
+      storageRoot,
+      `SELECT content FROM read_text('${out}/_current.json')`,
+    );
+    const pointer = JSON.parse(String(p.content)) as LivePointer;
+    return `(SELECT user_id, rank, item_id, score FROM read_parquet('${out}/${pointer.path}/part-*.parquet'))`;
+  }
+
+  test('4 shards publish exactly what 1 shard does (same seed, privacy off)', async () => {
+    const summaries: Record<string, RunSummary> = {};
+    for (const shards of [1, 4]) {
+      const handle = await env.client.workflow.start('retrainPipeline', {
+        taskQueue: 'recforge-cpu',
+        workflowId: `s3-shards-${shards}`,
+        // Each its dataset's first run: nothing from an earlier run (id maps, champion) differs between them.
+        args: [
+          {
+            datasetId: `shards${shards}`,
+            interactions: data.interactions,
+            items: data.items,
+            overrides: testOverrides(dataDir, {
+              storage: { root: storageRoot },
+              privacy: { enabled: false },
+              publish: { shards },
+            }),
+          },
+        ],
+      });
+      summaries[shards] = (await handle.result()) as RunSummary;
+    }
+    const one = await canonical('shards1');
+    const four = await canonical('shards4');
+    const [c] = await queryBucket(
+      server,
+      storageRoot,
+      `SELECT (SELECT count(*) FROM ${one})::INT AS one, (SELECT count(*) FROM ${four})::INT AS four,
+              (SELECT count(*) FROM (SELECT * FROM ${one} EXCEPT ALL SELECT * FROM ${four}))::INT AS only_one,
+              (SELECT count(*) FROM (SELECT * FROM ${four} EXCEPT ALL SELECT * FROM ${one}))::INT AS only_four`,
+    );
+    expect(c.one).toBe(summaries[1].published!.rows);
+    expect(c.one).toBeGreaterThan(1000);
+    expect(c).toEqual({ one: c.one, four: c.one, only_one: 0, only_four: 0 });
+    // And the four parts really split the users: each holds some, none holds a user of another.
+    const folder = `${storageRoot}/output/recommendations/shards4/versions/${summaries[4].modelVersion}`;
+    const parts = await queryBucket(
+      server,
+      storageRoot,
+      `SELECT parse_filename(filename) AS part, count(DISTINCT user_id)::INT AS users,
+              count(DISTINCT user_id) FILTER (WHERE user_id IN (
+                SELECT user_id FROM read_parquet('${folder}/part-*.parquet', filename = true) x
+                WHERE x.filename <> p.filename))::INT AS shared
+       FROM read_parquet('${folder}/part-*.parquet', filename = true) p GROUP BY ALL ORDER BY part`,
+    );
+    expect(parts.map((r) => r.part)).toEqual([0, 1, 2, 3].map((i) => `part-0000${i}.parquet`));
+    for (const r of parts) expect([r.users > 0, r.shared]).toEqual([true, 0]);
   });
 });
