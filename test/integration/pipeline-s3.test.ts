@@ -285,6 +285,6 @@ describe('user shards on one worker', () => {
        FROM read_parquet('${folder}/part-*.parquet', filename = true) p GROUP BY ALL ORDER BY part`,
     );
     expect(parts.map((r) => r.part)).toEqual([0, 1, 2, 3].map((i) => `part-0000${i}.parquet`));
-    for (const r of parts) expect([r.users > 0, r.shared]).toEqual([true, 0]);
+    for (const r of parts) expect([Number(r.users) > 0, r.shared]).toEqual([true, 0]);
   });
 });

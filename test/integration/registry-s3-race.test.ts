@@ -98,7 +98,7 @@ interface Outcome {
 
 /** Forks one process per op list, starts them together, and returns each process's outcomes. */
 async function race(root: string, where: object, opsPerProcess: object[][]): Promise<Outcome[][]> {
-  const children = opsPerProcess.map((ops, i) => {
+  const children = opsPerProcess.map((_ops, i) => {
     const c = fork(path.join(build, 'child.js'), [], {
       stdio: 'ignore',
       env: { ...process.env, ...awsEnv(server), NODE_PATH: path.join(repoRoot, 'node_modules') },
