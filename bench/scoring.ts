@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,7 +21,10 @@ import { writeResults, type BenchResult } from './common';
  * with `history` events each over `items` items (popularity skewed: item = ⌊items·u²⌋), an item-item model of 50
  * neighbours per item, the popularity table, and an item catalogue with 1% out of stock. Shards run one after
  * another on this machine; on N workers they would run at once, so `max shard` is what a run would wait for.
- * Baseline: the 1-shard configuration, measured in the same run. The three versions must hold identical content.
+ * Each configuration runs under two DuckDB memory limits per activity: the default (2GB) and a larger one. Baseline:
+ * the 1-shard configuration under the same limit, measured in the same run (under the largest limit when one shard
+ * of all users does not fit). An out-of-memory failure is recorded, not fatal. Every version published must hold
+ * identical content (user_id, rank, item_id, score).
  */
 
 const NEIGHBOURS = 50;
@@ -29,6 +32,7 @@ const NEIGHBOURS = 50;
 interface ChildJob {
   phase: 'score' | 'assemble';
   dataDir: string;
+  memoryLimit: string;
   runId: string;
   inputs: ScoringInputs;
   shard?: number;
@@ -41,14 +45,15 @@ interface ChildResult {
   result: unknown;
 }
 
-function benchConfig(root: string, dataDir: string): RecforgeConfig {
-  return loadConfig({ root, env: {}, overrides: { dataDir, privacy: { enabled: false } } }).config;
+function benchConfig(root: string, dataDir: string, memoryLimit?: string): RecforgeConfig {
+  const duckdb = memoryLimit ? { duckdb: { memoryLimit } } : {};
+  return loadConfig({ root, env: {}, overrides: { dataDir, privacy: { enabled: false }, ...duckdb } }).config;
 }
 
 /** One activity in this process (the child side). */
 async function child(job: ChildJob): Promise<void> {
   const root = findProjectRoot();
-  const config = benchConfig(root, job.dataDir);
+  const config = benchConfig(root, job.dataDir, job.memoryLimit);
   const run = directRun({ config, datasetId: 'bench', runId: job.runId, interactionFiles: [] });
   const deps = { root, dataDir: job.dataDir };
   const t0 = process.hrtime.bigint();
@@ -61,13 +66,18 @@ async function child(job: ChildJob): Promise<void> {
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-function runChild(job: ChildJob): ChildResult {
-  const out = execFileSync(process.execPath, [__filename, '--child', JSON.stringify(job)], {
+/** Runs one activity in a child process; an out-of-memory failure is a result (how far a shard size fits). */
+function runChild(job: ChildJob): ChildResult | { oom: string; seconds: number } {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [__filename, '--child', JSON.stringify(job)], {
     encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,
   });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
+  if (r.status === 0) return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as ChildResult;
+  const oom = /DuckDB ran out of memory[^\n]*/.exec(r.stderr);
+  if (oom) return { oom: oom[0], seconds: (Date.now() - t0) / 1000 };
+  throw new Error(`bench child failed (exit ${r.status}): ${r.stderr.slice(-3000)}`);
 }
 
 /** The synthetic artifacts, generated once per size (seeded) into the bench's storage folder. */
@@ -122,7 +132,7 @@ const load = () => Number(os.loadavg()[0].toFixed(2));
 
 export async function benchScoring(
   root: string,
-  o: { users?: number; items?: number; history?: number; shards?: number[] } = {},
+  o: { users?: number; items?: number; history?: number; shards?: number[]; memoryLimits?: string[] } = {},
 ): Promise<string> {
   const users = o.users ?? 1_000_000;
   const items = o.items ?? 50_000;
@@ -131,112 +141,141 @@ export async function benchScoring(
   const store = path.join(os.tmpdir(), 'recforge-bench-scoring');
   const keys = await generate(store, users, items, history);
   const config = benchConfig(root, store);
+  // The configured limit (what a worker runs with) and a larger one, largest first: the 1-shard run under the
+  // largest limit is the baseline even when one shard of all users does not fit under the default.
+  const memoryLimits = o.memoryLimits ?? ['6GB', config.duckdb.memoryLimit];
   const results: BenchResult[] = [];
   const loads: Record<string, number> = { start: load() };
-  const canonical: Record<number, { rows: number; users: number; hash: string }> = {};
+  const canonical: Record<string, { rows: number; users: number; hash: string }> = {};
   let base: { score: number; maxShard: number; assemble: number; rss: number } | undefined;
-  for (const shards of shardCounts) {
-    const runId = `shards-${shards}`;
-    fs.rmSync(path.join(store, 'runs', 'bench', runId), { recursive: true, force: true });
-    fs.rmSync(path.join(store, 'output', 'recommendations', 'bench', 'versions', `bench-${runId}`), {
-      recursive: true,
-      force: true,
-    });
-    const inputs: ScoringInputs = {
-      datasetId: 'bench',
-      version: `bench-${runId}`,
-      generatedAt: '2026-10-01T00:00:00.000Z',
-      kind: 'itemitem',
-      model: 'itemitem',
-      ...keys,
-      topN: config.publish.topN,
-      maxHistory: config.training.itemItem.maxHistoryPerUser,
-      shards,
-    };
-    const parts: ShardPart[] = [];
-    const perShard: ChildResult[] = [];
-    for (let shard = 0; shard < shards; shard++) {
-      const r = runChild({ phase: 'score', dataDir: store, runId, inputs, shard });
-      parts.push(r.result as ShardPart);
-      perShard.push(r);
+  for (const memoryLimit of memoryLimits) {
+    let series: typeof base;
+    for (const shards of shardCounts) {
+      const tag = `shards=${shards},mem=${memoryLimit}`;
+      const runId = `shards-${shards}-${memoryLimit.toLowerCase()}`;
+      const version = `bench-${runId}`;
+      fs.rmSync(path.join(store, 'runs', 'bench', runId), { recursive: true, force: true });
+      fs.rmSync(path.join(store, 'output', 'recommendations', 'bench', 'versions', version), {
+        recursive: true,
+        force: true,
+      });
+      const inputs: ScoringInputs = {
+        datasetId: 'bench',
+        version,
+        generatedAt: '2026-10-01T00:00:00.000Z',
+        kind: 'itemitem',
+        model: 'itemitem',
+        ...keys,
+        topN: config.publish.topN,
+        maxHistory: config.training.itemItem.maxHistoryPerUser,
+        shards,
+      };
+      const parts: ShardPart[] = [];
+      const perShard: ChildResult[] = [];
+      let oom: string | null = null;
+      for (let shard = 0; shard < shards && !oom; shard++) {
+        const r = runChild({ phase: 'score', dataDir: store, memoryLimit, runId, inputs, shard });
+        if ('oom' in r) {
+          oom = r.oom;
+          console.log(
+            `[bench scoring] ${tag}, shard ${shard}: out of memory after ${r.seconds.toFixed(1)} s`,
+          );
+          results.push({
+            metric: `score_shard_out_of_memory[${tag},shard=${shard}]`,
+            value: r.seconds,
+            unit: 's',
+          });
+          break;
+        }
+        parts.push(r.result as ShardPart);
+        perShard.push(r);
+        console.log(
+          `[bench scoring] ${tag}, shard ${shard}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB, ${(r.result as ShardPart).users} users (load ${load()})`,
+        );
+        results.push(
+          { metric: `score_shard_seconds[${tag},shard=${shard}]`, value: r.seconds, unit: 's' },
+          { metric: `score_shard_peak_rss[${tag},shard=${shard}]`, value: r.maxRssMiB, unit: 'MiB' },
+        );
+      }
+      loads[`after_${tag}`] = load();
+      if (oom) continue;
+      const a = runChild({ phase: 'assemble', dataDir: store, memoryLimit, runId, inputs, parts });
+      if ('oom' in a) throw new Error(`assembling ${tag}: ${a.oom}`);
       console.log(
-        `[bench scoring] ${shards} shard(s), shard ${shard}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB, ${(r.result as ShardPart).users} users (load ${load()})`,
+        `[bench scoring] ${tag}, assemble: ${a.seconds.toFixed(1)} s, peak RSS ${a.maxRssMiB.toFixed(0)} MiB (load ${load()})`,
       );
+      const sum = perShard.reduce((x, r) => x + r.seconds, 0);
+      const maxShard = Math.max(...perShard.map((r) => r.seconds));
+      const rss = Math.max(...perShard.map((r) => r.maxRssMiB));
+      if (shards === 1) series = { score: sum, maxShard, assemble: a.seconds, rss };
+      base ??= series;
+      const ref = series ?? base;
+      const vs = (value: number, baselineValue: number | undefined, what: string) =>
+        baselineValue === undefined
+          ? {}
+          : {
+              baseline: `1 shard, ${ref === series ? memoryLimit : memoryLimits[0]}, same run (${what})`,
+              baselineValue,
+              ratio: value / baselineValue,
+            };
       results.push(
-        { metric: `score_shard_seconds[shards=${shards},shard=${shard}]`, value: r.seconds, unit: 's' },
-        { metric: `score_shard_peak_rss[shards=${shards},shard=${shard}]`, value: r.maxRssMiB, unit: 'MiB' },
+        {
+          metric: `assemble_seconds[${tag}]`,
+          value: a.seconds,
+          unit: 's',
+          ...vs(a.seconds, ref?.assemble, 'assemble'),
+        },
+        { metric: `assemble_peak_rss[${tag}]`, value: a.maxRssMiB, unit: 'MiB' },
+        {
+          metric: `score_all_shards_seconds[${tag}]`,
+          value: sum,
+          unit: 's',
+          ...vs(sum, ref?.score, 'scoring'),
+        },
+        {
+          metric: `score_max_shard_seconds[${tag}]`,
+          value: maxShard,
+          unit: 's',
+          ...vs(maxShard, ref?.maxShard, 'scoring'),
+        },
+        {
+          metric: `publish_wall_on_${shards}_workers_seconds[mem=${memoryLimit}]`,
+          value: maxShard + a.seconds,
+          unit: 's',
+          ...vs(maxShard + a.seconds, ref ? ref.maxShard + ref.assemble : undefined, 'scoring + assemble'),
+        },
+        {
+          metric: `score_max_shard_peak_rss[${tag}]`,
+          value: rss,
+          unit: 'MiB',
+          ...vs(rss, ref?.rss, 'peak RSS'),
+        },
       );
-    }
-    const a = runChild({ phase: 'assemble', dataDir: store, runId, inputs, parts });
-    console.log(
-      `[bench scoring] ${shards} shard(s), assemble: ${a.seconds.toFixed(1)} s, peak RSS ${a.maxRssMiB.toFixed(0)} MiB (load ${load()})`,
-    );
-    loads[`after_${shards}`] = load();
-    const sum = perShard.reduce((x, r) => x + r.seconds, 0);
-    const maxShard = Math.max(...perShard.map((r) => r.seconds));
-    const rss = Math.max(...perShard.map((r) => r.maxRssMiB));
-    base ??= { score: sum, maxShard, assemble: a.seconds, rss };
-    const vs = (value: number, baselineValue: number, what: string) => ({
-      baseline: `1 shard, same run (${what})`,
-      baselineValue,
-      ratio: value / baselineValue,
-    });
-    results.push(
-      {
-        metric: `assemble_seconds[shards=${shards}]`,
-        value: a.seconds,
-        unit: 's',
-        ...vs(a.seconds, base.assemble, 'assemble'),
-      },
-      { metric: `assemble_peak_rss[shards=${shards}]`, value: a.maxRssMiB, unit: 'MiB' },
-      {
-        metric: `score_all_shards_seconds[shards=${shards}]`,
-        value: sum,
-        unit: 's',
-        ...vs(sum, base.score, 'scoring'),
-      },
-      {
-        metric: `score_max_shard_seconds[shards=${shards}]`,
-        value: maxShard,
-        unit: 's',
-        ...vs(maxShard, base.maxShard, 'scoring'),
-      },
-      {
-        metric: `publish_wall_on_${shards}_workers_seconds`,
-        value: maxShard + a.seconds,
-        unit: 's',
-        ...vs(maxShard + a.seconds, base.maxShard + base.assemble, 'scoring + assemble'),
-      },
-      {
-        metric: `score_max_shard_peak_rss[shards=${shards}]`,
-        value: rss,
-        unit: 'MiB',
-        ...vs(rss, base.rss, 'peak RSS'),
-      },
-    );
-    // What was published: the same content whatever the shard count (checked below).
-    const folder = path.join(store, 'output', 'recommendations', 'bench', 'versions', inputs.version);
-    const db = await Db.open(':memory:', { memoryLimit: '2GB', threads: 2 });
-    try {
-      canonical[shards] = await db.one<{ rows: number; users: number; hash: string }>(
-        `SELECT count(*)::BIGINT AS rows, count(DISTINCT user_id)::BIGINT AS users,
-                sum(hash(user_id, rank, item_id, score))::VARCHAR AS hash
-         FROM read_parquet(${lit(path.join(folder, 'part-*.parquet'))})`,
+      // What was published: the same content whatever the shard count and limit (checked below).
+      const folder = path.join(store, 'output', 'recommendations', 'bench', 'versions', version);
+      const db = await Db.open(':memory:', { memoryLimit: '2GB', threads: 2 });
+      try {
+        canonical[tag] = await db.one<{ rows: number; users: number; hash: string }>(
+          `SELECT count(*)::BIGINT AS rows, count(DISTINCT user_id)::BIGINT AS users,
+                  sum(hash(user_id, rank, item_id, score))::VARCHAR AS hash
+           FROM read_parquet(${lit(path.join(folder, 'part-*.parquet'))})`,
+        );
+      } finally {
+        db.close();
+      }
+      results.push(
+        { metric: `published_rows[${tag}]`, value: Number(canonical[tag].rows), unit: 'rows' },
+        { metric: `published_users[${tag}]`, value: Number(canonical[tag].users), unit: 'users' },
       );
-    } finally {
-      db.close();
+      // The folder of a measured version is not needed again: the next configuration's disk stays free.
+      fs.rmSync(path.join(store, 'runs', 'bench', runId), { recursive: true, force: true });
     }
-    results.push(
-      { metric: `published_rows[shards=${shards}]`, value: Number(canonical[shards].rows), unit: 'rows' },
-      { metric: `published_users[shards=${shards}]`, value: Number(canonical[shards].users), unit: 'users' },
-    );
   }
-  const first = canonical[shardCounts[0]];
-  const identical = shardCounts.every(
-    (n) => canonical[n].hash === first.hash && Number(canonical[n].rows) === Number(first.rows),
-  );
-  results.push({ metric: 'identical_content_across_shard_counts', value: identical ? 1 : 0, unit: 'bool' });
-  if (!identical) throw new Error(`sharded outputs differ: ${JSON.stringify(canonical)}`);
+  const all = Object.values(canonical);
+  const identical =
+    all.length > 1 && all.every((c) => c.hash === all[0].hash && Number(c.rows) === Number(all[0].rows));
+  results.push({ metric: 'identical_content_across_configurations', value: identical ? 1 : 0, unit: 'bool' });
+  if (!identical) throw new Error(`published outputs differ: ${JSON.stringify(canonical)}`);
   loads.end = load();
   return writeResults(root, 'scoring', results, {
     users,
@@ -245,11 +284,11 @@ export async function benchScoring(
     neighboursPerItem: NEIGHBOURS,
     topN: config.publish.topN,
     shardCounts,
-    memoryLimit: config.duckdb.memoryLimit,
+    memoryLimits,
     threads: config.duckdb.threads,
     storage: 'local folder (os.tmpdir()/recforge-bench-scoring)',
     measured:
-      'scorePublishShard per shard and publishVersion, each in its own process, run one after another; synthetic itemitem model artifacts generated at bench time',
+      'scorePublishShard per shard and publishVersion, each in its own process (wall time, kernel maxRSS), run one after another; synthetic itemitem model artifacts generated at bench time',
     loadAverage1m: loads,
   });
 }
