@@ -190,11 +190,16 @@ export async function benchScoring(
         parts.push(r.result as ShardPart);
         perShard.push(r);
         console.log(
-          `[bench scoring] ${tag}, shard ${shard}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB, ${(r.result as ShardPart).users} users (load ${load()})`,
+          `[bench scoring] ${tag}, shard ${shard}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB, ${(r.result as ShardPart).users} users in ${(r.result as ShardPart).batches} batch(es) (load ${load()})`,
         );
         results.push(
           { metric: `score_shard_seconds[${tag},shard=${shard}]`, value: r.seconds, unit: 's' },
           { metric: `score_shard_peak_rss[${tag},shard=${shard}]`, value: r.maxRssMiB, unit: 'MiB' },
+          {
+            metric: `score_shard_batches[${tag},shard=${shard}]`,
+            value: (r.result as ShardPart).batches ?? 1,
+            unit: 'statements',
+          },
         );
       }
       loads[`after_${tag}`] = load();

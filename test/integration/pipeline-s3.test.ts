@@ -23,6 +23,8 @@ import type { AliasResult, RunSummary } from '../../contracts/stages';
 import type { LivePointer, ModelRecord } from '../../contracts/registry';
 import type { Manifest } from '../../activities/publish';
 import { S3Storage } from '../../lib/storage';
+import type { Watermark } from '../../lib/incremental';
+import { rebuildStoredReport } from '../../activities/report';
 
 jest.setTimeout(600_000);
 
@@ -224,6 +226,37 @@ describe('retrainPipeline with storage on S3', () => {
     expect(index).toContain(first.modelVersion);
     expect(index).toContain(second.modelVersion);
   });
+
+  test("`recforge report` rebuilds a run's report from the bucket on a machine that has none of its files", async () => {
+    const runKey = `runs/synthetic/${first.runId}`;
+    await store.delete(`${runKey}/report.html`);
+    await store.delete('reports/synthetic/index.html');
+    const elsewhere = tempDir('s3-report');
+    const config = testConfig(elsewhere);
+    config.storage.root = storageRoot;
+    const paths = await rebuildStoredReport(config, 'synthetic', { runId: first.runId });
+    expect(paths).toEqual({
+      html: store.uri(`${runKey}/report.html`),
+      index: store.uri('reports/synthetic/index.html'),
+    });
+    const html = (await store.get(`${runKey}/report.html`))!.body.toString('utf8');
+    expect(html).toContain(first.modelVersion);
+    // The sample recommendations come from the published parts, fetched into this machine's mirror.
+    expect(
+      fs.readdirSync(path.join(elsewhere, 'mirror', bucket, 'pipeline', ...outputKey.split('/'), 'versions')),
+    ).toContain(first.modelVersion);
+    const index = (await store.get('reports/synthetic/index.html'))!.body.toString('utf8');
+    expect(index).toContain(second.modelVersion);
+    // Without a run id: the most recently started run; --index-only rebuilds just the index.
+    expect((await rebuildStoredReport(config, 'synthetic')).html).toBe(
+      store.uri(`runs/synthetic/${second.runId}/report.html`),
+    );
+    await store.delete('reports/synthetic/index.html');
+    expect(await rebuildStoredReport(config, 'synthetic', { indexOnly: true })).toEqual({
+      index: store.uri('reports/synthetic/index.html'),
+    });
+    expect(await store.exists('reports/synthetic/index.html')).toBe(true);
+  });
 });
 
 describe('user shards on one worker', () => {
@@ -286,5 +319,64 @@ describe('user shards on one worker', () => {
     );
     expect(parts.map((r) => r.part)).toEqual([0, 1, 2, 3].map((i) => `part-0000${i}.parquet`));
     for (const r of parts) expect([Number(r.users) > 0, r.shared]).toEqual([true, 0]);
+  });
+});
+
+describe('incremental runs on S3', () => {
+  test('day 2 on a worker with an empty mirror reads only the new file and trains on both partitions from the bucket', async () => {
+    const drop = path.join(dataDir, 'drop');
+    fs.mkdirSync(drop, { recursive: true });
+    const [header, ...lines] = fs.readFileSync(data.interactions, 'utf8').trimEnd().split('\n');
+    const half = Math.floor(lines.length / 2);
+    const fileA = path.join(drop, 'events-a.csv');
+    const fileB = path.join(drop, 'events-b.csv');
+    fs.writeFileSync(fileA, [header, ...lines.slice(0, half)].join('\n') + '\n');
+    const run = async (workflowId: string, runDate: string) => {
+      const handle = await env.client.workflow.start('retrainPipeline', {
+        taskQueue: 'recforge-cpu',
+        workflowId,
+        args: [
+          {
+            datasetId: 'inc',
+            interactions: drop,
+            runDate,
+            overrides: testOverrides(dataDir, {
+              storage: { root: storageRoot },
+              dataset: { incremental: { enabled: true, historyDays: 365 } },
+              privacy: { enabled: false },
+              quality: { minRows: 100, maxDriftPsi: 100, maxVolumeChange: 100 },
+            }),
+          },
+        ],
+      });
+      return (await handle.result()) as RunSummary;
+    };
+    const day1 = await run('s3-inc-day1', '2026-03-01');
+    // Another worker, as far as the run can tell: nothing of day 1 is left on this machine.
+    fs.rmSync(path.join(dataDir, 'mirror'), { recursive: true, force: true });
+    fs.writeFileSync(fileB, [header, ...lines.slice(half)].join('\n') + '\n');
+    const day2 = await run('s3-inc-day2', '2026-03-02');
+    expect(day1.input!.files).toEqual([fileA]);
+    expect(day2.input!.files).toEqual([fileB]);
+
+    // The watermark is a document in the bucket; its partitions are objects there.
+    const wm = await json<Watermark>('state/inc/watermark.json');
+    expect(wm.entries.map((e) => [e.runDate, e.files.map((f) => f.path)])).toEqual([
+      ['2026-03-01', [fileA]],
+      ['2026-03-02', [fileB]],
+    ]);
+    const [a, b] = wm.entries;
+    for (const e of wm.entries) expect(await store.exists(e.partition)).toBe(true);
+    // Day 2's training window is both partitions, read back from the bucket.
+    const [c] = await queryBucket(
+      server,
+      storageRoot,
+      `SELECT (SELECT count(*) FROM read_parquet('${store.uri(`runs/inc/${day2.runId}/events-window.parquet`)}'))::INT AS window,
+              (SELECT count(*) FROM read_parquet('${store.uri(a.partition)}') p
+                 ANTI JOIN read_parquet('${store.uri(`runs/inc/${day2.runId}/events-window.parquet`)}') e
+                 USING (user_id, item_id, event_type, ts))::INT AS missing_from_a`,
+    );
+    expect(c).toEqual({ window: a.rows + b.rows, missing_from_a: 0 });
+    expect(day2.rows.kept).toBe(a.rows + b.rows);
   });
 });
