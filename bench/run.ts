@@ -11,7 +11,7 @@ const BENCHES = ['ingest', 'training', 'quality', 'scoring'] as const;
  * `npm run bench [-- --only ingest,training,quality,scoring | -- quality] [--events N] [quality options]
  * [scoring options]`: runs the benchmarks; each writes bench/results/<name>.json with baselines measured in the same
  * run. Scoring options (bench/scoring.ts): --users N (1M), --items N (50k), --history N (events per user, 5),
- * --shards 1,2,4, --memory-limits 6GB,2GB (DuckDB's, per activity; largest first). Quality options
+ * --shards 1,2,4, --memory-limits 2GB (DuckDB's, per activity; several: largest first). Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
  * --threads N, --results-name quality-x.

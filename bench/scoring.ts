@@ -21,9 +21,10 @@ import { writeResults, type BenchResult } from './common';
  * with `history` events each over `items` items (popularity skewed: item = ⌊items·u²⌋), an item-item model of 50
  * neighbours per item, the popularity table, and an item catalogue with 1% out of stock. Shards run one after
  * another on this machine; on N workers they would run at once, so `max shard` is what a run would wait for.
- * Each configuration runs under two DuckDB memory limits per activity: the default (2GB) and a larger one. Baseline:
- * the 1-shard configuration under the same limit, measured in the same run (under the largest limit when one shard
- * of all users does not fit). An out-of-memory failure is recorded, not fatal. Every version published must hold
+ * Each configuration runs under the worker's DuckDB memory limit (default 2GB; `--memory-limits 6GB,2GB` for more);
+ * a shard whose candidates exceed it is scored in batches of its users (activities/publish.ts), reported per shard.
+ * Baseline: the 1-shard configuration under the same limit, measured in the same run (under the largest limit when
+ * one shard does not fit). An out-of-memory failure is recorded, not fatal. Every version published must hold
  * identical content (user_id, rank, item_id, score).
  */
 
@@ -141,9 +142,9 @@ export async function benchScoring(
   const store = path.join(os.tmpdir(), 'recforge-bench-scoring');
   const keys = await generate(store, users, items, history);
   const config = benchConfig(root, store);
-  // The configured limit (what a worker runs with) and a larger one, largest first: the 1-shard run under the
-  // largest limit is the baseline even when one shard of all users does not fit under the default.
-  const memoryLimits = o.memoryLimits ?? ['6GB', config.duckdb.memoryLimit];
+  // The configured limit (what a worker runs with) unless told otherwise; with several, largest first: the 1-shard
+  // run under the largest limit is the baseline of a limit under which one shard of all users does not fit.
+  const memoryLimits = o.memoryLimits ?? [config.duckdb.memoryLimit];
   const results: BenchResult[] = [];
   const loads: Record<string, number> = { start: load() };
   const canonical: Record<string, { rows: number; users: number; hash: string }> = {};
