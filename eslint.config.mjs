@@ -89,6 +89,7 @@ export default tseslint.config(
       'data/**',
       'node_modules/**',
       '.tools/**',
+      '.test-venv/**',
       'bench/results/**',
       'test/fixtures/**',
       '*.js',

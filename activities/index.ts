@@ -18,7 +18,6 @@ import type { ModelRecord } from '../contracts/registry';
 import type { RunRef } from '../contracts/run';
 import type { ActivityDeps } from './support/context';
 import { withHeartbeat } from './support/heartbeat';
-import { RunIO } from './support/run-io';
 import { TrainContext } from './support/train-context';
 import { planRun, prepareInput } from './plan';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
@@ -45,7 +44,7 @@ import {
   setChampion,
   rollbackChampion,
 } from './registry';
-import { writeRunReport } from '../analytics/run-report/write';
+import { writeStoredRunReport } from './report';
 
 export type { ActivityDeps } from './support/context';
 
@@ -120,10 +119,9 @@ export function createCpuActivities(deps: ActivityDeps) {
     commitRun: withHeartbeat('commit', (run: StageRun, ingested: IngestResult, cleaned: CleanResult) =>
       commitRun(deps, run, ingested, cleaned),
     ),
-    writeRunReport: withHeartbeat('report', async (plan: RunPlan, summary: RunSummary) => {
-      const io = new RunIO(plan.run, deps.dataDir);
-      return writeRunReport(io.runDir, { summary });
-    }),
+    writeRunReport: withHeartbeat('report', (plan: RunPlan, summary: RunSummary) =>
+      writeStoredRunReport(deps, plan, summary),
+    ),
     setChampion: (input: AliasInput) => setChampion(deps, input, execution().workflowId),
     rollbackChampion: (input: AliasInput) => rollbackChampion(deps, input, execution().workflowId),
   };

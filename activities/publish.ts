@@ -28,7 +28,7 @@ export async function scorePublishShard(
     const r = await scoreShardInto(db, io, s, shard, io.local(key));
     const part = await parquetArtifact(db, io, key);
     await io.push([key]);
-    return { shard, part, users: r.users, fallbackUsers: r.fallback, lists: r.lists };
+    return { shard, part, users: r.users, fallbackUsers: r.fallback, lists: r.lists, batches: r.batches };
   });
 }
 

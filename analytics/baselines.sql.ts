@@ -88,10 +88,28 @@ export function shardPredicate(column: string, shard: { index: number; of: numbe
 }
 
 /**
+ * The sum of a user's item-item similarities, independent of the order the terms arrive in. DuckDB adds doubles in
+ * whatever order its threads and hash partitions deliver them, so the same user scored in a different batch of users
+ * (another shard) could get a score a unit in the last place apart (measured: 600 of 6000 published rows), and a
+ * near-tie could even swap ranks. Terms are added as fixed-point integers (2^-52 resolution, HUGEINT), which is exact
+ * and so order-free; the one rounding back to a double is the same everywhere. Costs ~1.3x a double sum here.
+ */
+const SUM_SCALE = '4503599627370496'; // 2^52
+export const orderFreeSum = (x: string) =>
+  `CAST(sum(CAST(${x} * ${SUM_SCALE} AS HUGEINT)) AS DOUBLE) / ${SUM_SCALE}`;
+
+/**
  * Top-k per target user, seen items excluded, backfilled with popular unseen items. Each user's popular
  * candidates are the k + n_u most popular items, n_u being the number of items that user has seen: at most n_u
  * of them are seen, so at least k remain, and the candidate rows grow with the data (Σ_u k + n_u), not with
  * users × the heaviest user's history (which made this statement 8× slower at 5M events).
+ *
+ * Personal candidates are cut to each user's best k (unseen, available) before the popular backfill joins them:
+ * personalised items always rank before popular ones, so nothing past a user's k-th personal candidate can reach
+ * the list, and the dedup and final ranking then handle at most 2k + n_u rows per user instead of every
+ * candidate (history × neighbours): 3.2× faster at 100k users, and the statement's memory is bounded by the
+ * candidate aggregate alone. Light users (cold start) keep all their candidates: their lists fuse model and
+ * category ranks, where a model candidate past k can still place.
  */
 export function recommendSql(p: RecommendParams): string {
   const exclude = p.excludeItems
@@ -109,16 +127,16 @@ export function recommendSql(p: RecommendParams): string {
       SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn
       FROM ${p.history} WHERE user_id IN (SELECT user_id FROM target_users) GROUP BY user_id, item_id)
     WHERE rn <= ${p.maxHistory}),
-  personal AS (
-    SELECT h.user_id, n.neighbour_id AS item_id, sum(n.sim) AS score, 0 AS tier
+  personal_all AS (
+    SELECT h.user_id, n.neighbour_id AS item_id, ${orderFreeSum('n.sim')} AS score
     FROM hist h JOIN read_parquet(${lit(p.modelFile)}) n ON n.item_id = h.item_id
     GROUP BY ALL),`
       : p.kind === 'recs'
         ? `
-  personal AS (
-    SELECT r.user_id, r.item_id, r.score, 0 AS tier FROM read_parquet(${lit(p.modelFile)}) r
+  personal_all AS (
+    SELECT r.user_id, r.item_id, r.score FROM read_parquet(${lit(p.modelFile)}) r
     WHERE r.user_id IN (SELECT user_id FROM target_users)),`
-        : `personal AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score, 0 AS tier WHERE false),`;
+        : `personal_all AS (SELECT NULL::VARCHAR AS user_id, NULL::VARCHAR AS item_id, NULL::DOUBLE AS score WHERE false),`;
   const cs = coldStartParts(p.coldStart);
   const c = p.coldStart;
   const meta = cs.light || cs.newItems ? itemMetaCtes(c!.items) + profileCtes(p.history, p.maxHistory) : '';
@@ -188,6 +206,12 @@ WITH target_users AS (SELECT DISTINCT user_id FROM ${p.targets} WHERE ${shardPre
   popular AS (
     SELECT sc.user_id, pop.item_id, pop.score, 2 AS tier, 2 AS src
     FROM seen_count sc JOIN pop ON pop.pop_rank <= ${p.k} + sc.n),${meta}${category}${fresh}
+  personal AS (
+    SELECT user_id, item_id, score, 0 AS tier FROM personal_all c
+    WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.user_id = c.user_id AND s.item_id = c.item_id) ${exclude}
+    QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY score DESC, item_id) <= ${p.k}${
+      cs.light ? ' OR user_id IN (SELECT user_id FROM light_users)' : ''
+    }),
   candidates AS (
     SELECT user_id, item_id, score, tier, 0 AS src FROM personal
     UNION ALL ${cs.light ? 'SELECT user_id, item_id, score, 1 AS tier, 1 AS src FROM category UNION ALL ' : ''}SELECT * FROM popular),

@@ -3,12 +3,15 @@ import { findProjectRoot } from '../lib/config';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { benchIngest } from './ingest';
+import { benchScoring } from './scoring';
 
-const BENCHES = ['ingest', 'training', 'quality'] as const;
+const BENCHES = ['ingest', 'training', 'quality', 'scoring'] as const;
 
 /**
- * `npm run bench [-- --only ingest,training,quality | -- quality] [--events N] [quality options]`: runs the
- * benchmarks; each writes bench/results/<name>.json with baselines measured in the same run. Quality options
+ * `npm run bench [-- --only ingest,training,quality,scoring | -- quality] [--events N] [quality options]
+ * [scoring options]`: runs the benchmarks; each writes bench/results/<name>.json with baselines measured in the same
+ * run. Scoring options (bench/scoring.ts): --users N (1M), --items N (50k), --history N (events per user, 5),
+ * --shards 1,2,4, --memory-limits 2GB (DuckDB's, per activity; several: largest first). Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
  * --threads N, --results-name quality-x.
@@ -27,6 +30,11 @@ async function main(): Promise<void> {
       'movielens-source': { type: 'string' },
       threads: { type: 'string' },
       'results-name': { type: 'string' },
+      users: { type: 'string' },
+      items: { type: 'string' },
+      history: { type: 'string' },
+      shards: { type: 'string' },
+      'memory-limits': { type: 'string' },
     },
   });
   const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
@@ -38,6 +46,17 @@ async function main(): Promise<void> {
   const want = (n: string) => !only || only.has(n);
   if (want('ingest')) {
     const file = await benchIngest(root, Number(values.events ?? 20_000_000));
+    console.log(`[bench] wrote ${file}`);
+  }
+  if (want('scoring')) {
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    const file = await benchScoring(root, {
+      users: num(values.users),
+      items: num(values.items),
+      history: num(values.history),
+      shards: values.shards?.split(',').map(Number),
+      memoryLimits: values['memory-limits']?.split(','),
+    });
     console.log(`[bench] wrote ${file}`);
   }
   if (want('training')) {

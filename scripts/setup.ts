@@ -6,6 +6,7 @@ import {
   pythonExecutable,
 } from '../lib/temporal/cli-locator';
 import { ensureHttpfs } from '../lib/storage/httpfs';
+import { ensureTestVenv, TEST_VENV_DIR, TEST_VENV_PACKAGES } from './test-venv';
 
 /** The local S3 API server the storage tests start (scripts/s3-test-server.py): moto, pinned. */
 export const S3_TEST_SERVER_SPEC = 'moto[server]==5.2.6';
@@ -32,7 +33,14 @@ function main(): void {
     );
     ensureVenvPackage(root, S3_TEST_SERVER_SPEC, 'moto.server', (s) => console.log(`[setup] ${s}`));
     console.log(`[setup] local S3 API server for tests: ${S3_TEST_SERVER_SPEC} in .tools/venv`);
-  } else console.log('[setup] python3 not found: no httpfs extension (s3:// storage) and no S3 test server');
+    ensureTestVenv(root, python, (s) => console.log(`[setup] ${s}`));
+    console.log(
+      `[setup] reader for the object-store tests: ${TEST_VENV_PACKAGES.join(' ')} in ${TEST_VENV_DIR}/`,
+    );
+  } else
+    console.log(
+      '[setup] python3 not found: no httpfs extension (s3:// storage), no S3 test server, no pyarrow',
+    );
   const tfjsNode = ensureTfjsNode(root, (s) => console.log(`[setup] ${s}`));
   console.log(
     tfjsNode.state === 'ready'

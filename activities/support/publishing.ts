@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lit, type Db } from '../../lib/duckdb';
+import { lit, litList, type Db } from '../../lib/duckdb';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../../lib/fs-atomic';
-import { recommendSql } from '../../analytics/baselines.sql';
+import { recommendSql, shardPredicate } from '../../analytics/baselines.sql';
+import { parseByteSize } from '../../contracts/config';
 import { listSourcesSql } from '../../analytics/cold-start.sql';
 import type { PrivacyReservation } from '../../contracts/privacy';
 import type { ModelRecord, ModelPrivacy } from '../../contracts/registry';
@@ -168,6 +169,8 @@ export interface ShardPart {
   fallbackUsers: number;
   /** Where the lists came from (fallbackUsers = category + popular); absent in parts scored before it existed. */
   lists?: ListSources;
+  /** Statements the shard was scored in (more than one when its users did not fit the memory limit at once). */
+  batches?: number;
 }
 
 /** Sums the parts' list sources (null when a part lacks them). */
@@ -190,35 +193,81 @@ async function scoringViews(db: Db, io: RunIO, s: ScoringInputs): Promise<void> 
 }
 
 /**
+ * Personal candidate rows (a user's history × each history item's neighbours) one scoring statement may handle
+ * per GB of DuckDB memory. The candidate aggregate is the statement's peak: measured on 2 threads, 25M candidates
+ * fit in 1 GB and 75M in 2 GB (both at the edge); 250M (1M users with 5 events each × 50 neighbours) did not fit in
+ * 6 GB. Two thirds of the lower rate leaves room for skew between batches.
+ */
+export const CANDIDATES_PER_GB = 15_000_000;
+
+/**
+ * How many batches a shard's users are scored in so that each statement stays within the DuckDB memory limit:
+ * the shard's candidate rows (Σ_u min(distinct items of u, maxHistory) × the model's neighbours per item) over
+ * what the limit allows. Only item-item scoring multiplies rows; the other kinds read at most the model's rows.
+ */
+async function scoringBatches(db: Db, io: RunIO, s: ScoringInputs, shard: number): Promise<number> {
+  if (s.kind !== 'itemitem') return 1;
+  const { candidates } = await db.one<{ candidates: number | null }>(`
+    SELECT (SELECT sum(least(n, ${s.maxHistory})) FROM (
+              SELECT count(DISTINCT item_id) AS n FROM events
+              WHERE ${shardPredicate('user_id', { index: shard, of: s.shards })} GROUP BY user_id))
+         * (SELECT count(*) / greatest(count(DISTINCT item_id), 1)
+            FROM read_parquet(${lit(io.local(s.modelKey))}))::DOUBLE AS candidates`);
+  const budget = (parseByteSize(io.run.duckdb.memoryLimit) / 1e9) * CANDIDATES_PER_GB;
+  return Math.max(1, Math.ceil(Number(candidates ?? 0) / budget));
+}
+
+/**
  * Scores one shard of the users (a stable hash of the user id): top-N for every user of the clean events,
  * seen and out-of-stock items excluded, backfilled with popular items, into `file`. Shards are independent, so
- * any worker can score any of them, and one shard gives exactly the unsharded file.
+ * any worker can score any of them, and one shard gives exactly the unsharded file. A shard too large for the
+ * memory limit is scored in batches of its users (sub-shards: hash mod shards×batches), each written to a scratch
+ * file, then sorted into the part file: a user's list depends only on that user's history, so batching changes
+ * nothing in the output, only the memory it takes.
  */
 export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard: number, file: string) {
   await scoringViews(db, io, s);
-  progress({ stage: 'publish', step: `score shard ${shard + 1}/${s.shards}` });
-  await db.run(
-    recommendSql({
-      kind: s.kind,
-      modelFile: io.local(s.modelKey),
-      mostPopFile: io.local(s.mostPopKey),
-      targets: 'publish_users',
-      history: 'events',
-      k: s.topN,
-      maxHistory: s.maxHistory,
-      into: 'publish_recs',
-      excludeItems: 'unavailable_items',
-      shard: { index: shard, of: s.shards },
-      coldStart: s.coldStart ? { ...s.coldStart, items: 'raw_items' } : undefined,
-    }),
-  );
+  const batches = await scoringBatches(db, io, s, shard);
+  const dir = path.join(io.scratch(`publish-${shard}`), 'batches');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  for (let b = 0; b < batches; b++) {
+    progress({
+      stage: 'publish',
+      step: `score shard ${shard + 1}/${s.shards}`,
+      done: b,
+      total: batches,
+      unit: 'batches',
+    });
+    await db.run(
+      recommendSql({
+        kind: s.kind,
+        modelFile: io.local(s.modelKey),
+        mostPopFile: io.local(s.mostPopKey),
+        targets: 'publish_users',
+        history: 'events',
+        k: s.topN,
+        maxHistory: s.maxHistory,
+        into: 'publish_recs',
+        excludeItems: 'unavailable_items',
+        shard: { index: shard + s.shards * b, of: s.shards * batches },
+        coldStart: s.coldStart ? { ...s.coldStart, items: 'raw_items' } : undefined,
+      }),
+    );
+    const out = path.join(dir, `batch-${b}.parquet`);
+    await db.run(`COPY publish_recs TO ${lit(out)} (FORMAT parquet); DROP TABLE publish_recs`);
+    files.push(out);
+  }
+  if (batches > 1) log('scored a shard in batches', { shard, batches });
   progress({ stage: 'publish', step: `write shard ${shard + 1}/${s.shards}` });
+  const recs = `read_parquet(${litList(files)})`;
   // Snappy, not zstd: every downstream reader (Spark, pyarrow, DuckDB, pure-JS readers) decodes it.
   await db.run(`
     COPY (
       SELECT user_id, rank, item_id, score, ${lit(s.version)} AS model_version,
              CAST(${lit(s.generatedAt)} AS TIMESTAMPTZ) AS generated_at
-      FROM publish_recs ORDER BY user_id, rank
+      FROM ${recs} ORDER BY user_id, rank
     ) TO ${lit(file)} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)`);
   const r = await db.one<{
     users: number;
@@ -226,14 +275,15 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
     category: number;
     popular: number;
     new_items: number;
-  }>(listSourcesSql('publish_recs'));
+  }>(listSourcesSql(recs));
+  fs.rmSync(dir, { recursive: true, force: true });
   const lists: ListSources = {
     personal: Number(r.personal),
     category: Number(r.category),
     popular: Number(r.popular),
     newItems: Number(r.new_items),
   };
-  return { users: Number(r.users), fallback: lists.category + lists.popular, lists };
+  return { users: Number(r.users), fallback: lists.category + lists.popular, lists, batches };
 }
 
 export interface VersionIdentity {

@@ -4,16 +4,24 @@ import { ConfigError } from '../../lib/config';
 import { openStorage, type Storage } from '../../lib/storage';
 import { ModelRegistry } from '../../registry/registry';
 
-/** The run's storage: the data folder (a bucket once storage.root names one). */
+/** The root runs are planned on: `storage.root` when it names a bucket, else the data folder. */
+export function storageRootOf(config: RecforgeConfig): string {
+  return config.storage.root || config.dataDir;
+}
+
+/** The config's storage (registry, output, state): the same root every run of this config is planned on. */
 export function storageOf(config: RecforgeConfig): Storage {
-  return openStorage(config.dataDir);
+  return openStorage(storageRootOf(config));
 }
 
 /**
  * A configured location as a storage key. Locations are relative to the storage root; an absolute path is
- * accepted only inside it (older configs), never outside — a run cannot write beyond its storage.
+ * accepted only inside the data folder on local storage (older configs), never outside — a run cannot write
+ * beyond its storage. On a bucket an absolute path means nothing, so it is refused.
  */
 export function configKey(config: RecforgeConfig, location: string, what: string): string {
+  if (config.storage.root && path.isAbsolute(location))
+    throw new ConfigError(`${what} '${location}' must be relative to storage.root ${config.storage.root}`);
   const rel = path.isAbsolute(location) ? path.relative(config.dataDir, location) : path.normalize(location);
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new ConfigError(`${what} '${location}' must be inside the data folder ${config.dataDir}`);

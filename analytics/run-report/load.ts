@@ -168,6 +168,11 @@ export interface LoadOptions {
   /** The run summary when the caller has it (the workflow's report activity); else summary.json. */
   summary?: RunSummary | null;
   now?: () => Date;
+  /**
+   * The local folder holding the storage root's runs/ and reports/ (a bucket's mirror on a worker); default the
+   * plan's data folder.
+   */
+  storageRoot?: string;
 }
 
 export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): Promise<RunReportInput> {
@@ -189,7 +194,8 @@ export async function loadRunReportInput(runDir: string, o: LoadOptions = {}): P
           plan.config.publish.topN,
         ).catch(() => [])
       : [];
-  const indexFile = plan ? indexPathOf(plan.config.dataDir, datasetId) : null;
+  const indexRoot = o.storageRoot ?? plan?.config.dataDir;
+  const indexFile = indexRoot ? indexPathOf(indexRoot, datasetId) : null;
   return {
     run: {
       runId,

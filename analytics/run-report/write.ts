@@ -19,14 +19,14 @@ export interface RunReportPaths {
  */
 export async function writeRunReport(
   runDir: string,
-  o: { summary?: RunSummary | null; now?: () => Date } = {},
+  o: { summary?: RunSummary | null; now?: () => Date; storageRoot?: string } = {},
 ): Promise<RunReportPaths> {
   const f = runFiles(runDir);
   if (o.summary) writeJsonAtomic(f.summary, o.summary);
   const input = await loadRunReportInput(runDir, o);
   writeFileAtomic(f.report, await buildRunReport(input));
   const plan = readJsonIfExists<RunPlan>(f.plan);
-  const dataDir = plan?.config.dataDir ?? path.resolve(runDir, '..', '..', '..');
+  const dataDir = o.storageRoot ?? plan?.config.dataDir ?? path.resolve(runDir, '..', '..', '..');
   const index = await writeRunIndex(dataDir, input.run.datasetId, o.now);
   return { html: f.report, index };
 }

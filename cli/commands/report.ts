@@ -19,6 +19,16 @@ export function registerReport(program: Command): void {
     .action(async (runId: string | undefined, o: ReportOptions, cmd: Command) => {
       const ctx = await loadContext(cmd.optsWithGlobals<GlobalOptions>());
       const datasetId = o.dataset ?? ctx.config.dataset.id;
+      if (ctx.config.storage.root) {
+        // Object storage: the run's artifacts are in the bucket, the pages are built in this machine's mirror.
+        const { rebuildStoredReport } = await import('../../activities/report');
+        const paths = await rebuildStoredReport(ctx.config, datasetId, { runId, indexOnly: o.indexOnly });
+        const text = paths.html
+          ? `report: ${paths.html}\nindex:  ${paths.index}\n`
+          : `index: ${paths.index}\n`;
+        process.stdout.write(ctx.json ? `${JSON.stringify(paths)}\n` : text);
+        return;
+      }
       const { writeRunIndex, writeRunReport } = await import('../../analytics/run-report/write');
       if (o.indexOnly) {
         const index = await writeRunIndex(ctx.config.dataDir, datasetId);

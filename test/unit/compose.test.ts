@@ -21,13 +21,15 @@ const services = compose.services as Record<
   Record<string, unknown> & { environment?: Record<string, string> }
 >;
 
-test('the stack has Temporal on PostgreSQL, the UI, CPU and GPU worker pools, Prometheus and Grafana', () => {
+test('the stack has Temporal on PostgreSQL, the UI, an object store, CPU and GPU worker pools, Prometheus and Grafana', () => {
   expect(Object.keys(compose.services).sort()).toEqual([
     'cpu-worker',
+    'create-bucket',
     'gpu-worker',
     'grafana',
     'postgresql',
     'prometheus',
+    'seaweedfs',
     'temporal',
     'temporal-ui',
   ]);
@@ -36,8 +38,62 @@ test('the stack has Temporal on PostgreSQL, the UI, CPU and GPU worker pools, Pr
   expect(compose.services['gpu-worker'].environment.RECFORGE_WORKER_QUEUES).toBe('training');
   const devices = compose.services['gpu-worker'].deploy.resources.reservations.devices;
   expect(devices[0]).toMatchObject({ driver: 'nvidia', capabilities: ['gpu'] });
-  // Workers share one data volume: artifacts pass between queues by path.
-  expect(compose.services['cpu-worker'].volumes[0]).toBe(compose.services['gpu-worker'].volumes[0]);
+});
+
+describe('object storage (issue #17)', () => {
+  const workers = ['cpu-worker', 'gpu-worker'];
+
+  test('an S3-compatible server with a permissive licence: SeaweedFS (Apache-2.0), pinned, never MinIO (AGPL)', () => {
+    expect(services.seaweedfs.image).toMatch(/^chrislusf\/seaweedfs:\d+\.\d+$/);
+    // 4.17 made conditional PUTs atomic under concurrency (seaweedfs#8801); the commit protocol depends on it.
+    const [major, minor] = String(services.seaweedfs.image).split(':')[1].split('.').map(Number);
+    expect(major * 100 + minor).toBeGreaterThanOrEqual(417);
+    expect(String(services.seaweedfs.command)).toMatch(/weed server .*-s3 /);
+    expect(text.toLowerCase()).not.toContain('minio');
+  });
+
+  test('the bucket is created by a one-shot step the workers wait for', () => {
+    const init = services['create-bucket'];
+    expect(init.image).toBe(services.seaweedfs.image);
+    expect(String(init.command)).toContain('s3.bucket.create -name=$$BUCKET');
+    expect(init.depends_on).toEqual({ seaweedfs: { condition: 'service_healthy' } });
+    for (const w of workers)
+      expect((services[w].depends_on as Record<string, unknown>)['create-bucket']).toEqual({
+        condition: 'service_completed_successfully',
+      });
+  });
+
+  test('workers keep everything in the bucket, with credentials from the environment only', () => {
+    for (const w of workers) {
+      const env = services[w].environment!;
+      expect(env.RECFORGE_STORAGE_ROOT).toBe(
+        's3://${RECFORGE_S3_BUCKET:-recforge}/${RECFORGE_S3_PREFIX:-prod}',
+      );
+      expect(env.RECFORGE_STORAGE_ROOT.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')).toBe(
+        's3://recforge/prod',
+      );
+      expect(env.AWS_ENDPOINT_URL_S3).toBe('${AWS_ENDPOINT_URL_S3:-http://seaweedfs:8333}');
+      expect(env.AWS_ACCESS_KEY_ID).toMatch(/^\$\{RECFORGE_S3_ACCESS_KEY:\?.+\}$/);
+      expect(env.AWS_SECRET_ACCESS_KEY).toMatch(/^\$\{RECFORGE_S3_SECRET_KEY:\?.+\}$/);
+      // No shared volume: workers on different hosts share only Temporal and the bucket.
+      expect(services[w].volumes).toBeUndefined();
+    }
+    // The server's identity comes from the same required variables, written at start (not baked in).
+    const store = services.seaweedfs.environment!;
+    expect(store.RECFORGE_S3_ACCESS_KEY).toMatch(/^\$\{RECFORGE_S3_ACCESS_KEY:\?.+\}$/);
+    expect(store.RECFORGE_S3_SECRET_KEY).toMatch(/^\$\{RECFORGE_S3_SECRET_KEY:\?.+\}$/);
+    expect(String(services.seaweedfs.command)).toContain(
+      '"$$RECFORGE_S3_ACCESS_KEY" "$$RECFORGE_S3_SECRET_KEY"',
+    );
+  });
+
+  test('both worker images carry the DuckDB httpfs extension workers load for s3:// storage', () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain("ensureHttpfs('/app'");
+    expect(
+      dockerfile.match(/COPY --from=build \/app\/\.tools\/duckdb-extensions \.\/\.tools\/duckdb-extensions/g),
+    ).toHaveLength(2);
+  });
 });
 
 test('Dockerfile defines the build targets compose uses', () => {
@@ -53,7 +109,13 @@ describe('safe production defaults (issue #16, item 7)', () => {
     const published = Object.entries(services).flatMap(([name, s]) =>
       ((s.ports as string[] | undefined) ?? []).map((p) => [name, String(p)]),
     );
-    expect(published.map(([n]) => n).sort()).toEqual(['grafana', 'prometheus', 'temporal', 'temporal-ui']);
+    expect(published.map(([n]) => n).sort()).toEqual([
+      'grafana',
+      'prometheus',
+      'seaweedfs',
+      'temporal',
+      'temporal-ui',
+    ]);
     for (const [, p] of published) {
       // HOST_IP:HOST_PORT:CONTAINER_PORT; a bare "7233:7233" publishes on every interface.
       expect(p).toMatch(/^\$\{RECFORGE_BIND:-127\.0\.0\.1\}:\d+:\d+$/);
@@ -83,6 +145,10 @@ describe('safe production defaults (issue #16, item 7)', () => {
     for (const v of [
       'POSTGRES_PASSWORD',
       'GRAFANA_ADMIN_PASSWORD',
+      'RECFORGE_S3_ACCESS_KEY',
+      'RECFORGE_S3_SECRET_KEY',
+      'RECFORGE_STORAGE_ROOT',
+      'AWS_ENDPOINT_URL_S3',
       'RECFORGE_BIND',
       'TEMPORAL_TLS_CERT',
       'TEMPORAL_TLS_KEY',
@@ -196,7 +262,12 @@ const hasCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
         encoding: 'utf8',
         env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       });
-    const ok = run({ POSTGRES_PASSWORD: 'from-the-environment' });
+    const ok = run({
+      POSTGRES_PASSWORD: 'from-the-environment',
+      GRAFANA_ADMIN_PASSWORD: 'from-the-environment',
+      RECFORGE_S3_ACCESS_KEY: 'key-from-the-environment',
+      RECFORGE_S3_SECRET_KEY: 'secret-from-the-environment',
+    });
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
     const missing = run({});
