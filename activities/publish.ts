@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit, type Db } from '../lib/duckdb';
+import { faultPoint } from '../lib/faults';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../lib/fs-atomic';
 import { recommendSql } from '../analytics/baselines.sql';
 import type { PrivacyReservation } from '../contracts/privacy';
@@ -138,6 +139,7 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
     }
     if (remove) {
       await registry.store.deletePrefix(registry.versionKey(name));
+      faultPoint('prune:after-remove');
       removed.push(name);
     }
   }
@@ -269,6 +271,7 @@ export async function assembleVersion(
   const sorted = [...parts].sort((a, b) => a.shard - b.shard);
   await io.fetch(sorted.map((p) => p.part.key));
   for (const p of sorted) fs.copyFileSync(io.local(p.part.key), path.join(staging, partName(p.shard)));
+  faultPoint('publish:after-parts');
   const stats = await io.withDb('publish-assemble', async (db) => {
     await scoringViews(db, io, s);
     const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
@@ -284,6 +287,7 @@ export async function assembleVersion(
         WHERE NOT EXISTS (SELECT 1 FROM unavailable_items u WHERE u.item_id = read_parquet.item_id)
         ORDER BY score DESC, item_id LIMIT ${s.topN}
       ) TO ${lit(fallbackFile)} (FORMAT parquet, COMPRESSION snappy)`);
+    faultPoint('publish:after-fallback');
     // Read back what was written: the manifest states what a reader will actually get.
     const written = await db.one<{ rows: number; users: number; fallbackRows: number }>(
       `SELECT count(*) AS rows, count(DISTINCT user_id) AS users,
@@ -314,6 +318,7 @@ export async function assembleVersion(
     });
     writeJsonAtomic(path.join(staging, '_report', 'report.json'), report);
     fs.writeFileSync(path.join(staging, '_report', 'report.html'), renderPublishedReport(report));
+    faultPoint('publish:after-report');
     const perPart = await db.all<{ file: string; rows: number }>(
       `SELECT filename AS file, count(*) AS rows FROM read_parquet(${lit(path.join(staging, 'part-*.parquet'))}, filename = true) GROUP BY 1`,
     );
@@ -361,14 +366,17 @@ export async function assembleVersion(
     report: { json: '_report/report.json', html: '_report/report.html', basis: stats.reportBasis },
   };
   writeJsonAtomic(path.join(staging, '_manifest.json'), manifest);
+  faultPoint('publish:after-manifest');
   const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
   if (registry.store.kind === 'local') {
     fsyncDir(staging);
     const finalDir = registry.store.uri(versionKey);
     // Only a partial, manifest-less folder (or this run's own, identical one) can be here.
     fs.rmSync(finalDir, { recursive: true, force: true });
+    faultPoint('publish:before-rename');
     fs.renameSync(staging, finalDir);
     fsyncDir(path.dirname(finalDir));
+    faultPoint('publish:after-rename');
   } else {
     // Objects appear whole; the manifest goes last, so a version with a manifest is complete.
     const files = fs.readdirSync(staging, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
@@ -377,6 +385,7 @@ export async function assembleVersion(
     );
     for (const r of rel.filter((r) => r !== '_manifest.json'))
       await registry.store.put(`${versionKey}/${r}`, fs.readFileSync(path.join(staging, ...r.split('/'))));
+    faultPoint('publish:before-manifest-upload');
     await registry.store.put(
       `${versionKey}/_manifest.json`,
       fs.readFileSync(path.join(staging, '_manifest.json')),

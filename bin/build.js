@@ -14,6 +14,10 @@ const ROOT = path.resolve(__dirname, '..');
 const STAMP = path.join(ROOT, 'dist', '.build-stamp');
 // What tsconfig.build.json compiles, plus the files that change how it compiles.
 const SOURCE_DIRS = [
+  // contracts/, registry/ and evaluation/ are compiled as imports of the others: a change there must rebuild too.
+  'contracts',
+  'registry',
+  'evaluation',
   'lib',
   'workflows',
   'activities',

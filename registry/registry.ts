@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LivePointer, ModelRecord, ModelStatus } from '../contracts/registry';
+import { faultPoint } from '../lib/faults';
 import { readDocument, updateDocument, type Storage } from '../lib/storage';
 import { promoteChallenger, rollBack, setLive, type MoveContext } from './pointer';
 
@@ -124,7 +125,9 @@ export class ModelRegistry {
       return n ? { write: n, result: n } : { keep: true, result: cur };
     });
     if (!next) throw new RegistryError(`dataset '${this.datasetId}' has no live version`, 'NotFound');
+    faultPoint('pointer:after-swap');
     await this.syncDerived();
+    faultPoint('pointer:after-derived');
     return next;
   }
 
@@ -148,6 +151,7 @@ export class ModelRegistry {
    */
   async syncDerived(): Promise<void> {
     await this.store.syncCopy(this.pointerKey);
+    faultPoint('pointer:after-copy');
     if (this.store.kind !== 'local') return;
     // Another process may move the pointer while this one relinks: relink until the pointer stands still, so
     // a slow writer never leaves `current` on an older version than the pointer's.
@@ -175,6 +179,7 @@ export class ModelRegistry {
       `.current-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
     fs.symlinkSync(target, tmp);
+    faultPoint('pointer:link-before-rename');
     fs.renameSync(tmp, link);
   }
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { faultPoint } from '../faults';
 import { checkKey, type Storage, type StoredObject } from './types';
 
 /**
@@ -69,6 +70,7 @@ function replaceFile(file: string, body: Buffer): void {
   fs.mkdirSync(dir, { recursive: true });
   const tmp = tmpName(dir);
   writeDurable(tmp, body);
+  faultPoint('storage:replace-before-rename');
   fs.renameSync(tmp, file);
   fsyncDir(dir);
 }
@@ -158,9 +160,11 @@ export class LocalStorage implements Storage {
     fs.mkdirSync(jdir, { recursive: true });
     const tmp = tmpName(jdir);
     writeDurable(tmp, buf);
+    faultPoint('storage:cas-before-link');
     const next = expected + 1;
     try {
       fs.linkSync(tmp, path.join(jdir, genName(next)));
+      faultPoint('storage:cas-linked');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return null; // another writer won generation n+1
       throw err;
@@ -168,7 +172,10 @@ export class LocalStorage implements Storage {
       fs.rmSync(tmp, { force: true });
     }
     fsyncDir(jdir);
+    // The commit has happened (generation n+1 exists); what follows only refreshes the reader copy.
+    faultPoint('storage:cas-before-copy');
     this.syncCopyNow(key);
+    faultPoint('storage:cas-before-prune');
     this.prune(key);
     return genName(next);
   }
