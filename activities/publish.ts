@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit, type Db } from '../lib/duckdb';
 import { faultPoint } from '../lib/faults';
+import { removeStaleTemporaries } from '../lib/storage/local';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../lib/fs-atomic';
 import { recommendSql } from '../analytics/baselines.sql';
 import type { PrivacyReservation } from '../contracts/privacy';
@@ -106,17 +108,16 @@ async function createdAtOf(registry: ModelRegistry, version: string): Promise<nu
   );
 }
 
-/** Local staging folders (versions/.tmp-*) of publishes that died mid-way, once older than an hour. */
+/**
+ * Crash leftovers on local storage, once older than an hour: staging folders (versions/.tmp-*) of publishes
+ * that died mid-way, and the output folder's temporary `current` links and reader-copy files (.current-*,
+ * .tmp-*) of moves that died between writing and renaming them.
+ */
 function pruneStaging(registry: ModelRegistry): string[] {
   if (registry.store.kind !== 'local') return [];
-  const dir = registry.store.uri(`${registry.where.outputPrefix}/versions`);
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((n) => {
-    if (!n.startsWith('.tmp-')) return false;
-    if (Date.now() - fs.statSync(path.join(dir, n)).mtimeMs <= 3_600_000) return false;
-    fs.rmSync(path.join(dir, n), { recursive: true, force: true });
-    return true;
-  });
+  const out = registry.store.uri(registry.where.outputPrefix);
+  removeStaleTemporaries(out, ['.tmp-', '.current-']);
+  return removeStaleTemporaries(path.join(out, 'versions'));
 }
 
 /**
@@ -130,6 +131,7 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
   const keepSet = retainedVersions(pointer, keep);
   const everLive = new Set(pointer?.history.map((m) => m.version) ?? []);
   const removed: string[] = pruneStaging(registry);
+  registry.sweepTemporaries();
   for (const name of (await versionFolders(registry)).keys()) {
     if (keepSet.has(name) || name === pointer?.version) continue;
     let remove = everLive.has(name);
@@ -258,6 +260,20 @@ export async function assembleVersion(
     throw new Error(
       `${registry.store.uri(versionKey)} already holds version ${s.version} from run ${existing.runId}`,
     );
+  const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
+  // A retry after the version was assembled (the worker died before reporting it): the folder is complete and
+  // may already be live, so it is left exactly as it is. Rebuilding it would swap in re-scored files (scores
+  // differ in their last bits between runs of the same query) under the old manifest's checksums, and remove
+  // the folder for a moment.
+  if (existing && (await versionIntact(registry, s.version, existing))) {
+    const glob = registry.store.uri(`${versionKey}/part-*.parquet`);
+    const counted = await io.withDb('publish-assemble', (db) =>
+      db.one<{ rows: number; users: number }>(
+        `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(glob)})`,
+      ),
+    );
+    return { manifest: existing, rows: counted.rows, users: counted.users, fallbackUsers };
+  }
   const staging =
     registry.store.kind === 'local'
       ? path.join(
@@ -329,14 +345,15 @@ export async function assembleVersion(
     };
   });
   const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
-  const manifest: Manifest = existing ?? {
+  // The manifest describes the files staged now; an earlier attempt's incomplete folder only lends its date.
+  const manifest: Manifest = {
     formatVersion: 2,
     datasetId: s.datasetId,
     modelVersion: s.version,
     model: s.model,
     runId: id.runId,
     workflowId: id.workflowId,
-    createdAt: new Date().toISOString(),
+    createdAt: existing?.createdAt ?? new Date().toISOString(),
     generatedAt: s.generatedAt,
     topN: s.topN,
     // Exact counts only without privacy: with it on, nothing exact about the users leaves the trust boundary.
@@ -367,7 +384,6 @@ export async function assembleVersion(
   };
   writeJsonAtomic(path.join(staging, '_manifest.json'), manifest);
   faultPoint('publish:after-manifest');
-  const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
   if (registry.store.kind === 'local') {
     fsyncDir(staging);
     const finalDir = registry.store.uri(versionKey);
@@ -393,6 +409,20 @@ export async function assembleVersion(
     fs.rmSync(staging, { recursive: true, force: true });
   }
   return { manifest, rows: stats.rows, users: stats.users, fallbackUsers };
+}
+
+/** Whether every file a version's manifest lists is there with its recorded size and SHA-256. */
+async function versionIntact(registry: ModelRegistry, version: string, manifest: Manifest): Promise<boolean> {
+  for (const f of [...manifest.files, manifest.fallback]) {
+    const obj = await registry.store.get(`${registry.versionKey(version)}/${f.path}`);
+    if (
+      !obj ||
+      obj.body.length !== f.bytes ||
+      createHash('sha256').update(obj.body).digest('hex') !== f.sha256
+    )
+      return false;
+  }
+  return true;
 }
 
 async function readManifest(registry: ModelRegistry, version: string): Promise<Manifest | null> {

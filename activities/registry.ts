@@ -54,7 +54,10 @@ export function configHash(config: unknown): string {
 /** Registry and pointer refusals as the error types workflows know (contracts/errors.ts). */
 function asRecforgeError(err: unknown): never {
   if (err instanceof PointerConflict)
-    throw new RecforgeError(err.code === 'NothingToRollBack' ? 'NothingToRollBack' : 'RegistryConflict', err.message);
+    throw new RecforgeError(
+      err.code === 'NothingToRollBack' ? 'NothingToRollBack' : 'RegistryConflict',
+      err.message,
+    );
   if (err instanceof RegistryError) throw new RecforgeError(`Registry${err.code}`, err.message);
   throw err;
 }
@@ -197,7 +200,12 @@ async function ensurePublished(
   config: RecforgeConfig,
 ): Promise<void> {
   if (await registry.store.exists(`${registry.versionKey(record.version)}/_manifest.json`)) return;
-  const needed = [record.artifacts.full, record.artifacts.mostPopFull, record.inputs.events, record.inputs.items];
+  const needed = [
+    record.artifacts.full,
+    record.artifacts.mostPopFull,
+    record.inputs.events,
+    record.inputs.items,
+  ];
   for (const k of needed) {
     if (!(await registry.store.exists(k))) {
       throw new RecforgeError(
@@ -269,12 +277,21 @@ export async function setChampion(deps: ActivityDeps, input: AliasInput, by: str
 }
 
 /** `rollbackModel`: `previous` goes live again (and the rolled-back one becomes `previous`). */
-export async function rollbackChampion(deps: ActivityDeps, input: AliasInput, by: string): Promise<AliasResult> {
+export async function rollbackChampion(
+  deps: ActivityDeps,
+  input: AliasInput,
+  by: string,
+): Promise<AliasResult> {
   const { registry, config } = loadForAlias(deps, input);
   try {
     const before = await registry.pointer();
-    if (before?.previous) await ensurePublished(deps, registry, await registry.require(before.previous), config);
-    const p = await registry.rollBack({ at: new Date().toISOString(), reason: input.reason ?? 'rollback', by });
+    if (before?.previous)
+      await ensurePublished(deps, registry, await registry.require(before.previous), config);
+    const p = await registry.rollBack({
+      at: new Date().toISOString(),
+      reason: input.reason ?? 'rollback',
+      by,
+    });
     return { champion: p.version, previous: p.previous, currentPath: currentPathOf(registry) };
   } catch (err) {
     asRecforgeError(err);

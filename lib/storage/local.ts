@@ -62,6 +62,30 @@ function writeDurable(file: string, body: Buffer): void {
   }
 }
 
+/**
+ * A writer's temporary file lives for the microseconds between its write and its link or rename; one older than
+ * this was left by a process that crashed there, and is removed so crashes do not accumulate files.
+ */
+export const STALE_TEMPORARY_MS = 3_600_000;
+
+/** Removes `.tmp-*` entries of `dir` older than STALE_TEMPORARY_MS (crash leftovers); returns their names. */
+export function removeStaleTemporaries(dir: string, prefixes: readonly string[] = ['.tmp-']): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const now = Date.now();
+  return names.filter((n) => {
+    if (!prefixes.some((p) => n.startsWith(p))) return false;
+    const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
+    if (!st || now - st.mtimeMs <= STALE_TEMPORARY_MS) return false;
+    fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+    return true;
+  });
+}
+
 const tmpName = (dir: string) => path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 
 /** Replaces `file` atomically with `body`. */
@@ -190,6 +214,7 @@ export class LocalStorage implements Storage {
       if (g <= head - KEEP_NAMES) fs.rmSync(file, { force: true });
       else if (fs.statSync(file, { throwIfNoEntry: false })?.size) fs.truncateSync(file, 0);
     }
+    removeStaleTemporaries(jdir);
   }
 
   /**
