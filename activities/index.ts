@@ -121,8 +121,12 @@ export function createCpuActivities(deps: ActivityDeps) {
       const io = new RunIO(plan.run, deps.dataDir);
       return writeRunReport(io.runDir, { summary });
     }),
-    setChampion: (input: AliasInput) => setChampion(deps, input, execution().workflowId),
-    rollbackChampion: (input: AliasInput) => rollbackChampion(deps, input, execution().workflowId),
+    setChampion: withHeartbeat('promote', (input: AliasInput) =>
+      setChampion(deps, input, execution().workflowId),
+    ),
+    rollbackChampion: withHeartbeat('promote', (input: AliasInput) =>
+      rollbackChampion(deps, input, execution().workflowId),
+    ),
   };
 }
 

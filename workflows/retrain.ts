@@ -61,9 +61,13 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   }
 
   // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
+  // Every activity heartbeats (activities/support/heartbeat.ts), and every proxy has a heartbeat timeout: a
+  // worker killed in the middle of even a short step is noticed in seconds, not after the step's whole
+  // start-to-close timeout (the reliability suite measured 2 minutes lost per kill in a lock or registry step).
   const planning = proxyActivities<CpuActivities>({
     taskQueue: cpuQueue,
     startToCloseTimeout: '5m',
+    heartbeatTimeout: '30s',
     retry,
   });
   const plan = await stage('plan', () => planning.planRun(input, info.startTime.toISOString()));
@@ -83,7 +87,12 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
     retry: stageRetry,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  const quick = proxyActivities<CpuActivities>({ taskQueue: cpuQueue, startToCloseTimeout: '2m', retry: stageRetry });
+  const quick = proxyActivities<CpuActivities>({
+    taskQueue: cpuQueue,
+    startToCloseTimeout: '2m',
+    heartbeatTimeout: a.heartbeatTimeout as Duration,
+    retry: stageRetry,
+  });
   const training = proxyActivities<TrainingActivities>({
     taskQueue: plan.config.temporal.taskQueues.training,
     startToCloseTimeout: a.trainingStartToCloseTimeout as Duration,
@@ -108,7 +117,9 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
 
     // The privacy budget is reserved before any data is read, and given back unless noise was drawn.
     let noiseDrawn = false;
-    const privacy = plan.config.privacy.enabled ? await quick.reservePrivacyBudget(plan, selected.input) : null;
+    const privacy = plan.config.privacy.enabled
+      ? await quick.reservePrivacyBudget(plan, selected.input)
+      : null;
     if (privacy)
       saga.always('settle the privacy reservation', () =>
         quick.settlePrivacyBudget(plan, noiseDrawn ? 'commit' : 'release'),

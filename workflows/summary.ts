@@ -119,4 +119,3 @@ export function scoringInputsOf(
     shards: c.publish.shards,
   };
 }
-

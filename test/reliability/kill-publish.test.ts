@@ -55,7 +55,7 @@ import { runSequence, type SequenceJob } from './support/sequence';
 
 jest.setTimeout(MODE === 'nightly' ? 3_600_000 : 900_000);
 
-const TARGET_KILLS = Number(process.env.RECFORGE_RELIABILITY_KILLS) || (MODE === 'nightly' ? 500 : 100);
+const TARGET_KILLS = Number(process.env.RECFORGE_RELIABILITY_KILLS) || (MODE === 'nightly' ? 500 : 60);
 /** A retry must not wait for anything a dead process held (the old design's aliases.lock blocked it 120 s). */
 const RETRY_BOUND_MS = 60_000;
 const KEEP = 3;
