@@ -28,8 +28,8 @@ import { readLiveState, registryDir, settledProblems, type Layout } from './supp
 
 jest.setTimeout(MODE === 'nightly' ? 3_600_000 : 900_000);
 
-const BUSY_ROUNDS = MODE === 'nightly' ? 5 : 2;
-const OPERATOR_ROUNDS = MODE === 'nightly' ? 6 : 2;
+const BUSY_ROUNDS = MODE === 'nightly' ? 10 : 3;
+const OPERATOR_ROUNDS = MODE === 'nightly' ? 20 : 5;
 
 const dataDir = tempDir('rel-races');
 const layout: Layout = { dataDir, datasetId: 'synthetic' };
@@ -76,7 +76,10 @@ async function outcome(h: WorkflowHandle): Promise<{ type: string; summary?: Run
 }
 
 const pointer = (): LivePointer | null => readLiveState(layout).pointer;
-const records = () => fs.readdirSync(path.join(registryDir(layout), 'models')).sort();
+const records = (): string[] => {
+  const dir = path.join(registryDir(layout), 'models');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+};
 const lockHolder = () =>
   (JSON.parse(fs.readFileSync(path.join(dataDir, 'locks', 'synthetic.json'), 'utf8')) as { holder: unknown })
     .holder;
