@@ -406,7 +406,7 @@ export async function assembleVersion(
       `${versionKey}/_manifest.json`,
       fs.readFileSync(path.join(staging, '_manifest.json')),
     );
-    fs.rmSync(staging, { recursive: true, force: true });
+    io.releaseScratch(path.dirname(staging));
   }
   return { manifest, rows: stats.rows, users: stats.users, fallbackUsers };
 }
