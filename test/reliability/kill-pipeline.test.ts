@@ -4,7 +4,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { RunSummary } from '../../contracts/stages';
 import { smallDataset, tempDir, testOverrides } from '../helpers/env';
 import { MODE, pick, readTrace, report, requireBuild, rng, suiteSeed } from './support/harness';
-import { contentChecksum, readLiveState, settledProblems, type Layout } from './support/live-state';
+import {
+  contentChecksum,
+  readLiveState,
+  readerProblems,
+  settledProblems,
+  type Layout,
+} from './support/live-state';
 import { freePort, startWorker, stopWorker, TemporalProcess, type WorkerProcess } from './support/processes';
 
 /**
@@ -136,6 +142,10 @@ test(`kill -9 of the worker at every stage (${ROUNDS} run(s)) and of the Tempora
       void w.exit.then(({ signal }) => {
         if (done || signal !== 'SIGKILL' || !site) return;
         killed.push({ stage: site.stage, site: `${site.point}:${site.hit}`, round });
+        // Right after each crash: whatever a reader reaches is a complete version (or nothing yet).
+        const instant = readerProblems(layout);
+        if (instant.length)
+          failures.push(`round ${round}, kill at ${site.point}:${site.hit}: ${instant.join('; ')}`);
         k++;
         // The next worker starts at once, as a supervisor would restart it.
         next();
