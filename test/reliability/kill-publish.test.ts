@@ -32,6 +32,7 @@ import {
 } from './support/harness';
 import {
   contentChecksum,
+  contentDiff,
   readLiveState,
   readerProblems,
   settledProblems,
@@ -65,7 +66,7 @@ const layout: Layout = { dataDir, datasetId: 'synthetic' };
 const overrides = testOverrides(dataDir, { publish: { shards: 2, keepVersions: KEEP } });
 let env: TestWorkflowEnvironment | undefined;
 let base: { run: StageRun; scoring: ScoringInputs; evaluation: EvaluateResult; record: ModelRecord };
-let reference: { rows: number; sha256: string };
+let reference: Awaited<ReturnType<typeof contentChecksum>>;
 
 beforeAll(async () => {
   requireBuild();
@@ -251,11 +252,8 @@ test(`kill -9 at random steps of register → score → publish → promote → 
       problems.push(`${state.versionFolders.length} version folders, retention keeps ${KEEP}`);
     const leaked = state.leftovers.filter((_, k) => !killedPids.has(leftoverPids(state.leftovers)[k]));
     if (leaked.length) problems.push(`leftovers of processes that were not killed: ${leaked.join(', ')}`);
-    const content = await contentChecksum(layout);
-    if (content.sha256 !== reference.sha256)
-      problems.push(
-        `published content differs from the clean run's (${content.rows} rows vs ${reference.rows})`,
-      );
+    const diff = contentDiff(await contentChecksum(layout), reference);
+    if (diff) problems.push(`published content differs from the clean run's: ${diff}`);
     if (problems.length)
       failures.push(`${job.run.plan.run.runId} (kill at ${first.site}): ${problems.join('; ')}`);
     if (failures.length >= 5) break;
