@@ -21,7 +21,6 @@ import {
   childProgram,
   killSites,
   MODE,
-  pick,
   readTrace,
   report,
   requireBuild,
@@ -203,10 +202,27 @@ test(`kill -9 at random steps of register → score → publish → promote → 
   ])
     expect(points).toContain(p);
 
+  // Sites are dealt from a shuffled deck, reshuffled when empty: every step is killed once before any twice.
+  let deck: string[] = [];
+  const draw = (): string => {
+    if (deck.length === 0)
+      deck = sites
+        .map((x) => ({ x, k: r() }))
+        .sort((a, b) => a.k - b.k)
+        .map((d) => d.x);
+    return deck.pop()!;
+  };
+
   /** One attempt in a child, killed at a drawn site or instant; returns what happened. */
-  const attempt = async (job: SequenceJob): Promise<{ out: ChildOutcome; site: string }> => {
-    const byPoint = r() < 0.6;
-    const site = byPoint ? pick(r, sites) : `t+${Math.round(r() * cleanMs)}ms`;
+  const attempt = async (
+    job: SequenceJob,
+    recovery = false,
+  ): Promise<{ out: ChildOutcome; site: string }> => {
+    // A recovery skips the steps its crashed attempt finished (an intact version, a pointer already moved), so
+    // the deck's sites are kept for first attempts, where every one of them is reached; recoveries die at an
+    // instant.
+    const byPoint = !recovery && r() < 0.6;
+    const site = byPoint ? draw() : `t+${Math.round(r() * cleanMs)}ms`;
     const out = await runChild(program, [writeJob(job)], {
       env: byPoint ? { RECFORGE_FAULT: site } : {},
       killAfterMs: byPoint ? undefined : Number(site.slice(2, -2)),
@@ -232,7 +248,7 @@ test(`kill -9 at random steps of register → score → publish → promote → 
       failures.push(`${job.run.plan.run.runId} after a kill at ${first.site}: ${instant.join('; ')}`);
     if (first.out.end === 'killed' && r() < 0.25) {
       // The recovery itself crashes.
-      const second = await attempt(job);
+      const second = await attempt(job, true);
       if (second.out.end === 'killed') doubleKills++;
       const again = readerProblems(layout);
       if (again.length)
@@ -292,4 +308,7 @@ test(`kill -9 at random steps of register → score → publish → promote → 
   });
   expect(failures).toEqual([]);
   expect(kills).toBeGreaterThanOrEqual(TARGET_KILLS);
+  // With at least a deck's worth of point kills, every instrumented step was crashed at least once.
+  if (kills - timedKills >= sites.length)
+    expect([...bySite.keys()]).toEqual(expect.arrayContaining([...points]));
 });
