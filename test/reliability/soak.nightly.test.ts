@@ -109,6 +109,9 @@ interface NightRecord {
   fds: number;
   dataMiB: number;
   byFolderMiB: Record<string, number>;
+  /** The worker's JavaScript heap in use (garbage included) and its libuv handles, from a diagnostic report. */
+  jsHeapMiB: number;
+  libuvHandles: number;
   versionFolders: number;
   /** The published versions' folders alone (retention keeps KEEP of them). */
   versionsMiB: number;
@@ -119,6 +122,28 @@ interface NightRecord {
 }
 
 const mib = (b: number) => Math.round((b / 2 ** 20) * 100) / 100;
+/** Asks the worker for a diagnostic report (SIGUSR2) and reads it. */
+async function diagnosticReport(
+  pid: number,
+  dir: string,
+): Promise<{ javascriptHeap: { usedMemory: number }; libuv: unknown[] }> {
+  for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f));
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const f = fs.readdirSync(dir).find((n) => n.endsWith('.json'));
+    if (!f) continue;
+    try {
+      return JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Awaited<
+        ReturnType<typeof diagnosticReport>
+      >;
+    } catch {
+      // Still being written.
+    }
+  }
+  throw new Error('the worker wrote no diagnostic report');
+}
+
 /** Least-squares slope of y over x. */
 function slope(points: [number, number][]): number {
   const n = points.length;
@@ -131,7 +156,13 @@ function slope(points: [number, number][]): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 test(`soak: ${NIGHTS} consecutive nightly runs (incremental, privacy on) by one worker — no growth beyond retention`, async () => {
-  worker = startWorker(server.address, dataDir);
+  // Node's diagnostic report on SIGUSR2 gives the worker's JavaScript heap and libuv handles from outside: RSS
+  // alone cannot tell the JS heap from DuckDB's native memory.
+  const reports = path.join(root, 'reports');
+  fs.mkdirSync(reports, { recursive: true });
+  worker = startWorker(server.address, dataDir, {
+    NODE_OPTIONS: `--report-on-signal --report-signal=SIGUSR2 --report-directory=${reports} --report-compact`,
+  });
   const pid = worker.child.pid!;
   const records: NightRecord[] = [];
   const runIds: string[] = [];
@@ -164,6 +195,7 @@ test(`soak: ${NIGHTS} consecutive nightly runs (incremental, privacy on) by one 
     } finally {
       clearInterval(sampler);
     }
+    const diag = await diagnosticReport(pid, reports);
     const state = readLiveState(layout);
     const disk = diskUsage(dataDir);
     const js = journals(dataDir);
@@ -175,6 +207,8 @@ test(`soak: ${NIGHTS} consecutive nightly runs (incremental, privacy on) by one 
       rssMiB: mib(rssBytes(pid)),
       peakRssMiB: mib(peak),
       fds: openFds(pid),
+      jsHeapMiB: mib(diag.javascriptHeap.usedMemory),
+      libuvHandles: diag.libuv.length,
       dataMiB: mib(disk.bytes),
       byFolderMiB: Object.fromEntries(Object.entries(disk.by).map(([k, v]) => [k, mib(v)])),
       versionFolders: state.versionFolders.length,
@@ -208,6 +242,7 @@ test(`soak: ${NIGHTS} consecutive nightly runs (incremental, privacy on) by one 
     rss: median(late.map((r) => r.rssMiB)) / median(early.map((r) => r.rssMiB)),
     fds: Math.max(...late.map((r) => r.fds)) - Math.max(...early.map((r) => r.fds)),
     versions: late.at(-1)!.versionsMiB / early[0].versionsMiB,
+    jsHeapSlopeMiBPerNight: slope(records.slice(Math.min(10, span)).map((r) => [r.night, r.jsHeapMiB])),
     rssSlopeMiBPerNight: slope(records.slice(Math.min(10, span)).map((r) => [r.night, r.rssMiB])),
   };
   const perRun = (folder: string) =>
@@ -238,6 +273,14 @@ test(`soak: ${NIGHTS} consecutive nightly runs (incremental, privacy on) by one 
       { metric: 'worker_fds_early_max', value: Math.max(...early.map((r) => r.fds)), unit: 'fds' },
       { metric: 'worker_fds_late_max', value: Math.max(...late.map((r) => r.fds)), unit: 'fds' },
       { metric: 'worker_rss_slope', value: growth.rssSlopeMiBPerNight, unit: 'MiB/night' },
+      { metric: 'worker_js_heap_early_median', value: median(early.map((r) => r.jsHeapMiB)), unit: 'MiB' },
+      { metric: 'worker_js_heap_late_median', value: median(late.map((r) => r.jsHeapMiB)), unit: 'MiB' },
+      { metric: 'worker_js_heap_slope', value: growth.jsHeapSlopeMiBPerNight, unit: 'MiB/night' },
+      {
+        metric: 'worker_libuv_handles_late_max',
+        value: Math.max(...late.map((r) => r.libuvHandles)),
+        unit: 'handles',
+      },
       { metric: 'versions_folder_growth', value: growth.versions, unit: 'ratio' },
       { metric: 'output_folder_per_night', value: perRun('output'), unit: 'MiB' },
       { metric: 'ledger_folder_per_night', value: perRun('privacy-ledger'), unit: 'MiB' },
