@@ -100,7 +100,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     // The bin shims are plain CommonJS run by node before anything is compiled.
-    files: ['bin/**/*.js'],
+    files: ['bin/**/*.js', 'test/reliability/jest.config.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly' },

@@ -17,4 +17,6 @@ module.exports = {
   testTimeout: 120000,
   setupFiles: ['<rootDir>/test/helpers/jest-setup.ts'],
   modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/data/'],
+  // The reliability suite has its own runner (npm run test:reliability, test/reliability/jest.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/reliability/'],
 };

@@ -122,8 +122,12 @@ export function createCpuActivities(deps: ActivityDeps) {
     writeRunReport: withHeartbeat('report', (plan: RunPlan, summary: RunSummary) =>
       writeStoredRunReport(deps, plan, summary),
     ),
-    setChampion: (input: AliasInput) => setChampion(deps, input, execution().workflowId),
-    rollbackChampion: (input: AliasInput) => rollbackChampion(deps, input, execution().workflowId),
+    setChampion: withHeartbeat('promote', (input: AliasInput) =>
+      setChampion(deps, input, execution().workflowId),
+    ),
+    rollbackChampion: withHeartbeat('promote', (input: AliasInput) =>
+      rollbackChampion(deps, input, execution().workflowId),
+    ),
   };
 }
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadRunConfig, ConfigError, type RecforgeConfig } from '../lib/config';
 import { RecforgeError, badInput, configError } from '../contracts/errors';
+import { faultPoint } from '../lib/faults';
 import type { ModelRecord } from '../contracts/registry';
 import type {
   AliasInput,
@@ -146,12 +147,15 @@ export async function promoteCandidate(
 ): Promise<{ champion: string | null; previous: string | null }> {
   const registry = registryOf(plan.config, plan.run.datasetId);
   try {
+    faultPoint('promote:before-move');
     const p = await registry.promoteChallenger(plan.run.modelVersion, evaluation.championVersion, {
       at: new Date().toISOString(),
       reason: `promoted by run ${plan.run.runId}: all ${evaluation.gate.checks.length} gate checks passed`,
       by: plan.run.workflowId,
     });
+    faultPoint('promote:before-prune');
     await pruneVersions(registry, plan.config.publish.keepVersions);
+    faultPoint('promote:after-prune');
     return { champion: p.version, previous: p.previous };
   } catch (err) {
     asRecforgeError(err);

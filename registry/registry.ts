@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LivePointer, ModelRecord, ModelStatus } from '../contracts/registry';
+import { faultPoint } from '../lib/faults';
 import { readDocument, updateDocument, type Storage } from '../lib/storage';
+import { removeStaleTemporaries } from '../lib/storage/local';
 import { promoteChallenger, rollBack, setLive, type MoveContext } from './pointer';
 
 /**
@@ -91,6 +93,9 @@ export class ModelRegistry {
     const key = this.recordKey(record.version);
     const written = await this.store.putIfMatch(key, JSON.stringify(record, null, 2) + '\n', null);
     if (written !== null) return record;
+    // A first attempt that crashed after its write but before the reader copy left a record that `list` (which
+    // reads the copies) cannot see; a record is written once, so only this retry can bring the copy up.
+    await this.store.syncCopy(key);
     const existing = await this.require(record.version);
     if (existing.runId !== record.runId) {
       throw new RegistryError(
@@ -124,7 +129,9 @@ export class ModelRegistry {
       return n ? { write: n, result: n } : { keep: true, result: cur };
     });
     if (!next) throw new RegistryError(`dataset '${this.datasetId}' has no live version`, 'NotFound');
+    faultPoint('pointer:after-swap');
     await this.syncDerived();
+    faultPoint('pointer:after-derived');
     return next;
   }
 
@@ -148,6 +155,7 @@ export class ModelRegistry {
    */
   async syncDerived(): Promise<void> {
     await this.store.syncCopy(this.pointerKey);
+    faultPoint('pointer:after-copy');
     if (this.store.kind !== 'local') return;
     // Another process may move the pointer while this one relinks: relink until the pointer stands still, so
     // a slow writer never leaves `current` on an older version than the pointer's.
@@ -156,6 +164,26 @@ export class ModelRegistry {
       if (!p) return;
       this.linkCurrent(p.path);
       if ((await this.pointer())?.version === p.version) return;
+    }
+  }
+
+  /**
+   * Local storage: removes what crashed writers left in the registry's record folders (temporary files of a
+   * record's write or its reader copy, older than an hour). Records are written once, so no later commit of
+   * theirs would ever clean them; retention calls this after each promotion.
+   */
+  sweepTemporaries(): void {
+    if (this.store.kind !== 'local') return;
+    const models = this.store.uri(`${this.where.registryPrefix}/models`);
+    let versions: string[];
+    try {
+      versions = fs.readdirSync(models);
+    } catch {
+      return;
+    }
+    for (const v of versions) {
+      removeStaleTemporaries(path.join(models, v));
+      removeStaleTemporaries(path.join(models, v, '.model.json.journal'));
     }
   }
 
@@ -175,6 +203,7 @@ export class ModelRegistry {
       `.current-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     );
     fs.symlinkSync(target, tmp);
+    faultPoint('pointer:link-before-rename');
     fs.renameSync(tmp, link);
   }
 }

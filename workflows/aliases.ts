@@ -5,6 +5,8 @@ import type { AliasInput, AliasResult } from '../contracts/stages';
 
 const registry = proxyActivities<CpuActivities>({
   startToCloseTimeout: '5m',
+  // The activities heartbeat: a worker that dies mid-move is noticed in seconds, not after 5 minutes.
+  heartbeatTimeout: '30s',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 

@@ -68,9 +68,13 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   }
 
   // Planning loads the config, so it runs with fixed options; later stages use the run's configured ones.
+  // Every activity heartbeats (activities/support/heartbeat.ts), and every proxy has a heartbeat timeout: a
+  // worker killed in the middle of even a short step is noticed in seconds, not after the step's whole
+  // start-to-close timeout (the reliability suite measured 2 minutes lost per kill in a lock or registry step).
   const planning = proxyActivities<CpuActivities>({
     taskQueue: cpuQueue,
     startToCloseTimeout: '5m',
+    heartbeatTimeout: '30s',
     retry,
   });
   const plan = await stage('plan', () => planning.planRun(input, info.startTime.toISOString()));
@@ -93,6 +97,7 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   const quick = proxyActivities<CpuActivities>({
     taskQueue: cpuQueue,
     startToCloseTimeout: '2m',
+    heartbeatTimeout: a.heartbeatTimeout as Duration,
     retry: stageRetry,
   });
   const training = proxyActivities<TrainingActivities>({

@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { setProgress } from './heartbeat';
 import { throwIfCancelled } from '../../lib/cancellation';
+import { faultPoint } from '../../lib/faults';
 
 /** What activities need from the process hosting them: the project root and a Temporal client (for locks). */
 export interface ActivityDeps {
@@ -26,6 +27,7 @@ export interface ActivityDeps {
 export function progress(details: Record<string, unknown>): void {
   // Long loops report progress often: the natural place to stop a cancelled activity.
   throwIfCancelled();
+  faultPoint('progress', String(details.stage));
   const tracked = setProgress(details);
   // Between throttled reports the heartbeat timer (activities/heartbeat.ts) repeats the latest details anyway.
   if (tracked && !tracked.due) return;

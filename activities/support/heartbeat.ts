@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { runCancellable } from '../../lib/cancellation';
+import { faultPoint } from '../../lib/faults';
 import { ProgressTracker } from '../../lib/observability/progress';
 import { asFailure } from './failure';
 
@@ -39,6 +40,7 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
       ctx = undefined;
     }
     if (!ctx) return fn(...args);
+    faultPoint('activity', name);
     const activity = ctx;
     const started = Date.now();
     // A third of the heartbeat timeout leaves room for two missed beats before Temporal gives up on us.

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lit, litList, type Db } from '../../lib/duckdb';
+import { faultPoint } from '../../lib/faults';
+import { removeStaleTemporaries } from '../../lib/storage/local';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../../lib/fs-atomic';
 import { recommendSql, shardPredicate } from '../../analytics/baselines.sql';
 import { parseByteSize } from '../../contracts/config';
@@ -108,17 +111,16 @@ async function createdAtOf(registry: ModelRegistry, version: string): Promise<nu
   );
 }
 
-/** Local staging folders (versions/.tmp-*) of publishes that died mid-way, once older than an hour. */
+/**
+ * Crash leftovers on local storage, once older than an hour: staging folders (versions/.tmp-*) of publishes
+ * that died mid-way, and the output folder's temporary `current` links and reader-copy files (.current-*,
+ * .tmp-*) of moves that died between writing and renaming them.
+ */
 function pruneStaging(registry: ModelRegistry): string[] {
   if (registry.store.kind !== 'local') return [];
-  const dir = registry.store.uri(`${registry.where.outputPrefix}/versions`);
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((n) => {
-    if (!n.startsWith('.tmp-')) return false;
-    if (Date.now() - fs.statSync(path.join(dir, n)).mtimeMs <= 3_600_000) return false;
-    fs.rmSync(path.join(dir, n), { recursive: true, force: true });
-    return true;
-  });
+  const out = registry.store.uri(registry.where.outputPrefix);
+  removeStaleTemporaries(out, ['.tmp-', '.current-']);
+  return removeStaleTemporaries(path.join(out, 'versions'));
 }
 
 /**
@@ -132,6 +134,7 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
   const keepSet = retainedVersions(pointer, keep);
   const everLive = new Set(pointer?.history.map((m) => m.version) ?? []);
   const removed: string[] = pruneStaging(registry);
+  registry.sweepTemporaries();
   for (const name of (await versionFolders(registry)).keys()) {
     if (keepSet.has(name) || name === pointer?.version) continue;
     let remove = everLive.has(name);
@@ -141,6 +144,7 @@ export async function pruneVersions(registry: ModelRegistry, keep: number): Prom
     }
     if (remove) {
       await registry.store.deletePrefix(registry.versionKey(name));
+      faultPoint('prune:after-remove');
       removed.push(name);
     }
   }
@@ -318,6 +322,26 @@ export async function assembleVersion(
     throw new Error(
       `${registry.store.uri(versionKey)} already holds version ${s.version} from run ${existing.runId}`,
     );
+  const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
+  // A retry after the version was assembled (the worker died before reporting it): the folder is complete and
+  // may already be live, so it is left exactly as it is. Rebuilding it would swap in re-scored files (scores
+  // differ in their last bits between runs of the same query) under the old manifest's checksums, and remove
+  // the folder for a moment.
+  if (existing && (await versionIntact(registry, s.version, existing))) {
+    const glob = registry.store.uri(`${versionKey}/part-*.parquet`);
+    const counted = await io.withDb('publish-assemble', (db) =>
+      db.one<{ rows: number; users: number }>(
+        `SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM read_parquet(${lit(glob)})`,
+      ),
+    );
+    return {
+      manifest: existing,
+      rows: counted.rows,
+      users: counted.users,
+      fallbackUsers,
+      lists: sumListSources(parts),
+    };
+  }
   const staging =
     registry.store.kind === 'local'
       ? path.join(
@@ -331,6 +355,7 @@ export async function assembleVersion(
   const sorted = [...parts].sort((a, b) => a.shard - b.shard);
   await io.fetch(sorted.map((p) => p.part.key));
   for (const p of sorted) fs.copyFileSync(io.local(p.part.key), path.join(staging, partName(p.shard)));
+  faultPoint('publish:after-parts');
   const stats = await io.withDb('publish-assemble', async (db) => {
     await scoringViews(db, io, s);
     const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
@@ -346,6 +371,7 @@ export async function assembleVersion(
         WHERE NOT EXISTS (SELECT 1 FROM unavailable_items u WHERE u.item_id = read_parquet.item_id)
         ORDER BY score DESC, item_id LIMIT ${s.topN}
       ) TO ${lit(fallbackFile)} (FORMAT parquet, COMPRESSION snappy)`);
+    faultPoint('publish:after-fallback');
     // Read back what was written: the manifest states what a reader will actually get.
     const written = await db.one<{ rows: number; users: number; fallbackRows: number }>(
       `SELECT count(*) AS rows, count(DISTINCT user_id) AS users,
@@ -376,6 +402,7 @@ export async function assembleVersion(
     });
     writeJsonAtomic(path.join(staging, '_report', 'report.json'), report);
     fs.writeFileSync(path.join(staging, '_report', 'report.html'), renderPublishedReport(report));
+    faultPoint('publish:after-report');
     const perPart = await db.all<{ file: string; rows: number }>(
       `SELECT filename AS file, count(*) AS rows FROM read_parquet(${lit(path.join(staging, 'part-*.parquet'))}, filename = true) GROUP BY 1`,
     );
@@ -387,14 +414,15 @@ export async function assembleVersion(
   });
   const fallbackFile = path.join(staging, '_fallback', 'popular.parquet');
   const lists = sumListSources(parts);
-  const manifest: Manifest = existing ?? {
+  // The manifest describes the files staged now; an earlier attempt's incomplete folder only lends its date.
+  const manifest: Manifest = {
     formatVersion: 2,
     datasetId: s.datasetId,
     modelVersion: s.version,
     model: s.model,
     runId: id.runId,
     workflowId: id.workflowId,
-    createdAt: new Date().toISOString(),
+    createdAt: existing?.createdAt ?? new Date().toISOString(),
     generatedAt: s.generatedAt,
     topN: s.topN,
     // Exact counts only without privacy: with it on, nothing exact about the users leaves the trust boundary.
@@ -425,14 +453,16 @@ export async function assembleVersion(
     report: { json: '_report/report.json', html: '_report/report.html', basis: stats.reportBasis },
   };
   writeJsonAtomic(path.join(staging, '_manifest.json'), manifest);
-  const fallbackUsers = parts.reduce((a, p) => a + p.fallbackUsers, 0);
+  faultPoint('publish:after-manifest');
   if (registry.store.kind === 'local') {
     fsyncDir(staging);
     const finalDir = registry.store.uri(versionKey);
     // Only a partial, manifest-less folder (or this run's own, identical one) can be here.
     fs.rmSync(finalDir, { recursive: true, force: true });
+    faultPoint('publish:before-rename');
     fs.renameSync(staging, finalDir);
     fsyncDir(path.dirname(finalDir));
+    faultPoint('publish:after-rename');
   } else {
     // Objects appear whole; the manifest goes last, so a version with a manifest is complete.
     const files = fs.readdirSync(staging, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
@@ -441,13 +471,28 @@ export async function assembleVersion(
     );
     for (const r of rel.filter((r) => r !== '_manifest.json'))
       await registry.store.put(`${versionKey}/${r}`, fs.readFileSync(path.join(staging, ...r.split('/'))));
+    faultPoint('publish:before-manifest-upload');
     await registry.store.put(
       `${versionKey}/_manifest.json`,
       fs.readFileSync(path.join(staging, '_manifest.json')),
     );
-    fs.rmSync(staging, { recursive: true, force: true });
+    io.releaseScratch(path.dirname(staging));
   }
   return { manifest, rows: stats.rows, users: stats.users, fallbackUsers, lists };
+}
+
+/** Whether every file a version's manifest lists is there with its recorded size and SHA-256. */
+async function versionIntact(registry: ModelRegistry, version: string, manifest: Manifest): Promise<boolean> {
+  for (const f of [...manifest.files, manifest.fallback]) {
+    const obj = await registry.store.get(`${registry.versionKey(version)}/${f.path}`);
+    if (
+      !obj ||
+      obj.body.length !== f.bytes ||
+      createHash('sha256').update(obj.body).digest('hex') !== f.sha256
+    )
+      return false;
+  }
+  return true;
 }
 
 async function readManifest(registry: ModelRegistry, version: string): Promise<Manifest | null> {

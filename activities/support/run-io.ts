@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -87,11 +88,32 @@ export class RunIO {
     return `${this.run.runKey}/${rel}`;
   }
 
-  /** A worker-local folder for this activity's temporary files (DuckDB spill, model files before upload). */
+  /**
+   * A worker-local folder for this activity's temporary files (DuckDB spill, model files before upload). Its
+   * user gives it back with releaseScratch: a worker serves runs for months, and folders nobody removes pile up
+   * in the OS temp folder (the reliability soak found one per activity per run).
+   */
   scratch(name: string): string {
     const dir = path.join(os.tmpdir(), 'recforge-scratch', this.run.runId, name);
-    fs.mkdirSync(dir, { recursive: true });
-    return dir;
+    // A concurrent releaseScratch may remove the run's folder between mkdir's steps: try again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.mkdirSync(dir, { recursive: true });
+        return dir;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  /** Removes a scratch folder, and the run's scratch folder once nothing else of the run's is in it. */
+  releaseScratch(dir: string): void {
+    fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      fs.rmdirSync(path.dirname(dir));
+    } catch {
+      // Not empty (another activity of the run is working here) or already gone.
+    }
   }
 
   async putJson(key: string, value: unknown): Promise<void> {
@@ -113,14 +135,21 @@ export class RunIO {
    * DuckDB's httpfs extension (installed by setup) with the environment's credentials.
    */
   async withDb<T>(name: string, fn: (db: Db) => Promise<T>): Promise<T> {
-    const limits: DuckdbLimits = { ...this.run.duckdb, tempDirectory: this.scratch(`${name}-duckdb-tmp`) };
-    return withDb(':memory:', limits, async (db) => {
-      await db.run(`SET TimeZone = 'UTC'`);
-      if (this.store instanceof S3Storage) {
-        await db.run(`LOAD '${requireHttpfs(findProjectRoot()).replace(/'/g, "''")}'`);
-        await db.run(this.store.duckdbSecretSql());
-      }
-      return fn(db);
-    });
+    // One spill folder per database (an attempt still running after its heartbeat timed out and the retry that
+    // replaced it may both be here), removed once the database is closed.
+    const tmp = this.scratch(`${name}-${process.pid}-${randomBytes(4).toString('hex')}-duckdb-tmp`);
+    const limits: DuckdbLimits = { ...this.run.duckdb, tempDirectory: tmp };
+    try {
+      return await withDb(':memory:', limits, async (db) => {
+        await db.run(`SET TimeZone = 'UTC'`);
+        if (this.store instanceof S3Storage) {
+          await db.run(`LOAD '${requireHttpfs(findProjectRoot()).replace(/'/g, "''")}'`);
+          await db.run(this.store.duckdbSecretSql());
+        }
+        return fn(db);
+      });
+    } finally {
+      this.releaseScratch(tmp);
+    }
   }
 }

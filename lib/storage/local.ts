@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { faultPoint } from '../faults';
 import { checkKey, type Storage, type StoredObject } from './types';
 
 /**
@@ -61,6 +62,30 @@ function writeDurable(file: string, body: Buffer): void {
   }
 }
 
+/**
+ * A writer's temporary file lives for the microseconds between its write and its link or rename; one older than
+ * this was left by a process that crashed there, and is removed so crashes do not accumulate files.
+ */
+export const STALE_TEMPORARY_MS = 3_600_000;
+
+/** Removes `.tmp-*` entries of `dir` older than STALE_TEMPORARY_MS (crash leftovers); returns their names. */
+export function removeStaleTemporaries(dir: string, prefixes: readonly string[] = ['.tmp-']): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const now = Date.now();
+  return names.filter((n) => {
+    if (!prefixes.some((p) => n.startsWith(p))) return false;
+    const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
+    if (!st || now - st.mtimeMs <= STALE_TEMPORARY_MS) return false;
+    fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+    return true;
+  });
+}
+
 const tmpName = (dir: string) => path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 
 /** Replaces `file` atomically with `body`. */
@@ -69,6 +94,7 @@ function replaceFile(file: string, body: Buffer): void {
   fs.mkdirSync(dir, { recursive: true });
   const tmp = tmpName(dir);
   writeDurable(tmp, body);
+  faultPoint('storage:replace-before-rename');
   fs.renameSync(tmp, file);
   fsyncDir(dir);
 }
@@ -158,9 +184,11 @@ export class LocalStorage implements Storage {
     fs.mkdirSync(jdir, { recursive: true });
     const tmp = tmpName(jdir);
     writeDurable(tmp, buf);
+    faultPoint('storage:cas-before-link');
     const next = expected + 1;
     try {
       fs.linkSync(tmp, path.join(jdir, genName(next)));
+      faultPoint('storage:cas-linked');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return null; // another writer won generation n+1
       throw err;
@@ -168,7 +196,10 @@ export class LocalStorage implements Storage {
       fs.rmSync(tmp, { force: true });
     }
     fsyncDir(jdir);
+    // The commit has happened (generation n+1 exists); what follows only refreshes the reader copy.
+    faultPoint('storage:cas-before-copy');
     this.syncCopyNow(key);
+    faultPoint('storage:cas-before-prune');
     this.prune(key);
     return genName(next);
   }
@@ -183,6 +214,7 @@ export class LocalStorage implements Storage {
       if (g <= head - KEEP_NAMES) fs.rmSync(file, { force: true });
       else if (fs.statSync(file, { throwIfNoEntry: false })?.size) fs.truncateSync(file, 0);
     }
+    removeStaleTemporaries(jdir);
   }
 
   /**

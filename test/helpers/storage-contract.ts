@@ -55,7 +55,8 @@ export function storageContract(make: () => Promise<Storage>, env: () => NodeJS.
   test('8 processes incrementing one document lose no update and never both win a swap', async () => {
     const s = await make();
     const build = compileForChildren(
-      ['lib/storage'],
+      // lib/ for lib/faults.ts, which the local store's compare-and-swap imports.
+      ['lib', 'lib/storage'],
       fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-build-')),
     );
     const child = path.join(build, 'child.js');

@@ -379,7 +379,8 @@ describe('PrivacyLedger under concurrency', () => {
     beforeAll(() => {
       // Child processes cannot load TypeScript: compile what the ledger imports with swc.
       const build = compileForChildren(
-        ['privacy', 'lib/storage', 'contracts'],
+        // lib/ for lib/faults.ts, which the local store's compare-and-swap imports.
+        ['privacy', 'lib', 'lib/storage', 'contracts'],
         fs.mkdtempSync(path.join(root, 'build-')),
       );
       childScript = path.join(build, 'child.js');
