@@ -251,7 +251,10 @@ export async function evaluate(
       evaluatedUsers,
       baseline: metrics[EXACT_MOSTPOP] ? EXACT_MOSTPOP : 'mostpop',
       vsChampion,
-      refit,
+      // With privacy on, the evaluated and the published models are two releases with independent noise: their
+      // lists disagree by design (item-item at ε 4 on the test data: 0.04), so the agreement is recorded in
+      // evaluation.json but not gated. The DP model still has to beat the exact MostPop on the holdout.
+      refit: plan.config.privacy.enabled ? undefined : refit,
       gates: plan.config.gates,
     });
     const report = io.key('evaluation.json');
