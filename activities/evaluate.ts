@@ -190,8 +190,16 @@ export async function evaluate(
         mostPopFile: io.local(champion.artifacts.mostPopEval),
       });
     }
-    for (const c of candidates) {
-      progress({ stage: 'evaluate', model: c.name });
+    for (const [i, c] of candidates.entries()) {
+      progress({
+        stage: 'evaluate',
+        step: 'score',
+        model: c.name,
+        done: i,
+        total: candidates.length,
+        unit: 'models',
+        statementSpan: 1,
+      });
       // Item-item scores from each user's latest items: as many as this run's limit (cleaning's choice).
       await recommendInto(db, plan, itemItemLimitsOf(plan.config, clean).maxHistoryPerUser, c);
     }

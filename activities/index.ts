@@ -17,7 +17,8 @@ import type {
 import type { ModelRecord } from '../contracts/registry';
 import type { RunRef } from '../contracts/run';
 import type { ActivityDeps } from './support/context';
-import { withHeartbeat } from './support/heartbeat';
+import { withHeartbeat as heartbeating } from './support/heartbeat';
+import { workflowProgressSink } from './support/progress-signal';
 import { TrainContext } from './support/train-context';
 import { planRun, prepareInput } from './plan';
 import { acquireDatasetLock, releaseDatasetLock } from './lock';
@@ -48,6 +49,13 @@ import { writeStoredRunReport } from './report';
 
 export type { ActivityDeps } from './support/context';
 
+/** withHeartbeat whose in-stage progress also reaches the workflow's `progress` query (a throttled signal). */
+function progressReporting(deps: ActivityDeps) {
+  const sink = workflowProgressSink(deps.client);
+  return <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) =>
+    heartbeating(name, fn, sink);
+}
+
 function execution() {
   const e = Context.current().info.workflowExecution;
   if (!e) throw new Error('this activity must be called from a workflow');
@@ -59,6 +67,7 @@ function execution() {
  * takes the run (or its plan) and the artifact references of the stages before it, and returns its own.
  */
 export function createCpuActivities(deps: ActivityDeps) {
+  const withHeartbeat = progressReporting(deps);
   return {
     planRun: withHeartbeat('plan', async (input: RetrainInput, startedAt: string) => {
       const e = execution();
@@ -133,6 +142,7 @@ export function createCpuActivities(deps: ActivityDeps) {
 
 /** Activities served on the training task queue (GPU workers in production). */
 export function createTrainingActivities(deps: ActivityDeps) {
+  const withHeartbeat = progressReporting(deps);
   return {
     trainBaselines: withHeartbeat('train', (run: StageRun, cleaned: CleanArtifacts, raw: RawArtifacts) =>
       trainBaselines(deps, run, cleaned, raw),

@@ -4,14 +4,17 @@ import { asProgressDetails } from '../lib/observability/progress';
 import { renderProgress, type LiveRunState, type PendingActivityView } from './render/progress';
 
 /**
- * Watches a running retrainPipeline: the `progress` query gives the stage and the finished stages, `describe()`
- * the pending activity with its latest heartbeat details (rate, ETA, epoch, loss…). On a terminal the block of
+ * Watches a running retrainPipeline: the `progress` query gives the stage, the finished stages and the current
+ * stage's in-stage progress (throttled reports from its activities), `describe()` the pending activity with its
+ * latest heartbeat details (rate, ETA, epoch, loss…). On a terminal the block of
  * stage lines is redrawn in place; otherwise a line is printed when something changed, at most every few seconds.
  */
 
 interface ProgressQueryState {
   stage: string;
   stages: Array<{ name: string; seconds: number }>;
+  /** The current stage's in-stage progress by activity (workflows/retrain.ts ProgressState.current). */
+  current?: LiveRunState['current'];
 }
 
 function decodeDetails(converter: PayloadConverter, raw: unknown): PendingActivityView['details'] {
@@ -44,6 +47,7 @@ export async function liveState(
   return {
     stage: q?.stage ?? 'plan',
     stages: q?.stages ?? [],
+    current: q?.current,
     pending,
     status: d.status.name,
     elapsedSeconds: ((d.closeTime ?? new Date()).getTime() - d.startTime.getTime()) / 1000,
@@ -70,7 +74,7 @@ export async function follow(handle: WorkflowHandle, o: FollowOptions): Promise<
     if (o.signal?.aborted) return last;
     try {
       last = await liveState(handle, query);
-      query = { stage: last.stage, stages: last.stages };
+      query = { stage: last.stage, stages: last.stages, current: last.current };
     } catch {
       // A transient RPC failure: keep the last picture and try again.
     }
@@ -81,7 +85,10 @@ export async function follow(handle: WorkflowHandle, o: FollowOptions): Promise<
         if (drawn) o.out.write(`\x1b[${drawn}A`);
         o.out.write(lines.map((l) => `\x1b[2K${l}`).join('\n') + '\n');
         drawn = lines.length;
-      } else if (text !== lastText && (Date.now() - lastPrinted > 5000 || last.status !== 'RUNNING')) {
+      } else if (last.status !== 'RUNNING') {
+        // The end: every stage with its time, and the outcome.
+        o.out.write(`${text}\n`);
+      } else if (text !== lastText && Date.now() - lastPrinted > 5000) {
         o.out.write(`${lines.filter((l) => l.includes('▶')).join('\n') || lines[lines.length - 1]}\n`);
         lastPrinted = Date.now();
         lastText = text;

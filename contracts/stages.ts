@@ -391,6 +391,20 @@ export interface StageTiming {
   seconds: number;
 }
 
+/**
+ * In-stage progress of a running activity, sent by the activity to its retrainPipeline (a signal, throttled to a
+ * few a minute; activities/support/progress-signal.ts) so that the `progress` query can answer with it.
+ * `details` has the heartbeat shape of lib/observability/progress.ts: {stage, step, done, total, unit, etaSeconds…}.
+ */
+export const STAGE_PROGRESS_SIGNAL = 'stageProgress';
+export interface StageProgressReport {
+  activity: string;
+  attempt: number;
+  details: Record<string, unknown>;
+  /** When the activity measured it (ISO 8601). */
+  at: string;
+}
+
 export interface RunSummary {
   runId: string;
   workflowId: string;

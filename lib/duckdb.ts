@@ -10,6 +10,20 @@ import { excerpt } from './excerpt';
  * process, and an activity may be retried on another worker), with the memory and thread limits from config.
  */
 
+/**
+ * Told how far a long statement is (0..1, DuckDB's own query progress), about once a second while it runs,
+ * from inside the async context of the code that started it (so an activity's heartbeat store is at hand).
+ * Statements shorter than a second are never reported.
+ */
+export type StatementProgressListener = (fraction: number) => void;
+let statementListener: StatementProgressListener | undefined;
+const STATEMENT_POLL_MS = 1000;
+
+/** Installs the listener for every Db in this process (activities/support/heartbeat.ts); undefined removes it. */
+export function onStatementProgress(fn: StatementProgressListener | undefined): void {
+  statementListener = fn;
+}
+
 export interface DuckdbLimits {
   memoryLimit: string;
   threads: number;
@@ -92,11 +106,22 @@ export class Db {
   /** Runs one statement; an interruption caused by cancellation surfaces as the cancellation itself. */
   private async statement<T>(fn: () => Promise<T>): Promise<T> {
     throwIfCancelled();
+    // A single COPY or GROUP BY can run for minutes: its progress goes to the listener (heartbeats).
+    const listener = statementListener;
+    const timer = listener
+      ? setInterval(() => {
+          const p = this.conn.progress;
+          if (p && Number.isFinite(p.percentage) && p.percentage >= 0)
+            listener(Math.min(1, p.percentage / 100));
+        }, STATEMENT_POLL_MS)
+      : undefined;
     try {
       return await fn();
     } catch (err) {
       throwIfCancelled();
       throw classify(err, this.limits);
+    } finally {
+      if (timer) clearInterval(timer);
     }
   }
 
@@ -121,6 +146,8 @@ export class Db {
       throw classify(err, limits);
     }
     const conn = await instance.connect();
+    // Query progress (read by statement(), never printed): DuckDB tracks it only with the progress bar on.
+    await conn.run('SET enable_progress_bar = true; SET enable_progress_bar_print = false');
     return new Db(instance, conn, limits);
   }
 

@@ -112,7 +112,21 @@ export interface FitLinearOptions {
   hooks?: TrainHooks<MFModel>;
   /** Between the parts' expensive steps. */
   onPhase?: (phase: 'ease' | 'ials') => void | Promise<void>;
+  /**
+   * Within a part: EASE's Gram matrix and inverse (percent of the inverse's work), iALS' iterations (with the
+   * loss). Called from the fitting loops, so often enough for heartbeats.
+   */
+  onProgress?: (p: LinearFitProgress) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+export interface LinearFitProgress {
+  part: 'ease' | 'ials';
+  phase: string;
+  done: number;
+  total: number;
+  unit: string;
+  loss?: number;
 }
 
 /** Fits the parts the params name on the data. */
@@ -129,7 +143,19 @@ export async function fitLinear(
       await fitEASE(
         signalRows(data, params.ease.signal),
         { lambda: params.ease.lambda, maxItems: params.ease.maxItems },
-        { signal: opts.signal },
+        {
+          signal: opts.signal,
+          onProgress: opts.onProgress
+            ? (p) =>
+                opts.onProgress?.({
+                  part: 'ease',
+                  phase: p.phase,
+                  done: Math.round(1000 * p.fraction) / 10,
+                  total: 100,
+                  unit: '%',
+                })
+            : undefined,
+        },
       )
     ).model;
   }
@@ -148,7 +174,22 @@ export async function fitLinear(
         transform: 'binary',
         seed: opts.seed ?? 7,
       },
-      opts.hooks ?? {},
+      opts.onProgress
+        ? {
+            ...opts.hooks,
+            onProgress: async (p) => {
+              await opts.hooks?.onProgress?.(p);
+              await opts.onProgress?.({
+                part: 'ials',
+                phase: 'iterations',
+                done: p.step,
+                total: p.totalSteps,
+                unit: 'iterations',
+                loss: p.loss,
+              });
+            },
+          }
+        : (opts.hooks ?? {}),
       warm ? { initialWeights: warm } : {},
     );
     ials = result.model;

@@ -4,6 +4,7 @@ import {
   upsertSearchAttributes,
   upsertMemo,
   defineQuery,
+  defineSignal,
   setHandler,
   ActivityCancellationType,
   isCancellation,
@@ -12,7 +13,14 @@ import {
 import type { RetryPolicy, Duration } from '@temporalio/common';
 import type { CpuActivities, TrainingActivities } from '../activities';
 import { NON_RETRYABLE } from '../contracts/errors';
-import type { RetrainInput, RunSummary, StageTiming, StageRun } from '../contracts/stages';
+import {
+  STAGE_PROGRESS_SIGNAL,
+  type RetrainInput,
+  type RunSummary,
+  type StageProgressReport,
+  type StageTiming,
+  type StageRun,
+} from '../contracts/stages';
 import {
   SA_DATASET,
   SA_GATE,
@@ -36,9 +44,15 @@ export interface ProgressState {
   stage: string;
   stages: StageTiming[];
   modelVersion?: string;
+  /**
+   * The current stage's in-stage progress: the latest report of each of its running activities (by activity
+   * type), {stage, step, done, total, unit, etaSeconds…}; emptied when the next stage starts.
+   */
+  current?: Record<string, StageProgressReport>;
 }
 
 export const progressQuery = defineQuery<ProgressState>('progress');
+export const stageProgressSignal = defineSignal<[StageProgressReport]>(STAGE_PROGRESS_SIGNAL);
 
 /**
  * The nightly retrain, every decision in view:
@@ -56,13 +70,20 @@ export async function retrainPipeline(input: RetrainInput = {}): Promise<RunSumm
   const cpuQueue = info.taskQueue;
   const state: ProgressState = { stage: 'plan', stages: [] };
   setHandler(progressQuery, () => state);
+  setHandler(stageProgressSignal, (r) => {
+    // A late report of a stage that has finished is dropped.
+    if (r?.details?.stage !== state.stage) return;
+    state.current = { ...state.current, [r.activity]: r };
+  });
 
   async function stage<T>(name: string, fn: () => Promise<T>): Promise<T> {
     state.stage = name;
+    state.current = {};
     upsertSearchAttributes([{ key: SA_STAGE, value: name }]);
     const t0 = Date.now();
     const out = await fn();
     state.stages.push({ name, seconds: (Date.now() - t0) / 1000 });
+    state.current = {};
     log.info('stage finished', { stage: name, seconds: (Date.now() - t0) / 1000 });
     return out;
   }

@@ -406,10 +406,24 @@ async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult
   const policy: DriftPolicy = schema.drift;
   const small = inputs.flatMap((file, i) => readSmall(file, i, policy) ?? []);
   const batches = groupBatches(small);
+  // Progress in bytes read (files landed plus DuckDB's progress through the one being read).
+  const sizes = inputs.map(fileBytes);
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  let bytesDone = 0;
   for (const [k, batch] of batches.entries()) {
-    progress({ stage: 'ingest', step: 'batch', done: byIndex.size, total: inputs.length, unit: 'files' });
+    const batchBytes = batch.reduce((a, f) => a + (sizes[f.index] ?? 0), 0);
+    progress({
+      stage: 'ingest',
+      step: 'batch',
+      files: `${byIndex.size}/${inputs.length}`,
+      done: bytesDone,
+      total: totalBytes,
+      unit: 'bytes',
+      statementSpan: batchBytes,
+    });
     const r = await ingestBatch(db, batch, k, io.runDir, contractOf(schema));
     for (const [i, f] of r.done) byIndex.set(i, f);
+    for (const [i] of r.done) bytesDone += sizes[i] ?? 0;
     if (r.landed) landed.push(r.landed);
     log('ingested a batch of small files', { files: batch.length, alone: r.fallback.length });
   }
@@ -419,12 +433,15 @@ async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult
       stage: 'ingest',
       step: 'files',
       file,
-      done: byIndex.size,
-      total: inputs.length,
-      unit: 'files',
+      files: `${byIndex.size}/${inputs.length}`,
+      done: bytesDone,
+      total: totalBytes,
+      unit: 'bytes',
+      statementSpan: sizes[i],
     });
     const { landed: out, ...f } = await ingestOne(db, file, i, io, schema);
     byIndex.set(i, f);
+    bytesDone += sizes[i];
     if (out) landed.push(out);
     log('ingested file', { file, rows: f.rows, rejected: f.rejectedLines });
   }
@@ -485,4 +502,13 @@ async function ingestAll(db: Db, io: RunIO, run: StageRun): Promise<IngestResult
     warnings,
     schemaDrift,
   };
+}
+
+/** A local input file's size for progress (0 when it cannot be read here: progress is advisory). */
+function fileBytes(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
 }

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { setProgress } from './heartbeat';
+import { sendProgress, setProgress } from './heartbeat';
 import { throwIfCancelled } from '../../lib/cancellation';
 import { faultPoint } from '../../lib/faults';
 
@@ -30,12 +30,8 @@ export function progress(details: Record<string, unknown>): void {
   faultPoint('progress', String(details.stage));
   const tracked = setProgress(details);
   // Between throttled reports the heartbeat timer (activities/heartbeat.ts) repeats the latest details anyway.
-  if (tracked && !tracked.due) return;
-  try {
-    Context.current().heartbeat(tracked?.details ?? details);
-  } catch {
-    // Not inside an activity context.
-  }
+  if (!tracked) return; // not inside withHeartbeat (unit tests, benchmarks)
+  if (tracked.due) sendProgress(tracked.details);
 }
 
 export function log(message: string, attrs: Record<string, unknown> = {}): void {

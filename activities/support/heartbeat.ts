@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { runCancellable } from '../../lib/cancellation';
+import { onStatementProgress } from '../../lib/duckdb';
 import { faultPoint } from '../../lib/faults';
 import { ProgressTracker } from '../../lib/observability/progress';
 import { asFailure } from './failure';
@@ -11,7 +12,43 @@ import { asFailure } from './failure';
  * yielding to our code). Heartbeats repeat the latest progress details, so the UI always shows how far it is.
  * Progress is kept per activity execution (a worker runs several at once), not in a module-level variable.
  */
-const current = new AsyncLocalStorage<{ latest: Record<string, unknown>; tracker: ProgressTracker }>();
+interface ProgressStore {
+  /** What the activity last reported itself (progress()). */
+  own: Record<string, unknown>;
+  /** What the heartbeats carry: `own` enriched with rate and ETA, or a long statement's progress within it. */
+  latest: Record<string, unknown>;
+  tracker: ProgressTracker;
+  /** Called with every enriched report that is worth sending now (heartbeat, and the workflow's progress). */
+  send: (details: Record<string, unknown>) => void;
+  /** `latest` has changed since the sink last took it (the sink throttles; the timer offers it again). */
+  unsent: boolean;
+}
+const current = new AsyncLocalStorage<ProgressStore>();
+
+/**
+ * A DuckDB statement that runs for seconds (lib/duckdb.ts polls its query progress) moves the step's counter:
+ * with `statementSpan` (units of `unit` that this statement covers, e.g. the bytes of the file being read) the
+ * count goes from `done` towards `done + statementSpan`; a step without counts shows the statement's percent.
+ */
+onStatementProgress((fraction) => {
+  const store = current.getStore();
+  if (!store) return;
+  const own = store.own;
+  const span = typeof own.statementSpan === 'number' ? own.statementSpan : null;
+  const done = typeof own.done === 'number' ? own.done : null;
+  const total = typeof own.total === 'number' ? own.total : null;
+  const overlay =
+    span !== null && done !== null && total !== null
+      ? { ...own, done: Math.min(total, done + fraction * span) }
+      : done === null && total === null
+        ? { ...own, done: Math.round(1000 * fraction) / 10, total: 100, unit: '%' }
+        : null;
+  if (!overlay) return;
+  const { details, due } = store.tracker.update(overlay as never);
+  store.latest = details;
+  store.unsent = true;
+  if (due) store.send(details);
+});
 
 /**
  * Records the activity's latest progress with rate and ETA added (lib/observability/progress.ts documents the
@@ -23,15 +60,22 @@ export function setProgress(
 ): { details: Record<string, unknown>; due: boolean } | undefined {
   const store = current.getStore();
   if (!store) return undefined;
-  const { details: enriched, due } = store.tracker.update({
-    stage: String(details.stage ?? store.latest.stage),
-    ...details,
-  });
+  const own = { stage: String(details.stage ?? store.latest.stage), ...details };
+  const { details: enriched, due } = store.tracker.update(own);
+  store.own = own;
   store.latest = enriched;
+  store.unsent = true;
   return { details: enriched, due };
 }
 
-export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) {
+/** Where in-stage progress goes besides the heartbeat (the workflow's `progress` query; activities/index.ts). */
+export type ProgressSink = (ctx: Context, details: Record<string, unknown>) => boolean;
+
+export function withHeartbeat<A extends unknown[], R>(
+  name: string,
+  fn: (...args: A) => Promise<R>,
+  sink?: ProgressSink,
+) {
   return async (...args: A): Promise<R> => {
     let ctx: Context | undefined;
     try {
@@ -45,10 +89,22 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
     const started = Date.now();
     // A third of the heartbeat timeout leaves room for two missed beats before Temporal gives up on us.
     const everyMs = Math.max(200, Math.min(10_000, (activity.info.heartbeatTimeoutMs ?? 30_000) / 3));
-    const store = { latest: { stage: name } as Record<string, unknown>, tracker: new ProgressTracker() };
+    const store: ProgressStore = {
+      own: { stage: name },
+      latest: { stage: name },
+      tracker: new ProgressTracker(),
+      unsent: false,
+      send: (details) => {
+        activity.heartbeat(details);
+        if (sink?.(activity, details)) store.unsent = false;
+      },
+    };
     activity.heartbeat({ ...store.latest, elapsedSeconds: 0 });
     const timer = setInterval(() => {
-      activity.heartbeat({ ...store.latest, elapsedSeconds: Math.round((Date.now() - started) / 1000) });
+      const beat = { ...store.latest, elapsedSeconds: Math.round((Date.now() - started) / 1000) };
+      activity.heartbeat(beat);
+      // A report the sink's throttle held back goes out now.
+      if (store.unsent && sink?.(activity, beat)) store.unsent = false;
     }, everyMs);
     try {
       // Cancellation reaches us through heartbeats; it interrupts DuckDB statements and stops the next
@@ -65,4 +121,9 @@ export function withHeartbeat<A extends unknown[], R>(name: string, fn: (...args
       clearInterval(timer);
     }
   };
+}
+
+/** Sends enriched progress now (heartbeat and sink) from inside withHeartbeat; a no-op elsewhere. */
+export function sendProgress(details: Record<string, unknown>): void {
+  current.getStore()?.send(details);
 }

@@ -243,6 +243,8 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
       done: b,
       total: batches,
       unit: 'batches',
+      // DuckDB's progress through this batch's scoring statement moves `done` between b and b + 1.
+      statementSpan: 1,
     });
     await db.run(
       recommendSql({

@@ -156,6 +156,17 @@ export async function trainLinearChallenger(
   const heldOut = positiveTargets(split.heldOut, train);
   const first = championParams(champion, family);
   const space = searchSpace(plan, family, train);
+  const tuneStarted = Date.now();
+  progress({
+    stage: 'train',
+    model: family,
+    step: 'tune',
+    done: 0,
+    unit: 'trials',
+    etaSeconds: tuning.budgetSeconds,
+    etaBound: 'budget',
+    budgetSeconds: tuning.budgetSeconds,
+  });
   const tuned: TuneLinearResult = await tuneLinear({
     fit: fitData,
     heldOut,
@@ -165,7 +176,8 @@ export async function trainLinearChallenger(
     timeBudgetMs: tuning.budgetSeconds * 1000,
     first,
     seed: tuning.seed,
-    onTrial: (t, n) =>
+    onTrial: (t, n) => {
+      const left = tuning.budgetSeconds - (Date.now() - tuneStarted) / 1000;
       progress({
         stage: 'train',
         model: family,
@@ -174,7 +186,12 @@ export async function trainLinearChallenger(
         unit: 'trials',
         phase: t.phase,
         score: Number.isNaN(t.score) ? null : Number(t.score.toFixed(5)),
-      }),
+        // The search stops at its time budget at the latest (often sooner): an upper bound, not a forecast.
+        etaSeconds: Math.max(0, Math.round(left)),
+        etaBound: 'budget',
+        budgetSeconds: tuning.budgetSeconds,
+      });
+    },
   });
   log('tuned', {
     family,
@@ -198,6 +215,16 @@ export async function trainLinearChallenger(
       warmIals: warm ?? (name !== family ? (evalIals ?? undefined) : undefined),
       seed: tuning.seed,
       onPhase: (phase) => progress({ stage: 'train', model: name, step: `fit ${phase}` }),
+      onProgress: (p) =>
+        progress({
+          stage: 'train',
+          model: name,
+          step: `fit ${p.part} ${p.phase}`,
+          done: p.done,
+          total: p.total,
+          unit: p.unit,
+          ...(p.loss !== undefined && Number.isFinite(p.loss) ? { loss: Number(p.loss.toFixed(5)) } : {}),
+        }),
     });
     if (name === family) evalIals = model.ials;
     progress({ stage: 'train', model: name, step: 'score' });

@@ -27,6 +27,11 @@ export interface PendingActivityView {
 export interface LiveRunState {
   /** The workflow's current stage (`progress` query). */
   stage: string;
+  /**
+   * The `progress` query's in-stage progress of the current stage, by activity (reports the activities send
+   * their workflow); used when describe() shows no heartbeat details for the stage.
+   */
+  current?: Record<string, { activity: string; attempt: number; details: Record<string, unknown> }>;
   stages: Array<{ name: string; seconds: number }>;
   pending: PendingActivityView[];
   /** COMPLETED, FAILED, RUNNING, … */
@@ -58,7 +63,9 @@ const compact = (n: number) =>
       ? `${(n / 1e6).toFixed(1)}M`
       : n >= 1e4
         ? `${(n / 1e3).toFixed(0)}k`
-        : String(Math.round(n));
+        : Number.isInteger(n) || n >= 10
+          ? String(Math.round(n))
+          : n.toFixed(1);
 
 /** What a heartbeat says, in a few words: step, counts, epoch, loss, validation, rate, ETA. */
 export function describeDetails(d: Partial<ProgressDetails>, barWidth = 24): string {
@@ -70,16 +77,18 @@ export function describeDetails(d: Partial<ProgressDetails>, barWidth = 24): str
   const r = d as Record<string, unknown>;
   if (typeof d.step === 'string' && d.step) parts.push(d.step);
   else if (typeof r.model === 'string') parts.push(r.model);
-  if (done !== null)
+  // A percent is already in the bar; other units show their counts.
+  if (done !== null && !(d.unit === '%' && total !== null))
     parts.push(`${compact(done)}${total !== null ? `/${compact(total)}` : ''}${d.unit ? ` ${d.unit}` : ''}`);
   if (typeof r.epoch === 'number')
     parts.push(`epoch ${r.epoch + 1}${typeof r.epochs === 'number' ? `/${r.epochs}` : ''}`);
   if (typeof r.loss === 'number') parts.push(`loss ${r.loss.toFixed(4)}`);
   const v = r.validation as { value?: number } | null | undefined;
   if (v && typeof v.value === 'number') parts.push(`val ${v.value.toFixed(4)}`);
-  if (typeof d.rate === 'number' && d.rate > 0)
+  if (typeof d.rate === 'number' && d.rate > 0 && d.unit !== '%')
     parts.push(`${compact(d.rate)}${d.unit ? ` ${d.unit}` : ''}/s`);
-  if (typeof d.etaSeconds === 'number') parts.push(`ETA ${duration(d.etaSeconds)}`);
+  // An ETA from a time budget is an upper bound (tuning stops there at the latest).
+  if (typeof d.etaSeconds === 'number') parts.push(`ETA ${r.etaBound ? '≤ ' : ''}${duration(d.etaSeconds)}`);
   // Before its first progress report an activity's heartbeats carry only how long it has run.
   if (!parts.length)
     return typeof r.elapsedSeconds === 'number' ? `running ${duration(r.elapsedSeconds)}` : 'running';
@@ -95,7 +104,17 @@ export function renderProgress(s: LiveRunState, o: { barWidth?: number } = {}): 
     const secs = done.get(name);
     if (secs !== undefined) return `  ✔ ${label} ${secs.toFixed(1)}s`;
     if (name === s.stage && !finished) {
-      const p = s.pending.find((a) => a.details?.stage === name) ?? s.pending[0];
+      const fromQuery = Object.values(s.current ?? {}).map((c): PendingActivityView => ({
+        activity: c.activity,
+        attempt: c.attempt,
+        details: c.details as Partial<ProgressDetails>,
+      }));
+      // Heartbeat details (fresher: every report) first, then the query's (throttled) reports.
+      const p =
+        s.pending.find((a) => a.details?.stage === name && hasCounts(a.details)) ??
+        fromQuery.find((a) => a.details?.stage === name) ??
+        s.pending.find((a) => a.details?.stage === name) ??
+        s.pending[0];
       const detail = p?.details ? describeDetails(p.details, o.barWidth) : 'starting';
       const retry =
         p && p.attempt > 1 ? ` (attempt ${p.attempt}${p.lastFailure ? `: ${p.lastFailure}` : ''})` : '';
@@ -105,4 +124,9 @@ export function renderProgress(s: LiveRunState, o: { barWidth?: number } = {}): 
   });
   lines.push(`  ${finished ? s.status.toLowerCase() : 'running'} · ${duration(s.elapsedSeconds)} elapsed`);
   return lines;
+}
+
+/** Whether heartbeat details say more than that the activity runs (a step, a count). */
+function hasCounts(d: Partial<ProgressDetails> | null): boolean {
+  return !!d && (typeof d.done === 'number' || typeof d.step === 'string');
 }

@@ -10,7 +10,12 @@
  *   done, total       units of work finished and expected in this step (total absent when unknown)
  *   unit              what done/total count: 'rows', 'bytes', 'files', 'steps', 'users', …
  *   rate              done per second since the step started (or since the first report of it, after a resume)
- *   etaSeconds        seconds left in this step at that rate (null until it can be estimated)
+ *   etaSeconds        seconds left in this step at that rate (null until it can be estimated); a step without a
+ *                     total may give its own (tuning: what is left of its time budget, with etaBound: 'budget',
+ *                     an upper bound)
+ *   statementSpan     units of `unit` that the DuckDB statement now running covers: its query progress moves
+ *                     `done` towards done + statementSpan (activities/support/heartbeat.ts); a step without
+ *                     counts shows a long statement's percent (unit '%')
  *   percent           100 · done / total
  *   stepElapsedSeconds  seconds since the step started
  *   elapsedSeconds    seconds since the activity started (added by the heartbeat timer, activities/support/heartbeat.ts)
@@ -73,8 +78,16 @@ export class ProgressTracker {
     const seconds = (now - this.start.at) / 1000;
     const rate = done !== null && seconds > 0 ? (done - this.start.done) / seconds : null;
     const left = done !== null && total !== null ? Math.max(0, total - done) : null;
+    // The caller's own estimate (e.g. what is left of a time budget) stands when the counts give none.
+    const given = finite(u.etaSeconds);
     const etaSeconds =
-      left === 0 ? 0 : left !== null && rate !== null && rate > 0 ? Math.round(left / rate) : null;
+      left === 0
+        ? 0
+        : left !== null && rate !== null && rate > 0
+          ? Math.round(left / rate)
+          : given === null
+            ? null
+            : Math.round(given);
     const details: ProgressDetails = {
       ...u,
       rate: rate === null ? null : round3(rate),

@@ -1,4 +1,4 @@
-import { Runtime, type RuntimeOptions } from '@temporalio/worker';
+import { Runtime, makeTelemetryFilterString, type RuntimeOptions } from '@temporalio/worker';
 import type { LogLevel } from '@temporalio/common';
 import { createJsonLogger, parseLogLevel, type JsonLogger } from './logger';
 import { STAGE_SECONDS_BUCKETS, METRIC } from './metrics';
@@ -27,9 +27,11 @@ export function runtimeOptions(o: ObservabilityOptions): { options: RuntimeOptio
   const options: RuntimeOptions = {
     logger,
     shutdownSignals: o.shutdownSignals,
-    ...(address
-      ? {
-          telemetryOptions: {
+    telemetryOptions: {
+      // The SDK core's (Rust) own log lines go through the same JSON logger, not straight to stderr.
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+      ...(address
+        ? {
             metrics: {
               prometheus: {
                 bindAddress: address,
@@ -38,9 +40,9 @@ export function runtimeOptions(o: ObservabilityOptions): { options: RuntimeOptio
                 histogramBucketOverrides: { [METRIC.stageSeconds]: STAGE_SECONDS_BUCKETS },
               },
             },
-          },
-        }
-      : {}),
+          }
+        : {}),
+    },
   };
   return { options, logger };
 }

@@ -4,7 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  Runtime,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import { deepMerge, loadConfig, findProjectRoot, type RecforgeConfig } from '../../lib/config';
 import { requireTemporalCli } from '../../lib/temporal/cli-locator';
 import { ALL_SEARCH_ATTRIBUTES } from '../../contracts/search-attributes';
@@ -17,7 +23,15 @@ function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      shutdownSignals: [],
+      // The SDK core's own warnings (a cancelled activity completing late, slow workflow tasks on a loaded
+      // machine) go to the test logger at ERROR instead of straight to stderr.
+      telemetryOptions: {
+        logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) },
+      },
+    });
   } catch {
     // Already installed by another helper in this test file.
   }

@@ -161,6 +161,46 @@ describe('progress rendering', () => {
     expect(lines.at(-1)).toBe('  running · 1:15 elapsed');
   });
 
+  test('a percent shows in the bar only; a budget ETA is an upper bound; fractions of a batch show', () => {
+    expect(describeDetails({ stage: 'clean', step: 'classify', done: 42.5, total: 100, unit: '%' }, 8)).toBe(
+      `${bar(0.425, 8)} 42% · classify`,
+    );
+    expect(
+      describeDetails(
+        {
+          stage: 'train',
+          step: 'tune',
+          done: 7,
+          unit: 'trials',
+          etaSeconds: 95,
+          etaBound: 'budget',
+        } as never,
+        8,
+      ),
+    ).toBe('tune · 7 trials · ETA ≤ 1:35');
+    expect(
+      describeDetails({ stage: 'publish', step: 'score shard 1/1', done: 0.4, total: 1, unit: 'batches' }, 8),
+    ).toBe(`${bar(0.4, 8)} 40% · score shard 1/1 · 0.4/1 batches`);
+  });
+
+  test('the progress query’s in-stage report stands in when the heartbeat says only that it runs', () => {
+    const lines = renderProgress({
+      stage: 'ingest',
+      stages: [{ name: 'plan', seconds: 1 }],
+      current: {
+        ingest: {
+          activity: 'ingest',
+          attempt: 1,
+          details: { stage: 'ingest', step: 'files', done: 5e6, total: 2e7, unit: 'bytes', etaSeconds: 30 },
+        },
+      },
+      pending: [{ activity: 'ingest', attempt: 1, details: { stage: 'ingest', elapsedSeconds: 3 } as never }],
+      status: 'RUNNING',
+      elapsedSeconds: 4,
+    });
+    expect(lines[1]).toBe(`  ▶ ingest    ${bar(0.25, 24)} 25% · files · 5.0M/20.0M bytes · ETA 0:30`);
+  });
+
   test('details without counts still say what the stage does', () => {
     expect(describeDetails({ stage: 'clean', step: 'classify' })).toBe('classify');
     expect(describeDetails({ stage: 'train', model: 'mostpop' } as never)).toBe('mostpop');

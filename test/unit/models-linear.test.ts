@@ -104,6 +104,37 @@ describe('linear family', () => {
     }
   });
 
+  test('fitting reports EASE’s inverse in percent and iALS’ iterations with their total and loss', async () => {
+    const d = planted();
+    const seen: Array<{
+      part: string;
+      phase: string;
+      done: number;
+      total: number;
+      unit: string;
+      loss?: number;
+    }> = [];
+    const plain = await fitLinear(d, { ease: ease(10), ials, beta: 0.5 });
+    const watched = await fitLinear(
+      d,
+      { ease: ease(10), ials, beta: 0.5 },
+      { onProgress: (p) => void seen.push(p) },
+    );
+    const iterations = seen.filter((p) => p.part === 'ials');
+    expect(iterations.map((p) => p.done)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(iterations.every((p) => p.total === 6 && p.unit === 'iterations' && Number.isFinite(p.loss))).toBe(
+      true,
+    );
+    const inverse = seen.filter((p) => p.part === 'ease' && p.phase === 'inverse');
+    expect(inverse.length).toBeGreaterThan(0);
+    expect(inverse.every((p) => p.unit === '%' && p.total === 100 && p.done >= 0 && p.done <= 100)).toBe(
+      true,
+    );
+    // Watching changes nothing in the model.
+    expect(Array.from(watched.ials!.itemFactors)).toEqual(Array.from(plain.ials!.itemFactors));
+    expect(Array.from(watched.ease!.weights)).toEqual(Array.from(plain.ease!.weights));
+  });
+
   test('the positive signal learns only from positive pairs', async () => {
     const d = planted();
     // Item 199 appears only in non-positive pairs: with the positive signal EASE never covers it.

@@ -67,6 +67,18 @@ describe('ProgressTracker', () => {
     });
   });
 
+  test('a step without a total keeps its own ETA (a time budget); counts, when they can, override it', () => {
+    const c = clock();
+    const p = new ProgressTracker({ now: c.now });
+    expect(p.update({ stage: 'train', step: 'tune', done: 1, etaSeconds: 90.4 }).details.etaSeconds).toBe(90);
+    c.advance(2000);
+    expect(
+      p.update({ stage: 'train', step: 'fit', done: 0, total: 10, etaSeconds: 999 }).details.etaSeconds,
+    ).toBe(999);
+    c.advance(2000);
+    expect(p.update({ stage: 'train', step: 'fit', done: 5, total: 10 }).details.etaSeconds).toBe(2);
+  });
+
   test('asProgressDetails accepts only objects with a stage', () => {
     expect(asProgressDetails(null)).toBeNull();
     expect(asProgressDetails([1])).toBeNull();
