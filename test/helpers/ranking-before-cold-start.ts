@@ -1,9 +1,10 @@
 import { lit } from '../../lib/duckdb';
-import { shardPredicate, type RecommendParams } from '../../analytics/baselines.sql';
+import { orderFreeSum, shardPredicate, type RecommendParams } from '../../analytics/baselines.sql';
 
 /**
  * recommendSql as it was before cold start (commit 073d1ee), frozen: with cold start off the ranking must stay
- * exactly this one (test/unit/cold-start.test.ts).
+ * exactly this one (test/unit/cold-start.test.ts). The one later change it carries is the order-free sum of
+ * item-item similarities (orderFreeSum), which fixed the scores' last bits across shards.
  */
 export function recommendSqlBeforeColdStart(p: RecommendParams): string {
   const exclude = p.excludeItems
@@ -22,7 +23,7 @@ export function recommendSqlBeforeColdStart(p: RecommendParams): string {
       FROM ${p.history} WHERE user_id IN (SELECT user_id FROM target_users) GROUP BY user_id, item_id)
     WHERE rn <= ${p.maxHistory}),
   personal AS (
-    SELECT h.user_id, n.neighbour_id AS item_id, sum(n.sim) AS score, 0 AS tier
+    SELECT h.user_id, n.neighbour_id AS item_id, ${orderFreeSum('n.sim')} AS score, 0 AS tier
     FROM hist h JOIN read_parquet(${lit(p.modelFile)}) n ON n.item_id = h.item_id
     GROUP BY ALL),`
       : p.kind === 'recs'

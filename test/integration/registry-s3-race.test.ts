@@ -36,6 +36,8 @@ beforeAll(async () => {
   // The lock module only needs storage and the error type: compiled alone, not the whole activities folder.
   compileOne('activities/lock.ts');
   compileOne('contracts/errors.ts');
+  // The stores and the registry mark their fault points (lib/faults.ts, a no-op unless RECFORGE_FAULT is set).
+  compileOne('lib/faults.ts');
   fs.writeFileSync(path.join(build, 'child.js'), CHILD);
 }, 60_000);
 afterAll(async () => server?.stop());

@@ -220,7 +220,7 @@ describe('dataset lock', () => {
 
     beforeAll(() => {
       // Child processes cannot load TypeScript: compile the lock and what it loads with swc.
-      const build = compileForChildren(['contracts', 'lib/storage', 'activities'], fresh());
+      const build = compileForChildren(['contracts', 'lib', 'lib/storage', 'activities'], fresh());
       childScript = path.join(build, 'child.js');
       // Each round: take the lock (retrying while busy), record entry and exit in a shared log, then either give it
       // back or "die" holding it (its workflow is then not found), so that the others must take it over.
