@@ -83,6 +83,9 @@ const OPS: Record<string, [number[], Imm, number?]> = {
   'f32x4.add': [[0xfd, 0xe4, 0x01], 'none'],
   'f32x4.sub': [[0xfd, 0xe5, 0x01], 'none'],
   'f32x4.mul': [[0xfd, 0xe6, 0x01], 'none'],
+  'f32x4.ge': [[0xfd, 0x46], 'none'],
+  'v128.or': [[0xfd, 0x50], 'none'],
+  'v128.any_true': [[0xfd, 0x53], 'none'],
 };
 
 export type Code = (string | number)[];
