@@ -208,18 +208,24 @@ async function scoreSource(
       const bu = users.subarray(start, Math.min(users.length, start + blockSize));
       const B = bu.length;
       const tm = performance.now();
-      const { scores, empty } = source.blockScores(bu);
+      const block = source.blockScores(bu);
+      const { empty } = block;
+      // Scores computed outside the backend (a linear scorer's sparse product) are already a plain array.
+      const scores =
+        block.scores ?? (selector === 'tf' ? (tf.tensor2d(block.data, [B, nItems]) as Tensor2D) : undefined);
       const excl = resolveExclusion(opts.exclude, bu);
       try {
         if (selector === 'tf') {
           const out = { items: new Int32Array(B * topN), scores: new Float32Array(B * topN) };
-          selectWithTf(scores, excl, globalToLocal, nItems, topN, cand, out.items, out.scores);
+          selectWithTf(scores as Tensor2D, excl, globalToLocal, nItems, topN, cand, out.items, out.scores);
           matmulMs += performance.now() - tm;
           await emit(blocks, bu.slice(), out, empty);
         } else {
-          const data = inPlace
-            ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
-            : (scores.dataSync() as Float32Array);
+          const data = !scores
+            ? (block.data as Float32Array)
+            : inPlace
+              ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
+              : (scores.dataSync() as Float32Array);
           matmulMs += performance.now() - tm;
           if (thread) {
             const slot = blocks % 2;
@@ -238,7 +244,7 @@ async function scoreSource(
           }
         }
       } finally {
-        scores.dispose();
+        scores?.dispose();
       }
       blocks++;
     }

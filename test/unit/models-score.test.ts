@@ -1,7 +1,14 @@
 import { selectBackend, type BackendName } from '../../models/backend';
 import { buildUserItemsCSR } from '../../models/mf';
 import { Rng } from '../../models/rng';
-import { chooseBlockSize, matmulGflops, scoreAll, ScoringFactors } from '../../models/score';
+import {
+  chooseBlockSize,
+  matmulGflops,
+  scoreAll,
+  scoreLinear,
+  ScoringFactors,
+  type LinearScorer,
+} from '../../models/score';
 import { filterModule, ScoreFilter } from '../../models/simd-filter';
 import { BlockSelector } from '../../models/top-n';
 import { compileModels } from '../helpers/compile-worker';
@@ -259,6 +266,97 @@ test.each(loadable)(
       for (const selectionWorker of [false, worker] as const) {
         const { got } = await collect(f, { topN: 30, exclude, blockSize: 16, selectionWorker });
         expect(got).toEqual(ref);
+      }
+    } finally {
+      await selectBackend('wasm');
+    }
+  },
+);
+
+test.each(loadable)(
+  'a linear scorer with a dense tail (the blend: sparse history in JS + factors in a %s matmul) equals brute force',
+  async (backend) => {
+    await selectBackend(backend);
+    try {
+      const rng = new Rng(51);
+      const numUsers = 70;
+      const k = 300; // history dimensions (EASE's kept items) and scored columns
+      const tail = 3; // factor dims + bias, set for every user with a history
+      const dim = k + tail;
+      const columns = Int32Array.from({ length: k }, (_, c) => c * 2); // every other item of 600
+      const itemMatrix = Float32Array.from({ length: dim * k }, () => rng.nextInt(9) - 4);
+      const ptr = [0];
+      const cols: number[] = [];
+      const vals: number[] = [];
+      for (let u = 0; u < numUsers; u++) {
+        const n = u % 10 === 9 ? 0 : 1 + rng.nextInt(2); // some users without history: no list
+        for (let q = 0; q < n; q++) {
+          cols.push(rng.nextInt(k));
+          vals.push(1 + rng.nextInt(2));
+        }
+        if (n > 0)
+          for (let e = 0; e < tail; e++) {
+            cols.push(k + e);
+            vals.push(rng.nextInt(5) - 2);
+          }
+        ptr.push(cols.length);
+      }
+      const scorer: LinearScorer = {
+        numUsers,
+        numItems: 600,
+        dim,
+        itemMatrix,
+        columns,
+        denseTail: tail,
+        userRows: (users) => {
+          const p = new Int32Array(users.length + 1);
+          const c: number[] = [];
+          const v: number[] = [];
+          users.forEach((u, r) => {
+            for (let q = ptr[u]; q < ptr[u + 1]; q++) {
+              c.push(cols[q]);
+              v.push(vals[q]);
+            }
+            p[r + 1] = c.length;
+          });
+          return { ptr: p, cols: Int32Array.from(c), vals: Float32Array.from(v) };
+        },
+      };
+      const exclude = randomExclusion(numUsers, 600, 40, 52);
+      const topN = 25;
+      const got: { items: number[]; scores: number[] }[] = [];
+      const stats = await scoreLinear(scorer, {
+        topN,
+        exclude,
+        blockSize: 32,
+        selectionWorker: false,
+        onBlock: (b) => {
+          for (let r = 0; r < b.users.length; r++)
+            got[b.users[r]] = {
+              items: Array.from(b.items.subarray(r * topN, (r + 1) * topN)),
+              scores: Array.from(b.scores.subarray(r * topN, (r + 1) * topN)),
+            };
+        },
+      });
+      expect(stats.paths?.sparse).toBeGreaterThan(0);
+      for (let u = 0; u < numUsers; u++) {
+        const ex = new Set(Array.from(exclude.itemIdx.subarray(exclude.userPtr[u], exclude.userPtr[u + 1])));
+        const rows: [number, number][] = [];
+        if (ptr[u + 1] > ptr[u])
+          for (let c = 0; c < k; c++) {
+            if (ex.has(columns[c])) continue;
+            let s = 0;
+            for (let q = ptr[u]; q < ptr[u + 1]; q++) s += vals[q] * itemMatrix[cols[q] * k + c];
+            rows.push([s + 0, columns[c]]);
+          }
+        rows.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+        const items = rows.slice(0, topN).map((r) => r[1]);
+        const scores = rows.slice(0, topN).map((r) => r[0]);
+        while (items.length < topN) {
+          items.push(-1);
+          scores.push(-Infinity);
+        }
+        expect(got[u]).toEqual({ items, scores });
       }
     } finally {
       await selectBackend('wasm');
