@@ -5,20 +5,21 @@
  * extra column), then per-row top-N selection. Memory is bounded by the block size, which is derived from a byte
  * budget: the resident item matrix (D+1) x I plus block x I scores, independent of the number of users.
  *
- * Selection ('js', default): per row, a sampled threshold filter then an exact heap over the few survivors (see
- * selectTopN); excluded items are checked only for survivors (via a per-row stamp array), so exclusion is ~free. On wasm the scores
- * are read in place from the wasm heap (no copy). Measured on wasm: tf.topk on 1024 x 10000 took ~53 ms vs ~78 ms for
- * the matmul itself, the JS scan a fraction of that. The selection (models/top-n.ts) runs in a worker thread when the
- * compiled worker is available: tfjs-wasm is single-threaded in Node, so block b's selection on a second core
- * overlaps block b + 1's matmul. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for backends where
- * reading scores back is the bottleneck (GPU).
- *
+ * Selection ('js', default): per row, a threshold from a strided sample of the row (its order statistic that
+ * ~2.5N scores beat), a scan keeping the eligible scores >= it — a WebAssembly SIMD kernel, one comparison per four
+ * scores (models/simd-filter.ts) — and an exact selection over the few survivors (packed keys, quickselect, native
+ * sort); excluded items are checked only for survivors (via a per-row stamp array), so exclusion is ~free. On wasm
+ * the scores are read in place from the wasm heap. The selection (models/top-n.ts) runs in a worker thread when
+ * the compiled worker is available and a core is idle for it (overlapPays): block b's selection then overlaps
+ * block b + 1's matmul. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for backends where reading scores
+ * back is the bottleneck (GPU).
  * The item matrix is stored pre-transposed ([D+1, I]): tfjs-wasm's matmul with transposeB ran ~5x slower.
  * scoreLinear scores sparse user rows built per block by a provider (EASE histories) against a dim x items matrix
  * through the same loop (models/score-sources.ts).
  * Ordering: score descending, ties by lower item index; NaN scores are never returned. Rows with fewer than N
  * eligible items are padded with item -1 and score -Infinity.
  */
+import * as os from 'node:os';
 import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { ensureBackend, getTf } from './backend';
 import {
@@ -74,7 +75,8 @@ export interface ScoreOptions {
   selector?: 'js' | 'tf';
   /**
    * The 'js' selector's worker thread (overlaps selection with the next block's matmul): a compiled worker
-   * script, or false for selection on the calling thread. Default: the worker beside this module when compiled.
+   * script, or false for selection on the calling thread. Default (see overlapPays): the worker beside this
+   * module when compiled, if the backend's matmul leaves a core idle for it.
    */
   selectionWorker?: string | false;
   onBlock: (block: ScoreBlock) => void | Promise<void>;
@@ -186,7 +188,7 @@ async function scoreSource(
     const setup: SelectionSetup = { nItems, topN, allowSort: opts.ordering !== 'heap', cand, globalToLocal };
     const script =
       selector === 'js' && opts.selectionWorker !== false
-        ? (opts.selectionWorker ?? defaultWorkerScript())
+        ? (opts.selectionWorker ?? (overlapPays(tf.getBackend()) ? defaultWorkerScript() : undefined))
         : undefined;
     thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
     const local = thread ? undefined : new BlockSelector(setup);
@@ -266,6 +268,17 @@ async function scoreSource(
     gflops: (2 * users.length * nItems * source.inputWidth) / (ms * 1e6),
     ...(source.paths ? { paths: { ...source.paths } } : {}),
   };
+}
+
+/**
+ * Whether selection on a worker thread can overlap the matmul rather than compete with it: only when the backend's
+ * matmul runs on one thread (wasm, cpu; libtensorflow's uses every core) and a core is idle now (load average
+ * below the cores minus one). Measured on the 2-core project machine under a load of 6-8: with no idle core the
+ * worker slowed the matmul's thread by ~65% and scoring ran at 0.47x matmul, against 0.69x on the calling thread.
+ */
+export function overlapPays(backend: string): boolean {
+  if (backend !== 'wasm' && backend !== 'cpu') return false;
+  return os.loadavg()[0] <= os.availableParallelism() - 1.5;
 }
 
 /** Rows without any input get no recommendations. */
