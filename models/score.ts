@@ -29,6 +29,7 @@ import {
   type LinearScorer,
   type ScoringFactors,
 } from './score-sources';
+import { filterScratchBytes, heapFilterModule, ScoreFilter } from './simd-filter';
 import { BlockSelector, MAX_PACKED_ITEMS, type BlockExclusion, type SelectionSetup } from './top-n';
 import { defaultWorkerScript, SelectionThread, type SelectedBlock } from './top-n-thread';
 
@@ -97,6 +98,27 @@ export interface ScoreStats {
 
 interface HeapReader {
   typedArrayFromHeap?: (t: Tensor2D) => Float32Array;
+  wasm?: { asm?: { memory?: unknown }; _malloc?: (n: number) => number; _free?: (p: number) => void };
+}
+
+interface WasmHeap {
+  memory: WebAssembly.Memory;
+  malloc: (bytes: number) => number;
+  free: (ptr: number) => void;
+}
+
+/** tfjs-wasm's heap (its memory and allocator), when the backend exposes them. */
+function wasmHeap(b: HeapReader): WasmHeap | undefined {
+  const w = b.wasm;
+  const memory = w?.asm?.memory;
+  if (
+    !(memory instanceof WebAssembly.Memory) ||
+    typeof w?._malloc !== 'function' ||
+    typeof w._free !== 'function'
+  )
+    return undefined;
+  const { _malloc: malloc, _free: free } = w;
+  return { memory, malloc: (n) => malloc(n), free: (p) => free(p) };
 }
 
 /**
@@ -164,6 +186,8 @@ async function scoreSource(
   const backendObj = tf.backend() as unknown as HeapReader;
   const inPlace = selector === 'js' && typeof backendObj.typedArrayFromHeap === 'function';
   let thread: SelectionThread | undefined;
+  let heap: WasmHeap | undefined;
+  let heapScratch = 0;
   let matmulMs = 0;
   let blocks = 0;
   let blockSize = 0;
@@ -191,7 +215,22 @@ async function scoreSource(
         ? (opts.selectionWorker ?? (overlapPays(tf.getBackend()) ? defaultWorkerScript() : undefined))
         : undefined;
     thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
-    const local = thread ? undefined : new BlockSelector(setup);
+    // On the calling thread over tfjs-wasm, the SIMD scan runs on the wasm heap itself: rows are scanned where
+    // the matmul wrote them (its scratch is allocated in that heap), not copied into a memory of its own.
+    let local: BlockSelector | undefined;
+    if (!thread) {
+      const hm = inPlace ? heapFilterModule() : null;
+      heap = hm ? wasmHeap(backendObj) : undefined;
+      if (hm && heap) {
+        heapScratch = heap.malloc(filterScratchBytes(nItems) + 16);
+        local = new BlockSelector(
+          setup,
+          new ScoreFilter(hm, nItems, heap.memory, Math.ceil(heapScratch / 16) * 16),
+        );
+      } else {
+        local = new BlockSelector(setup);
+      }
+    }
     const emit = async (index: number, bu: Int32Array, sel: SelectedBlock, empty?: Uint8Array) => {
       if (empty) blankRows(sel, empty, topN);
       await opts.onBlock({ index, users: bu, topN, items: sel.items, scores: sel.scores });
@@ -255,6 +294,7 @@ async function scoreSource(
     await deliver((blocks + 1) % 2);
   } finally {
     source.dispose();
+    if (heap && heapScratch) heap.free(heapScratch);
     await thread?.close();
   }
   const ms = performance.now() - t0;
