@@ -223,13 +223,16 @@ async function scoreSource(
       heap = hm ? wasmHeap(backendObj) : undefined;
       if (hm && heap) {
         heapScratch = heap.malloc(filterScratchBytes(nItems) + 16);
-        local = new BlockSelector(
-          setup,
-          new ScoreFilter(hm, nItems, heap.memory, Math.ceil(heapScratch / 16) * 16),
-        );
-      } else {
-        local = new BlockSelector(setup);
+        try {
+          const f = new ScoreFilter(hm, nItems, heap.memory, Math.ceil(heapScratch / 16) * 16);
+          local = new BlockSelector(setup, f);
+        } catch {
+          // e.g. a threaded tfjs-wasm build, whose heap is a shared memory: the scan's own memory instead.
+          heap.free(heapScratch);
+          heapScratch = 0;
+        }
       }
+      local ??= new BlockSelector(setup);
     }
     const emit = async (index: number, bu: Int32Array, sel: SelectedBlock, empty?: Uint8Array) => {
       if (empty) blankRows(sel, empty, topN);
