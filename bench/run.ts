@@ -5,11 +5,12 @@ import * as path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchScoring } from './scoring';
 
-const BENCHES = ['ingest', 'training', 'quality', 'scoring'] as const;
+const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels'] as const;
 
 /**
- * `npm run bench [-- --only ingest,training,quality,scoring | -- quality] [--events N] [quality options]
- * [scoring options]`: runs the benchmarks; each writes bench/results/<name>.json with baselines measured in the same
+ * `npm run bench [-- --only ingest,training,quality,scoring,scoring-kernels | -- quality] [--events N] [quality
+ * options] [scoring options]`: runs the benchmarks; scoring-kernels (bench/scoring-kernels.ts: top-N scoring
+ * against the backend's matmul) runs with its defaults; each writes bench/results/<name>.json with baselines measured in the same
  * run. Scoring options (bench/scoring.ts): --users N (1M), --items N (50k), --history N (events per user, 5),
  * --shards 1,2,4, --memory-limits 2GB (DuckDB's, per activity; several: largest first). Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
@@ -63,6 +64,11 @@ async function main(): Promise<void> {
     // A process of its own: it compares tfjs backends, whose global state must not leak into other benchmarks.
     const r = spawnSync(process.execPath, [path.join(__dirname, 'training.js')], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`training benchmark failed (exit ${r.status})`);
+  }
+  if (want('scoring-kernels')) {
+    // Its own process as well: it switches between tfjs backends.
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'scoring-kernels.js')], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`scoring-kernels benchmark failed (exit ${r.status})`);
   }
   if (want('quality')) {
     // A process of its own too: it starts recforge pipelines and Python references as children and reads

@@ -12,7 +12,8 @@
  *   tf.Variable tables + tf.train.adam (dense) with the same loss, same backend.
  * - two-tower examples/s: the fused step (hand-derived gradients) against the autograd step, alternated runs,
  *   per wall second and per CPU second of this process.
- * - scoring GFLOP/s (matmul + exclusion + top-N) vs plain tf.matMul GFLOP/s of one block's shape, same backend.
+ * - scoring GFLOP/s (matmul + exclusion + top-N) vs plain tf.matMul GFLOP/s of one block's shape, same backend
+ *   (bench/scoring-kernels.ts: every backend, each placement of selection, and the EASE blend).
  * Then BPR on the plain-JS cpu backend (the last resort), and peak RSS.
  * Timings are best-of-N where cheap; the machine may be shared, so treat them as indicative.
  */

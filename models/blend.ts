@@ -35,6 +35,8 @@ export function easeBlendScorer(ease: EASEModel, rows: CSR, mf: MFModel, beta: n
     dim,
     itemMatrix: m,
     columns: ease.items,
+    // [beta p_u | beta] is set for every user with a history: one backend matmul, not JS multiply-adds.
+    denseTail: extra,
     userRows: (users) => {
       const ptr = new Int32Array(users.length + 1);
       for (let r = 0; r < users.length; r++) {

@@ -48,6 +48,12 @@ export interface LinearScorer {
   /** Global item id of each column; items not listed get no score. */
   columns: Int32Array;
   userRows: UserRowProvider;
+  /**
+   * The last `denseTail` input dimensions are dense: every non-empty row sets them (a blend's factor-model user
+   * vector and bias). A block scored by the sparse product takes that part as one small backend matmul instead of
+   * denseTail multiply-adds per score in JS. Default 0.
+   */
+  denseTail?: number;
 }
 
 export interface BlockSource {
@@ -60,12 +66,19 @@ export interface BlockSource {
   /** Blocks scored by each kind of product (linear scorers: sparse / compact / dense). */
   paths?: Record<'sparse' | 'compact' | 'dense', number>;
   /**
-   * One block's scores [users.length, nCols] (the caller disposes them) and, optionally, the rows that have no
-   * input at all: they get no recommendations (-1 padded) instead of arbitrary ties at score 0.
+   * One block's scores [users.length, nCols] — a tensor (the caller disposes it) or, when they were computed
+   * outside the backend, a plain array — and, optionally, the rows that have no input at all: they get no
+   * recommendations (-1 padded) instead of arbitrary ties at score 0.
    */
-  blockScores(users: Int32Array): { scores: Tensor2D; empty?: Uint8Array };
+  blockScores(users: Int32Array): BlockScores;
   dispose(): void;
 }
+
+export type BlockScores = (
+  { scores: Tensor2D; data?: undefined } | { data: Float32Array; scores?: undefined }
+) & {
+  empty?: Uint8Array;
+};
 
 /** Dense factors: the item matrix pre-transposed to [D(+1), nItems] (tfjs-wasm's transposeB matmul is ~5x slower). */
 export function factorSource(f: ScoringFactors, cand: Int32Array | undefined): BlockSource {
@@ -117,12 +130,19 @@ const SPARSE_COST = 15;
  * out[r, :] = sum over row r's entries of v * M[col, :] (B x nCols). A plain function with every array in a local:
  * V8 keeps the inner loop tight (inside the scorer's closure it ran ~4x slower).
  */
-function sparseProduct(rows: SparseRows, B: number, m: Float32Array, nCols: number): Float32Array {
-  const out = new Float32Array(B * nCols);
+function sparseProduct(
+  rows: SparseRows,
+  B: number,
+  m: Float32Array,
+  nCols: number,
+  out: Float32Array = new Float32Array(B * nCols),
+  below = Infinity,
+): Float32Array {
   const { ptr, cols, vals } = rows;
   for (let r = 0; r < B; r++) {
     const o = r * nCols;
     for (let q = ptr[r]; q < ptr[r + 1]; q++) {
+      if (cols[q] >= below) continue; // the dense tail, already in `out`
       const v = vals[q];
       const mo = cols[q] * nCols;
       let c = 0;
@@ -175,6 +195,9 @@ export function linearSource(m: LinearScorer, cand: Int32Array | undefined): Blo
   const local = new Int32Array(dim);
   let blockNo = 0;
   const paths = { sparse: 0, compact: 0, dense: 0 };
+  const tail = Math.max(0, Math.min(dim, Math.floor(m.denseTail ?? 0)));
+  const head = dim - tail;
+  let tailT: Tensor2D | undefined; // rows [head, dim) of the matrix, made on first use
   return {
     nCols,
     colToGlobal: identity ? undefined : colToGlobal,
@@ -202,9 +225,23 @@ export function linearSource(m: LinearScorer, cand: Int32Array | undefined): Blo
           used.push(c);
         }
       }
-      if (nnz * SPARSE_COST < B * Math.min(used.length, dim)) {
+      // The sparse product's cost: its head entries in JS, the dense tail (if any) as a backend matmul.
+      let nnzHead = nnz;
+      if (tail > 0) for (let q = 0; q < nnz; q++) if (rows.cols[q] >= head) nnzHead--;
+      if (nnzHead * SPARSE_COST + B * tail < B * Math.min(used.length, dim)) {
         paths.sparse++;
-        return { scores: tf.tensor2d(sparseProduct(rows, B, mat, nCols), [B, nCols]), empty };
+        if (tail === 0 || nnzHead === nnz) return { data: sparseProduct(rows, B, mat, nCols), empty };
+        const xt = new Float32Array(B * tail);
+        for (let r = 0; r < B; r++)
+          for (let q = rows.ptr[r]; q < rows.ptr[r + 1]; q++)
+            if (rows.cols[q] >= head) xt[r * tail + rows.cols[q] - head] += rows.vals[q];
+        tailT ??= tf.slice(itemT, [head, 0], [tail, nCols]) as Tensor2D;
+        const t = tailT;
+        const dense = tf.tidy(() => tf.matMul(tf.tensor2d(xt, [B, tail]), t)) as Tensor2D;
+        // dataSync hands back a copy of the product's values: the head's sparse product is added in place.
+        const data = dense.dataSync() as Float32Array;
+        dense.dispose();
+        return { data: sparseProduct(rows, B, mat, nCols, data, head), empty };
       }
       if (used.length <= COMPACT_SHARE * dim) {
         paths.compact++;
@@ -225,6 +262,9 @@ export function linearSource(m: LinearScorer, cand: Int32Array | undefined): Blo
         for (let q = rows.ptr[r]; q < rows.ptr[r + 1]; q++) x[r * dim + rows.cols[q]] += rows.vals[q];
       return { scores: tf.tidy(() => tf.matMul(tf.tensor2d(x, [B, dim]), itemT)) as Tensor2D, empty };
     },
-    dispose: () => itemT.dispose(),
+    dispose: () => {
+      itemT.dispose();
+      tailT?.dispose();
+    },
   };
 }

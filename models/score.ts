@@ -5,20 +5,21 @@
  * extra column), then per-row top-N selection. Memory is bounded by the block size, which is derived from a byte
  * budget: the resident item matrix (D+1) x I plus block x I scores, independent of the number of users.
  *
- * Selection ('js', default): per row, a sampled threshold filter then an exact heap over the few survivors (see
- * selectTopN); excluded items are checked only for survivors (via a per-row stamp array), so exclusion is ~free. On wasm the scores
- * are read in place from the wasm heap (no copy). Measured on wasm: tf.topk on 1024 x 10000 took ~53 ms vs ~78 ms for
- * the matmul itself, the JS scan a fraction of that. The selection (models/top-n.ts) runs in a worker thread when the
- * compiled worker is available: tfjs-wasm is single-threaded in Node, so block b's selection on a second core
- * overlaps block b + 1's matmul. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for backends where
- * reading scores back is the bottleneck (GPU).
- *
+ * Selection ('js', default): per row, a threshold from a strided sample of the row (its order statistic that
+ * ~2.5N scores beat), a scan keeping the eligible scores >= it — a WebAssembly SIMD kernel, one comparison per four
+ * scores (models/simd-filter.ts) — and an exact selection over the few survivors (packed keys, quickselect, native
+ * sort); excluded items are checked only for survivors (via a per-row stamp array), so exclusion is ~free. On wasm
+ * the scores are read in place from the wasm heap. The selection (models/top-n.ts) runs in a worker thread when
+ * the compiled worker is available and a core is idle for it (overlapPays): block b's selection then overlaps
+ * block b + 1's matmul. 'tf' (tf.tensorScatterUpdate to -inf + tf.topk) is kept for backends where reading scores
+ * back is the bottleneck (GPU).
  * The item matrix is stored pre-transposed ([D+1, I]): tfjs-wasm's matmul with transposeB ran ~5x slower.
  * scoreLinear scores sparse user rows built per block by a provider (EASE histories) against a dim x items matrix
  * through the same loop (models/score-sources.ts).
  * Ordering: score descending, ties by lower item index; NaN scores are never returned. Rows with fewer than N
  * eligible items are padded with item -1 and score -Infinity.
  */
+import * as os from 'node:os';
 import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { ensureBackend, getTf } from './backend';
 import {
@@ -28,6 +29,7 @@ import {
   type LinearScorer,
   type ScoringFactors,
 } from './score-sources';
+import { filterScratchBytes, heapFilterModule, ScoreFilter } from './simd-filter';
 import { BlockSelector, MAX_PACKED_ITEMS, type BlockExclusion, type SelectionSetup } from './top-n';
 import { defaultWorkerScript, SelectionThread, type SelectedBlock } from './top-n-thread';
 
@@ -74,7 +76,8 @@ export interface ScoreOptions {
   selector?: 'js' | 'tf';
   /**
    * The 'js' selector's worker thread (overlaps selection with the next block's matmul): a compiled worker
-   * script, or false for selection on the calling thread. Default: the worker beside this module when compiled.
+   * script, or false for selection on the calling thread. Default (see overlapPays): the worker beside this
+   * module when compiled, if the backend's matmul leaves a core idle for it.
    */
   selectionWorker?: string | false;
   onBlock: (block: ScoreBlock) => void | Promise<void>;
@@ -95,6 +98,27 @@ export interface ScoreStats {
 
 interface HeapReader {
   typedArrayFromHeap?: (t: Tensor2D) => Float32Array;
+  wasm?: { asm?: { memory?: unknown }; _malloc?: (n: number) => number; _free?: (p: number) => void };
+}
+
+interface WasmHeap {
+  memory: WebAssembly.Memory;
+  malloc: (bytes: number) => number;
+  free: (ptr: number) => void;
+}
+
+/** tfjs-wasm's heap (its memory and allocator), when the backend exposes them. */
+function wasmHeap(b: HeapReader): WasmHeap | undefined {
+  const w = b.wasm;
+  const memory = w?.asm?.memory;
+  if (
+    !(memory instanceof WebAssembly.Memory) ||
+    typeof w?._malloc !== 'function' ||
+    typeof w._free !== 'function'
+  )
+    return undefined;
+  const { _malloc: malloc, _free: free } = w;
+  return { memory, malloc: (n) => malloc(n), free: (p) => free(p) };
 }
 
 /**
@@ -162,6 +186,8 @@ async function scoreSource(
   const backendObj = tf.backend() as unknown as HeapReader;
   const inPlace = selector === 'js' && typeof backendObj.typedArrayFromHeap === 'function';
   let thread: SelectionThread | undefined;
+  let heap: WasmHeap | undefined;
+  let heapScratch = 0;
   let matmulMs = 0;
   let blocks = 0;
   let blockSize = 0;
@@ -186,10 +212,28 @@ async function scoreSource(
     const setup: SelectionSetup = { nItems, topN, allowSort: opts.ordering !== 'heap', cand, globalToLocal };
     const script =
       selector === 'js' && opts.selectionWorker !== false
-        ? (opts.selectionWorker ?? defaultWorkerScript())
+        ? (opts.selectionWorker ?? (overlapPays(tf.getBackend()) ? defaultWorkerScript() : undefined))
         : undefined;
     thread = script ? new SelectionThread(script, setup, blockSize) : undefined;
-    const local = thread ? undefined : new BlockSelector(setup);
+    // On the calling thread over tfjs-wasm, the SIMD scan runs on the wasm heap itself: rows are scanned where
+    // the matmul wrote them (its scratch is allocated in that heap), not copied into a memory of its own.
+    let local: BlockSelector | undefined;
+    if (!thread) {
+      const hm = inPlace ? heapFilterModule() : null;
+      heap = hm ? wasmHeap(backendObj) : undefined;
+      if (hm && heap) {
+        heapScratch = heap.malloc(filterScratchBytes(nItems) + 16);
+        try {
+          const f = new ScoreFilter(hm, nItems, heap.memory, Math.ceil(heapScratch / 16) * 16);
+          local = new BlockSelector(setup, f);
+        } catch {
+          // e.g. a threaded tfjs-wasm build, whose heap is a shared memory: the scan's own memory instead.
+          heap.free(heapScratch);
+          heapScratch = 0;
+        }
+      }
+      local ??= new BlockSelector(setup);
+    }
     const emit = async (index: number, bu: Int32Array, sel: SelectedBlock, empty?: Uint8Array) => {
       if (empty) blankRows(sel, empty, topN);
       await opts.onBlock({ index, users: bu, topN, items: sel.items, scores: sel.scores });
@@ -208,18 +252,24 @@ async function scoreSource(
       const bu = users.subarray(start, Math.min(users.length, start + blockSize));
       const B = bu.length;
       const tm = performance.now();
-      const { scores, empty } = source.blockScores(bu);
+      const block = source.blockScores(bu);
+      const { empty } = block;
+      // Scores computed outside the backend (a linear scorer's sparse product) are already a plain array.
+      const scores =
+        block.scores ?? (selector === 'tf' ? (tf.tensor2d(block.data, [B, nItems]) as Tensor2D) : undefined);
       const excl = resolveExclusion(opts.exclude, bu);
       try {
         if (selector === 'tf') {
           const out = { items: new Int32Array(B * topN), scores: new Float32Array(B * topN) };
-          selectWithTf(scores, excl, globalToLocal, nItems, topN, cand, out.items, out.scores);
+          selectWithTf(scores as Tensor2D, excl, globalToLocal, nItems, topN, cand, out.items, out.scores);
           matmulMs += performance.now() - tm;
           await emit(blocks, bu.slice(), out, empty);
         } else {
-          const data = inPlace
-            ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
-            : (scores.dataSync() as Float32Array);
+          const data = !scores
+            ? (block.data as Float32Array)
+            : inPlace
+              ? (backendObj.typedArrayFromHeap as (t: Tensor2D) => Float32Array)(scores)
+              : (scores.dataSync() as Float32Array);
           matmulMs += performance.now() - tm;
           if (thread) {
             const slot = blocks % 2;
@@ -238,7 +288,7 @@ async function scoreSource(
           }
         }
       } finally {
-        scores.dispose();
+        scores?.dispose();
       }
       blocks++;
     }
@@ -247,6 +297,7 @@ async function scoreSource(
     await deliver((blocks + 1) % 2);
   } finally {
     source.dispose();
+    if (heap && heapScratch) heap.free(heapScratch);
     await thread?.close();
   }
   const ms = performance.now() - t0;
@@ -260,6 +311,17 @@ async function scoreSource(
     gflops: (2 * users.length * nItems * source.inputWidth) / (ms * 1e6),
     ...(source.paths ? { paths: { ...source.paths } } : {}),
   };
+}
+
+/**
+ * Whether selection on a worker thread can overlap the matmul rather than compete with it: only when the backend's
+ * matmul runs on one thread (wasm, cpu; libtensorflow's uses every core) and a core is idle now (load average
+ * below the cores minus one). Measured on the 2-core project machine under a load of 6-8: with no idle core the
+ * worker slowed the matmul's thread by ~65% and scoring ran at 0.47x matmul, against 0.69x on the calling thread.
+ */
+export function overlapPays(backend: string): boolean {
+  if (backend !== 'wasm' && backend !== 'cpu') return false;
+  return os.loadavg()[0] <= os.availableParallelism() - 1.5;
 }
 
 /** Rows without any input get no recommendations. */

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { filterModule, filterScratchBytes, pagesFor } from './simd-filter';
 import type { BlockExclusion, SelectionSetup } from './top-n';
 import type { WorkerBlock, WorkerInit, WorkerReply } from './top-n-worker';
 
@@ -30,8 +31,18 @@ export class SelectionThread {
   private failure: Error | undefined;
 
   constructor(script: string, setup: SelectionSetup, blockSize: number) {
-    const buffers = [0, 1].map(() => new SharedArrayBuffer(blockSize * setup.nItems * 4));
-    this.slots = buffers.map((b) => new Float32Array(b));
+    // Both slots and the worker's SIMD scan scratch in one shared WebAssembly memory, so the scan reads the
+    // slots in place (where the runtime has SIMD; plain shared buffers otherwise).
+    const slotBytes = Math.ceil((blockSize * setup.nItems * 4) / 16) * 16;
+    let memory: WebAssembly.Memory | undefined;
+    if (filterModule()) {
+      const pages = pagesFor(2 * slotBytes + filterScratchBytes(setup.nItems));
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const buffer = memory.buffer;
+      this.slots = [16, 16 + slotBytes].map((off) => new Float32Array(buffer, off, blockSize * setup.nItems));
+    } else {
+      this.slots = [0, 1].map(() => new Float32Array(new SharedArrayBuffer(blockSize * setup.nItems * 4)));
+    }
     this.worker = new Worker(script);
     this.worker.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.block);
@@ -47,7 +58,16 @@ export class SelectionThread {
     };
     this.worker.on('error', (err) => fail(err));
     this.worker.on('exit', (code) => fail(new Error(`top-N selection worker exited (code ${code})`)));
-    const init: WorkerInit = { kind: 'init', setup, slots: buffers };
+    const init: WorkerInit = memory
+      ? {
+          kind: 'init',
+          setup,
+          memory,
+          slotOffsets: [16, 16 + slotBytes],
+          slotFloats: blockSize * setup.nItems,
+          scratchOff: 16 + 2 * slotBytes,
+        }
+      : { kind: 'init', setup, slots: this.slots.map((v) => v.buffer as SharedArrayBuffer) };
     this.worker.postMessage(init);
   }
 

@@ -5,14 +5,23 @@
  * `done` (results transferred) or `failed`.
  */
 import { parentPort } from 'node:worker_threads';
+import { filterModule, ScoreFilter } from './simd-filter';
 import { BlockSelector, type BlockExclusion, type SelectionSetup } from './top-n';
 
-export interface WorkerInit {
-  kind: 'init';
-  setup: SelectionSetup;
-  /** Score slots (SharedArrayBuffer), each blockSize x nItems floats. */
-  slots: SharedArrayBuffer[];
-}
+/**
+ * Score slots, each blockSize x nItems floats: inside a shared WebAssembly memory that also holds the SIMD scan's
+ * scratch (at scratchOff), or (without SIMD) plain shared buffers.
+ */
+export type WorkerInit = { kind: 'init'; setup: SelectionSetup } & (
+  | {
+      memory: WebAssembly.Memory;
+      slotOffsets: number[];
+      slotFloats: number;
+      scratchOff: number;
+      slots?: undefined;
+    }
+  | { slots: SharedArrayBuffer[]; memory?: undefined }
+);
 
 export interface WorkerBlock {
   kind: 'block';
@@ -32,9 +41,16 @@ let slots: Float32Array[] = [];
 
 parentPort?.on('message', (msg: WorkerInit | WorkerBlock) => {
   if (msg.kind === 'init') {
-    selector = new BlockSelector(msg.setup);
     topN = msg.setup.topN;
-    slots = msg.slots.map((s) => new Float32Array(s));
+    const module = filterModule();
+    if (msg.memory && module) {
+      const { memory, setup } = msg;
+      selector = new BlockSelector(setup, new ScoreFilter(module, setup.nItems, memory, msg.scratchOff));
+      slots = msg.slotOffsets.map((off) => new Float32Array(memory.buffer, off, msg.slotFloats));
+    } else if (msg.slots) {
+      selector = new BlockSelector(msg.setup, false);
+      slots = msg.slots.map((s) => new Float32Array(s));
+    }
     return;
   }
   try {

@@ -83,6 +83,11 @@ const OPS: Record<string, [number[], Imm, number?]> = {
   'f32x4.add': [[0xfd, 0xe4, 0x01], 'none'],
   'f32x4.sub': [[0xfd, 0xe5, 0x01], 'none'],
   'f32x4.mul': [[0xfd, 0xe6, 0x01], 'none'],
+  'f32x4.ge': [[0xfd, 0x46], 'none'],
+  'v128.or': [[0xfd, 0x50], 'none'],
+  'v128.any_true': [[0xfd, 0x53], 'none'],
+  'i32x4.bitmask': [[0xfd, 0xa4, 0x01], 'none'],
+  'i32.ctz': [[0x68], 'none'],
 };
 
 export type Code = (string | number)[];
@@ -185,9 +190,10 @@ function str(s: string): number[] {
 
 /**
  * A module importing one shared memory as env.memory (minPages..maxPages) and defining `funcs` (callable from each
- * other by index, exported under their names).
+ * other by index, exported under their names). With `shared` false: an unshared memory of at least minPages and
+ * no maximum (e.g. another module's growable heap).
  */
-export function buildModule(funcs: FuncDef[], minPages: number, maxPages: number): Uint8Array {
+export function buildModule(funcs: FuncDef[], minPages: number, maxPages: number, shared = true): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   section(
     1,
@@ -200,9 +206,9 @@ export function buildModule(funcs: FuncDef[], minPages: number, maxPages: number
     ),
     out,
   );
-  const limits: number[] = [0x03]; // min and max, shared
+  const limits: number[] = [shared ? 0x03 : 0x00]; // shared: min and max; unshared: min only
   uleb(minPages, limits);
-  uleb(maxPages, limits);
+  if (shared) uleb(maxPages, limits);
   section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]]), out);
   section(
     3,

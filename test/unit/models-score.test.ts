@@ -1,12 +1,19 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { transformFileSync } from '@swc/core';
-import { selectBackend } from '../../models/backend';
+import { selectBackend, type BackendName } from '../../models/backend';
 import { buildUserItemsCSR } from '../../models/mf';
 import { Rng } from '../../models/rng';
-import { chooseBlockSize, matmulGflops, scoreAll, ScoringFactors } from '../../models/score';
+import {
+  chooseBlockSize,
+  matmulGflops,
+  scoreAll,
+  scoreLinear,
+  ScoringFactors,
+  type LinearScorer,
+} from '../../models/score';
+import { filterModule, ScoreFilter } from '../../models/simd-filter';
+import { BlockSelector } from '../../models/top-n';
+import { compileModels } from '../helpers/compile-worker';
 import { collect, intFactors, randomExclusion, reference } from '../helpers/scoring';
+import { tfjsNodeProbe } from '../helpers/tfjs-node';
 
 beforeAll(async () => {
   await selectBackend('wasm');
@@ -111,16 +118,7 @@ test("the 'tf' selector (tensorScatterUpdate + tf.topk) agrees on tie-free data;
 
 /** The selection worker compiled from the sources (jest runs TypeScript; a worker thread needs JavaScript). */
 function compileWorker(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-topn-'));
-  for (const name of ['top-n', 'top-n-worker']) {
-    const src = path.join(__dirname, '..', '..', 'models', `${name}.ts`);
-    const { code } = transformFileSync(src, {
-      jsc: { target: 'es2022', parser: { syntax: 'typescript' } },
-      module: { type: 'commonjs' },
-    });
-    fs.writeFileSync(path.join(dir, `${name}.js`), code);
-  }
-  return path.join(dir, 'top-n-worker.js');
+  return compileModels(['top-n-worker', 'top-n', 'simd-filter', 'simd-codegen', 'wasm-asm']);
 }
 
 test('selection on a worker thread (overlapping the next matmul) gives the same results, blocks in order', async () => {
@@ -167,3 +165,201 @@ test('block size follows the memory budget', () => {
   expect(() => chooseBlockSize(items, 65, 10 * 1024 * 1024, false)).toThrow(/budget/);
   expect(matmulGflops(32, 16, 64, 1)).toBeGreaterThan(0);
 });
+
+/** Brute force over a block of scores: eligible (not excluded, not NaN) by score desc, index asc; -1/-Inf padded. */
+function bruteForce(
+  data: Float32Array,
+  B: number,
+  n: number,
+  topN: number,
+  excl: { ptr: Int32Array; items: Int32Array },
+) {
+  const items: number[] = [];
+  const scores: number[] = [];
+  for (let r = 0; r < B; r++) {
+    const ex = new Set(Array.from(excl.items.subarray(excl.ptr[r], excl.ptr[r + 1])));
+    const rows: [number, number][] = [];
+    for (let j = 0; j < n; j++) {
+      const v = data[r * n + j];
+      if (!ex.has(j) && v === v) rows.push([v, j]);
+    }
+    rows.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    for (let q = 0; q < topN; q++) {
+      items.push(q < rows.length ? rows[q][1] : -1);
+      // -0 ranks (and is returned) as 0, as in the selector's packed keys.
+      scores.push(q < rows.length ? rows[q][0] + 0 : -Infinity);
+    }
+  }
+  return { items, scores };
+}
+
+test('the SIMD scan and the JS scan select exactly what a full sort does (ties, seen items, NaN, -0, short rows)', () => {
+  expect(filterModule()).not.toBeNull();
+  const rng = new Rng(31);
+  for (const [B, n, topN, seenPerRow] of [
+    [40, 3000, 20, 60],
+    [25, 1037, 100, 900],
+    [30, 20000, 7, 5],
+    [10, 333, 50, 320],
+  ]) {
+    const data = new Float32Array(B * n);
+    // Few distinct values (many ties), some rows constant, NaN, -0 and infinities sprinkled in.
+    for (let q = 0; q < data.length; q++) {
+      const r = Math.floor(q / n);
+      const k = rng.nextInt(1000);
+      data[q] =
+        r % 7 === 3
+          ? 1
+          : k < 3
+            ? NaN
+            : k < 5
+              ? -0
+              : k < 6
+                ? -Infinity
+                : k < 7
+                  ? Infinity
+                  : rng.nextInt(41) - 20;
+    }
+    const ptr = new Int32Array(B + 1);
+    const items: number[] = [];
+    for (let r = 0; r < B; r++) {
+      const m = rng.nextInt(seenPerRow + 1);
+      for (let k = 0; k < m; k++) items.push(rng.nextInt(n));
+      ptr[r + 1] = items.length;
+    }
+    const excl = { ptr, items: Int32Array.from(items) };
+    const want = bruteForce(data, B, n, topN, excl);
+    for (const filter of [undefined, false] as const) {
+      for (const allowSort of [true, false]) {
+        const sel = new BlockSelector({ nItems: n, topN, allowSort }, filter);
+        expect(sel.simd).toBe(filter === undefined);
+        const outI = new Int32Array(B * topN);
+        const outS = new Float32Array(B * topN);
+        sel.select(data, B, excl, outI, outS);
+        expect(Array.from(outI)).toEqual(want.items);
+        expect(Array.from(outS)).toEqual(want.scores);
+      }
+    }
+  }
+  // The kernel on its own: indices >= thr, ascending, NaN never, in place from its memory or copied in.
+  const f = new ScoreFilter(filterModule() as WebAssembly.Module, 100);
+  const row = Float32Array.from({ length: 53 }, (_, j) => (j % 5 === 0 ? NaN : j % 9));
+  const expected = Array.from(row.keys()).filter((j) => row[j] >= 5);
+  expect(Array.from(f.cand.subarray(0, f.filter(row, 0, 53, 5)))).toEqual(expected);
+  const shifted = new Float32Array(f.memory.buffer, 16, 60);
+  shifted.set(row, 7); // an unaligned row already in the kernel's memory is read in place
+  expect(Array.from(f.cand.subarray(0, f.filter(shifted, 7, 53, 5)))).toEqual(expected);
+});
+
+const loadable: BackendName[] = ['wasm', 'cpu', ...(tfjsNodeProbe.ok ? (['tensorflow'] as const) : [])];
+
+test.each(loadable)(
+  'scoring on %s, selection on the calling thread and on the worker, equals brute force on tied random data',
+  async (backend) => {
+    await selectBackend(backend);
+    try {
+      const worker = compileWorker();
+      // Integer factors: exact float32 products on every backend, with many ties; seen items up to 400 a user.
+      const f = intFactors(45, 2500, 4, 41, true);
+      const exclude = randomExclusion(45, 2500, 400, 42);
+      const ref = reference(f, 30, exclude);
+      for (const selectionWorker of [false, worker] as const) {
+        const { got } = await collect(f, { topN: 30, exclude, blockSize: 16, selectionWorker });
+        expect(got).toEqual(ref);
+      }
+    } finally {
+      await selectBackend('wasm');
+    }
+  },
+);
+
+test.each(loadable)(
+  'a linear scorer with a dense tail (the blend: sparse history in JS + factors in a %s matmul) equals brute force',
+  async (backend) => {
+    await selectBackend(backend);
+    try {
+      const rng = new Rng(51);
+      const numUsers = 70;
+      const k = 300; // history dimensions (EASE's kept items) and scored columns
+      const tail = 3; // factor dims + bias, set for every user with a history
+      const dim = k + tail;
+      const columns = Int32Array.from({ length: k }, (_, c) => c * 2); // every other item of 600
+      const itemMatrix = Float32Array.from({ length: dim * k }, () => rng.nextInt(9) - 4);
+      const ptr = [0];
+      const cols: number[] = [];
+      const vals: number[] = [];
+      for (let u = 0; u < numUsers; u++) {
+        const n = u % 10 === 9 ? 0 : 1 + rng.nextInt(2); // some users without history: no list
+        for (let q = 0; q < n; q++) {
+          cols.push(rng.nextInt(k));
+          vals.push(1 + rng.nextInt(2));
+        }
+        if (n > 0)
+          for (let e = 0; e < tail; e++) {
+            cols.push(k + e);
+            vals.push(rng.nextInt(5) - 2);
+          }
+        ptr.push(cols.length);
+      }
+      const scorer: LinearScorer = {
+        numUsers,
+        numItems: 600,
+        dim,
+        itemMatrix,
+        columns,
+        denseTail: tail,
+        userRows: (users) => {
+          const p = new Int32Array(users.length + 1);
+          const c: number[] = [];
+          const v: number[] = [];
+          users.forEach((u, r) => {
+            for (let q = ptr[u]; q < ptr[u + 1]; q++) {
+              c.push(cols[q]);
+              v.push(vals[q]);
+            }
+            p[r + 1] = c.length;
+          });
+          return { ptr: p, cols: Int32Array.from(c), vals: Float32Array.from(v) };
+        },
+      };
+      const exclude = randomExclusion(numUsers, 600, 40, 52);
+      const topN = 25;
+      const got: { items: number[]; scores: number[] }[] = [];
+      const stats = await scoreLinear(scorer, {
+        topN,
+        exclude,
+        blockSize: 32,
+        selectionWorker: false,
+        onBlock: (b) => {
+          for (let r = 0; r < b.users.length; r++)
+            got[b.users[r]] = {
+              items: Array.from(b.items.subarray(r * topN, (r + 1) * topN)),
+              scores: Array.from(b.scores.subarray(r * topN, (r + 1) * topN)),
+            };
+        },
+      });
+      expect(stats.paths?.sparse).toBeGreaterThan(0);
+      for (let u = 0; u < numUsers; u++) {
+        const ex = new Set(Array.from(exclude.itemIdx.subarray(exclude.userPtr[u], exclude.userPtr[u + 1])));
+        const rows: [number, number][] = [];
+        if (ptr[u + 1] > ptr[u])
+          for (let c = 0; c < k; c++) {
+            if (ex.has(columns[c])) continue;
+            let s = 0;
+            for (let q = ptr[u]; q < ptr[u + 1]; q++) s += vals[q] * itemMatrix[cols[q] * k + c];
+            rows.push([s + 0, columns[c]]);
+          }
+        rows.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+        const items = rows.slice(0, topN).map((r) => r[1]);
+        const scores = rows.slice(0, topN).map((r) => r[0]);
+        while (items.length < topN) {
+          items.push(-1);
+          scores.push(-Infinity);
+        }
+        expect(got[u]).toEqual({ items, scores });
+      }
+    } finally {
+      await selectBackend('wasm');
+    }
+  },
+);
