@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchScoring } from './scoring';
 
-const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels'] as const;
+const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels', 'cold-start'] as const;
+/** Benchmarks a plain `npm run bench` leaves out (exploratory tables; ask for them with --only). */
+const ON_REQUEST = new Set<string>(['cold-start']);
 
 /**
  * `npm run bench [-- --only ingest,training,quality,scoring,scoring-kernels | -- quality] [--events N] [quality
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
       throw new Error(`unknown benchmark "${n}" (known: ${BENCHES.join(', ')})`);
   const only = names.length > 0 ? new Set(names) : undefined;
   const root = findProjectRoot();
-  const want = (n: string) => !only || only.has(n);
+  const want = (n: string) => (only ? only.has(n) : !ON_REQUEST.has(n));
   if (want('ingest')) {
     const file = await benchIngest(root, Number(values.events ?? 20_000_000));
     console.log(`[bench] wrote ${file}`);
@@ -81,6 +83,16 @@ async function main(): Promise<void> {
       stdio: 'inherit',
     });
     if (r.status !== 0) throw new Error(`quality benchmark failed (exit ${r.status})`);
+  }
+  if (want('cold-start')) {
+    const pass: string[] = [];
+    for (const k of ['datasets', 'threads'] as const)
+      if (values[k] !== undefined) pass.push(`--${k}`, values[k]);
+    if (values.quick) pass.push('--quick');
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'cold-start.js'), ...pass], {
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) throw new Error(`cold-start benchmark failed (exit ${r.status})`);
   }
 }
 
