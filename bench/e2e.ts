@@ -32,7 +32,7 @@ export interface E2eOptions {
   full?: boolean;
   /** Event count for the mf run (default 5M; 0 skips it). */
   mfEvents?: number;
-  /** Per configuration wall-clock limit in seconds (default 3600). */
+  /** Per configuration wall-clock limit in seconds (default 2400). */
   timeoutSeconds?: number;
 }
 
@@ -57,6 +57,8 @@ interface ChildResult {
   memoryLimit: string;
   threads: number;
   tuning?: unknown;
+  /** The child's slowest DuckDB statements (RECFORGE_SQL_TIMING), summed per statement head. */
+  slowestStatements?: { sql: string; seconds: number; count: number }[];
 }
 
 const ITEMS = 10_000;
@@ -77,15 +79,40 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [__filename, '--child', JSON.stringify(job)], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RECFORGE_LOG_LEVEL: process.env.RECFORGE_LOG_LEVEL ?? 'warn' },
+      env: {
+        ...process.env,
+        RECFORGE_LOG_LEVEL: process.env.RECFORGE_LOG_LEVEL ?? 'warn',
+        // Every DuckDB statement of 50 ms or more, with its wall time, on stderr (lib/duckdb.ts).
+        RECFORGE_SQL_TIMING: '1',
+      },
     });
     let out = '';
     let err = '';
+    let partial = '';
+    const statements = new Map<string, { sql: string; seconds: number; count: number }>();
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        const m = /^\[sql ([0-9.]+) s\] (.*)$/.exec(l);
+        if (!m) {
+          err += l + '\n';
+          continue;
+        }
+        const head = m[2].slice(0, 100);
+        const t = statements.get(head) ?? { sql: head, seconds: 0, count: 0 };
+        t.seconds += Number(m[1]);
+        t.count += 1;
+        statements.set(head, t);
+      }
       if (err.length > 200_000) err = err.slice(-100_000);
     });
+    const slowest = () =>
+      [...statements.values()]
+        .sort((a, b) => b.seconds - a.seconds)
+        .slice(0, 10)
+        .map((t) => ({ ...t, seconds: Math.round(t.seconds * 100) / 100 }));
     const t0 = Date.now();
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutSeconds * 1000);
     child.once('exit', (code, signal) => {
@@ -95,7 +122,7 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
         .split('\n')
         .reverse()
         .find((l) => l.startsWith('{"ok"'));
-      if (line) return resolve(JSON.parse(line) as ChildResult);
+      if (line) return resolve({ ...(JSON.parse(line) as ChildResult), slowestStatements: slowest() });
       const why = signal
         ? `killed by ${signal}${signal === 'SIGKILL' ? ` (after ${timeoutSeconds} s, or out of memory)` : ''}`
         : `exit ${code}`;
@@ -107,6 +134,7 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
         peakRssBytes: 0,
         memoryLimit: '',
         threads: 0,
+        slowestStatements: slowest(),
       });
     });
   });
@@ -203,7 +231,7 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
   const full = o.full ?? process.env.RECFORGE_BENCH_FULL === '1';
   const sizes = o.sizes ?? [600_000, 2_000_000, 5_000_000, ...(full ? [20_000_000] : [])];
   const mfEvents = o.mfEvents ?? 5_000_000;
-  const timeout = o.timeoutSeconds ?? 3600;
+  const timeout = o.timeoutSeconds ?? 2400;
   const work = path.join(os.tmpdir(), 'recforge-bench-e2e-runs');
   const jobs: ChildJob[] = [];
   for (const events of sizes)
@@ -217,8 +245,28 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
       dataDir: '',
     });
 
-  const results: BenchResult[] = [];
   const runs: Record<string, ChildResult> = {};
+  const { config } = loadConfig({ root, env: {} });
+  // Written after every configuration: a long run stopped half-way still leaves what it measured.
+  const write = (): string =>
+    writeResults(root, 'e2e', e2eResults(jobs, runs, sizes), {
+      sizes,
+      mfEvents,
+      users: 'events / 100',
+      items: ITEMS,
+      seed: 1,
+      defaultChallenger: config.training.challenger,
+      tuningBudgetSeconds: config.training.tuning.budgetSeconds,
+      duckdb: { memoryLimit: `${config.duckdb.memoryLimit} (auto)`, threads: config.duckdb.threads },
+      maximumAttempts: 1,
+      gates: 'opened (every run publishes)',
+      tuning: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.tuning ?? null])),
+      slowestStatements: Object.fromEntries(
+        Object.entries(runs).map(([k, r]) => [k, r.slowestStatements ?? []]),
+      ),
+      load: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
+    });
+  let file = '';
   for (const job of jobs) {
     job.dataDir = path.join(work, job.label);
     fs.rmSync(job.dataDir, { recursive: true, force: true });
@@ -231,6 +279,16 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
       `[bench e2e] ${job.label}: ${r.ok ? 'completed' : `FAILED (${r.error})`} in ${r.wallSeconds.toFixed(0)} s; ` +
         `${stageLine}; peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB`,
     );
+    file = write();
+  }
+  return file;
+}
+
+function e2eResults(jobs: ChildJob[], runs: Record<string, ChildResult>, sizes: number[]): BenchResult[] {
+  const results: BenchResult[] = [];
+  for (const job of jobs) {
+    const r = runs[job.label];
+    if (!r) continue;
     const tag = `[${job.label}]`;
     results.push({
       metric: `status${tag}`,
@@ -281,21 +339,7 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
       }
     }
   }
-  const { config } = loadConfig({ root, env: {} });
-  return writeResults(root, 'e2e', results, {
-    sizes,
-    mfEvents,
-    users: 'events / 100',
-    items: ITEMS,
-    seed: 1,
-    defaultChallenger: config.training.challenger,
-    tuningBudgetSeconds: config.training.tuning.budgetSeconds,
-    duckdb: { memoryLimit: `${config.duckdb.memoryLimit} (auto)`, threads: config.duckdb.threads },
-    maximumAttempts: 1,
-    gates: 'opened (every run publishes)',
-    tuning: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.tuning ?? null])),
-    load: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
-  });
+  return results;
 }
 
 if (require.main === module && process.argv[2] === '--child') {
