@@ -10,12 +10,82 @@ import { clean } from '../activities/clean';
 import { directRun } from '../activities/support/direct';
 import { RssSampler, timed, writeResults, type BenchResult } from './common';
 
+/** One `[sql X s] head` line of RECFORGE_SQL_TIMING, summed per statement head. */
+interface StatementTime {
+  sql: string;
+  seconds: number;
+  count: number;
+}
+
 /**
- * Data-quality stage throughput: ingest + profile + clean of N synthetic events (default 20M) against a bare
- * DuckDB COPY of the same CSV to Parquet, measured in the same run with the same memory and thread limits.
- * Target: the stage within 3x the bare copy, peak RSS under 4 GiB.
+ * Runs `fn` with RECFORGE_SQL_TIMING on and collects the per-statement wall times lib/duckdb.ts prints on stderr
+ * (statements of at least 50 ms), summed per statement head, largest first.
  */
-export async function benchIngest(root: string, events: number): Promise<string> {
+async function withStatementTimes<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; statements: StatementTime[] }> {
+  const before = process.env.RECFORGE_SQL_TIMING;
+  const error = console.error;
+  const sums = new Map<string, StatementTime>();
+  process.env.RECFORGE_SQL_TIMING = '1';
+  console.error = (...args: unknown[]) => {
+    const m = /^\[sql ([0-9.]+) s\] (.*)$/s.exec(String(args[0] ?? ''));
+    if (!m) return error(...args);
+    const head = m[2].slice(0, 100);
+    const t = sums.get(head) ?? { sql: head, seconds: 0, count: 0 };
+    t.seconds += Number(m[1]);
+    t.count += 1;
+    sums.set(head, t);
+  };
+  try {
+    const value = await fn();
+    return { value, statements: [...sums.values()].sort((a, b) => b.seconds - a.seconds) };
+  } finally {
+    console.error = error;
+    if (before === undefined) delete process.env.RECFORGE_SQL_TIMING;
+    else process.env.RECFORGE_SQL_TIMING = before;
+  }
+}
+
+const millions = (n: number): string =>
+  n >= 1e6 ? `${+(n / 1e6).toFixed(1)}M` : `${+(n / 1e3).toFixed(0)}k`;
+
+/**
+ * Data-quality stage throughput: ingest + profile + clean of N synthetic events (default 5M and 20M) against a
+ * bare DuckDB COPY of the same CSV to Parquet, measured in the same run with the same memory and thread limits —
+ * once with the default config (privacy off) and once with configs/private.yaml (privacy on: the clean stage
+ * then also bounds each user's contribution, twice). Target: the stage within 3x the bare copy, peak RSS under
+ * 4 GiB. The slowest statements of each configuration (RECFORGE_SQL_TIMING) are written with the results.
+ */
+export async function benchIngest(root: string, eventsList: readonly number[]): Promise<string> {
+  const results: BenchResult[] = [];
+  const profiles: Record<string, StatementTime[]> = {};
+  let limits = { memoryLimit: '', threads: 0 };
+  for (const events of eventsList) {
+    const r = await benchIngestAt(root, events);
+    results.push(...r.results);
+    Object.assign(profiles, r.profiles);
+    limits = r.limits;
+  }
+  return writeResults(root, 'ingest', results, {
+    events: eventsList,
+    usersPerEvent: 0.01,
+    itemsPerEvent: 0.002,
+    memoryLimit: limits.memoryLimit,
+    threads: limits.threads,
+    privacyOn: 'configs/private.yaml (RECFORGE_CONFIG layer)',
+    slowestStatements: profiles,
+  });
+}
+
+async function benchIngestAt(
+  root: string,
+  events: number,
+): Promise<{
+  results: BenchResult[];
+  profiles: Record<string, StatementTime[]>;
+  limits: { memoryLimit: string; threads: number };
+}> {
   const work = path.join(os.tmpdir(), `recforge-bench-ingest-${events}`);
   const dataDir = path.join(work, 'data');
   const input = path.join(work, 'input');
@@ -28,19 +98,23 @@ export async function benchIngest(root: string, events: number): Promise<string>
   }
   const csv = path.join(input, 'interactions.csv');
   const bytes = fs.statSync(csv).size;
-  const { config } = loadConfig({
-    root,
-    env: {},
-    overrides: {
-      dataDir,
-      quality: {
-        minRows: 0,
-        maxQuarantineShare: 1,
-        maxQuarantineShareByReason: { malformed_line: 1, bad_timestamp: 1 },
+  const configFor = (privacy: boolean) =>
+    loadConfig({
+      root,
+      env: privacy ? { RECFORGE_CONFIG: 'configs/private.yaml' } : {},
+      overrides: {
+        dataDir,
+        quality: {
+          minRows: 0,
+          maxQuarantineShare: 1,
+          maxQuarantineShareByReason: { malformed_line: 1, bad_timestamp: 1 },
+        },
+        ...(privacy ? {} : { privacy: { enabled: false } }),
       },
-      privacy: { enabled: false },
-    },
-  });
+    }).config;
+  const configs = { off: configFor(false), on: configFor(true) };
+  if (!configs.on.privacy.enabled) throw new Error('configs/private.yaml did not turn privacy on');
+  const config = configs.off;
   const limits = { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads };
 
   // Baseline: the bare copy, typed by DuckDB's own sniffer, to Parquet. Timed before and after the stages and
@@ -59,72 +133,93 @@ export async function benchIngest(root: string, events: number): Promise<string>
       }
     });
   const baseBefore = await bareCopy();
-  console.log(`[bench ingest] bare COPY: ${baseBefore.seconds.toFixed(1)} s`);
+  console.log(`[bench ingest] ${millions(events)}: bare COPY ${baseBefore.seconds.toFixed(1)} s`);
 
-  const runDir = path.join(dataDir, 'runs', 'bench', 'run');
-  fs.rmSync(runDir, { recursive: true, force: true });
-  fs.mkdirSync(runDir, { recursive: true });
-  const run = directRun({
-    config,
-    datasetId: 'bench',
-    runId: 'run',
-    interactionFiles: [csv],
-    itemsFile: path.join(input, 'items.csv'),
-  });
-  const deps = { root: findProjectRoot(), dataDir: config.dataDir };
-  const rss = new RssSampler();
-  const tIngest = await timed(() => ingest(deps, run));
-  const tProfile = await timed(() => profile(deps, run, tIngest.value.raw));
-  const tClean = await timed(() => clean(deps, run, tIngest.value.raw, tProfile.value));
-  const peak = rss.stop();
+  const stages = async (privacy: 'off' | 'on') => {
+    const cfg = configs[privacy];
+    const runDir = path.join(dataDir, 'runs', 'bench', `run-${privacy}`);
+    fs.rmSync(runDir, { recursive: true, force: true });
+    fs.mkdirSync(runDir, { recursive: true });
+    const run = directRun({
+      config: cfg,
+      datasetId: 'bench',
+      runId: `run-${privacy}`,
+      interactionFiles: [csv],
+      itemsFile: path.join(input, 'items.csv'),
+    });
+    const deps = { root: findProjectRoot(), dataDir: cfg.dataDir };
+    const rss = new RssSampler();
+    const t = await withStatementTimes(async () => {
+      const tIngest = await timed(() => ingest(deps, run));
+      const tProfile = await timed(() => profile(deps, run, tIngest.value.raw));
+      const tClean = await timed(() => clean(deps, run, tIngest.value.raw, tProfile.value));
+      return { tIngest, tProfile, tClean };
+    });
+    const peak = rss.stop();
+    fs.rmSync(runDir, { recursive: true, force: true });
+    const { tIngest, tProfile, tClean } = t.value;
+    console.log(
+      `[bench ingest] ${millions(events)} privacy ${privacy}: ingest ${tIngest.seconds.toFixed(1)} s, profile ${tProfile.seconds.toFixed(1)} s, clean ${tClean.seconds.toFixed(1)} s; peak RSS ${(peak / 2 ** 30).toFixed(2)} GiB`,
+    );
+    for (const s of t.statements.slice(0, 6))
+      console.log(`    ${s.seconds.toFixed(2)} s ×${s.count}  ${s.sql}`);
+    return { ...t.value, peak, statements: t.statements };
+  };
+  const off = await stages('off');
+  const on = await stages('on');
   const baseAfter = await bareCopy();
-  console.log(`[bench ingest] bare COPY again: ${baseAfter.seconds.toFixed(1)} s`);
+  console.log(`[bench ingest] ${millions(events)}: bare COPY again ${baseAfter.seconds.toFixed(1)} s`);
   const base = baseBefore.seconds <= baseAfter.seconds ? baseBefore : baseAfter;
-  const rows = tIngest.value.rows + tIngest.value.rejectedLines;
-  const stage = tIngest.seconds + tProfile.seconds + tClean.seconds;
-  console.log(
-    `[bench ingest] ingest ${tIngest.seconds.toFixed(1)} s, profile ${tProfile.seconds.toFixed(1)} s, clean ${tClean.seconds.toFixed(1)} s; peak RSS ${(peak / 2 ** 30).toFixed(2)} GiB`,
-  );
+  const rows = off.tIngest.value.rows + off.tIngest.value.rejectedLines;
+  const tag = (privacy: string) => `[events=${millions(events)},privacy=${privacy}]`;
   const results: BenchResult[] = [
-    { metric: 'rows', value: rows, unit: 'rows' },
-    { metric: 'input_size', value: bytes / 2 ** 20, unit: 'MiB' },
-    { metric: 'bare_copy_seconds', value: base.seconds, unit: 's' },
-    { metric: 'bare_copy_seconds_before', value: baseBefore.seconds, unit: 's' },
-    { metric: 'bare_copy_seconds_after', value: baseAfter.seconds, unit: 's' },
-    { metric: 'ingest_seconds', value: tIngest.seconds, unit: 's' },
-    { metric: 'profile_seconds', value: tProfile.seconds, unit: 's' },
-    { metric: 'clean_seconds', value: tClean.seconds, unit: 's' },
-    {
-      metric: 'ingest_profile_clean_seconds',
-      value: stage,
-      unit: 's',
-      baseline: 'bare DuckDB COPY csv->parquet',
-      baselineValue: base.seconds,
-      ratio: stage / base.seconds,
-    },
-    {
-      metric: 'throughput',
-      value: rows / stage,
-      unit: 'rows/s',
-      baseline: 'bare DuckDB COPY csv->parquet',
-      baselineValue: rows / base.seconds,
-      ratio: base.seconds / stage,
-    },
-    {
-      metric: 'peak_rss',
-      value: peak / 2 ** 20,
-      unit: 'MiB',
-      baseline: 'target',
-      baselineValue: 4096,
-      ratio: peak / 2 ** 20 / 4096,
-    },
-    { metric: 'quarantined', value: tClean.value.quarantined, unit: 'rows' },
+    { metric: `rows[events=${millions(events)}]`, value: rows, unit: 'rows' },
+    { metric: `input_size[events=${millions(events)}]`, value: bytes / 2 ** 20, unit: 'MiB' },
+    { metric: `bare_copy_seconds[events=${millions(events)}]`, value: base.seconds, unit: 's' },
+    { metric: `bare_copy_seconds_before[events=${millions(events)}]`, value: baseBefore.seconds, unit: 's' },
+    { metric: `bare_copy_seconds_after[events=${millions(events)}]`, value: baseAfter.seconds, unit: 's' },
   ];
-  return writeResults(root, 'ingest', results, {
-    events,
-    users,
-    items,
-    memoryLimit: limits.memoryLimit,
-    threads: limits.threads,
-  });
+  for (const [privacy, r] of [
+    ['off', off],
+    ['on', on],
+  ] as const) {
+    const stage = r.tIngest.seconds + r.tProfile.seconds + r.tClean.seconds;
+    results.push(
+      { metric: `ingest_seconds${tag(privacy)}`, value: r.tIngest.seconds, unit: 's' },
+      { metric: `profile_seconds${tag(privacy)}`, value: r.tProfile.seconds, unit: 's' },
+      { metric: `clean_seconds${tag(privacy)}`, value: r.tClean.seconds, unit: 's' },
+      {
+        metric: `ingest_profile_clean_seconds${tag(privacy)}`,
+        value: stage,
+        unit: 's',
+        baseline: 'bare DuckDB COPY csv->parquet, same run',
+        baselineValue: base.seconds,
+        ratio: stage / base.seconds,
+      },
+      {
+        metric: `throughput${tag(privacy)}`,
+        value: rows / stage,
+        unit: 'rows/s',
+        baseline: 'bare DuckDB COPY csv->parquet, same run',
+        baselineValue: rows / base.seconds,
+        ratio: base.seconds / stage,
+      },
+      {
+        metric: `peak_rss${tag(privacy)}`,
+        value: r.peak / 2 ** 20,
+        unit: 'MiB',
+        baseline: 'target',
+        baselineValue: 4096,
+        ratio: r.peak / 2 ** 20 / 4096,
+      },
+      { metric: `quarantined${tag(privacy)}`, value: r.tClean.value.quarantined, unit: 'rows' },
+    );
+  }
+  const top = (s: StatementTime[]) =>
+    s.slice(0, 8).map((x) => ({ ...x, seconds: Math.round(x.seconds * 100) / 100 }));
+  return {
+    results,
+    profiles: { [tag('off')]: top(off.statements), [tag('on')]: top(on.statements) },
+    limits,
+  };
 }

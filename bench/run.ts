@@ -4,20 +4,23 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchScoring } from './scoring';
+import { benchE2e } from './e2e';
 
-const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels', 'cold-start'] as const;
+const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels', 'e2e', 'cold-start'] as const;
 /** Benchmarks a plain `npm run bench` leaves out (exploratory tables; ask for them with --only). */
 const ON_REQUEST = new Set<string>(['cold-start']);
 
 /**
- * `npm run bench [-- --only ingest,training,quality,scoring,scoring-kernels | -- quality] [--events N] [quality
- * options] [scoring options]`: runs the benchmarks; scoring-kernels (bench/scoring-kernels.ts: top-N scoring
- * against the backend's matmul) runs with its defaults; each writes bench/results/<name>.json with baselines measured in the same
+ * `npm run bench [-- --only ingest,training,quality,scoring,scoring-kernels,e2e,cold-start | -- quality] [--events N]
+ * [quality options] [scoring options] [e2e options]`: runs the benchmarks (cold-start only when asked for);
+ * scoring-kernels (bench/scoring-kernels.ts: top-N scoring against the backend's matmul) runs with its defaults; each
+ * writes bench/results/<name>.json with baselines measured in the same
  * run. Scoring options (bench/scoring.ts): --users N (1M), --items N (50k), --history N (events per user, 5),
  * --shards 1,2,4, --memory-limits 2GB (DuckDB's, per activity; several: largest first). Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
- * --threads N, --results-name quality-x.
+ * --threads N, --results-name quality-x. Ingest: --events 5000000,20000000. End to end (bench/e2e.ts): --sizes
+ * 600000,2000000,5000000, --full (adds 20M; or RECFORGE_BENCH_FULL=1), --mf-events N (5M; 0 skips the mf run).
  */
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -38,6 +41,9 @@ async function main(): Promise<void> {
       history: { type: 'string' },
       shards: { type: 'string' },
       'memory-limits': { type: 'string' },
+      full: { type: 'boolean' },
+      sizes: { type: 'string' },
+      'mf-events': { type: 'string' },
     },
   });
   const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
@@ -48,7 +54,8 @@ async function main(): Promise<void> {
   const root = findProjectRoot();
   const want = (n: string) => (only ? only.has(n) : !ON_REQUEST.has(n));
   if (want('ingest')) {
-    const file = await benchIngest(root, Number(values.events ?? 20_000_000));
+    const events = (values.events ?? '5000000,20000000').split(',').map(Number);
+    const file = await benchIngest(root, events);
     console.log(`[bench] wrote ${file}`);
   }
   if (want('scoring')) {
@@ -59,6 +66,14 @@ async function main(): Promise<void> {
       history: num(values.history),
       shards: values.shards?.split(',').map(Number),
       memoryLimits: values['memory-limits']?.split(','),
+    });
+    console.log(`[bench] wrote ${file}`);
+  }
+  if (want('e2e')) {
+    const file = await benchE2e(root, {
+      full: values.full,
+      sizes: values.sizes?.split(',').map(Number),
+      mfEvents: values['mf-events'] === undefined ? undefined : Number(values['mf-events']),
     });
     console.log(`[bench] wrote ${file}`);
   }

@@ -20,6 +20,9 @@ export function parseByteSize(s: string): number {
   return Number(m[1]) * scale[unit];
 }
 
+/** `auto` (any case): a size the loader resolves from the machine (lib/config/memory.ts). */
+export const isAutoSize = (s: string): boolean => s.trim().toLowerCase() === 'auto';
+
 /** Less than this and DuckDB fails on ordinary statements: a limit that can only fail is a config error. */
 const MIN_MEMORY = 128 * 2 ** 20;
 /**
@@ -28,9 +31,12 @@ const MIN_MEMORY = 128 * 2 ** 20;
  */
 const byteSize = z
   .string()
-  .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 2GB or 512MiB')
-  .refine((s) => parseByteSize(s) >= MIN_MEMORY, { message: 'at least 128MiB' })
-  .refine((s) => parseByteSize(s) <= os.totalmem(), {
+  .regex(
+    /^(auto|\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB))$/i,
+    'expected auto or a size such as 2GB or 512MiB',
+  )
+  .refine((s) => isAutoSize(s) || parseByteSize(s) >= MIN_MEMORY, { message: 'at least 128MiB' })
+  .refine((s) => isAutoSize(s) || parseByteSize(s) <= os.totalmem(), {
     message: `more than this machine's memory (${(os.totalmem() / 2 ** 30).toFixed(1)} GiB)`,
   });
 
@@ -201,6 +207,11 @@ export const configSchema = z.strictObject({
       }),
   }),
   duckdb: z.strictObject({
+    /**
+     * A byte size, or `auto`: a fraction of the memory available to the worker process (cgroup v2 memory.max, else
+     * the machine's) shared among the activities it runs at once, with a floor — lib/config/memory.ts has the rule.
+     * Resolved when the config is loaded: downstream code always sees a byte size.
+     */
     memoryLimit: byteSize,
     threads: z.number().int().min(1).max(256),
   }),

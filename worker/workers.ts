@@ -1,6 +1,6 @@
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import type { RecforgeConfig } from '../lib/config';
+import { CPU_ACTIVITY_SLOTS, TRAINING_ACTIVITY_SLOTS, type RecforgeConfig } from '../lib/config';
 import { createCpuActivities, createTrainingActivities } from '../activities';
 import { metricsInterceptor } from '../lib/observability/interceptor';
 import { temporalSecurity } from '../lib/temporal/security';
@@ -64,7 +64,7 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
         ...workflowSource,
         activities: createCpuActivities(deps),
         // DuckDB already uses every core for one query; parallel activities would only contend.
-        maxConcurrentActivityTaskExecutions: 2,
+        maxConcurrentActivityTaskExecutions: CPU_ACTIVITY_SLOTS,
         ...o.workerOptions,
       }),
     );
@@ -77,7 +77,7 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
         taskQueue: o.config.temporal.taskQueues.training,
         ...common,
         activities: createTrainingActivities(deps),
-        maxConcurrentActivityTaskExecutions: 1,
+        maxConcurrentActivityTaskExecutions: TRAINING_ACTIVITY_SLOTS,
         ...o.workerOptions,
       }),
     );

@@ -1,2 +1,3 @@
 export * from '../../contracts/config';
 export * from './load';
+export * from './memory';

@@ -3,7 +3,13 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { RecforgeError } from '../../contracts/errors';
-import { resolveChallenger, validatedConfigSchema, type RecforgeConfig } from '../../contracts/config';
+import {
+  isAutoSize,
+  resolveChallenger,
+  validatedConfigSchema,
+  type RecforgeConfig,
+} from '../../contracts/config';
+import { autoMemoryLimit } from './memory';
 
 /** Raised for any configuration problem; the message names the file and the key. Non-retryable. */
 export class ConfigError extends RecforgeError {
@@ -174,6 +180,8 @@ function validate(layers: Layer[], root: string): RecforgeConfig {
   config.dataDir = path.resolve(root, config.dataDir);
   // Every consumer (workflow, activities, registry, reports) sees the concrete challenger.
   config.training.challenger = resolveChallenger(config);
+  // … and a byte size for DuckDB's memory, sized from this machine (lib/config/memory.ts).
+  if (isAutoSize(config.duckdb.memoryLimit)) config.duckdb.memoryLimit = autoMemoryLimit();
   return config;
 }
 

@@ -115,7 +115,7 @@ test(`scale: ${EVENTS.toLocaleString('en')} events end to end, peak worker RSS <
     params: {
       ...options,
       loadAverageAtStart: load,
-      duckdb: 'configs/default.yaml (memoryLimit 2GB, threads 2)',
+      duckdb: 'configs/default.yaml (memoryLimit auto, threads 2)',
     },
     results: [
       {
