@@ -5,7 +5,7 @@ import { writeJsonAtomic } from '../lib/fs-atomic';
 import { pairedDifferenceInterval, meanInterval } from '../evaluation/bootstrap';
 
 import { decideGates, EXACT_MOSTPOP } from '../evaluation/gates';
-import { recommendSql, mostPopSql, type RecommendParams } from '../analytics/baselines.sql';
+import { mostPopSql, type RecommendParams } from '../analytics/baselines.sql';
 import {
   perUserMetricsSql,
   aggregateMetricsSql,
@@ -25,6 +25,7 @@ import type {
 import type { RecforgeConfig } from '../lib/config';
 import type { ModelRecord } from '../contracts/registry';
 import { progress, type ActivityDeps } from './support/context';
+import { rankInBatches } from './support/scoring-batches';
 import { RunIO } from './support/run-io';
 import { openCleanViews, RAW_ITEMS_FILE } from './support/artifacts';
 import type { ColdStartParams } from '../analytics/cold-start.sql';
@@ -63,11 +64,13 @@ function coldStartFor(c: { kind: Candidate['kind'] }, config: RecforgeConfig): C
 async function recommendInto(
   db: Db,
   plan: { config: RecforgeConfig },
+  io: RunIO,
   maxHistory: number,
   c: Candidate,
 ): Promise<void> {
-  await db.run(
-    recommendSql({
+  await rankInBatches(
+    db,
+    {
       coldStart: coldStartFor(c, plan.config),
       kind: c.kind,
       modelFile: c.modelFile,
@@ -77,7 +80,8 @@ async function recommendInto(
       k: plan.config.evaluation.k,
       maxHistory,
       into: 'model_recs',
-    }),
+    },
+    io.run.duckdb.memoryLimit,
   );
   await db.run(`INSERT INTO recs SELECT ${lit(c.name)}, user_id, rank, item_id, score FROM model_recs`);
 }
@@ -103,8 +107,9 @@ async function refitAgreement(
     ['refit_evaluated', evalModel, evalPop],
     ['refit_published', fullModel, fullPop],
   ] as const) {
-    await db.run(
-      recommendSql({
+    await rankInBatches(
+      db,
+      {
         coldStart: coldStartFor(model, config),
         kind: model.kind,
         modelFile: io.local(model.key),
@@ -114,7 +119,8 @@ async function refitAgreement(
         k: config.evaluation.k,
         maxHistory,
         into,
-      }),
+      },
+      io.run.duckdb.memoryLimit,
     );
   }
   return db.one<{ agreement: number; users: number }>(listAgreementSql('refit_evaluated', 'refit_published'));
@@ -201,7 +207,7 @@ export async function evaluate(
         statementSpan: 1,
       });
       // Item-item scores from each user's latest items: as many as this run's limit (cleaning's choice).
-      await recommendInto(db, plan, itemItemLimitsOf(plan.config, clean).maxHistoryPerUser, c);
+      await recommendInto(db, plan, io, itemItemLimitsOf(plan.config, clean).maxHistoryPerUser, c);
     }
     const catalogue = await db.scalar<number>(`SELECT count(DISTINCT item_id) FROM train_events`);
     await db.run(perUserMetricsSql(k, Math.max(1, catalogue)));

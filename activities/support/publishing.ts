@@ -6,7 +6,7 @@ import { faultPoint } from '../../lib/faults';
 import { removeStaleTemporaries } from '../../lib/storage/local';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../../lib/fs-atomic';
 import { recommendSql, shardPredicate } from '../../analytics/baselines.sql';
-import { parseByteSize } from '../../contracts/config';
+import { itemItemBatches } from './scoring-batches';
 import { listSourcesSql } from '../../analytics/cold-start.sql';
 import type { PrivacyReservation } from '../../contracts/privacy';
 import type { ModelRecord, ModelPrivacy } from '../../contracts/registry';
@@ -197,31 +197,6 @@ async function scoringViews(db: Db, io: RunIO, s: ScoringInputs): Promise<void> 
 }
 
 /**
- * Personal candidate rows (a user's history × each history item's neighbours) one scoring statement may handle
- * per GB of DuckDB memory. The candidate aggregate is the statement's peak: measured on 2 threads, 25M candidates
- * fit in 1 GB and 75M in 2 GB (both at the edge); 250M (1M users with 5 events each × 50 neighbours) did not fit in
- * 6 GB. Two thirds of the lower rate leaves room for skew between batches.
- */
-export const CANDIDATES_PER_GB = 15_000_000;
-
-/**
- * How many batches a shard's users are scored in so that each statement stays within the DuckDB memory limit:
- * the shard's candidate rows (Σ_u min(distinct items of u, maxHistory) × the model's neighbours per item) over
- * what the limit allows. Only item-item scoring multiplies rows; the other kinds read at most the model's rows.
- */
-async function scoringBatches(db: Db, io: RunIO, s: ScoringInputs, shard: number): Promise<number> {
-  if (s.kind !== 'itemitem') return 1;
-  const { candidates } = await db.one<{ candidates: number | null }>(`
-    SELECT (SELECT sum(least(n, ${s.maxHistory})) FROM (
-              SELECT count(DISTINCT item_id) AS n FROM events
-              WHERE ${shardPredicate('user_id', { index: shard, of: s.shards })} GROUP BY user_id))
-         * (SELECT count(*) / greatest(count(DISTINCT item_id), 1)
-            FROM read_parquet(${lit(io.local(s.modelKey))}))::DOUBLE AS candidates`);
-  const budget = (parseByteSize(io.run.duckdb.memoryLimit) / 1e9) * CANDIDATES_PER_GB;
-  return Math.max(1, Math.ceil(Number(candidates ?? 0) / budget));
-}
-
-/**
  * Scores one shard of the users (a stable hash of the user id): top-N for every user of the clean events,
  * seen and out-of-stock items excluded, backfilled with popular items, into `file`. Shards are independent, so
  * any worker can score any of them, and one shard gives exactly the unsharded file. A shard too large for the
@@ -231,7 +206,14 @@ async function scoringBatches(db: Db, io: RunIO, s: ScoringInputs, shard: number
  */
 export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard: number, file: string) {
   await scoringViews(db, io, s);
-  const batches = await scoringBatches(db, io, s, shard);
+  const batches = await itemItemBatches(db, {
+    kind: s.kind,
+    modelFile: io.local(s.modelKey),
+    history: 'events',
+    users: shardPredicate('user_id', { index: shard, of: s.shards }),
+    maxHistory: s.maxHistory,
+    memoryLimit: io.run.duckdb.memoryLimit,
+  });
   const dir = path.join(io.scratch(`publish-${shard}`), 'batches');
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
