@@ -9,13 +9,19 @@ import * as path from 'node:path';
  * Rule: AUTO_MEMORY_FRACTION of the memory available to this process — the cgroup v2 `memory.max` of the
  * process's own cgroup when one is set (a container's limit), else the machine's total memory (os.totalmem()),
  * whichever is smaller — divided by the activities one worker process runs at once (each opens its own DuckDB
- * with this limit), and never below AUTO_MEMORY_FLOOR. The other half is left to Node, tfjs/wasm training
+ * with this limit), never below AUTO_MEMORY_FLOOR and never above AUTO_MEMORY_CAP. The other half is left to Node, tfjs/wasm training
  * buffers, Arrow results read into JS and the page cache. DuckDB spills larger-than-memory operators to the
  * run's temp_directory (lib/duckdb.ts, RunIO) instead of failing.
  */
 export const AUTO_MEMORY_FRACTION = 0.5;
 /** The least `auto` gives: below about 1 GB the ranking and windowed clean statements spill on every run. */
 export const AUTO_MEMORY_FLOOR = 2 ** 30;
+/**
+ * The most `auto` gives one activity: a worker is meant to stay under 4 GiB at 20M events (issue #16's scale run).
+ * Measured there on a 23.5 GiB machine: uncapped, auto was 3.9 GiB per activity and the worker peaked at 5.1 GiB
+ * (DuckDB filled its limit in evaluate and publish before spilling); DuckDB spills past the cap instead.
+ */
+export const AUTO_MEMORY_CAP = 2 * 2 ** 30;
 /** Activities a worker runs at once on the cpu queue (worker/workers.ts maxConcurrentActivityTaskExecutions). */
 export const CPU_ACTIVITY_SLOTS = 2;
 /** … and on the training queue. */
@@ -72,7 +78,7 @@ export function autoMemoryBytes(reader: MemoryReader = systemMemory, slots = WOR
   const cgroup = reader.cgroupLimit();
   const available = cgroup !== null ? Math.min(cgroup, total) : total;
   const share = Math.floor((available * AUTO_MEMORY_FRACTION) / Math.max(1, slots));
-  return Math.max(AUTO_MEMORY_FLOOR, share);
+  return Math.min(AUTO_MEMORY_CAP, Math.max(AUTO_MEMORY_FLOOR, share));
 }
 
 /** The byte size string (e.g. `3758096384B`, which DuckDB and parseByteSize read) that `auto` resolves to. */

@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import {
+  AUTO_MEMORY_CAP,
   AUTO_MEMORY_FLOOR,
   AUTO_MEMORY_FRACTION,
   WORKER_ACTIVITY_SLOTS,
@@ -19,23 +20,29 @@ const fake = (total: number, cgroup: number | null): MemoryReader => ({
 });
 
 describe('duckdb.memoryLimit: auto', () => {
-  test('the rule is documented as half the memory over three activities, at least 1 GiB', () => {
+  test('the rule is documented as half the memory over three activities, between 1 and 2 GiB', () => {
     expect(AUTO_MEMORY_FRACTION).toBe(0.5);
     expect(WORKER_ACTIVITY_SLOTS).toBe(3);
     expect(AUTO_MEMORY_FLOOR).toBe(GiB);
+    expect(AUTO_MEMORY_CAP).toBe(2 * GiB);
   });
 
   test('no cgroup limit: a fraction of the machine, shared among the concurrent activities', () => {
-    expect(autoMemoryBytes(fake(24 * GiB, null), 3)).toBe(4 * GiB);
-    expect(autoMemoryBytes(fake(24 * GiB, null), 1)).toBe(12 * GiB);
-    expect(autoMemoryLimit(fake(24 * GiB, null), 3)).toBe(`${4 * GiB}B`);
-    expect(parseByteSize(autoMemoryLimit(fake(24 * GiB, null), 3))).toBe(4 * GiB);
+    expect(autoMemoryBytes(fake(9 * GiB, null), 3)).toBe(1.5 * GiB);
+    expect(autoMemoryBytes(fake(3 * GiB, null), 1)).toBe(1.5 * GiB);
+    expect(autoMemoryLimit(fake(9 * GiB, null), 3)).toBe(`${1.5 * GiB}B`);
+    expect(parseByteSize(autoMemoryLimit(fake(9 * GiB, null), 3))).toBe(1.5 * GiB);
+  });
+
+  test('the cap: a large machine still gives one DuckDB at most 2 GiB (a worker stays under 4 GiB at 20M events)', () => {
+    expect(autoMemoryBytes(fake(24 * GiB, null), 3)).toBe(AUTO_MEMORY_CAP);
+    expect(autoMemoryBytes(fake(24 * GiB, null), 1)).toBe(AUTO_MEMORY_CAP);
   });
 
   test('a cgroup v2 memory.max below the machine wins; one above it does not', () => {
-    expect(autoMemoryBytes(fake(64 * GiB, 12 * GiB), 3)).toBe(2 * GiB);
+    expect(autoMemoryBytes(fake(64 * GiB, 9 * GiB), 3)).toBe(1.5 * GiB);
     expect(autoMemoryBytes(fake(6 * GiB, 600 * GiB), 3)).toBe(GiB);
-    expect(autoMemoryBytes(fake(12 * GiB, 600 * GiB), 2)).toBe(3 * GiB);
+    expect(autoMemoryBytes(fake(6 * GiB, 600 * GiB), 2)).toBe(1.5 * GiB);
   });
 
   test('the floor: a small container still gets 1 GiB per DuckDB (it spills rather than fails)', () => {
