@@ -105,8 +105,14 @@ export async function verifyDataset<M extends ManifestLike>(
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
     if (size !== f.bytes)
       return { ok: false, why: `${f.file}: ${size ?? 'missing'} bytes, manifest says ${f.bytes}` };
-    if ((await sha256File(file)) !== f.sha256)
-      return { ok: false, why: `${f.file}: checksum differs from the manifest` };
+    // A concurrent installer may move the folder aside between the stat and the read: that dataset is gone,
+    // which is a verdict, not an error (CI once failed here with ENOENT in the four-process race).
+    const digest = await sha256File(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (digest === undefined) return { ok: false, why: `${f.file}: removed while being verified` };
+    if (digest !== f.sha256) return { ok: false, why: `${f.file}: checksum differs from the manifest` };
   }
   return { ok: true, manifest: m };
 }

@@ -150,3 +150,14 @@ test('a folder holding files the generator did not write is refused, not replace
   expect(fs.readFileSync(path.join(out, 'my-notes.txt'), 'utf8')).toBe('keep me');
   expect(fs.readdirSync(path.dirname(out))).toEqual(['synthetic']);
 }, 30_000);
+
+test('a dataset moved aside by another installer while being verified is a verdict, not an error', async () => {
+  // CI once failed the four-process race with ENOENT: a verifier had read the manifest and sized the files
+  // when a concurrent installer moved the folder aside, so the checksum read found nothing to open.
+  const out = path.join(root, 'moved', 'synthetic');
+  await generateDataset({ ...SMALL, seed: 9, out });
+  // verifyGeneratedDataset reads the manifest and stats the files synchronously; the file is opened later.
+  const verdict = verifyGeneratedDataset(out, { seed: 9 });
+  fs.renameSync(out, `${out}-aside`);
+  await expect(verdict).resolves.toMatchObject({ ok: false, why: /removed while being verified/ });
+}, 30_000);
