@@ -27,11 +27,17 @@ import { writeResults, type BenchResult } from './common';
  */
 
 export interface E2eOptions {
-  /** Event counts for the default challenger (default 600k, 2M, 5M; 20M added by `full`). */
+  /** Event counts for the default challenger (default 600k, 2M, 5M; 20M added by `full`); [] skips them. */
   sizes?: number[];
   full?: boolean;
-  /** Event count for the mf run (default 5M; 0 skips it). */
+  /**
+   * Learned challengers and their event counts (default mf and two-tower at 5M, and at 20M with `full`); [] skips
+   * them. `mfEvents` (the older option) is the same as [{challenger: 'mf', events}].
+   */
+  learned?: { challenger: string; events: number }[];
   mfEvents?: number;
+  /** bench/results/<resultsName>.json (default e2e). */
+  resultsName?: string;
   /** Per configuration wall-clock limit in seconds (default 2400). */
   timeoutSeconds?: number;
 }
@@ -52,6 +58,8 @@ interface ChildResult {
   stages: { name: string; seconds: number }[];
   wallSeconds: number;
   peakRssBytes: number;
+  /** Sampled every 250 ms while the workflow ran (the event loop must be free to sample; maxRSS is exact). */
+  memory?: MemorySplit;
   rowsIngested?: number;
   challenger?: string;
   memoryLimit: string;
@@ -59,6 +67,16 @@ interface ChildResult {
   tuning?: unknown;
   /** The child's slowest DuckDB statements (RECFORGE_SQL_TIMING), summed per statement head. */
   slowestStatements?: { sql: string; seconds: number; count: number }[];
+}
+
+/**
+ * Where the worker's memory is at its sampled peak, and the peak per stage: `js` is V8's heap, `buffers` the
+ * ArrayBuffers (tfjs-wasm's heap, typed arrays of the models), `native` the rest of the resident set: DuckDB's
+ * buffer manager, libtensorflow's tensors, code and allocator slack.
+ */
+interface MemorySplit {
+  peak: { rssMiB: number; jsMiB: number; buffersMiB: number; nativeMiB: number; stage: string };
+  byStage: Record<string, number>;
 }
 
 const ITEMS = 10_000;
@@ -140,6 +158,46 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
   });
 }
 
+/** Samples the process's memory every 250 ms, attributing each sample to the stage the workflow reports. */
+function sampleMemory(currentStage: () => Promise<string>): { stop: () => MemorySplit } {
+  const MiB = 2 ** 20;
+  let stage = 'start';
+  const split: MemorySplit = {
+    peak: { rssMiB: 0, jsMiB: 0, buffersMiB: 0, nativeMiB: 0, stage },
+    byStage: {},
+  };
+  const sample = setInterval(() => {
+    const m = process.memoryUsage();
+    const rss = m.rss / MiB;
+    split.byStage[stage] = Math.max(split.byStage[stage] ?? 0, Math.round(rss));
+    if (rss > split.peak.rssMiB) {
+      split.peak = {
+        rssMiB: Math.round(rss),
+        jsMiB: Math.round(m.heapTotal / MiB),
+        buffersMiB: Math.round(m.arrayBuffers / MiB),
+        nativeMiB: Math.round((m.rss - m.heapTotal - m.arrayBuffers) / MiB),
+        stage,
+      };
+    }
+  }, 250);
+  let asking = false;
+  const poll = setInterval(() => {
+    if (asking) return;
+    asking = true;
+    currentStage()
+      .then((s) => (stage = s || stage))
+      .catch(() => undefined)
+      .finally(() => (asking = false));
+  }, 1000);
+  return {
+    stop: () => {
+      clearInterval(sample);
+      clearInterval(poll);
+      return split;
+    },
+  };
+}
+
 /** The child: server + workers in-process, one workflow. */
 async function child(job: ChildJob): Promise<void> {
   const root = findProjectRoot();
@@ -183,12 +241,19 @@ async function child(job: ChildJob): Promise<void> {
   });
   const running = set.run();
   const t0 = process.hrtime.bigint();
+  const workflowId = `bench-e2e-${job.label}`;
+  const memory = sampleMemory(() =>
+    env.client.workflow
+      .getHandle(workflowId)
+      .query<{ stage: string }>('progress')
+      .then((p) => p.stage),
+  );
   let result: ChildResult;
   const base = { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads };
   try {
     const summary = (await env.client.workflow.execute('retrainPipeline', {
       taskQueue: config.temporal.taskQueues.cpu,
-      workflowId: `bench-e2e-${job.label}`,
+      workflowId,
       args: [{ interactions: job.interactions, items: job.items, overrides }],
     })) as RunSummary;
     result = {
@@ -198,6 +263,7 @@ async function child(job: ChildJob): Promise<void> {
       stages: summary.stages.map((s) => ({ name: s.name, seconds: s.seconds })),
       wallSeconds: Number(process.hrtime.bigint() - t0) / 1e9,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      memory: memory.stop(),
       rowsIngested: summary.rows.ingested,
       challenger: config.training.challenger,
       tuning: summary.training?.tuning,
@@ -216,6 +282,7 @@ async function child(job: ChildJob): Promise<void> {
       stages: [],
       wallSeconds: Number(process.hrtime.bigint() - t0) / 1e9,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      memory: memory.stop(),
       challenger: config.training.challenger,
       ...base,
     };
@@ -230,18 +297,26 @@ async function child(job: ChildJob): Promise<void> {
 export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string> {
   const full = o.full ?? process.env.RECFORGE_BENCH_FULL === '1';
   const sizes = o.sizes ?? [600_000, 2_000_000, 5_000_000, ...(full ? [20_000_000] : [])];
-  const mfEvents = o.mfEvents ?? 5_000_000;
+  const learned =
+    o.learned ??
+    (o.mfEvents !== undefined
+      ? o.mfEvents > 0
+        ? [{ challenger: 'mf', events: o.mfEvents }]
+        : []
+      : ['mf', 'two-tower'].flatMap((challenger) =>
+          [5_000_000, ...(full ? [20_000_000] : [])].map((events) => ({ challenger, events })),
+        ));
   const timeout = o.timeoutSeconds ?? 2400;
   const work = path.join(os.tmpdir(), 'recforge-bench-e2e-runs');
   const jobs: ChildJob[] = [];
   for (const events of sizes)
     jobs.push({ label: `default-${label(events)}`, events, ...(await dataset(events)), dataDir: '' });
-  if (mfEvents > 0)
+  for (const l of learned)
     jobs.push({
-      label: `mf-${label(mfEvents)}`,
-      events: mfEvents,
-      challenger: 'mf',
-      ...(await dataset(mfEvents)),
+      label: `${l.challenger}-${label(l.events)}`,
+      events: l.events,
+      challenger: l.challenger,
+      ...(await dataset(l.events)),
       dataDir: '',
     });
 
@@ -249,9 +324,9 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
   const { config } = loadConfig({ root, env: {} });
   // Written after every configuration: a long run stopped half-way still leaves what it measured.
   const write = (): string =>
-    writeResults(root, 'e2e', e2eResults(jobs, runs, sizes), {
+    writeResults(root, o.resultsName ?? 'e2e', e2eResults(jobs, runs, sizes), {
       sizes,
-      mfEvents,
+      learned,
       users: 'events / 100',
       items: ITEMS,
       seed: 1,
@@ -261,6 +336,7 @@ export async function benchE2e(root: string, o: E2eOptions = {}): Promise<string
       maximumAttempts: 1,
       gates: 'opened (every run publishes)',
       tuning: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.tuning ?? null])),
+      memory: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.memory ?? null])),
       slowestStatements: Object.fromEntries(
         Object.entries(runs).map(([k, r]) => [k, r.slowestStatements ?? []]),
       ),

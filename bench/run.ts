@@ -20,7 +20,8 @@ const ON_REQUEST = new Set<string>(['cold-start']);
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
  * --threads N, --results-name quality-x. Ingest: --events 5000000,20000000. End to end (bench/e2e.ts): --sizes
- * 600000,2000000,5000000, --full (adds 20M; or RECFORGE_BENCH_FULL=1), --mf-events N (5M; 0 skips the mf run).
+ * 600000,2000000,5000000 (none: skip), --full (adds 20M; or RECFORGE_BENCH_FULL=1), --learned mf@5000000,two-tower@5000000
+ * (the default; 20M too with --full; none: skip), --mf-events N (the older form of --learned mf@N), --results-name.
  */
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       full: { type: 'boolean' },
       sizes: { type: 'string' },
       'mf-events': { type: 'string' },
+      learned: { type: 'string' },
     },
   });
   const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
@@ -72,8 +74,20 @@ async function main(): Promise<void> {
   if (want('e2e')) {
     const file = await benchE2e(root, {
       full: values.full,
-      sizes: values.sizes?.split(',').map(Number),
+      sizes: values.sizes === 'none' ? [] : values.sizes?.split(',').map(Number),
       mfEvents: values['mf-events'] === undefined ? undefined : Number(values['mf-events']),
+      learned:
+        values.learned === undefined
+          ? undefined
+          : values.learned === 'none'
+            ? []
+            : values.learned.split(',').map((s) => {
+                const [challenger, events] = s.split('@');
+                if (!challenger || !Number(events))
+                  throw new Error(`--learned ${s}: expected challenger@events`);
+                return { challenger, events: Number(events) };
+              }),
+      resultsName: values['results-name'],
     });
     console.log(`[bench] wrote ${file}`);
   }
