@@ -79,6 +79,11 @@ export interface RecommendParams {
   shard?: { index: number; of: number };
   /** Cold start from the item metadata (analytics/cold-start.sql.ts); absent or all zero: off. */
   coldStart?: ColdStartParams;
+  /**
+   * A table of (user_id, item_id, score) personal candidates computed outside the statement (item-item in typed
+   * arrays, activities/support/item-item-personal.ts), read instead of the model file.
+   */
+  personalTable?: string;
 }
 
 /** The shard a user belongs to: a stable hash of the id (DuckDB's hash is fixed across runs and versions). */
@@ -149,8 +154,13 @@ export function recommendSql(p: RecommendParams): string {
   const popExclude = p.excludeItems
     ? `WHERE NOT EXISTS (SELECT 1 FROM ${p.excludeItems} x WHERE x.item_id = mp.item_id)`
     : '';
-  const personal =
-    p.kind === 'itemitem'
+  const fromTable = p.personalTable !== undefined;
+  const personal = fromTable
+    ? `
+  personal_all AS (
+    SELECT user_id, item_id, score FROM ${p.personalTable}
+    WHERE user_id IN (SELECT user_id FROM target_users)),`
+    : p.kind === 'itemitem'
       ? `
   item_dict AS (
     SELECT item_id, CAST(row_number() OVER (ORDER BY item_id) AS INTEGER) AS nid
@@ -246,7 +256,7 @@ WITH target_users AS (SELECT DISTINCT user_id FROM ${p.targets} WHERE ${shardPre
   popular AS (
     SELECT sc.user_id, pop.item_id, pop.score, 2 AS tier, 2 AS src
     FROM seen_count sc JOIN pop ON pop.pop_rank <= ${p.k} + sc.n),${meta}${category}${fresh}
-  ${p.kind === 'itemitem' ? itemItemPersonal(p.k, cs.light) : otherPersonal(p.k, cs.light, exclude)}
+  ${p.kind === 'itemitem' && !fromTable ? itemItemPersonal(p.k, cs.light) : otherPersonal(p.k, cs.light, exclude)}
   candidates AS (
     SELECT user_id, item_id, score, tier, 0 AS src FROM personal
     UNION ALL ${cs.light ? 'SELECT user_id, item_id, score, 1 AS tier, 1 AS src FROM category UNION ALL ' : ''}SELECT * FROM popular),

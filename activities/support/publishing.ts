@@ -5,8 +5,8 @@ import { lit, litList, type Db } from '../../lib/duckdb';
 import { faultPoint } from '../../lib/faults';
 import { removeStaleTemporaries } from '../../lib/storage/local';
 import { fsyncDir, sha256File, writeJsonAtomic } from '../../lib/fs-atomic';
-import { recommendSql, shardPredicate } from '../../analytics/baselines.sql';
-import { itemItemBatches } from './scoring-batches';
+import { shardPredicate } from '../../analytics/baselines.sql';
+import { itemItemBatches, rankInto } from './scoring-batches';
 import { listSourcesSql } from '../../analytics/cold-start.sql';
 import type { PrivacyReservation } from '../../contracts/privacy';
 import type { ModelRecord, ModelPrivacy } from '../../contracts/registry';
@@ -228,21 +228,19 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
       // DuckDB's progress through this batch's scoring statement moves `done` between b and b + 1.
       statementSpan: 1,
     });
-    await db.run(
-      recommendSql({
-        kind: s.kind,
-        modelFile: io.local(s.modelKey),
-        mostPopFile: io.local(s.mostPopKey),
-        targets: 'publish_users',
-        history: 'events',
-        k: s.topN,
-        maxHistory: s.maxHistory,
-        into: 'publish_recs',
-        excludeItems: 'unavailable_items',
-        shard: { index: shard + s.shards * b, of: s.shards * batches },
-        coldStart: s.coldStart ? { ...s.coldStart, items: 'raw_items' } : undefined,
-      }),
-    );
+    await rankInto(db, {
+      kind: s.kind,
+      modelFile: io.local(s.modelKey),
+      mostPopFile: io.local(s.mostPopKey),
+      targets: 'publish_users',
+      history: 'events',
+      k: s.topN,
+      maxHistory: s.maxHistory,
+      into: 'publish_recs',
+      excludeItems: 'unavailable_items',
+      shard: { index: shard + s.shards * b, of: s.shards * batches },
+      coldStart: s.coldStart ? { ...s.coldStart, items: 'raw_items' } : undefined,
+    });
     const out = path.join(dir, `batch-${b}.parquet`);
     await db.run(`COPY publish_recs TO ${lit(out)} (FORMAT parquet); DROP TABLE publish_recs`);
     files.push(out);

@@ -5,6 +5,7 @@ import { withDb, lit, type Db } from '../../lib/duckdb';
 import { recommendSql, type RecommendParams } from '../../analytics/baselines.sql';
 import { COLD_START_OFF, listSourcesSql, type ColdStartParams } from '../../analytics/cold-start.sql';
 import { recommendSqlBeforeColdStart } from '../helpers/ranking-before-cold-start';
+import { rankInto } from '../../activities/support/scoring-batches';
 
 /**
  * Cold start in the ranking SQL (analytics/cold-start.sql.ts through recommendSql), on real DuckDB over real
@@ -371,6 +372,42 @@ describe('lists', () => {
               expect(list.filter((r) => r.source === 'new_item').length).toBeLessThanOrEqual(c.newItemSlots);
             }
           }
+        }
+      });
+    },
+  );
+
+  test.each([1, 2, 3])(
+    'item-item scored in typed arrays ranks exactly as the statement, cold start off and on (seed %i)',
+    async (seed) => {
+      await withDuck(async (db) => {
+        const w = randomWorld(seed);
+        const base = await load(db, w);
+        const simsFile = path.join(dir, `sims-arrays-${seed}.parquet`);
+        // Similarities with ties (hundredths) and without (a square root), some pairs absent.
+        await db.run(`COPY (SELECT a.item_id, b.item_id AS neighbour_id,
+                                   CASE WHEN hash(a.item_id) % 2 = 0 THEN (hash(a.item_id || b.item_id) % 100) / 100.0
+                                        ELSE sqrt((hash(b.item_id || a.item_id) % 1000) / 1000.0) / 3 END AS sim
+                          FROM raw_items a, raw_items b
+                          WHERE a.item_id <> b.item_id AND hash(a.item_id || '/' || b.item_id) % 3 <> 0)
+                          TO ${lit(simsFile)} (FORMAT parquet)`);
+        const ranked = async (scoring: 'arrays' | 'sql', p: RecommendParams) => {
+          await rankInto(db, p, scoring);
+          return db.all(
+            `SELECT user_id, rank, item_id, score, personal, source FROM out ORDER BY user_id, rank`,
+          );
+        };
+        const p: RecommendParams = { ...base, kind: 'itemitem', modelFile: simsFile, maxHistory: 5 };
+        for (const coldStart of [
+          undefined,
+          cs({ lightUserEvents: 6 }),
+          cs({ lightUserEvents: 6, lightBlend: 0 }),
+          cs({ lightUserEvents: 4, newItemSlots: 2, newItemRank: 3 }),
+        ]) {
+          const q = { ...p, coldStart };
+          const viaSql = await ranked('sql', q);
+          expect(viaSql.filter((r) => r.personal).length).toBeGreaterThan(0);
+          expect(await ranked('arrays', q)).toEqual(viaSql);
         }
       });
     },

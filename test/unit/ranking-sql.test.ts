@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { withDb, lit } from '../../lib/duckdb';
 import { recommendSql, type RecommendParams } from '../../analytics/baselines.sql';
+import { rankInto } from '../../activities/support/scoring-batches';
 
 /**
  * The ranking SQL (publish and evaluate) against a brute-force reference: personalised candidates first by
@@ -168,32 +169,33 @@ function itemItemReference(w: ReturnType<typeof itemItemWorld>, k: number, maxHi
   return out;
 }
 
-test.each([1, 2, 3])('item-item recommendSql equals the brute-force ranking (seed %i)', async (seed) => {
-  const w = itemItemWorld(seed);
-  const d = fs.mkdtempSync(path.join(dir, 'ii-'));
-  csv(
-    path.join(d, 'pop.csv'),
-    'item_id,score',
-    w.items.map((i) => [i, w.popScore.get(i)!]),
-  );
-  csv(path.join(d, 'sims.csv'), 'item_id,neighbour_id,sim', w.sims);
-  csv(
-    path.join(d, 'history.csv'),
-    'user_id,item_id,ts',
-    w.events.map(([u, i, t]) => [u, i, `2026-01-01 00:00:${String(t).padStart(2, '0')}`]),
-  );
-  const k = 8;
-  const maxHistory = 4;
-  await withDb(':memory:', { memoryLimit: '512MB', threads: 2 }, async (db) => {
-    await db.run(`
+test.each([1, 2, 3])(
+  'item-item ranking equals the brute-force ranking, in the statement and in typed arrays (seed %i)',
+  async (seed) => {
+    const w = itemItemWorld(seed);
+    const d = fs.mkdtempSync(path.join(dir, 'ii-'));
+    csv(
+      path.join(d, 'pop.csv'),
+      'item_id,score',
+      w.items.map((i) => [i, w.popScore.get(i)!]),
+    );
+    csv(path.join(d, 'sims.csv'), 'item_id,neighbour_id,sim', w.sims);
+    csv(
+      path.join(d, 'history.csv'),
+      'user_id,item_id,ts',
+      w.events.map(([u, i, t]) => [u, i, `2026-01-01 00:00:${String(t).padStart(2, '0')}`]),
+    );
+    const k = 8;
+    const maxHistory = 4;
+    await withDb(':memory:', { memoryLimit: '512MB', threads: 2 }, async (db) => {
+      await db.run(`
       COPY (SELECT * FROM read_csv(${lit(path.join(d, 'pop.csv'))})) TO ${lit(path.join(d, 'pop.parquet'))};
       COPY (SELECT item_id, neighbour_id, sim::DOUBLE AS sim FROM read_csv(${lit(path.join(d, 'sims.csv'))}))
         TO ${lit(path.join(d, 'sims.parquet'))};
       CREATE TABLE history AS SELECT user_id, item_id, CAST(ts AS TIMESTAMP) AS ts FROM read_csv(${lit(path.join(d, 'history.csv'))}, all_varchar = true);
       CREATE TABLE targets AS SELECT unnest(${`[${w.users.map(lit).join(', ')}]`}) AS user_id;
       CREATE TABLE excluded AS SELECT unnest(${`[${[...w.excluded].map(lit).join(', ') || "''"}]`}) AS item_id;`);
-    await db.run(
-      recommendSql({
+      const p: RecommendParams = {
         kind: 'itemitem',
         modelFile: path.join(d, 'sims.parquet'),
         mostPopFile: path.join(d, 'pop.parquet'),
@@ -203,14 +205,21 @@ test.each([1, 2, 3])('item-item recommendSql equals the brute-force ranking (see
         maxHistory,
         into: 'out',
         excludeItems: 'excluded',
-      }),
-    );
-    const rows = await db.all<{ user_id: string; item_id: string }>(
-      `SELECT user_id, item_id FROM out ORDER BY user_id, rank`,
-    );
-    const got = new Map<string, string[]>();
-    for (const r of rows) got.set(r.user_id, [...(got.get(r.user_id) ?? []), r.item_id]);
-    const want = itemItemReference(w, k, maxHistory);
-    for (const u of w.users) expect([u, got.get(u) ?? []]).toEqual([u, want.get(u)]);
-  });
-});
+      };
+      const want = itemItemReference(w, k, maxHistory);
+      const results: unknown[] = [];
+      for (const scoring of ['sql', 'arrays'] as const) {
+        await rankInto(db, p, scoring);
+        const rows = await db.all<{ user_id: string; item_id: string; score: number }>(
+          `SELECT user_id, item_id, score FROM out ORDER BY user_id, rank`,
+        );
+        const got = new Map<string, string[]>();
+        for (const r of rows) got.set(r.user_id, [...(got.get(r.user_id) ?? []), r.item_id]);
+        for (const u of w.users) expect([scoring, u, got.get(u) ?? []]).toEqual([scoring, u, want.get(u)]);
+        results.push(rows);
+      }
+      // The same scores to the last bit.
+      expect(results[1]).toEqual(results[0]);
+    });
+  },
+);
