@@ -21,7 +21,7 @@ const ON_REQUEST = new Set<string>(['cold-start']);
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
  * --threads N, --results-name quality-x. Ingest: --events 5000000,20000000. End to end (bench/e2e.ts): --sizes
  * 600000,2000000,5000000 (none: skip), --full (adds 20M; or RECFORGE_BENCH_FULL=1), --learned mf@5000000,two-tower@5000000
- * (the default; 20M too with --full; none: skip), --mf-events N (the older form of --learned mf@N), --results-name.
+ * (the default; 20M too with --full; none: skip), --mf-events N (the older form of --learned mf@N), --results-name, --timeout S (per configuration, 2400).
  */
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
       sizes: { type: 'string' },
       'mf-events': { type: 'string' },
       learned: { type: 'string' },
+      timeout: { type: 'string' },
     },
   });
   const names = [...(values.only ? values.only.split(',') : []), ...positionals].map((s) => s.trim());
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
                 return { challenger, events: Number(events) };
               }),
       resultsName: values['results-name'],
+      timeoutSeconds: values.timeout === undefined ? undefined : Number(values.timeout),
     });
     console.log(`[bench] wrote ${file}`);
   }
