@@ -5,8 +5,18 @@ import * as path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchScoring } from './scoring';
 import { benchE2e } from './e2e';
+import { benchItemItem } from './item-item';
 
-const BENCHES = ['ingest', 'training', 'quality', 'scoring', 'scoring-kernels', 'e2e', 'cold-start'] as const;
+const BENCHES = [
+  'ingest',
+  'training',
+  'quality',
+  'scoring',
+  'scoring-kernels',
+  'item-item',
+  'e2e',
+  'cold-start',
+] as const;
 /** Benchmarks a plain `npm run bench` leaves out (exploratory tables; ask for them with --only). */
 const ON_REQUEST = new Set<string>(['cold-start']);
 
@@ -19,7 +29,8 @@ const ON_REQUEST = new Set<string>(['cold-start']);
  * --shards 1,2,4, --memory-limits 2GB (DuckDB's, per activity; several: largest first). Quality options
  * (bench/quality.ts): --datasets movielens-small,ml-1m,synthetic, --variants default,movielens,name=overlay.yaml,
  * name=overlay.yaml+key.path=value, --no-recforge, --no-force, --quick, --movielens-source dslabs|auto,
- * --threads N, --results-name quality-x. Ingest: --events 5000000,20000000. End to end (bench/e2e.ts): --sizes
+ * --threads N, --results-name quality-x. Ingest: --events 5000000,20000000. Item-item
+ * (bench/item-item.ts): --events N (5M), --users N (20,000). End to end (bench/e2e.ts): --sizes
  * 600000,2000000,5000000 (none: skip), --full (adds 20M; or RECFORGE_BENCH_FULL=1), --learned mf@5000000,two-tower@5000000
  * (the default; 20M too with --full; none: skip), --mf-events N (the older form of --learned mf@N), --results-name, --timeout S (per configuration, 2400).
  */
@@ -69,6 +80,13 @@ async function main(): Promise<void> {
       history: num(values.history),
       shards: values.shards?.split(',').map(Number),
       memoryLimits: values['memory-limits']?.split(','),
+    });
+    console.log(`[bench] wrote ${file}`);
+  }
+  if (want('item-item')) {
+    const file = await benchItemItem(root, {
+      events: values.events ? Number(values.events.split(',')[0]) : undefined,
+      users: values.users ? Number(values.users) : undefined,
     });
     console.log(`[bench] wrote ${file}`);
   }

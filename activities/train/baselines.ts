@@ -13,6 +13,7 @@ import type {
 import { progress, type ActivityDeps } from '../support/context';
 import { TrainContext } from '../support/train-context';
 import { trainDpBaselines } from './dp';
+import { trainItemItem } from './item-item';
 
 /**
  * Trains the baselines twice: on the training split (what evaluation judges) and on all clean events (what is
@@ -47,7 +48,14 @@ export async function trainBaselines(
       models.push({ name: `mostpop${suffix}`, kind: 'mostpop', key: plan.key(mp), rows: await count(mp) });
       progress({ stage: 'train', step: `itemitem${suffix}` });
       const ii = path.join(dir, `itemitem${suffix}.parquet`);
-      await db.run(sql.itemItemSql(source, ii, maxHistoryPerUser, neighbours));
+      await trainItemItem(db, {
+        source,
+        outFile: ii,
+        maxHistory: maxHistoryPerUser,
+        neighbours,
+        memoryLimit: plan.io.run.duckdb.memoryLimit,
+        step: `itemitem${suffix}`,
+      });
       models.push({ name: `itemitem${suffix}`, kind: 'itemitem', key: plan.key(ii), rows: await count(ii) });
     }
     return { backend: 'duckdb-sql', models };
