@@ -425,8 +425,20 @@ export const configSchema = z.strictObject({
       /** Neighbours kept per item. */
       neighbours: z.union([z.literal('auto'), z.number().int().min(1).max(10000)]),
     }),
-    /** BPR matrix factorisation (TensorFlow.js), the learned challenger. */
+    /** BPR matrix factorisation, the learned challenger. */
     mf: z.strictObject({
+      /**
+       * `hogwild`: SGD with hand-derived gradients in WebAssembly (models/bpr-fast.ts; `hogwild.*` set its step
+       * size, weight decay and threads; popularity negatives, one per positive); `tfjs`: Adam on TensorFlow.js
+       * autograd mini-batches (batchSize, lr, l2, negatives, negativeSampling).
+       */
+      trainer: z.enum(['hogwild', 'tfjs']),
+      hogwild: z.strictObject({
+        lr: z.number().positive().max(1),
+        reg: z.number().min(0),
+        /** Worker threads; 1 keeps a seed's result bit-identical (a retried activity reproduces it). */
+        threads: z.number().int().min(0).max(64),
+      }),
       dim: z.number().int().min(2).max(1024),
       epochs: z.number().int().min(1).max(1000),
       /** Epochs of fine-tuning the evaluated model on all data (the published variant). */

@@ -4,6 +4,8 @@ import { Db } from '../../lib/duckdb';
 import {
   selectBackend,
   trainMF,
+  trainBPR,
+  type BPRConfig,
   growEmbeddings,
   saveMFModel,
   loadMFModel,
@@ -102,6 +104,21 @@ export function mfConfig(plan: TrainContext, epochs: number): Partial<MFConfig> 
   };
 }
 
+/** The hogwild trainer's settings (models/bpr-fast.ts) from training.mf. */
+export function bprConfig(plan: TrainContext, epochs: number): Partial<BPRConfig> {
+  const m = plan.config.training.mf;
+  return {
+    factors: m.dim,
+    epochs,
+    lr: m.hogwild.lr,
+    reg: m.hogwild.reg,
+    threads: m.hogwild.threads,
+    // Each positive counts once, with popularity negatives: the setting measured on MovieLens (bench quality-models).
+    patience: m.patience,
+    seed: m.seed,
+  };
+}
+
 export function fit(model: MFModel, data: Data, seed: number): MFModel {
   if (model.numUsers === data.numUsers && model.numItems === data.numItems) return model;
   return growEmbeddings(model, data.numUsers, data.numItems, seed, { itemCategory: data.itemCategory });
@@ -120,23 +137,23 @@ async function trainVariant(
   return runWithCheckpoints<MFModel>(
     plan,
     name,
-    (hooks, resumeFrom) =>
-      trainMF(
-        {
-          userIdx: data.userIdx,
-          itemIdx: data.itemIdx,
-          weight: data.weight,
-          numUsers: data.numUsers,
-          numItems: data.numItems,
-        },
-        mfConfig(plan, epochs),
-        hooks,
-        resumeFrom
-          ? { resumeFrom }
-          : warm
-            ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
-            : {},
-      ),
+    (hooks, resumeFrom) => {
+      const interactions = {
+        userIdx: data.userIdx,
+        itemIdx: data.itemIdx,
+        weight: data.weight,
+        numUsers: data.numUsers,
+        numItems: data.numItems,
+      };
+      const start = resumeFrom
+        ? { resumeFrom }
+        : warm
+          ? { initialWeights: fit(warm, data, plan.config.training.mf.seed) }
+          : {};
+      return plan.config.training.mf.trainer === 'hogwild'
+        ? trainBPR(interactions, bprConfig(plan, epochs), hooks, start)
+        : trainMF(interactions, mfConfig(plan, epochs), hooks, start);
+    },
     validation
       ? (m) =>
           rankingMetricAtK(

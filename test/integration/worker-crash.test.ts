@@ -84,52 +84,59 @@ test('killing the worker mid-run and starting another: the run completes', async
   }
 });
 
-test('killing the worker mid-training: the retried activity resumes from the last checkpoint', async () => {
-  const dir = tempDir('crash-mf');
-  const data = await smallDataset(path.join(dir, 'input'), 40_000);
-  let worker = startWorkerProcess(dir);
-  const handle = await env.client.workflow.start('retrainPipeline', {
-    taskQueue: 'recforge-cpu',
-    workflowId: 'it-crash-mf',
-    args: [
-      {
-        interactions: data.interactions,
-        items: data.items,
-        overrides: testOverrides(dir, {
-          privacy: { enabled: false },
-          training: {
-            challenger: 'mf',
-            mf: { batchSize: 256, epochs: 40, patience: 40, checkpointEvery: 20, dim: 32 },
-          },
-        }),
-      },
-    ],
-  });
-  const runDir = path.join(dir, 'runs', 'synthetic', handle.firstExecutionRunId, 'models', 'mf.ckpt');
-  let killed = false;
-  for (let i = 0; i < 1200 && !killed; i++) {
-    if (fs.existsSync(runDir)) {
-      worker.kill('SIGKILL');
-      killed = true;
-    } else await new Promise((r) => setTimeout(r, 50));
-  }
-  expect(killed).toBe(true);
-  await waitForExit(worker);
-  worker = startWorkerProcess(dir);
-  try {
-    const summary = (await handle.result().catch((err) => {
-      throw new Error(`${(err as Error).message}\nworker log:\n${workerLog.join('').slice(-4000)}`);
-    })) as RunSummary;
-    // The gates are open in tests (testOverrides): a resumed run publishes like any other.
-    expect(summary.status).toBe('completed');
-    expect(summary.metrics.mf).toBeDefined();
-    expect(summary.training!.resumed.length).toBeGreaterThan(0);
-    expect(summary.training!.resumed[0]).toMatchObject({ variant: 'mf' });
-    expect(summary.training!.resumed[0].fromStep).toBeGreaterThanOrEqual(20);
-    // The learned-challenger path (trainLearned, retried after the crash) for the replay test.
-    recordHistory(env.address, 'it-crash-mf', 'retrain-mf-resumed');
-  } finally {
-    worker.kill('SIGTERM');
+test.each([
+  // tfjs: a checkpoint every 20 optimizer steps; hogwild: one at every epoch's end (its step count is epochs).
+  ['tfjs', { batchSize: 256, epochs: 40, patience: 40, checkpointEvery: 20, dim: 32 }, 20],
+  ['hogwild', { epochs: 60, patience: 60, dim: 32 }, 1],
+] as const)(
+  'killing the worker mid-training (%s trainer): the retried activity resumes from the last checkpoint',
+  async (trainer, mf, minStep) => {
+    const dir = tempDir(`crash-mf-${trainer}`);
+    const data = await smallDataset(path.join(dir, 'input'), 40_000);
+    let worker = startWorkerProcess(dir);
+    const handle = await env.client.workflow.start('retrainPipeline', {
+      taskQueue: 'recforge-cpu',
+      workflowId: `it-crash-mf-${trainer}`,
+      args: [
+        {
+          interactions: data.interactions,
+          items: data.items,
+          overrides: testOverrides(dir, {
+            privacy: { enabled: false },
+            training: {
+              challenger: 'mf',
+              mf: { ...mf, trainer },
+            },
+          }),
+        },
+      ],
+    });
+    const runDir = path.join(dir, 'runs', 'synthetic', handle.firstExecutionRunId, 'models', 'mf.ckpt');
+    let killed = false;
+    for (let i = 0; i < 1200 && !killed; i++) {
+      if (fs.existsSync(runDir)) {
+        worker.kill('SIGKILL');
+        killed = true;
+      } else await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(killed).toBe(true);
     await waitForExit(worker);
-  }
-});
+    worker = startWorkerProcess(dir);
+    try {
+      const summary = (await handle.result().catch((err) => {
+        throw new Error(`${(err as Error).message}\nworker log:\n${workerLog.join('').slice(-4000)}`);
+      })) as RunSummary;
+      // The gates are open in tests (testOverrides): a resumed run publishes like any other.
+      expect(summary.status).toBe('completed');
+      expect(summary.metrics.mf).toBeDefined();
+      expect(summary.training!.resumed.length).toBeGreaterThan(0);
+      expect(summary.training!.resumed[0]).toMatchObject({ variant: 'mf' });
+      expect(summary.training!.resumed[0].fromStep).toBeGreaterThanOrEqual(minStep);
+      // The learned-challenger path (trainLearned, retried after the crash) for the replay test.
+      if (trainer === 'tfjs') recordHistory(env.address, `it-crash-mf-${trainer}`, 'retrain-mf-resumed');
+    } finally {
+      worker.kill('SIGTERM');
+      await waitForExit(worker);
+    }
+  },
+);
