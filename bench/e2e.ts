@@ -77,6 +77,12 @@ interface ChildResult {
 interface MemorySplit {
   peak: { rssMiB: number; jsMiB: number; buffersMiB: number; nativeMiB: number; stage: string };
   byStage: Record<string, number>;
+  /**
+   * Event-loop blocks of 2 s or more (the sampler's timer came late): an activity's heartbeat cannot be sent
+   * while the loop is blocked, so a block near the heartbeat timeout fails the activity. `step`: the in-stage
+   * progress last reported before the block.
+   */
+  blocks: { seconds: number; stage: string; step: string }[];
 }
 
 const ITEMS = 10_000;
@@ -115,6 +121,7 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
       for (const l of lines) {
         const m = /^\[sql ([0-9.]+) s\] (.*)$/.exec(l);
         if (!m) {
+          if (l.startsWith('[bench e2e]')) console.log(l);
           err += l + '\n';
           continue;
         }
@@ -159,14 +166,26 @@ function runChild(job: ChildJob, timeoutSeconds: number): Promise<ChildResult> {
 }
 
 /** Samples the process's memory every 250 ms, attributing each sample to the stage the workflow reports. */
-function sampleMemory(currentStage: () => Promise<string>): { stop: () => MemorySplit } {
+function sampleMemory(currentStage: () => Promise<{ stage: string; step: string }>): {
+  stop: () => MemorySplit;
+} {
   const MiB = 2 ** 20;
   let stage = 'start';
+  let step = '';
   const split: MemorySplit = {
     peak: { rssMiB: 0, jsMiB: 0, buffersMiB: 0, nativeMiB: 0, stage },
     byStage: {},
+    blocks: [],
   };
+  let last = Date.now();
   const sample = setInterval(() => {
+    const now = Date.now();
+    const late = (now - last - 250) / 1000;
+    last = now;
+    if (late >= 2) {
+      split.blocks.push({ seconds: Math.round(late * 10) / 10, stage, step });
+      console.error(`[bench e2e] event loop blocked ${late.toFixed(1)} s in ${stage} (${step})`);
+    }
     const m = process.memoryUsage();
     const rss = m.rss / MiB;
     split.byStage[stage] = Math.max(split.byStage[stage] ?? 0, Math.round(rss));
@@ -185,7 +204,10 @@ function sampleMemory(currentStage: () => Promise<string>): { stop: () => Memory
     if (asking) return;
     asking = true;
     currentStage()
-      .then((s) => (stage = s || stage))
+      .then((s) => {
+        stage = s.stage || stage;
+        step = s.step || step;
+      })
       .catch(() => undefined)
       .finally(() => (asking = false));
   }, 1000);
@@ -245,8 +267,13 @@ async function child(job: ChildJob): Promise<void> {
   const memory = sampleMemory(() =>
     env.client.workflow
       .getHandle(workflowId)
-      .query<{ stage: string }>('progress')
-      .then((p) => p.stage),
+      .query<{ stage: string; current?: Record<string, { step?: string; model?: string }> }>('progress')
+      .then((p) => ({
+        stage: p.stage,
+        step: Object.values(p.current ?? {})
+          .map((c) => [c.model, c.step].filter(Boolean).join(' '))
+          .join('; '),
+      })),
   );
   let result: ChildResult;
   const base = { memoryLimit: config.duckdb.memoryLimit, threads: config.duckdb.threads };

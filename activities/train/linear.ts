@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readTypedColumns } from '../../lib/typed-columns';
 import type { Db } from '../../lib/duckdb';
 import { positiveRuleOf, positiveSql } from '../../analytics/positive.sql';
 import { selectBackend, saveMFModel, loadMFModel, type MFModel } from '../../models';
@@ -41,29 +42,25 @@ import { validationSplitFor, writeRecs } from './checkpoints';
  * weights are not kept: they are a closed form of the data and the parameters, k^2 floats (~140 MB at 6k items).
  */
 
-interface PairRows {
-  u: number[];
-  i: number[];
-  t: number[];
-  t0: number[];
-  p: number[];
-}
-
 async function readPairs(db: Db, source: string, positive: string): Promise<LinearData> {
   const sizes = await db.one<{ users: number; items: number }>(
     `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
   );
-  const c = (await db.columns(`
+  const { columns: c } = await readTypedColumns(
+    db,
+    `
     SELECT u.idx::INTEGER AS u, i.idx::INTEGER AS i, epoch(max(e.ts))::DOUBLE AS t, epoch(min(e.ts))::DOUBLE AS t0,
            bool_or(${positive})::INTEGER AS p
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
-    GROUP BY ALL ORDER BY u, i`)) as unknown as PairRows;
+    GROUP BY ALL ORDER BY u, i`,
+    { u: 'i32', i: 'i32', t: 'f64', t0: 'f64', p: 'u8' },
+  );
   return {
-    userIdx: Int32Array.from(c.u),
-    itemIdx: Int32Array.from(c.i),
-    timestamps: Float64Array.from(c.t),
-    firstTimestamps: Float64Array.from(c.t0),
-    positive: Uint8Array.from(c.p),
+    userIdx: c.u,
+    itemIdx: c.i,
+    timestamps: c.t,
+    firstTimestamps: c.t0,
+    positive: c.p,
     numUsers: Number(sizes.users ?? 0),
     numItems: Number(sizes.items ?? 0),
   };
@@ -108,12 +105,26 @@ function positiveTargets(
   heldOut: { userIdx: Int32Array; itemIdx: Int32Array },
   data: LinearData,
 ): { userIdx: Int32Array; itemIdx: Int32Array } {
-  const positive = new Set<number>();
-  for (let k = 0; k < data.userIdx.length; k++)
-    if (data.positive[k]) positive.add(data.userIdx[k] * data.numItems + data.itemIdx[k]);
+  // `data` is ordered by (user, item) (readPairs): each user's rows are one run, searched by bisection. A Set of
+  // every pair took ~1 GB and seconds of a blocked event loop at 16M pairs.
+  const start = new Int32Array(data.numUsers + 1);
+  for (let k = 0; k < data.userIdx.length; k++) start[data.userIdx[k] + 1]++;
+  for (let u = 0; u < data.numUsers; u++) start[u + 1] += start[u];
+  const isPositive = (u: number, i: number): boolean => {
+    let lo = start[u];
+    let hi = start[u + 1] - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = data.itemIdx[mid];
+      if (m === i) return data.positive[mid] === 1;
+      if (m < i) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  };
   const keep: number[] = [];
   for (let q = 0; q < heldOut.userIdx.length; q++)
-    if (positive.has(heldOut.userIdx[q] * data.numItems + heldOut.itemIdx[q])) keep.push(q);
+    if (isPositive(heldOut.userIdx[q], heldOut.itemIdx[q])) keep.push(q);
   return {
     userIdx: Int32Array.from(keep, (q) => heldOut.userIdx[q]),
     itemIdx: Int32Array.from(keep, (q) => heldOut.itemIdx[q]),

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readTypedColumns } from '../../lib/typed-columns';
 import { Db } from '../../lib/duckdb';
 import {
   selectBackend,
@@ -66,22 +67,26 @@ export async function readInteractions(
     halfLifeDays > 0
       ? `pow(0.5, epoch(( SELECT max(ts) FROM ${source}) - e.ts) / ${halfLifeDays * 86400})`
       : '1';
-  const rows = await db.all<{ u: number; i: number; w: number; t: number; t0: number }>(`
+  const { columns: c } = await readTypedColumns(
+    db,
+    `
     SELECT u.idx AS u, i.idx AS i, max(${eventWeights ? 'e.weight' : '1'} * ${recency}) AS w,
            epoch(max(e.ts)) AS t, epoch(min(e.ts)) AS t0
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
-    GROUP BY ALL ORDER BY u, i`);
+    GROUP BY ALL ORDER BY u, i`,
+    { u: 'i32', i: 'i32', w: 'f32', t: 'f64', t0: 'f64' },
+  );
   const cats = await db.all<{ idx: number; c: number }>(`
     SELECT i.idx, dense_rank() OVER (ORDER BY coalesce(r.category, '')) - 1 AS c
     FROM item_ids i LEFT JOIN (SELECT item_id, any_value(category) AS category FROM raw_items GROUP BY item_id) r ON r.item_id = i.id`);
   const itemCategory = new Int32Array(sizes.items);
   for (const r of cats) itemCategory[r.idx] = r.c;
   return {
-    userIdx: Int32Array.from(rows, (r) => r.u),
-    itemIdx: Int32Array.from(rows, (r) => r.i),
-    weight: Float32Array.from(rows, (r) => r.w),
-    timestamps: Float64Array.from(rows, (r) => r.t),
-    firstTimestamps: Float64Array.from(rows, (r) => r.t0),
+    userIdx: c.u,
+    itemIdx: c.i,
+    weight: c.w,
+    timestamps: c.t,
+    firstTimestamps: c.t0,
     numUsers: sizes.users,
     numItems: sizes.items,
     itemCategory,

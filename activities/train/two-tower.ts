@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readTypedColumns } from '../../lib/typed-columns';
 import { type Db } from '../../lib/duckdb';
 import {
   selectBackend,
@@ -55,16 +56,20 @@ async function readData(db: Db, source: string, eventWeights: boolean): Promise<
   const sizes = await db.one<{ users: number; items: number }>(
     `SELECT (SELECT max(idx) + 1 FROM user_ids) AS users, (SELECT max(idx) + 1 FROM item_ids) AS items`,
   );
-  const rows = await db.all<{ u: number; i: number; w: number; t: number; t0: number }>(`
+  const { columns: c } = await readTypedColumns(
+    db,
+    `
     SELECT u.idx AS u, i.idx AS i, ${eventWeights ? 'max(e.weight)' : '1'} AS w, epoch(max(e.ts)) AS t, epoch(min(e.ts)) AS t0
     FROM ${source} e JOIN user_ids u ON u.id = e.user_id JOIN item_ids i ON i.id = e.item_id
-    GROUP BY ALL ORDER BY u, t, i`);
+    GROUP BY ALL ORDER BY u, t, i`,
+    { u: 'i32', i: 'i32', w: 'f32', t: 'f64', t0: 'f64' },
+  );
   return {
-    userIdx: Int32Array.from(rows, (r) => r.u),
-    itemIdx: Int32Array.from(rows, (r) => r.i),
-    weight: Float32Array.from(rows, (r) => r.w),
-    timestamps: Float64Array.from(rows, (r) => r.t),
-    firstTimestamps: Float64Array.from(rows, (r) => r.t0),
+    userIdx: c.u,
+    itemIdx: c.i,
+    weight: c.w,
+    timestamps: c.t,
+    firstTimestamps: c.t0,
     numUsers: sizes.users,
     numItems: sizes.items,
   };
