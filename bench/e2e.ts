@@ -267,11 +267,14 @@ async function child(job: ChildJob): Promise<void> {
   const memory = sampleMemory(() =>
     env.client.workflow
       .getHandle(workflowId)
-      .query<{ stage: string; current?: Record<string, { step?: string; model?: string }> }>('progress')
+      .query<{
+        stage: string;
+        current?: Record<string, { details?: { step?: unknown; model?: unknown } }>;
+      }>('progress')
       .then((p) => ({
         stage: p.stage,
         step: Object.values(p.current ?? {})
-          .map((c) => [c.model, c.step].filter(Boolean).join(' '))
+          .map((c) => [c.details?.model, c.details?.step].filter(Boolean).join(' '))
           .join('; '),
       })),
   );
