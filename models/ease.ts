@@ -12,6 +12,7 @@
  * as X_b^T X_b matmuls per user block in the backend (2 U k^2 flops); `gram: 'auto'` picks by that cost estimate,
  * with the per-operation costs measured on this project's 2-core machine (bench/training.ts reports both paths).
  */
+import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { currentBackend, ensureBackend, getTf } from './backend';
 import { spdInverse } from './linalg';
 import { buildCSR, columnCounts, type CSR, type ValueTransform } from './sparse';
@@ -102,21 +103,22 @@ export function chooseGram(x: CSR, backend = currentBackend()?.backend ?? 'wasm'
   return pairs * SPARSE_NS_PER_PAIR <= denseFlops / rate ? 'sparse' : 'dense';
 }
 
-/** X^T X (k x k, full symmetric) from the user x column CSR, pair by pair. */
-export function gramSparse(x: CSR): Float32Array {
+/** Rows r0..r1 of X's pairs into the lower triangle of g (columns ascend within a row: q <= p). */
+function accumulatePairs(x: CSR, g: Float32Array, r0: number, r1: number): void {
   const k = x.numCols;
-  const g = new Float32Array(k * k);
   const { ptr, idx, val } = x;
-  for (let r = 0; r < x.numRows; r++) {
+  for (let r = r0; r < r1; r++) {
     const end = ptr[r + 1];
     for (let p = ptr[r]; p < end; p++) {
       const rowOff = idx[p] * k;
       const v = val[p];
-      // Columns are ascending within a row: q <= p fills the lower triangle only.
       for (let q = ptr[r]; q <= p; q++) g[rowOff + idx[q]] += v * val[q];
     }
   }
-  // Mirror the lower triangle in 64 x 64 tiles: a plain column walk misses the cache on every write at k ~ 10k.
+}
+
+/** Mirrors the lower triangle in 64 x 64 tiles: a plain column walk misses the cache on every write at k ~ 10k. */
+function mirrorLower(g: Float32Array, k: number): void {
   const T = 64;
   for (let a0 = 0; a0 < k; a0 += T) {
     for (let b0 = 0; b0 <= a0; b0 += T) {
@@ -125,6 +127,47 @@ export function gramSparse(x: CSR): Float32Array {
       for (let a = a0; a < a1; a++) for (let b = b0; b < Math.min(b1, a); b++) g[b * k + a] = g[a * k + b];
     }
   }
+}
+
+/** X^T X (k x k, full symmetric) from the user x column CSR, pair by pair. */
+export function gramSparse(x: CSR): Float32Array {
+  const g = new Float32Array(x.numCols * x.numCols);
+  accumulatePairs(x, g, 0, x.numRows);
+  mirrorLower(g, x.numCols);
+  return g;
+}
+
+/** Lets the event loop run (heartbeats, cancellation) between slices of a long computation. */
+const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Longest slice of work between two turns of the event loop. */
+const SLICE_MS = 200;
+
+/**
+ * gramSparse (the same sums in the same order, so the same bits) in slices of rows, giving the event loop a turn
+ * every SLICE_MS: at 20M events (200,000 users, 10,000 items) one Gram took ~110 s, during which the activity
+ * could not heartbeat. `onProgress` gets the fraction of rows done.
+ */
+export async function gramSparseAsync(
+  x: CSR,
+  onProgress?: (fraction: number) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
+  const g = new Float32Array(x.numCols * x.numCols);
+  let r0 = 0;
+  let rows = 64;
+  while (r0 < x.numRows) {
+    const t0 = performance.now();
+    const r1 = Math.min(x.numRows, r0 + rows);
+    accumulatePairs(x, g, r0, r1);
+    const ms = performance.now() - t0;
+    // Aim each slice at SLICE_MS (rows vary a lot in length: heavy users first or last).
+    rows = Math.max(1, Math.round(rows * Math.min(4, Math.max(0.25, SLICE_MS / Math.max(1, ms)))));
+    r0 = r1;
+    signal?.throwIfAborted();
+    await onProgress?.(r0 / Math.max(1, x.numRows));
+    await yieldTurn();
+  }
+  mirrorLower(g, x.numCols);
   return g;
 }
 
@@ -133,28 +176,54 @@ export function gramDense(x: CSR, blockRows = 0): Float32Array {
   const tf = getTf();
   const k = x.numCols;
   const rows = blockRows > 0 ? blockRows : Math.max(64, Math.floor((16 * 1024 * 1024) / Math.max(1, k)));
-  let acc = tf.zeros([k, k]);
+  let acc = tf.zeros([k, k]) as Tensor2D;
+  for (let r0 = 0; r0 < x.numRows; r0 += rows)
+    acc = addDenseBlock(x, acc, r0, Math.min(x.numRows, r0 + rows));
+  const out = acc.dataSync() as Float32Array;
+  acc.dispose();
+  return out;
+}
+
+/** gramDense with a turn of the event loop after each block (see gramSparseAsync). */
+export async function gramDenseAsync(
+  x: CSR,
+  onProgress?: (fraction: number) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
+  const tf = getTf();
+  const k = x.numCols;
+  const rows = Math.max(64, Math.floor((16 * 1024 * 1024) / Math.max(1, k)));
+  let acc = tf.zeros([k, k]) as Tensor2D;
   for (let r0 = 0; r0 < x.numRows; r0 += rows) {
-    const r1 = Math.min(x.numRows, r0 + rows);
-    // X_b and its transpose built directly: tfjs-wasm's matmul with a transposed operand is ~20x slower.
-    const n = r1 - r0;
-    const dense = new Float32Array(n * k);
-    const denseT = new Float32Array(k * n);
-    for (let r = r0; r < r1; r++) {
-      for (let q = x.ptr[r]; q < x.ptr[r + 1]; q++) {
-        dense[(r - r0) * k + x.idx[q]] = x.val[q];
-        denseT[x.idx[q] * n + (r - r0)] = x.val[q];
-      }
-    }
-    const next = tf.tidy(() =>
-      tf.add(acc, tf.matMul(tf.tensor2d(denseT, [k, n]), tf.tensor2d(dense, [n, k]))),
-    );
-    acc.dispose();
-    acc = next;
+    acc = addDenseBlock(x, acc, r0, Math.min(x.numRows, r0 + rows));
+    signal?.throwIfAborted();
+    await onProgress?.(Math.min(1, (r0 + rows) / Math.max(1, x.numRows)));
+    await yieldTurn();
   }
   const out = acc.dataSync() as Float32Array;
   acc.dispose();
   return out;
+}
+
+/** acc + X_b^T X_b for rows r0..r1 (acc is disposed). */
+function addDenseBlock(x: CSR, acc: Tensor2D, r0: number, r1: number): Tensor2D {
+  const tf = getTf();
+  const k = x.numCols;
+  // X_b and its transpose built directly: tfjs-wasm's matmul with a transposed operand is ~20x slower.
+  const n = r1 - r0;
+  const dense = new Float32Array(n * k);
+  const denseT = new Float32Array(k * n);
+  for (let r = r0; r < r1; r++) {
+    for (let q = x.ptr[r]; q < x.ptr[r + 1]; q++) {
+      dense[(r - r0) * k + x.idx[q]] = x.val[q];
+      denseT[x.idx[q] * n + (r - r0)] = x.val[q];
+    }
+  }
+  const next = tf.tidy(() =>
+    tf.add(acc, tf.matMul(tf.tensor2d(denseT, [k, n]), tf.tensor2d(dense, [n, k]))),
+  ) as Tensor2D;
+  acc.dispose();
+  return next;
 }
 
 /** The user x kept-item CSR the model is fitted on and scores from. */
@@ -200,7 +269,11 @@ export async function fitEASE(
   const x = easeMatrix(data, items, cfg.transform);
   const mode = cfg.gram === 'auto' ? chooseGram(x) : cfg.gram;
   await hooks.onProgress?.({ phase: 'gram', fraction: 0 });
-  const g = mode === 'sparse' ? gramSparse(x) : gramDense(x);
+  const gramProgress = (fraction: number) => hooks.onProgress?.({ phase: 'gram', fraction });
+  const g =
+    mode === 'sparse'
+      ? await gramSparseAsync(x, gramProgress, hooks.signal)
+      : await gramDenseAsync(x, gramProgress, hooks.signal);
   for (let a = 0; a < k; a++) g[a * k + a] += cfg.lambda;
   const t1 = performance.now();
   const p = await spdInverse(g, k, {

@@ -7,7 +7,9 @@ import {
   easeWeightsFromInverse,
   fitEASE,
   gramDense,
+  gramDenseAsync,
   gramSparse,
+  gramSparseAsync,
   selectItems,
   type EASEInteractions,
   type EASEModel,
@@ -179,6 +181,25 @@ test('sparse and dense Gram agree; the dense path in several user blocks', () =>
     'linear',
   );
   expect(maxAbsDiff(gramSparse(x), gramDense(x, 7))).toBeLessThan(1e-3);
+});
+
+test('the sliced Gram (turns of the event loop between slices) is the one-piece Gram to the bit', async () => {
+  const data = smallData();
+  const x = easeMatrix(
+    data,
+    Int32Array.from({ length: 60 }, (_, i) => i),
+    'linear',
+  );
+  const fractions: number[] = [];
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 0);
+  const sliced = await gramSparseAsync(x, (f) => void fractions.push(f));
+  clearInterval(ticker);
+  expect(Buffer.from(sliced.buffer).equals(Buffer.from(gramSparse(x).buffer))).toBe(true);
+  expect(fractions.length).toBeGreaterThan(1);
+  expect(fractions[fractions.length - 1]).toBe(1);
+  expect(turns).toBeGreaterThan(0);
+  expect(maxAbsDiff(await gramDenseAsync(x), gramDense(x))).toBe(0);
 });
 
 test('maxItems keeps the most popular items by distinct users (ties: lower id); the rest get no scores', async () => {
