@@ -49,10 +49,25 @@ export function splitValidation(
     throw new Error('splitValidation: userIdx, itemIdx and timestamps must have the same length');
   if (!(cfg.userShare > 0 && cfg.userShare <= 1))
     throw new Error('splitValidation: userShare must be in (0, 1]');
-  // Rows grouped by user, each user's rows in time order (ties by input position).
-  const order = Int32Array.from({ length: n }, (_, k) => k).sort(
-    (a, b) => data.userIdx[a] - data.userIdx[b] || data.timestamps[a] - data.timestamps[b] || a - b,
-  );
+  // Rows grouped by user, each user's rows in time order (ties by input position): a counting sort by user (stable,
+  // so positions ascend within a user), then each user's few rows sorted by time. One comparator sort of all rows
+  // took ~15 s at 16M pairs, with the event loop blocked.
+  let users = 0;
+  for (let k = 0; k < n; k++) users = Math.max(users, data.userIdx[k] + 1);
+  const start0 = new Int32Array(users + 1);
+  for (let k = 0; k < n; k++) start0[data.userIdx[k] + 1]++;
+  for (let u = 0; u < users; u++) start0[u + 1] += start0[u];
+  const fill = start0.slice(0, users);
+  const order = new Int32Array(n);
+  for (let k = 0; k < n; k++) order[fill[data.userIdx[k]]++] = k;
+  const byTime = (a: number, b: number) => data.timestamps[a] - data.timestamps[b] || a - b;
+  for (let u = 0; u < users; u++) {
+    const from = start0[u];
+    const to = start0[u + 1];
+    let sorted = true;
+    for (let p = from + 1; p < to && sorted; p++) sorted = byTime(order[p - 1], order[p]) <= 0;
+    if (!sorted) order.subarray(from, to).sort(byTime);
+  }
   let newest = -Infinity;
   for (let k = 0; k < n; k++) newest = Math.max(newest, data.timestamps[k]);
   const cut = newest - cfg.days * 86400;

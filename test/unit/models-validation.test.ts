@@ -170,3 +170,87 @@ describe('two-tower history pooling', () => {
     expect(await recallAtK(withDecay, test, 10, seen)).toBeGreaterThan(0.2);
   });
 });
+
+/** The split as it was computed before the counting sort: one comparator sort of all rows (the reference). */
+function splitValidationBySort(
+  data: { userIdx: Int32Array; itemIdx: Int32Array; timestamps: ArrayLike<number> },
+  cfg: Parameters<typeof splitValidation>[1],
+): ReturnType<typeof splitValidation> {
+  const n = data.userIdx.length;
+  if (data.itemIdx.length !== n || data.timestamps.length !== n)
+    throw new Error('splitValidation: userIdx, itemIdx and timestamps must have the same length');
+  if (!(cfg.userShare > 0 && cfg.userShare <= 1))
+    throw new Error('splitValidation: userShare must be in (0, 1]');
+  // Rows grouped by user, each user's rows in time order (ties by input position).
+  const order = Int32Array.from({ length: n }, (_, k) => k).sort(
+    (a, b) => data.userIdx[a] - data.userIdx[b] || data.timestamps[a] - data.timestamps[b] || a - b,
+  );
+  let newest = -Infinity;
+  for (let k = 0; k < n; k++) newest = Math.max(newest, data.timestamps[k]);
+  const cut = newest - cfg.days * 86400;
+  const held = new Uint8Array(n);
+  const vu: number[] = [];
+  const vi: number[] = [];
+  for (let start = 0; start < n;) {
+    const u = data.userIdx[order[start]];
+    let end = start;
+    while (end < n && data.userIdx[order[end]] === u) end++;
+    if (userDraw(u, cfg.seed) < cfg.userShare) {
+      const count = end - start;
+      let first: number; // first held-out position in [start, end)
+      if (cfg.mode === 'time') {
+        first = start;
+        while (first < end && data.timestamps[order[first]] <= cut) first++;
+      } else {
+        first = end - Math.floor(count * cfg.fraction);
+      }
+      if (first > start && first < end) {
+        const seen = new Set<number>();
+        for (let p = start; p < first; p++) seen.add(data.itemIdx[order[p]]);
+        const targets = new Set<number>();
+        for (let p = first; p < end; p++) {
+          held[order[p]] = 1;
+          const i = data.itemIdx[order[p]];
+          if (!seen.has(i)) targets.add(i);
+        }
+        for (const i of [...targets].sort((a, b) => a - b)) {
+          vu.push(u);
+          vi.push(i);
+        }
+      }
+    }
+    start = end;
+  }
+  const trainRows: number[] = [];
+  for (let k = 0; k < n; k++) if (!held[k]) trainRows.push(k);
+  return {
+    trainRows: Int32Array.from(trainRows),
+    heldOut: { userIdx: Int32Array.from(vu), itemIdx: Int32Array.from(vi) },
+  };
+}
+
+test.each([1, 2, 3])(
+  'the counting-sort split equals the comparator-sort split on tied data (seed %i)',
+  (seed) => {
+    let x = seed * 7919;
+    const rand = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const n = 5000;
+    // Rows in no particular order; few distinct timestamps, so ties are everywhere.
+    const data = {
+      userIdx: Int32Array.from({ length: n }, () => Math.floor(rand() * 300)),
+      itemIdx: Int32Array.from({ length: n }, () => Math.floor(rand() * 80)),
+      timestamps: Float64Array.from({ length: n }, () => 86400 * Math.floor(rand() * 30)),
+    };
+    for (const cfg of [
+      { mode: 'time' as const, days: 7, fraction: 0.2, userShare: 0.5, seed },
+      { mode: 'user-time' as const, days: 7, fraction: 0.3, userShare: 1, seed },
+    ]) {
+      const got = splitValidation(data, cfg);
+      const want = splitValidationBySort(data, cfg);
+      expect(Array.from(got.trainRows)).toEqual(Array.from(want.trainRows));
+      expect(Array.from(got.heldOut.userIdx)).toEqual(Array.from(want.heldOut.userIdx));
+      expect(Array.from(got.heldOut.itemIdx)).toEqual(Array.from(want.heldOut.itemIdx));
+      expect(got.heldOut.userIdx.length).toBeGreaterThan(0);
+    }
+  },
+);
