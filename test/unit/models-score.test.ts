@@ -31,6 +31,18 @@ test('matches brute force exactly, with exclusions, ties and every block size', 
   expect((await collect(f, { topN: 7, exclude, ordering: 'heap' })).got).toEqual(ref);
 });
 
+test('scoring gives the event loop a turn between blocks (heartbeats), with the same lists', async () => {
+  const f = intFactors(64, 40, 5, 3, true);
+  const ref = reference(f, 5);
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 0);
+  const { got } = await collect(f, { topN: 5, blockSize: 4, yieldMs: 0, selectionWorker: false });
+  clearInterval(ticker);
+  expect(got).toEqual(ref);
+  // 16 blocks, a turn after each: the timer ran in between.
+  expect(turns).toBeGreaterThan(2);
+});
+
 test('large catalogue (sampled-threshold path) matches brute force exactly', async () => {
   const f = intFactors(64, 3000, 6, 3, false);
   const exclude = randomExclusion(64, 3000, 200, 4);
