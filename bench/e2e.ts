@@ -234,7 +234,7 @@ async function child(job: ChildJob): Promise<void> {
     gates: { minimums: { ndcg: 0, coverage: 0 }, mostPopMargin: -1, maxRegression: 1 },
     temporal: {
       activities: {
-        heartbeatTimeout: '2m',
+        // The configured heartbeat timeout (1 min by default) holds: long work gives the event loop turns.
         startToCloseTimeout: '3h',
         trainingStartToCloseTimeout: '3h',
         maximumAttempts: 1,
