@@ -132,12 +132,12 @@ const before = (sa: number, ia: number, sb: number, ib: number) => sa > sb || (s
  * Each user's best `k` unseen candidates not in `blocked` (all of them for keepAll users), in rank order.
  * O(Σ history × neighbours + candidates · log k) time; memory O(items + output).
  */
-export function itemItemTopK(
+export async function itemItemTopK(
   csr: NeighbourCsr,
   h: UserHistories,
   k: number,
   blocked?: Uint8Array,
-): TopKResult {
+): Promise<TopKResult> {
   // Per item: the user's running hi and lo sums, interleaved like `terms`.
   const acc = new Float64Array(csr.items * 2);
   const touched = new Int32Array(csr.items);
@@ -168,7 +168,13 @@ export function itemItemTopK(
   // The hot loop reads locals only (property loads inside it cost ~3x here).
   const { offsets, neighbours, terms } = csr;
   const { historyOffsets, history } = h;
+  let lastTurn = performance.now();
   for (let u = 0; u < h.users; u++) {
+    // A turn of the event loop every 200 ms (heartbeats): 200,000 users take tens of seconds.
+    if ((u & 255) === 0 && performance.now() - lastTurn >= 200) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastTurn = performance.now();
+    }
     const tag = u + 1;
     let nt = 0;
     const hEnd = historyOffsets[u + 1];

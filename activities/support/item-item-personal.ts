@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { lit, type Db } from '../../lib/duckdb';
+import { readTypedColumns } from '../../lib/typed-columns';
 import { shardPredicate } from '../../analytics/baselines.sql';
 import {
   fitsExactSum,
@@ -65,19 +66,17 @@ async function loadModel(db: Db, modelFile: string): Promise<LoadedModel> {
         SELECT item_id FROM read_parquet(${lit(modelFile)})
         UNION SELECT neighbour_id FROM read_parquet(${lit(modelFile)}))`);
   const items = Number(await db.scalar(`SELECT count(*) FROM ii_dict`));
-  const cols = await db.columns(`
+  const { columns: cols } = await readTypedColumns(
+    db,
+    `
     SELECT s.idx AS src, d.idx AS dst, n.sim FROM read_parquet(${lit(modelFile)}) n
-    JOIN ii_dict s ON s.item_id = n.item_id JOIN ii_dict d ON d.item_id = n.neighbour_id`);
-  const sim = Float64Array.from(cols.sim as number[]);
+    JOIN ii_dict s ON s.item_id = n.item_id JOIN ii_dict d ON d.item_id = n.neighbour_id`,
+    { src: 'i32', dst: 'i32', sim: 'f64' },
+  );
   const model = {
     modelFile,
-    maxAbsSim: maxAbs(sim),
-    csr: neighbourCsr(
-      Int32Array.from(cols.src as number[]),
-      Int32Array.from(cols.dst as number[]),
-      sim,
-      items,
-    ),
+    maxAbsSim: maxAbs(cols.sim),
+    csr: neighbourCsr(cols.src, cols.dst, cols.sim, items),
   };
   loaded.set(db, model);
   return model;
@@ -97,23 +96,26 @@ export async function itemItemPersonalInto(db: Db, p: ItemItemPersonalParams): P
   const users = Number(await db.scalar(`SELECT count(*) FROM ii_users`));
   // Each user's distinct items, newest first (latest event per item, ties by item id), ranked over all of them
   // before items unknown to the model (no neighbours, never a candidate) are dropped.
-  const cols = await step('read histories', () =>
-    db.columns(`
+  const { columns: hist } = await step('read histories', () =>
+    readTypedColumns(
+      db,
+      `
     SELECT u.uid, d.idx, h.rn FROM (
       SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn
       FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ii_users) GROUP BY user_id, item_id) h
-    JOIN ii_users u ON u.user_id = h.user_id JOIN ii_dict d ON d.item_id = h.item_id`),
+    JOIN ii_users u ON u.user_id = h.user_id JOIN ii_dict d ON d.item_id = h.item_id`,
+      { uid: 'i32', idx: 'i32', rn: 'i32' },
+    ),
   );
-  const uid = cols.uid as number[];
-  const idx = cols.idx as number[];
-  const rn = cols.rn as (number | bigint)[];
-  const seen = groupByUser(uid, idx, users);
-  const recentUser: number[] = [];
-  const recentItem: number[] = [];
-  for (let r = 0; r < uid.length; r++)
-    if (Number(rn[r]) <= p.maxHistory) {
-      recentUser.push(uid[r]);
-      recentItem.push(idx[r]);
+  const seen = groupByUser(hist.uid, hist.idx, users);
+  let recentRows = 0;
+  for (let r = 0; r < hist.rn.length; r++) if (hist.rn[r] <= p.maxHistory) recentRows++;
+  const recentUser = new Int32Array(recentRows);
+  const recentItem = new Int32Array(recentRows);
+  for (let r = 0, at = 0; r < hist.rn.length; r++)
+    if (hist.rn[r] <= p.maxHistory) {
+      recentUser[at] = hist.uid[r];
+      recentItem[at++] = hist.idx[r];
     }
   const recent = groupByUser(recentUser, recentItem, users);
   let keepAll: Uint8Array | undefined;

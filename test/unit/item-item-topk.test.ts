@@ -66,12 +66,12 @@ test("the conversion of an exact total to a double is DuckDB's, negative totals 
   });
 });
 
-test('top-k in arrays: unseen, unblocked, best score first, ties by item number; keepAll keeps everything', () => {
+test('top-k in arrays: unseen, unblocked, best score first, ties by item number; keepAll keeps everything', async () => {
   // Items 0..4; item 0's neighbours 1 (0.5), 2 (0.5), 3 (0.25); item 4's neighbour 3 (0.25).
   const csr = neighbourCsr([0, 0, 0, 4], [1, 2, 3, 3], [0.5, 0.5, 0.25, 0.25], 5);
   const hist = groupByUser([0, 0, 1, 2], [0, 4, 0, 0], 3);
   const seen = groupByUser([0, 0, 1, 1, 2], [0, 4, 0, 2, 0], 3);
-  const top = itemItemTopK(
+  const top = await itemItemTopK(
     csr,
     {
       users: 3,
