@@ -213,16 +213,18 @@ export async function itemItemTopK(
     const keep = h.keepAll?.[u] ? nc : Math.min(k, nc);
     if (keep === 0) continue;
     grow(keep);
-    if (keep === nc) {
-      // Every candidate stays: sort them all.
-      const order = Array.from({ length: nc }, (_, x) => x);
-      order.sort((a, b) => (before(candScore[a], candItem[a], candScore[b], candItem[b]) ? -1 : 1));
-      for (const x of order) {
+    // The kept candidates (indices into cand*) in rank order, appended to the output.
+    const emit = (kept: number[]) => {
+      kept.sort((a, b) => (before(candScore[a], candItem[a], candScore[b], candItem[b]) ? -1 : 1));
+      for (const x of kept) {
         user[count] = u;
         item[count] = candItem[x];
         score[count] = candScore[x];
         count++;
       }
+    };
+    if (keep === nc) {
+      emit(Array.from({ length: nc }, (_, x) => x)); // every candidate stays
       continue;
     }
     // Bounded heap of the best `keep`: the root is the worst kept candidate.
@@ -257,14 +259,7 @@ export async function itemItemTopK(
         }
       }
     }
-    const kept = Array.from(heap.subarray(0, size));
-    kept.sort((a, b) => (before(candScore[a], candItem[a], candScore[b], candItem[b]) ? -1 : 1));
-    for (const x of kept) {
-      user[count] = u;
-      item[count] = candItem[x];
-      score[count] = candScore[x];
-      count++;
-    }
+    emit(Array.from(heap.subarray(0, size)));
   }
   return {
     count,

@@ -20,6 +20,7 @@ import { popularityRecallAtK } from '../../models/metrics';
 import { buildUserItemsCSR } from '../../models/mf';
 import { Rng } from '../../models/rng';
 import { loadEASEModel, saveEASEModel } from '../../models/serialize';
+import { countTurns } from '../helpers/event-loop';
 import { buildCSR } from '../../models/sparse';
 import { ds, seen } from '../helpers/planted';
 
@@ -191,16 +192,7 @@ test('the sliced Gram (turns of the event loop between slices) is the one-piece 
     'linear',
   );
   const fractions: number[] = [];
-  // A chain of immediates runs once per turn of the event loop, and never while only microtasks run.
-  let turns = 0;
-  let running = true;
-  const chain = () => {
-    turns++;
-    if (running) setImmediate(chain);
-  };
-  setImmediate(chain);
-  const sliced = await gramSparseAsync(x, (f) => void fractions.push(f));
-  running = false;
+  const { value: sliced, turns } = await countTurns(() => gramSparseAsync(x, (f) => void fractions.push(f)));
   expect(Buffer.from(sliced.buffer).equals(Buffer.from(gramSparse(x).buffer))).toBe(true);
   expect(fractions.length).toBeGreaterThan(1);
   expect(fractions[fractions.length - 1]).toBe(1);

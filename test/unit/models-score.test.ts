@@ -14,6 +14,7 @@ import { BlockSelector } from '../../models/top-n';
 import { compileModels } from '../helpers/compile-worker';
 import { collect, intFactors, randomExclusion, reference } from '../helpers/scoring';
 import { tfjsNodeProbe } from '../helpers/tfjs-node';
+import { countTurns } from '../helpers/event-loop';
 
 beforeAll(async () => {
   await selectBackend('wasm');
@@ -34,16 +35,10 @@ test('matches brute force exactly, with exclusions, ties and every block size', 
 test('scoring gives the event loop a turn between blocks (heartbeats), with the same lists', async () => {
   const f = intFactors(64, 40, 5, 3, true);
   const ref = reference(f, 5);
-  // A chain of immediates runs once per turn of the event loop, and never while only microtasks run.
-  let turns = 0;
-  let running = true;
-  const chain = () => {
-    turns++;
-    if (running) setImmediate(chain);
-  };
-  setImmediate(chain);
-  const { got } = await collect(f, { topN: 5, blockSize: 4, yieldMs: 0, selectionWorker: false });
-  running = false;
+  const { value: scored, turns } = await countTurns(() =>
+    collect(f, { topN: 5, blockSize: 4, yieldMs: 0, selectionWorker: false }),
+  );
+  const { got } = scored;
   expect(got).toEqual(ref);
   // 16 blocks, a turn after each.
   expect(turns).toBeGreaterThanOrEqual(8);
