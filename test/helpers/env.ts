@@ -149,6 +149,32 @@ export async function smallDataset(
   return { interactions: path.join(dir, 'interactions.csv'), items: path.join(dir, 'items.csv') };
 }
 
+type Workers = Awaited<ReturnType<typeof startWorkers>>;
+
+/**
+ * What most integration suites start in `beforeAll`: the small dataset in `input` (default `<dataDir>/input`),
+ * the dev server, and the cpu and training workers configured for `dataDir`.
+ */
+export async function startSuite(
+  dataDir: string,
+  opts: { input?: string; events?: number } = {},
+): Promise<{
+  data: { interactions: string; items: string };
+  env: TestWorkflowEnvironment;
+  workers: Workers;
+}> {
+  const data = await smallDataset(opts.input ?? path.join(dataDir, 'input'), opts.events);
+  const env = await startTemporal();
+  const workers = await startWorkers(env, testConfig(dataDir));
+  return { data, env, workers };
+}
+
+/** The suite's `afterAll`: the workers, then the server, whichever of them started. */
+export async function stopSuite(workers?: Workers, env?: TestWorkflowEnvironment): Promise<void> {
+  if (workers) await stopWorkers(workers);
+  if (env) await env.teardown();
+}
+
 /** The innermost failure message: WorkflowFailedError → ActivityFailure → ApplicationFailure. */
 export function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;

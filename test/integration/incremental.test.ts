@@ -5,13 +5,13 @@ import { WorkflowFailedError } from '@temporalio/client';
 import {
   startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
   testConfig,
   testOverrides,
   smallDataset,
   rootMessage,
   queryDuckDb,
+  stopSuite,
 } from '../helpers/env';
 import type { RunSummary } from '../../contracts/stages';
 import type { Watermark } from '../../analytics/incremental';
@@ -47,10 +47,7 @@ beforeAll(async () => {
   workers = await startWorkers(env, testConfig(dataDir));
 });
 
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 const overrides = testOverrides(dataDir, {
   dataset: { incremental: { enabled: true, historyDays: 365 } },

@@ -5,11 +5,11 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
   testConfig,
   testOverrides,
   ROOT,
+  stopSuite,
 } from '../helpers/env';
 import type { RunSummary } from '../../contracts/stages';
 
@@ -27,10 +27,7 @@ if (!hasR && !process.env.CI)
 
 let env: TestWorkflowEnvironment | undefined;
 let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 maybe('retrainPipeline runs on MovieLens with the movielens overlay', async () => {
   const dataDir = tempDir('movielens');

@@ -12,10 +12,10 @@ import {
   smallDataset,
   startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
   testConfig,
   testPrivateOverrides,
+  stopSuite,
 } from '../helpers/env';
 
 /**
@@ -89,10 +89,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 async function scrape(): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);

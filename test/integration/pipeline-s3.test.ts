@@ -4,12 +4,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
   testConfig,
   testOverrides,
   testPrivateOverrides,
   smallDataset,
+  stopSuite,
 } from '../helpers/env';
 import {
   awsEnv,
@@ -58,8 +58,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
+  await stopSuite(workers, env);
   await server?.stop();
   process.env = savedEnv;
 });

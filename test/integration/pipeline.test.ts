@@ -5,18 +5,17 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { parquetReadObjects, parquetMetadata } from 'hyparquet';
 import {
-  startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
   testConfig,
   testOverrides,
   testPrivateOverrides,
-  smallDataset,
   ROOT,
   rootMessage,
   queryDuckDb,
   recordHistory,
+  startSuite,
+  stopSuite,
 } from '../helpers/env';
 import type { RunSummary } from '../../contracts/stages';
 import { LocalStorage, readDocument, updateDocument } from '../../lib/storage';
@@ -33,15 +32,10 @@ const dataDir = tempDir('pipeline');
 let data: { interactions: string; items: string };
 
 beforeAll(async () => {
-  data = await smallDataset(path.join(dataDir, 'input'));
-  env = await startTemporal();
-  workers = await startWorkers(env, testConfig(dataDir));
+  ({ data, env, workers } = await startSuite(dataDir));
 });
 
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 /**
  * Privacy is an opt-in per population; this suite's main runs opt in (the learned-challenger and cancellation

@@ -4,15 +4,7 @@ import { follow } from '../../cli/follow';
 import type { ProgressState } from '../../workflows/retrain';
 import type { RunSummary } from '../../contracts/stages';
 import { asProgressDetails } from '../../lib/observability/progress';
-import {
-  smallDataset,
-  startTemporal,
-  startWorkers,
-  stopWorkers,
-  tempDir,
-  testConfig,
-  testOverrides,
-} from '../helpers/env';
+import { startWorkers, tempDir, testOverrides, startSuite, stopSuite } from '../helpers/env';
 
 /**
  * In-stage progress from a real run of the linear challenger (tuned iALS): while it runs, the workflow's
@@ -29,15 +21,10 @@ const dataDir = tempDir('progress');
 let data: { interactions: string; items: string };
 
 beforeAll(async () => {
-  data = await smallDataset(tempDir('progress-input'));
-  env = await startTemporal();
-  workers = await startWorkers(env, testConfig(dataDir));
+  ({ data, env, workers } = await startSuite(dataDir, { input: tempDir('progress-input') }));
 });
 
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 test('the progress query, heartbeats and --follow show in-stage progress with done/total and ETA', async () => {
   const handle = await env.client.workflow.start('retrainPipeline', {

@@ -1,15 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  startTemporal,
-  startWorkers,
-  stopWorkers,
-  tempDir,
-  testConfig,
-  smallDataset,
-  queryDuckDb,
-} from '../helpers/env';
+import { startWorkers, tempDir, queryDuckDb, startSuite, stopSuite } from '../helpers/env';
 import type { RunSummary } from '../../contracts/stages';
 import { loadConfig } from '../../lib/config';
 import { registryOf } from '../../activities/support/storage';
@@ -55,15 +47,10 @@ const registry = () =>
   registryOf(loadConfig({ root: ROOT, overrides: { dataDir }, env: {} }).config, 'synthetic');
 
 beforeAll(async () => {
-  data = await smallDataset(path.join(dataDir, 'input'), 30000);
-  env = await startTemporal();
-  workers = await startWorkers(env, testConfig(dataDir));
+  ({ data, env, workers } = await startSuite(dataDir, { events: 30000 }));
 });
 
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 describe('default challenger under the configured gates', () => {
   let first: RunSummary;

@@ -3,15 +3,13 @@ import * as path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import {
-  startTemporal,
   startWorkers,
-  stopWorkers,
   tempDir,
-  testConfig,
   testOverrides,
-  smallDataset,
   rootMessage,
   recordHistory,
+  startSuite,
+  stopSuite,
 } from '../helpers/env';
 import type { AliasResult, RunSummary } from '../../contracts/stages';
 import { ModelRegistry } from '../../registry/registry';
@@ -35,14 +33,9 @@ const pointerFile = () => JSON.parse(fs.readFileSync(path.join(outputRoot, '_cur
 const current = () => path.basename(fs.readlinkSync(path.join(outputRoot, 'current')));
 
 beforeAll(async () => {
-  data = await smallDataset(path.join(dataDir, 'input'));
-  env = await startTemporal();
-  workers = await startWorkers(env, testConfig(dataDir));
+  ({ data, env, workers } = await startSuite(dataDir));
 });
-afterAll(async () => {
-  if (workers) await stopWorkers(workers);
-  if (env) await env.teardown();
-});
+afterAll(() => stopSuite(workers, env));
 
 let n = 0;
 async function retrain(extra: Record<string, unknown> = {}): Promise<RunSummary> {
