@@ -67,6 +67,13 @@ function reference(w: World, k: number): Map<string, string[]> {
 const csv = (file: string, header: string, rows: (string | number)[][]) =>
   fs.writeFileSync(file, [header, ...rows.map((r) => r.join(','))].join('\n') + '\n');
 
+/** The popularity file, history, target and excluded tables both worlds rank from (written as CSV in `d`). */
+const worldTablesSql = (d: string, users: string[], excluded: Set<string>) => `
+  COPY (SELECT * FROM read_csv(${lit(path.join(d, 'pop.csv'))})) TO ${lit(path.join(d, 'pop.parquet'))};
+  CREATE TABLE history AS SELECT user_id, item_id, CAST(ts AS TIMESTAMP) AS ts FROM read_csv(${lit(path.join(d, 'history.csv'))}, all_varchar = true);
+  CREATE TABLE targets AS SELECT unnest(${`[${users.map(lit).join(', ')}]`}) AS user_id;
+  CREATE TABLE excluded AS SELECT unnest(${`[${[...excluded].map(lit).join(', ') || "''"}]`}) AS item_id;`;
+
 test.each([1, 2, 3])('recommendSql equals the brute-force ranking (seed %i)', async (seed) => {
   const w = makeWorld(seed);
   const d = fs.mkdtempSync(path.join(dir, 'w-'));
@@ -88,11 +95,8 @@ test.each([1, 2, 3])('recommendSql equals the brute-force ranking (seed %i)', as
   const k = 12;
   await withDb(':memory:', { memoryLimit: '512MB', threads: 1 }, async (db) => {
     await db.run(`
-      COPY (SELECT * FROM read_csv(${lit(path.join(d, 'pop.csv'))})) TO ${lit(path.join(d, 'pop.parquet'))};
       COPY (SELECT * FROM read_csv(${lit(path.join(d, 'recs.csv'))})) TO ${lit(path.join(d, 'recs.parquet'))};
-      CREATE TABLE history AS SELECT user_id, item_id, CAST(ts AS TIMESTAMP) AS ts FROM read_csv(${lit(path.join(d, 'history.csv'))}, all_varchar = true);
-      CREATE TABLE targets AS SELECT unnest(${`[${w.users.map(lit).join(', ')}]`}) AS user_id;
-      CREATE TABLE excluded AS SELECT unnest(${`[${[...w.excluded].map(lit).join(', ') || "''"}]`}) AS item_id;`);
+      ${worldTablesSql(d, w.users, w.excluded)}`);
     const p: RecommendParams = {
       kind: 'recs',
       modelFile: path.join(d, 'recs.parquet'),
@@ -189,12 +193,9 @@ test.each([1, 2, 3])(
     const maxHistory = 4;
     await withDb(':memory:', { memoryLimit: '512MB', threads: 2 }, async (db) => {
       await db.run(`
-      COPY (SELECT * FROM read_csv(${lit(path.join(d, 'pop.csv'))})) TO ${lit(path.join(d, 'pop.parquet'))};
       COPY (SELECT item_id, neighbour_id, sim::DOUBLE AS sim FROM read_csv(${lit(path.join(d, 'sims.csv'))}))
         TO ${lit(path.join(d, 'sims.parquet'))};
-      CREATE TABLE history AS SELECT user_id, item_id, CAST(ts AS TIMESTAMP) AS ts FROM read_csv(${lit(path.join(d, 'history.csv'))}, all_varchar = true);
-      CREATE TABLE targets AS SELECT unnest(${`[${w.users.map(lit).join(', ')}]`}) AS user_id;
-      CREATE TABLE excluded AS SELECT unnest(${`[${[...w.excluded].map(lit).join(', ') || "''"}]`}) AS item_id;`);
+      ${worldTablesSql(d, w.users, w.excluded)}`);
       const p: RecommendParams = {
         kind: 'itemitem',
         modelFile: path.join(d, 'sims.parquet'),
