@@ -163,18 +163,14 @@ export class Db {
     for (let i = 0; i < extracted.count; i++) {
       const t0 = process.hrtime.bigint();
       await this.statement(async () => (await extracted.prepare(i)).run());
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${sqlHead(sql, i)}`);
+      logTiming(t0, sqlHead(sql, i));
     }
   }
 
   async all<T extends Row = Row>(sql: string): Promise<T[]> {
     const t0 = process.hrtime.bigint();
     const reader = await this.statement(() => this.conn.runAndReadAll(sql));
-    if (process.env.RECFORGE_SQL_TIMING) {
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${sqlHead(sql, 0)}`);
-    }
+    if (process.env.RECFORGE_SQL_TIMING) logTiming(t0, sqlHead(sql, 0));
     return reader.getRowObjectsJS().map((r) => plain(r) as T);
   }
 
@@ -198,10 +194,7 @@ export class Db {
         await onChunk(chunk.getColumns() as unknown[][], chunk.rowCount);
       }
     });
-    if (process.env.RECFORGE_SQL_TIMING) {
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${sqlHead(sql, 0)}`);
-    }
+    if (process.env.RECFORGE_SQL_TIMING) logTiming(t0, sqlHead(sql, 0));
   }
 
   /**
@@ -232,6 +225,15 @@ export class Db {
 }
 
 /** The i-th statement's first words, for timing logs (statements split at top-level semicolons, roughly). */
+/**
+ * RECFORGE_SQL_TIMING's log line for work that started at `t0` (process.hrtime.bigint()), when it took 50 ms or
+ * more: `[sql <seconds> s] <what>` on stderr, the format the benchmarks collect.
+ */
+export function logTiming(t0: bigint, what: string): void {
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${what}`);
+}
+
 function sqlHead(sql: string, i: number): string {
   const parts = sql
     .replace(/--[^\n]*/g, '')
