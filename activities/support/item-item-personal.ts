@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { lit, type Db } from '../../lib/duckdb';
+import { lit, logTiming, type Db } from '../../lib/duckdb';
 import { readTypedColumns } from '../../lib/typed-columns';
 import { shardPredicate } from '../../analytics/baselines.sql';
 import {
@@ -48,8 +48,7 @@ async function step<T>(label: string, fn: () => Promise<T> | T): Promise<T> {
   if (!process.env.RECFORGE_SQL_TIMING) return fn();
   const t0 = process.hrtime.bigint();
   const out = await fn();
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] item-item arrays: ${label}`);
+  logTiming(t0, `item-item arrays: ${label}`);
   return out;
 }
 
@@ -100,11 +99,12 @@ export async function itemItemPersonalInto(db: Db, p: ItemItemPersonalParams): P
     readTypedColumns(
       db,
       `
-    SELECT u.uid, d.idx, h.rn FROM (
-      SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn
+    SELECT u.uid, d.idx, h.rn, h.events FROM (
+      SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY max(ts) DESC, item_id) AS rn,
+             sum(count(*)) OVER (PARTITION BY user_id) AS events
       FROM ${p.history} WHERE user_id IN (SELECT user_id FROM ii_users) GROUP BY user_id, item_id) h
     JOIN ii_users u ON u.user_id = h.user_id JOIN ii_dict d ON d.item_id = h.item_id`,
-      { uid: 'i32', idx: 'i32', rn: 'i32' },
+      { uid: 'i32', idx: 'i32', rn: 'i32', events: 'f64' },
     ),
   );
   const seen = groupByUser(hist.uid, hist.idx, users);
@@ -120,14 +120,11 @@ export async function itemItemPersonalInto(db: Db, p: ItemItemPersonalParams): P
   const recent = groupByUser(recentUser, recentItem, users);
   let keepAll: Uint8Array | undefined;
   if (p.lightUserEvents > 0) {
-    // Light users as cold start counts them: fewer than lightUserEvents history rows.
+    // Light users as cold start counts them: fewer than lightUserEvents history rows (all of the user's events,
+    // counted before items unknown to the model were dropped; a user with no row left has no candidates anyway).
     keepAll = new Uint8Array(users);
-    const light = await db.columns(`
-      SELECT u.uid FROM ii_users u
-      LEFT JOIN (SELECT user_id, count(*) AS n FROM ${p.history}
-                 WHERE user_id IN (SELECT user_id FROM ii_users) GROUP BY user_id) e ON e.user_id = u.user_id
-      WHERE coalesce(e.n, 0) < ${Math.trunc(p.lightUserEvents)}`);
-    for (const u of light.uid as number[]) keepAll[u] = 1;
+    for (let r = 0; r < hist.uid.length; r++)
+      if (hist.events[r] < p.lightUserEvents) keepAll[hist.uid[r]] = 1;
   }
   let blocked: Uint8Array | undefined;
   if (p.excludeItems) {
