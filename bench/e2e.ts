@@ -88,7 +88,8 @@ interface MemorySplit {
 const ITEMS = 10_000;
 const label = (n: number): string => (n >= 1e6 ? `${+(n / 1e6).toFixed(1)}M` : `${+(n / 1e3).toFixed(0)}k`);
 
-async function dataset(events: number): Promise<{ interactions: string; items: string }> {
+/** The bench's generated dataset of `events` events (users = events / 100, 10,000 items, seed 1), kept in tmp. */
+export async function dataset(events: number): Promise<{ interactions: string; items: string }> {
   const dir = path.join(os.tmpdir(), `recforge-bench-e2e-${events}`);
   const gen = { users: Math.round(events / 100), items: ITEMS, events, seed: 1 };
   if (!isGeneratedDatasetComplete(dir, gen)) {

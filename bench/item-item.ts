@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { lit, withDb, type Db } from '../lib/duckdb';
 import { itemItemSql, mostPopSql, type RecommendParams } from '../analytics/baselines.sql';
 import { rankInto, type ItemItemScoring } from '../activities/support/scoring-batches';
-import { generateDataset, isGeneratedDatasetComplete } from '../datasets/synthetic';
 import { writeResults, type BenchResult } from './common';
+import { dataset } from './e2e';
 
 /**
  * Item-item ranking (the default challenger with privacy on, and every run's baseline): the same users ranked by
@@ -18,13 +18,6 @@ export interface ItemItemBenchOptions {
   /** Users ranked per measurement (default 20,000). */
   users?: number;
   rounds?: number;
-}
-
-async function dataset(events: number): Promise<string> {
-  const dir = path.join(os.tmpdir(), `recforge-bench-e2e-${events}`);
-  const gen = { users: Math.round(events / 100), items: 10_000, events, seed: 1 };
-  if (!isGeneratedDatasetComplete(dir, gen)) await generateDataset({ ...gen, out: dir });
-  return path.join(dir, 'interactions.csv');
 }
 
 async function rankOnce(db: Db, p: RecommendParams, scoring: ItemItemScoring) {
@@ -41,7 +34,7 @@ export async function benchItemItem(root: string, o: ItemItemBenchOptions = {}):
   const events = o.events ?? 5_000_000;
   const users = o.users ?? 20_000;
   const rounds = o.rounds ?? 2;
-  const csv = await dataset(events);
+  const csv = (await dataset(events)).interactions;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'recforge-bench-ii-'));
   const limits = { memoryLimit: '2GB', threads: Math.min(2, os.cpus().length) };
   const best: Record<ItemItemScoring, number> = { sql: Infinity, arrays: Infinity };
