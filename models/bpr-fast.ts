@@ -24,6 +24,7 @@ import type { Interactions, MFModel } from './mf';
 import { mixSeed, Rng } from './rng';
 import { buildCSR } from './sparse';
 import { fingerprintArrays, type TrainHooks, type TrainingState, type TrainResult } from './trainer';
+import { nextTurn } from './turns';
 
 export interface BPRConfig {
   factors: number;
@@ -232,7 +233,7 @@ export async function trainBPR(
           }
           done += n;
           // Timers (heartbeats) run between calls even when the kernels run on this thread.
-          await new Promise<void>((r) => setImmediate(r));
+          await nextTurn();
         }
         // The share of sampled pairs the model still misordered before its update: BPR's error rate.
         return { loss: used > 0 ? 1 - correct / used : NaN, examples: nnz };

@@ -16,6 +16,7 @@ import type { Tensor2D } from '@tensorflow/tfjs-core';
 import { currentBackend, ensureBackend, getTf } from './backend';
 import { spdInverse } from './linalg';
 import { buildCSR, columnCounts, type CSR, type ValueTransform } from './sparse';
+import { nextTurn } from './turns';
 
 export interface EASEConfig {
   /** L2 weight added to the Gram diagonal; larger for larger / denser data (hundreds on MovieLens-sized data). */
@@ -137,8 +138,6 @@ export function gramSparse(x: CSR): Float32Array {
   return g;
 }
 
-/** Lets the event loop run (heartbeats, cancellation) between slices of a long computation. */
-const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Longest slice of work between two turns of the event loop. */
 const SLICE_MS = 200;
 
@@ -165,7 +164,7 @@ export async function gramSparseAsync(
     r0 = r1;
     signal?.throwIfAborted();
     await onProgress?.(r0 / Math.max(1, x.numRows));
-    await yieldTurn();
+    await nextTurn();
   }
   mirrorLower(g, x.numCols);
   return g;
@@ -198,7 +197,7 @@ export async function gramDenseAsync(
     acc = addDenseBlock(x, acc, r0, Math.min(x.numRows, r0 + rows));
     signal?.throwIfAborted();
     await onProgress?.(Math.min(1, (r0 + rows) / Math.max(1, x.numRows)));
-    await yieldTurn();
+    await nextTurn();
   }
   const out = acc.dataSync() as Float32Array;
   acc.dispose();

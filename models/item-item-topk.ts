@@ -1,3 +1,5 @@
+import { turnEvery } from './turns';
+
 /**
  * Item-item top-k in typed arrays: each user's score for an item is the sum of the item's similarities to the
  * user's recent history items, and the user's list is the best k unseen, available items by (score descending,
@@ -168,13 +170,10 @@ export async function itemItemTopK(
   // The hot loop reads locals only (property loads inside it cost ~3x here).
   const { offsets, neighbours, terms } = csr;
   const { historyOffsets, history } = h;
-  let lastTurn = performance.now();
+  const turn = turnEvery(200);
   for (let u = 0; u < h.users; u++) {
     // A turn of the event loop every 200 ms (heartbeats): 200,000 users take tens of seconds.
-    if ((u & 255) === 0 && performance.now() - lastTurn >= 200) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      lastTurn = performance.now();
-    }
+    if ((u & 255) === 0) await turn();
     const tag = u + 1;
     let nt = 0;
     const hEnd = historyOffsets[u + 1];

@@ -13,6 +13,7 @@
  * symmetry.
  */
 import { getTf } from './backend';
+import { nextTurn } from './turns';
 
 export class NotPositiveDefiniteError extends Error {
   constructor(pivot: number, value: number) {
@@ -152,7 +153,7 @@ export async function spdInverse(
     done += 2 * rows * inner * cols;
     if (opts.onProgress) await opts.onProgress(done, total);
     // Let timers (activity heartbeats) run between the large matmuls.
-    await new Promise<void>((r) => setImmediate(r));
+    await nextTurn();
     return out;
   };
 

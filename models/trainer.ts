@@ -9,6 +9,7 @@
 import { Adam, AdamState } from './adam';
 import { cloneWeights, copyWeightsInto, Grad, ParamStore, Weights } from './params';
 import { epochPermutation, Rng, RngState } from './rng';
+import { turnEvery } from './turns';
 
 export interface TrainLoopConfig {
   epochs: number;
@@ -209,7 +210,7 @@ export async function runTraining<M>(
   let lossSinceReport = 0;
   let stepsSinceReport = 0;
   let examplesSinceReport = 0;
-  let lastYield = performance.now();
+  const turn = turnEvery(200);
 
   for (; epoch < cfg.epochs && !stoppedEarly; epoch++, stepInEpoch = 0) {
     const perm = epochPermutation(n, cfg.seed, epoch);
@@ -251,10 +252,7 @@ export async function runTraining<M>(
         await hooks.onCheckpoint(snapshot(epoch, stepInEpoch + 1));
       }
       // Give the event loop a turn now and then (heartbeats, cancellation) without paying a tick per step.
-      if (performance.now() - lastYield > 200) {
-        await new Promise<void>((r) => setImmediate(r));
-        lastYield = performance.now();
-      }
+      await turn();
     }
 
     const ms = performance.now() - epochStart;
