@@ -36,10 +36,12 @@ test('the progress query, heartbeats and --follow show in-stage progress with do
         items: data.items,
         overrides: testOverrides(dataDir, {
           privacy: { enabled: false },
-          // Long enough to be watched: the issue's case, a two-tower model training for a while.
+          // Long enough to be watched: the issue's case, a two-tower model training for a while. Every epoch runs
+          // (patience = epochs): with early stopping the stage could end before --follow drew a report with an ETA
+          // (reports reach the workflow at most every 5 s), which a fast CI machine once showed.
           training: {
             challenger: 'two-tower',
-            twoTower: { epochs: 16, fullEpochs: 2, batchSize: 64 },
+            twoTower: { epochs: 16, fullEpochs: 2, batchSize: 64, patience: 16 },
           },
         }),
       },
