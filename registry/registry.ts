@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { LivePointer, ModelRecord, ModelStatus } from '../contracts/registry';
 import { faultPoint } from '../lib/faults';
 import { readDocument, updateDocument, type Storage } from '../lib/storage';
-import { removeStaleTemporaries } from '../lib/storage/local';
+import { removeJournalTemporaries, removeStaleTemporaries } from '../lib/storage/local';
 import { promoteChallenger, rollBack, setLive, type MoveContext } from './pointer';
 
 /**
@@ -183,7 +183,7 @@ export class ModelRegistry {
     }
     for (const v of versions) {
       removeStaleTemporaries(path.join(models, v));
-      removeStaleTemporaries(path.join(models, v, '.model.json.journal'));
+      removeJournalTemporaries(path.join(models, v, '.model.json.journal'));
     }
   }
 

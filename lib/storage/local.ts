@@ -86,6 +86,30 @@ export function removeStaleTemporaries(dir: string, prefixes: readonly string[] 
   });
 }
 
+/**
+ * Crash leftovers in a document's journal: a `.tmp-*` that is also linked as a generation (nlink > 1) is a
+ * commit's source whose writer died between link(2) and removing it — its content lives on under the generation's
+ * name, so it goes at once. Its age cannot be trusted anyway: the two names share an inode, and emptying the old
+ * generation (prune) touches the inode's mtime, which made such a leftover look fresh again. Unlinked ones are
+ * left to the age rule: a live writer's temporary is unlinked until the moment it commits.
+ */
+export function removeJournalTemporaries(jdir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(jdir);
+  } catch {
+    return [];
+  }
+  const linked = names.filter((n) => {
+    if (!n.startsWith('.tmp-')) return false;
+    const st = fs.lstatSync(path.join(jdir, n), { throwIfNoEntry: false });
+    if (!st || !st.isFile() || st.nlink < 2) return false;
+    fs.rmSync(path.join(jdir, n), { force: true });
+    return true;
+  });
+  return [...linked, ...removeStaleTemporaries(jdir)];
+}
+
 const tmpName = (dir: string) => path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 
 /** Replaces `file` atomically with `body`. */
@@ -206,6 +230,8 @@ export class LocalStorage implements Storage {
 
   private prune(key: string): void {
     const jdir = this.journalDir(key);
+    // Before emptying generations: emptying one touches the mtime of any leftover linked to it.
+    removeJournalTemporaries(jdir);
     const gens = this.generations(key);
     const head = gens[gens.length - 1];
     for (const g of gens) {
@@ -214,7 +240,6 @@ export class LocalStorage implements Storage {
       if (g <= head - KEEP_NAMES) fs.rmSync(file, { force: true });
       else if (fs.statSync(file, { throwIfNoEntry: false })?.size) fs.truncateSync(file, 0);
     }
-    removeStaleTemporaries(jdir);
   }
 
   /**

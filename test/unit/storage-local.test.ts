@@ -89,6 +89,29 @@ describe('LocalStorage compare-and-swap', () => {
     expect((await s.get('d.json'))!.body.toString()).toBe('40');
   });
 
+  test("a writer's leftovers in the journal go at the next commit: linked ones at once, unlinked ones once old", async () => {
+    const s = fresh();
+    let token = (await s.putIfMatch('d.json', '1', null))!;
+    for (let i = 2; i <= 32; i++) token = (await s.putIfMatch('d.json', String(i), token))!;
+    const jdir = path.join(s.root, '.d.json.journal');
+    const gen = (n: number) => path.join(jdir, `g${String(n).padStart(12, '0')}`);
+    const tmp = (name: string) => path.join(jdir, name);
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    // Writers killed between link(2) and removing their temporary: one linked to generation 1, aged past the
+    // hour (the next commit empties generation 1, which touches the shared inode's mtime), one young.
+    fs.linkSync(gen(1), tmp('.tmp-101-aaaaaaaaaaaa'));
+    fs.lutimesSync(tmp('.tmp-101-aaaaaaaaaaaa'), twoHoursAgo, twoHoursAgo);
+    fs.linkSync(gen(20), tmp('.tmp-102-bbbbbbbbbbbb'));
+    // Writers killed before linking: an old one (a crash leftover) and a young one (maybe a live writer's).
+    fs.writeFileSync(tmp('.tmp-103-cccccccccccc'), 'old');
+    fs.lutimesSync(tmp('.tmp-103-cccccccccccc'), twoHoursAgo, twoHoursAgo);
+    fs.writeFileSync(tmp('.tmp-104-dddddddddddd'), 'young');
+    await s.putIfMatch('d.json', '33', token);
+    expect(fs.statSync(gen(1)).size).toBe(0); // emptied by this commit
+    expect(fs.readdirSync(jdir).filter((n) => n.startsWith('.tmp-'))).toEqual(['.tmp-104-dddddddddddd']);
+    expect((await s.get('d.json'))!.body.toString()).toBe('33');
+  });
+
   test('updateDocument re-decides on the newest state after losing a swap', async () => {
     const s = fresh();
     let calls = 0;
