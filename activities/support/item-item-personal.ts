@@ -157,14 +157,18 @@ export async function itemItemPersonalInto(db: Db, p: ItemItemPersonalParams): P
   const csv = path.join(os.tmpdir(), `recforge-ii-${process.pid}-${randomBytes(4).toString('hex')}.csv`);
   const fd = await step('write candidates', () => fs.openSync(csv, 'w'));
   try {
-    const CHUNK = 65_536;
-    for (let start = 0; start < top.count; start += CHUNK) {
-      const lines: string[] = [];
-      for (let r = start; r < Math.min(top.count, start + CHUNK); r++)
-        lines.push(`${top.user[r]},${top.item[r]},${top.score[r]}`);
-      fs.writeSync(fd, lines.join('\n') + '\n');
+    try {
+      const CHUNK = 65_536;
+      for (let start = 0; start < top.count; start += CHUNK) {
+        const lines: string[] = [];
+        for (let r = start; r < Math.min(top.count, start + CHUNK); r++)
+          lines.push(`${top.user[r]},${top.item[r]},${top.score[r]}`);
+        fs.writeSync(fd, lines.join('\n') + '\n');
+      }
+    } finally {
+      // Also when a write fails (disk full): a worker serving runs for months must not leak descriptors.
+      fs.closeSync(fd);
     }
-    fs.closeSync(fd);
     await db.run(`
       CREATE OR REPLACE TEMP TABLE ${p.into} AS
         SELECT u.user_id, d.item_id, r.score

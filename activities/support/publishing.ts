@@ -214,7 +214,25 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
     maxHistory: s.maxHistory,
     memoryLimit: io.run.duckdb.memoryLimit,
   });
-  const dir = path.join(io.scratch(`publish-${shard}`), 'batches');
+  const scratch = io.scratch(`publish-${shard}`);
+  try {
+    return await scoreBatchesInto(db, io, s, shard, file, batches, path.join(scratch, 'batches'));
+  } finally {
+    // The shard's scratch folder too, not only its batches: a long-lived worker keeps no folder per run.
+    io.releaseScratch(scratch);
+  }
+}
+
+/** scoreShardInto's work: each batch of the shard's users ranked into `dir`, then sorted into `file`. */
+async function scoreBatchesInto(
+  db: Db,
+  io: RunIO,
+  s: ScoringInputs,
+  shard: number,
+  file: string,
+  batches: number,
+  dir: string,
+) {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const files: string[] = [];
@@ -262,7 +280,6 @@ export async function scoreShardInto(db: Db, io: RunIO, s: ScoringInputs, shard:
     popular: number;
     new_items: number;
   }>(listSourcesSql(recs));
-  fs.rmSync(dir, { recursive: true, force: true });
   const lists: ListSources = {
     personal: Number(r.personal),
     category: Number(r.category),
