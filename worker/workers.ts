@@ -4,6 +4,7 @@ import { CPU_ACTIVITY_SLOTS, TRAINING_ACTIVITY_SLOTS, type RecforgeConfig } from
 import { createCpuActivities, createTrainingActivities } from '../activities';
 import { metricsInterceptor } from '../lib/observability/interceptor';
 import { temporalSecurity } from '../lib/temporal/security';
+import { sweepStaleScratch } from '../activities/support/scratch';
 
 export type QueueRole = 'cpu' | 'training';
 
@@ -43,6 +44,9 @@ export async function createWorkers(o: WorkerSetOptions): Promise<WorkerSet> {
     allowProtectedOverrides: o.allowProtectedOverrides ?? false,
     dataDir: o.config.dataDir,
   };
+  // What workers killed mid-activity on this host left in the scratch folder (a spill can be gigabytes).
+  const swept = sweepStaleScratch();
+  if (swept.length) Runtime.instance().logger.info('removed stale scratch folders', { runs: swept.length });
   const workers: Worker[] = [];
   const workflowSource = o.workflowBundle
     ? { workflowBundle: o.workflowBundle }

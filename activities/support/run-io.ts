@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { withDb, type Db, type DuckdbLimits } from '../../lib/duckdb';
 import { findProjectRoot } from '../../lib/config';
 import { openStorage, readDocument, S3Storage, type Storage } from '../../lib/storage';
 import { requireHttpfs } from '../../lib/storage/httpfs';
 import type { RunRef } from '../../contracts/run';
+import { scratchRoot } from './scratch';
 
 /**
  * How an activity reads and writes its run's artifacts: by storage key under the run's folder (`runs/<ds>/<id>`),
@@ -91,10 +91,11 @@ export class RunIO {
   /**
    * A worker-local folder for this activity's temporary files (DuckDB spill, model files before upload). Its
    * user gives it back with releaseScratch: a worker serves runs for months, and folders nobody removes pile up
-   * in the OS temp folder (the reliability soak found one per activity per run).
+   * in the OS temp folder (the reliability soak found one per activity per run). What a killed worker left is
+   * removed by sweepStaleScratch when a worker starts.
    */
   scratch(name: string): string {
-    const dir = path.join(os.tmpdir(), 'recforge-scratch', this.run.runId, name);
+    const dir = path.join(scratchRoot(), this.run.runId, name);
     // A concurrent releaseScratch may remove the run's folder between mkdir's steps: try again.
     for (let attempt = 0; ; attempt++) {
       try {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -31,7 +32,14 @@ let workers: Awaited<ReturnType<typeof startWorkers>>;
 const dataDir = tempDir('pipeline');
 let data: { interactions: string; items: string };
 
+/** A run's scratch folder a killed worker left two days ago: starting the workers removes it. */
+const staleScratch = path.join(os.tmpdir(), 'recforge-scratch', `it-pipeline-stale-${process.pid}`);
+
 beforeAll(async () => {
+  fs.mkdirSync(path.join(staleScratch, 'train-1-ab-duckdb-tmp'), { recursive: true });
+  const twoDaysAgo = new Date(Date.now() - 48 * 3_600_000);
+  for (const p of [path.join(staleScratch, 'train-1-ab-duckdb-tmp'), staleScratch])
+    fs.utimesSync(p, twoDaysAgo, twoDaysAgo);
   ({ data, env, workers } = await startSuite(dataDir));
 });
 
@@ -81,6 +89,13 @@ describe('retrainPipeline end to end', () => {
     );
     expect(summary.metrics.mostpop['ndcg@10']).toBeGreaterThan(0);
     expect(summary.metrics.itemitem['recall@10']).toBeGreaterThan(0);
+  });
+
+  test('leaves no worker-local scratch folder behind: a worker serves runs for months', () => {
+    const scratch = path.join(os.tmpdir(), 'recforge-scratch', summary.runId);
+    expect(fs.existsSync(scratch) ? fs.readdirSync(scratch, { recursive: true }) : null).toBeNull();
+    // And what a killed worker left long ago went when the workers started.
+    expect(fs.existsSync(staleScratch)).toBe(false);
   });
 
   test('publishes Parquet with the documented schema, N per user, no seen items', async () => {
