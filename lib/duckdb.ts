@@ -224,7 +224,6 @@ export class Db {
   }
 }
 
-/** The i-th statement's first words, for timing logs (statements split at top-level semicolons, roughly). */
 /**
  * RECFORGE_SQL_TIMING's log line for work that started at `t0` (process.hrtime.bigint()), when it took 50 ms or
  * more: `[sql <seconds> s] <what>` on stderr, the format the benchmarks collect.
@@ -234,6 +233,7 @@ export function logTiming(t0: bigint, what: string): void {
   if (s >= 0.05) console.error(`[sql ${s.toFixed(2)} s] ${what}`);
 }
 
+/** The i-th statement's first words, for timing logs (statements split at top-level semicolons, roughly). */
 function sqlHead(sql: string, i: number): string {
   const parts = sql
     .replace(/--[^\n]*/g, '')
