@@ -68,8 +68,15 @@ function writeDurable(file: string, body: Buffer): void {
  */
 export const STALE_TEMPORARY_MS = 3_600_000;
 
-/** Removes `.tmp-*` entries of `dir` older than STALE_TEMPORARY_MS (crash leftovers); returns their names. */
-export function removeStaleTemporaries(dir: string, prefixes: readonly string[] = ['.tmp-']): string[] {
+/**
+ * Removes `.tmp-*` entries of `dir` older than STALE_TEMPORARY_MS (crash leftovers); returns their names. With
+ * `linked`, also files of any age that have a second link (see removeJournalTemporaries).
+ */
+export function removeStaleTemporaries(
+  dir: string,
+  prefixes: readonly string[] = ['.tmp-'],
+  o: { linked?: boolean } = {},
+): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -80,7 +87,9 @@ export function removeStaleTemporaries(dir: string, prefixes: readonly string[] 
   return names.filter((n) => {
     if (!prefixes.some((p) => n.startsWith(p))) return false;
     const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
-    if (!st || now - st.mtimeMs <= STALE_TEMPORARY_MS) return false;
+    if (!st) return false;
+    const linked = o.linked === true && st.isFile() && st.nlink > 1;
+    if (!linked && now - st.mtimeMs <= STALE_TEMPORARY_MS) return false;
     fs.rmSync(path.join(dir, n), { recursive: true, force: true });
     return true;
   });
@@ -94,20 +103,7 @@ export function removeStaleTemporaries(dir: string, prefixes: readonly string[] 
  * left to the age rule: a live writer's temporary is unlinked until the moment it commits.
  */
 export function removeJournalTemporaries(jdir: string): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(jdir);
-  } catch {
-    return [];
-  }
-  const linked = names.filter((n) => {
-    if (!n.startsWith('.tmp-')) return false;
-    const st = fs.lstatSync(path.join(jdir, n), { throwIfNoEntry: false });
-    if (!st || !st.isFile() || st.nlink < 2) return false;
-    fs.rmSync(path.join(jdir, n), { force: true });
-    return true;
-  });
-  return [...linked, ...removeStaleTemporaries(jdir)];
+  return removeStaleTemporaries(jdir, ['.tmp-'], { linked: true });
 }
 
 const tmpName = (dir: string) => path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
