@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -22,6 +21,7 @@ import type { RunSummary } from '../../contracts/stages';
 import { LocalStorage, readDocument, updateDocument } from '../../lib/storage';
 import { createTrainingActivities } from '../../activities';
 import type { Manifest } from '../../activities/support/publishing';
+import { scratchRoot } from '../../activities/support/scratch';
 
 const query = (sql: string) => queryDuckDb(sql);
 
@@ -33,7 +33,7 @@ const dataDir = tempDir('pipeline');
 let data: { interactions: string; items: string };
 
 /** A run's scratch folder a killed worker left two days ago: starting the workers removes it. */
-const staleScratch = path.join(os.tmpdir(), 'recforge-scratch', `it-pipeline-stale-${process.pid}`);
+const staleScratch = path.join(scratchRoot(), `it-pipeline-stale-${process.pid}`);
 
 beforeAll(async () => {
   fs.mkdirSync(path.join(staleScratch, 'train-1-ab-duckdb-tmp'), { recursive: true });
@@ -92,7 +92,7 @@ describe('retrainPipeline end to end', () => {
   });
 
   test('leaves no worker-local scratch folder behind: a worker serves runs for months', () => {
-    const scratch = path.join(os.tmpdir(), 'recforge-scratch', summary.runId);
+    const scratch = path.join(scratchRoot(), summary.runId);
     expect(fs.existsSync(scratch) ? fs.readdirSync(scratch, { recursive: true }) : null).toBeNull();
     // And what a killed worker left long ago went when the workers started.
     expect(fs.existsSync(staleScratch)).toBe(false);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { scratchRoot } from '../../../activities/support/scratch';
 
 /** What a process and a data folder use, read from /proc and the filesystem (Linux). */
 
@@ -67,6 +67,5 @@ export function journals(dir: string): { dir: string; names: number; withContent
 
 /** The worker-local scratch folders (RunIO.scratch) of the given runs that are still there. */
 export function scratchLeft(runIds: Iterable<string>): string[] {
-  const root = path.join(os.tmpdir(), 'recforge-scratch');
-  return [...runIds].filter((id) => fs.existsSync(path.join(root, id)));
+  return [...runIds].filter((id) => fs.existsSync(path.join(scratchRoot(), id)));
 }
